@@ -1,0 +1,1 @@
+//! Examples of gort live in this crate's `[[example]]` targets; see `tour.rs`.

@@ -1,0 +1,554 @@
+//! Goroutine stack memory: reservations, fixed windows, guard pages and the pool.
+//!
+//! # The problem
+//!
+//! Go grows a goroutine's stack by copying it to a bigger block and fixing up every pointer into
+//! it with the compiler's stack maps. Rust has no stack maps: a reference into a stack may sit in
+//! any register or heap object, so a stack can never move. Each goroutine therefore gets a
+//! *window* of address space whose address is fixed for its whole life and which is large enough
+//! for its deepest call chain (256 KiB by default). Memory is committed only when a page is
+//! touched, so a goroutine that uses 3 KiB costs one page of RAM, not 256 KiB.
+//!
+//! # Layout
+//!
+//! ```text
+//!  segment (one mmap, MAP_NORESERVE, many GiB of address space, no RAM)
+//!  +-------+------------------+-------+------------------+-------+-----
+//!  | guard |   window 0       | guard |   window 1       | guard | ...
+//!  +-------+------------------+-------+------------------+-------+-----
+//!  low                  top(0)^                    top(1)^              high
+//! ```
+//!
+//! A window's stack grows down from its top towards the guard page below it.
+//!
+//! Guard pages: on Linux 6.13+ `MADV_GUARD_INSTALL` marks a page inside a read-write mapping as a
+//! guard without splitting the mapping, so a million windows cost one memory map. On older
+//! kernels the segment is mapped `PROT_NONE` and each window is `mprotect`ed read-write when it is
+//! carved, which costs about two memory maps per window; that mode has a budget well below
+//! `vm.max_map_count` and refuses (with a clear panic) to carve past it, rather than failing
+//! unrelated `mmap`/`pthread_create` calls later.
+//!
+//! # Pool
+//!
+//! Windows are carved from segments once and then reused forever (until the runtime shuts down
+//! and unmaps its segments): a fresh mmap costs ~2.5 µs, a pooled stack ~10 ns. Most reuse
+//! happens through the dead-`Goroutine` caches of the scheduler, which keep their stack (as Go's
+//! `gfput` does); the pool's own free list holds windows that came back without a G record.
+//!
+//! Pages a goroutine touched below [`SCRUB_KEEP`] bytes from the top stay committed while a
+//! stack is cached, and are released with `MADV_DONTNEED` by [`StackPool::scrub`], which the
+//! scheduler calls when an M has run out of work. A syscall costs 300-600 ns on this machine
+//! kind, too much for every goroutine exit; at idle time it is free.
+//!
+//! # Overflow
+//!
+//! Every segment is entered in a fixed, lock-free registry that the SIGSEGV handler
+//! (`coro::signal`) reads to tell a goroutine's guard page from any other fault.
+
+use std::io;
+use std::ptr;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use corosensei::stack::{Stack, StackPointer};
+use parking_lot::Mutex;
+
+/// The page size the layout assumes (checked against `sysconf` at first use).
+pub(crate) const PAGE: usize = 4096;
+
+/// Bytes from the top of a window that stay committed across reuse. A stack that went deeper
+/// gets the pages below this released by [`StackPool::scrub`].
+pub(crate) const SCRUB_KEEP: usize = 32 * 1024;
+
+/// Smallest usable window: room for the goroutine entry frames and a Rust panic (8 KiB needed).
+pub(crate) const MIN_WINDOW: usize = 16 * 1024;
+
+/// Address space reserved by one segment (rounded to whole windows).
+const SEGMENT_BYTES: usize = 16 << 30;
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13+; not yet in the `libc` crate).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Round `n` up to a multiple of the page size.
+pub(crate) fn round_to_page(n: usize) -> usize {
+    n.max(MIN_WINDOW).div_ceil(PAGE) * PAGE
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guard mode
+
+const MODE_UNKNOWN: u8 = 0;
+const MODE_MADVISE: u8 = 1;
+const MODE_MPROTECT: u8 = 2;
+
+/// How guard pages are made in this process; decided once, by the first segment.
+static GUARD_MODE: AtomicU8 = AtomicU8::new(MODE_UNKNOWN);
+
+/// Windows carved in `mprotect` mode across the process (each costs ~2 memory maps).
+static MPROTECT_WINDOWS: AtomicUsize = AtomicUsize::new(0);
+
+/// The most windows `mprotect` mode may carve: half of `vm.max_map_count`, less a margin for the
+/// rest of the process (thread stacks, libraries, the allocator).
+fn mprotect_budget() -> usize {
+    let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(65530);
+    max.saturating_sub(8192) / 2
+}
+
+// ---------------------------------------------------------------------------------------------
+// Segment registry, read by the SIGSEGV handler.
+
+const REGISTRY_SLOTS: usize = 1024;
+
+/// One registered segment. `start == 0` means free. Written only under the class lock of the
+/// segment's owner; read lock-free by the signal handler (Acquire on `start` pairs with the
+/// Release store made after the other fields are written).
+struct SegSlot {
+    start: AtomicUsize,
+    end: AtomicUsize,
+    stride: AtomicUsize,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // used only as an array initialiser
+const EMPTY_SLOT: SegSlot = SegSlot {
+    start: AtomicUsize::new(0),
+    end: AtomicUsize::new(0),
+    stride: AtomicUsize::new(0),
+};
+static REGISTRY: [SegSlot; REGISTRY_SLOTS] = [EMPTY_SLOT; REGISTRY_SLOTS];
+/// Serialises slot claims (not reads).
+static REGISTRY_LOCK: Mutex<()> = Mutex::new(());
+
+fn register_segment(start: usize, end: usize, stride: usize) -> usize {
+    let _g = REGISTRY_LOCK.lock();
+    for (i, slot) in REGISTRY.iter().enumerate() {
+        if slot.start.load(Ordering::Relaxed) == 0 {
+            slot.end.store(end, Ordering::Relaxed);
+            slot.stride.store(stride, Ordering::Relaxed);
+            // Release: pairs with the Acquire load in `guard_hit`.
+            slot.start.store(start, Ordering::Release);
+            return i;
+        }
+    }
+    panic!("gort: more than {REGISTRY_SLOTS} stack segments are mapped in this process");
+}
+
+fn unregister_segment(slot: usize) {
+    let _g = REGISTRY_LOCK.lock();
+    REGISTRY[slot].start.store(0, Ordering::Release);
+}
+
+/// If `addr` lies in the guard page of some goroutine window, returns that window's usable size.
+/// Async-signal-safe: only atomic loads.
+pub(crate) fn guard_hit(addr: usize) -> Option<usize> {
+    for slot in REGISTRY.iter() {
+        // Acquire: pairs with the Release store in `register_segment`.
+        let start = slot.start.load(Ordering::Acquire);
+        if start == 0 || addr < start {
+            continue;
+        }
+        let end = slot.end.load(Ordering::Relaxed);
+        if addr >= end {
+            continue;
+        }
+        let stride = slot.stride.load(Ordering::Relaxed);
+        if (addr - start) % stride < PAGE {
+            return Some(stride - PAGE);
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// GStack
+
+/// One goroutine stack window. Owned by exactly one place at a time: a live coroutine, a cached
+/// dead `Goroutine`, or a pool free list. Its address never changes.
+pub(crate) struct GStack {
+    /// Highest address (exclusive): where the stack starts.
+    top: usize,
+    /// Usable bytes below `top`; the guard page lies just below `top - usable`.
+    usable: usize,
+    /// Whether a goroutine ran on it since it was last scrubbed.
+    dirty: bool,
+}
+
+impl GStack {
+    /// Usable size in bytes (the window, without its guard page).
+    pub(crate) fn usable(&self) -> usize {
+        self.usable
+    }
+
+    /// Marks the stack as used; called when a coroutine is started on it.
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Releases the pages below [`SCRUB_KEEP`] from the top if a goroutine used the stack since
+    /// the last scrub. Returns whether a syscall was made.
+    pub(crate) fn scrub(&mut self) -> bool {
+        if !self.dirty {
+            return false;
+        }
+        self.dirty = false;
+        let low = self.top - self.usable;
+        let high = self.top - SCRUB_KEEP.min(self.usable);
+        if high > low {
+            // SAFETY: [low, high) lies inside this window, which this GStack owns exclusively and
+            // no coroutine is running on (the caller holds it outside any coroutine). Dropping
+            // the pages only makes them read back as zero.
+            unsafe {
+                libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED);
+            }
+        }
+        true
+    }
+}
+
+// SAFETY: `base` and `limit` describe a window that this value owns exclusively; the window
+// has a guard page below `limit + PAGE` (installed when the window was carved), at least
+// MIN_STACK_SIZE usable bytes (MIN_WINDOW), and both ends are page aligned, hence 16-aligned.
+unsafe impl Stack for GStack {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.top).expect("stack top is non-zero")
+    }
+
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.top - self.usable - PAGE).expect("stack limit is non-zero")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size classes and the pool
+
+struct Segment {
+    base: usize,
+    len: usize,
+    slot: usize,
+}
+
+/// Windows of one usable size.
+struct SizeClass {
+    usable: usize,
+    stride: usize,
+    /// Protected by this mutex: segments, the carve cursor and the free list.
+    state: Mutex<ClassState>,
+}
+
+struct ClassState {
+    segments: Vec<Segment>,
+    /// Windows already carved from the last segment.
+    carved: usize,
+    free: Vec<GStack>,
+    /// Windows handed out and not yet returned (for leak checks at shutdown).
+    out: usize,
+}
+
+impl SizeClass {
+    fn new(usable: usize) -> SizeClass {
+        SizeClass {
+            usable,
+            stride: usable + PAGE,
+            state: Mutex::new(ClassState {
+                segments: Vec::new(),
+                carved: 0,
+                free: Vec::new(),
+                out: 0,
+            }),
+        }
+    }
+
+    fn windows_per_segment(&self) -> usize {
+        (SEGMENT_BYTES / self.stride).max(16)
+    }
+
+    fn alloc(&self) -> io::Result<GStack> {
+        let mut st = self.state.lock();
+        if let Some(s) = st.free.pop() {
+            st.out += 1;
+            return Ok(s);
+        }
+        let per = self.windows_per_segment();
+        if st.segments.is_empty() || st.carved == per {
+            let seg = map_segment(per * self.stride, self.stride)?;
+            st.segments.push(seg);
+            st.carved = 0;
+        }
+        let seg = st.segments.last().expect("a segment was just ensured");
+        let guard = seg.base + st.carved * self.stride;
+        carve_window(guard, self.usable)?;
+        st.carved += 1;
+        st.out += 1;
+        Ok(GStack {
+            top: guard + self.stride,
+            usable: self.usable,
+            dirty: false,
+        })
+    }
+
+    fn free(&self, s: GStack) {
+        let mut st = self.state.lock();
+        st.out -= 1;
+        st.free.push(s);
+    }
+}
+
+impl SizeClass {
+    /// Unmaps every segment if no window of this class is handed out; returns whether it did.
+    fn release(&self) -> bool {
+        let mut st = self.state.lock();
+        if st.out != 0 {
+            return false;
+        }
+        st.free.clear();
+        st.carved = 0;
+        for seg in st.segments.drain(..) {
+            unregister_segment(seg.slot);
+            // SAFETY: the segment was mapped by `map_segment` with this base and length, and
+            // no window of it is handed out (`out == 0`; the free list was just emptied), so
+            // nothing uses its memory.
+            unsafe {
+                libc::munmap(seg.base as *mut libc::c_void, seg.len);
+            }
+        }
+        true
+    }
+}
+
+impl Drop for SizeClass {
+    fn drop(&mut self) {
+        // A class with stacks still out leaks its segments rather than unmap memory in use.
+        self.release();
+    }
+}
+
+fn map_segment(len: usize, stride: usize) -> io::Result<Segment> {
+    // SAFETY: an anonymous private mapping at an address the kernel picks; it aliases nothing.
+    let base = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let base = base as usize;
+    let mut mode = GUARD_MODE.load(Ordering::Acquire);
+    if mode == MODE_UNKNOWN {
+        // Probe: can a guard be installed inside this mapping?
+        // SAFETY: the first page of a mapping we own and nobody uses yet.
+        let rc = unsafe { libc::madvise(base as *mut libc::c_void, PAGE, MADV_GUARD_INSTALL) };
+        mode = if rc == 0 { MODE_MADVISE } else { MODE_MPROTECT };
+        GUARD_MODE.store(mode, Ordering::Release);
+    }
+    if mode == MODE_MPROTECT {
+        // SAFETY: the whole range is the mapping created above, not yet handed out.
+        let rc = unsafe { libc::mprotect(base as *mut libc::c_void, len, libc::PROT_NONE) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: unmapping the mapping we just made.
+            unsafe { libc::munmap(base as *mut libc::c_void, len) };
+            return Err(e);
+        }
+    }
+    let slot = register_segment(base, base + len, stride);
+    Ok(Segment { base, len, slot })
+}
+
+/// Makes the window whose guard page starts at `guard` usable and guarded.
+fn carve_window(guard: usize, usable: usize) -> io::Result<()> {
+    if GUARD_MODE.load(Ordering::Acquire) == MODE_MADVISE {
+        // SAFETY: `guard` is the first page of a window inside a segment this class owns; no
+        // goroutine has used it yet.
+        let rc = unsafe { libc::madvise(guard as *mut libc::c_void, PAGE, MADV_GUARD_INSTALL) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        return Ok(());
+    }
+    let budget = mprotect_budget();
+    if MPROTECT_WINDOWS.fetch_add(1, Ordering::Relaxed) >= budget {
+        MPROTECT_WINDOWS.fetch_sub(1, Ordering::Relaxed);
+        panic!(
+            "gort: cannot carve another guarded goroutine stack: this kernel lacks \
+             MADV_GUARD_INSTALL (Linux 6.13+), and {budget} mprotect-guarded stacks already use \
+             about two memory maps each of vm.max_map_count; raise vm.max_map_count or run fewer \
+             goroutines at once"
+        );
+    }
+    // SAFETY: the usable part of a window of a segment this class owns; the guard page below
+    // stays PROT_NONE.
+    let rc = unsafe {
+        libc::mprotect(
+            (guard + PAGE) as *mut libc::c_void,
+            usable,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    };
+    if rc != 0 {
+        MPROTECT_WINDOWS.fetch_sub(1, Ordering::Relaxed);
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Every stack of one runtime. Size classes are created on first use of a size; the default
+/// class is looked up without a lock.
+pub(crate) struct StackPool {
+    default: SizeClass,
+    others: Mutex<Vec<Box<SizeClass>>>,
+}
+
+impl StackPool {
+    /// A pool whose default windows have `default_size` usable bytes (rounded up to pages).
+    pub(crate) fn new(default_size: usize) -> StackPool {
+        assert_eq!(
+            // SAFETY: sysconf has no preconditions.
+            unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize,
+            PAGE,
+            "gort assumes 4 KiB pages"
+        );
+        StackPool {
+            default: SizeClass::new(round_to_page(default_size)),
+            others: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The default usable window size.
+    pub(crate) fn default_size(&self) -> usize {
+        self.default.usable
+    }
+
+    /// A stack with `usable` bytes (already page-rounded). Panics with the OS error if address
+    /// space cannot be reserved: like Go's "out of memory", this is not recoverable.
+    pub(crate) fn alloc(&self, usable: usize) -> GStack {
+        let r = if usable == self.default.usable {
+            self.default.alloc()
+        } else {
+            self.with_class(usable, |c| c.alloc())
+        };
+        r.unwrap_or_else(|e| panic!("gort: cannot map a {usable}-byte goroutine stack: {e}"))
+    }
+
+    /// Returns a stack to its class's free list.
+    pub(crate) fn free(&self, s: GStack) {
+        if s.usable == self.default.usable {
+            self.default.free(s)
+        } else {
+            self.with_class(s.usable, |c| c.free(s))
+        }
+    }
+
+    fn with_class<R>(&self, usable: usize, f: impl FnOnce(&SizeClass) -> R) -> R {
+        let mut others = self.others.lock();
+        if let Some(c) = others.iter().find(|c| c.usable == usable) {
+            return f(c);
+        }
+        others.push(Box::new(SizeClass::new(usable)));
+        f(others.last().expect("just pushed"))
+    }
+
+    /// Scrubs up to `budget` dirty stacks on the pool's free lists; returns how many syscalls
+    /// were made.
+    pub(crate) fn scrub(&self, budget: usize) -> usize {
+        let mut done = 0;
+        let mut one = |c: &SizeClass| {
+            let mut st = c.state.lock();
+            for s in st.free.iter_mut() {
+                if done >= budget {
+                    break;
+                }
+                if s.scrub() {
+                    done += 1;
+                }
+            }
+        };
+        one(&self.default);
+        for c in self.others.lock().iter() {
+            one(c);
+        }
+        done
+    }
+
+    /// Unmaps every segment of every class that has no stack handed out (runtime shutdown).
+    pub(crate) fn release(&self) {
+        self.default.release();
+        for c in self.others.lock().iter() {
+            c.release();
+        }
+    }
+
+    /// Stacks handed out and not returned, over all classes.
+    pub(crate) fn outstanding(&self) -> usize {
+        let mut n = self.default.state.lock().out;
+        for c in self.others.lock().iter() {
+            n += c.state.lock().out;
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_fixed_and_reused() {
+        let pool = StackPool::new(64 * 1024);
+        let a = pool.alloc(pool.default_size());
+        let top = a.top;
+        assert_eq!(a.usable(), 64 * 1024);
+        pool.free(a);
+        let b = pool.alloc(pool.default_size());
+        assert_eq!(b.top, top, "a freed window is reused at the same address");
+        pool.free(b);
+        assert_eq!(pool.outstanding(), 0);
+    }
+
+    #[test]
+    fn guard_page_is_registered() {
+        let pool = StackPool::new(64 * 1024);
+        let s = pool.alloc(pool.default_size());
+        let guard = s.top - s.usable - PAGE;
+        assert_eq!(guard_hit(guard), Some(64 * 1024));
+        assert_eq!(guard_hit(guard + PAGE), None, "the lowest usable page is no guard");
+        assert_eq!(guard_hit(s.top - 8), None);
+        pool.free(s);
+    }
+
+    #[test]
+    fn memory_is_committed_on_touch_and_scrubbed() {
+        let pool = StackPool::new(256 * 1024);
+        let mut s = pool.alloc(pool.default_size());
+        let low = s.top - s.usable;
+        // SAFETY: the window is ours and usable; write a byte deep and one at the top.
+        unsafe {
+            *(low as *mut u8) = 7;
+            *((s.top - 1) as *mut u8) = 9;
+        }
+        s.mark_dirty();
+        assert!(s.scrub());
+        // SAFETY: the pages are still mapped read-write; the deep one reads back as zero.
+        unsafe {
+            assert_eq!(*(low as *const u8), 0, "deep page released");
+            assert_eq!(*((s.top - 1) as *const u8), 9, "top pages kept");
+        }
+        assert!(!s.scrub(), "a clean stack is not scrubbed again");
+        pool.free(s);
+    }
+
+    #[test]
+    fn odd_sizes_get_their_own_class() {
+        let pool = StackPool::new(64 * 1024);
+        let s = pool.alloc(round_to_page(100_000));
+        assert_eq!(s.usable(), 102_400);
+        pool.free(s);
+        assert_eq!(pool.outstanding(), 0);
+    }
+}

@@ -1,0 +1,515 @@
+//! # gort — goroutines for Rust
+//!
+//! An M:N runtime in Go's GMP design: stackful goroutines on fixed-address stacks, a
+//! work-stealing scheduler with Go's `runnext`, global-queue fairness and spinning-M protocol,
+//! and Go's blocking-style programming model.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//!
+//! fn add(total: Arc<AtomicU64>, n: u64, wg: gort::WaitGroup) {
+//!     total.fetch_add(n, Ordering::Relaxed);
+//!     wg.done();
+//! }
+//!
+//! let total = gort::run(|| {
+//!     let total = Arc::new(AtomicU64::new(0));
+//!     let wg = gort::WaitGroup::new();
+//!     for n in 1..=100 {
+//!         wg.add(1);
+//!         gort::go!(add(total.clone(), n, wg.clone())); // arguments evaluated here, as in Go
+//!     }
+//!     wg.wait();
+//!     total.load(Ordering::Relaxed)
+//! });
+//! assert_eq!(total, 5050);
+//! ```
+//!
+//! ## Goroutines migrate between threads
+//!
+//! A goroutine may resume on a different OS thread after anything that can block or yield
+//! (`yield_now`, `WaitGroup::wait`, `JoinHandle::join`, and channel and lock operations). Do
+//! not hold thread-bound state across such a call: a `thread_local!` borrow, an `Rc` shared
+//! with another goroutine, a `std::sync::MutexGuard` (unlocking on another thread is undefined
+//! for pthread mutexes), or FFI state tied to the thread. Use [`goroutine_local!`] for
+//! per-goroutine state. `docs/caveats.md` explains why Rust's type system cannot check this.
+
+#![warn(missing_docs)]
+
+extern crate self as gort;
+
+mod coro;
+mod join;
+mod local;
+mod loom;
+mod panic;
+mod sched;
+mod sync;
+
+use std::sync::Arc;
+
+pub use join::JoinHandle;
+pub use local::LocalKey;
+pub use sync::WaitGroup;
+
+/// Starts a goroutine: `go!(f(a, b))`, `go!(obj.method(a))` or `go!(move || ...)`.
+///
+/// As in Go, the function value, the receiver and the arguments are evaluated where `go!`
+/// stands, in the calling goroutine; the call itself runs in the new goroutine. `go!` returns
+/// nothing (use [`spawn`] for a [`JoinHandle`]). Called from a goroutine, the new goroutine
+/// runs next on the same processor (Go's `runnext`); from a plain thread that entered a
+/// runtime with [`Handle::enter`], it goes to the global run queue.
+///
+/// The closure, its arguments and everything the goroutine keeps must be `Send + 'static`:
+/// **a goroutine may resume on another OS thread** after any blocking call or yield. Do not
+/// hold thread-bound values (`thread_local!` borrows, `Rc`, std `MutexGuard`s) across one;
+/// use [`goroutine_local!`] instead. See `docs/caveats.md`.
+///
+/// # Panics
+/// Outside a runtime: `go!` must run in a goroutine or on a thread inside [`Handle::enter`].
+///
+/// # Example
+///
+/// ```
+/// fn greet(name: String, wg: gort::WaitGroup) {
+///     println!("hello, {name}");
+///     wg.done();
+/// }
+///
+/// gort::run(|| {
+///     let wg = gort::WaitGroup::new();
+///     let mut name = String::from("gopher");
+///     wg.add(2);
+///     gort::go!(greet(name.clone(), wg.clone())); // evaluated now: prints "hello, gopher"
+///     name.push_str("s");
+///     let w = wg.clone();
+///     gort::go!(move || greet(name, w));
+///     wg.wait();
+/// });
+/// ```
+pub use gort_macros::go;
+
+/// Runs `fn main` as goroutine 1 of a runtime; the process exits when it returns.
+///
+/// As in Go, other goroutines are not awaited when main returns. An unrecovered panic in any
+/// goroutine prints Go's `panic: ...` report and exits with status 2. GOMAXPROCS comes from
+/// the environment (default: the number of CPUs).
+///
+/// ```
+/// #[gort::main]
+/// fn main() {
+///     gort::go!(move || println!("may or may not print: main does not wait"));
+///     println!("main is goroutine {}", gort::goid());
+/// }
+/// ```
+pub use gort_macros::main;
+
+/// Runs a test body as goroutine 1 of its own runtime (`gort::run`), so a panic anywhere in
+/// the test's goroutines fails the test. `#[gort::test(procs = 4)]` sets GOMAXPROCS.
+///
+/// ```
+/// #[gort::test(procs = 2)]
+/// fn spawns() {
+///     assert_eq!(gort::spawn(|| 1 + 1).join(), 2);
+/// }
+/// # spawns();
+/// ```
+pub use gort_macros::test;
+
+/// Configures and starts a runtime.
+///
+/// ```
+/// let procs = gort::Builder::new()
+///     .procs(2)
+///     .stack_size(128 * 1024)
+///     .thread_name("worker-")
+///     .run(gort::gomaxprocs);
+/// assert_eq!(procs, 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    procs: Option<usize>,
+    stack_size: usize,
+    thread_name: String,
+}
+
+/// Default usable stack window per goroutine.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Defaults: GOMAXPROCS from the `GOMAXPROCS` environment variable if it holds a positive
+    /// number, else the number of CPUs; 256 KiB stacks; threads named `gort-m0`, `gort-m1`, ...
+    ///
+    /// ```
+    /// let b = gort::Builder::new();
+    /// assert_eq!(b.run(|| gort::num_goroutine()), 1);
+    /// ```
+    pub fn new() -> Builder {
+        Builder {
+            procs: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            thread_name: "gort-m".to_string(),
+        }
+    }
+
+    /// Sets GOMAXPROCS, overriding the environment. Zero is treated as one.
+    ///
+    /// ```
+    /// assert_eq!(gort::Builder::new().procs(3).run(gort::gomaxprocs), 3);
+    /// ```
+    pub fn procs(mut self, n: usize) -> Builder {
+        self.procs = Some(n.max(1));
+        self
+    }
+
+    /// Sets the default usable stack size of goroutines (rounded up to whole pages, at least
+    /// 16 KiB). Each goroutine reserves this much address space; memory is committed only as
+    /// pages are touched. [`GoBuilder::stack_size`] overrides it for one goroutine.
+    ///
+    /// ```
+    /// gort::Builder::new().stack_size(1 << 20).run(|| {
+    ///     fn depth(n: u64) -> u64 { let pad = [n; 64]; if n == 0 { pad[0] } else { depth(n - 1) + pad[1] } }
+    ///     assert!(depth(1000) > 0);
+    /// });
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Sets the prefix of M thread names (the M number is appended).
+    ///
+    /// ```
+    /// let name = gort::Builder::new().thread_name("rt-").run(|| {
+    ///     std::thread::current().name().unwrap().to_string()
+    /// });
+    /// assert!(name.starts_with("rt-"));
+    /// ```
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    fn config(&self, mode: sched::Mode) -> sched::Config {
+        let procs = self.procs.unwrap_or_else(|| {
+            std::env::var("GOMAXPROCS")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or_else(num_cpus::get)
+        });
+        sched::Config {
+            procs,
+            stack_size: self.stack_size,
+            thread_name: self.thread_name.clone(),
+            mode,
+        }
+    }
+
+    /// Runs `f` as goroutine 1 of a new runtime; see [`run`].
+    ///
+    /// ```
+    /// assert_eq!(gort::Builder::new().procs(1).run(|| 7), 7);
+    /// ```
+    pub fn run<F, T>(self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        sched::run_main(self.config(sched::Mode::Embedded), f)
+    }
+}
+
+/// Starts a runtime, runs `f` as goroutine 1 (Go's main) and returns its value.
+///
+/// `run` returns as soon as `f` returns, without waiting for other goroutines (Go's rule for
+/// main). The runtime then shuts down: its threads are joined, goroutines still alive are
+/// discarded without running any more of their code (values on their stacks are leaked, not
+/// dropped) and their stacks are unmapped. A goroutine that is running and never yields keeps
+/// its thread busy, and `run` waits for it to reach a scheduling point.
+///
+/// A panic that no goroutine recovers is re-raised here, in the calling thread, so that a test
+/// fails instead of the process exiting. Runtimes are independent: several may run one after
+/// another or side by side.
+///
+/// ```
+/// let v = gort::run(|| {
+///     gort::go!(move || loop { gort::yield_now() }); // never finishes: discarded at return
+///     "main's value"
+/// });
+/// assert_eq!(v, "main's value");
+/// ```
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().run(f)
+}
+
+/// Starts `f` in a new goroutine and returns a [`JoinHandle`] for its result.
+///
+/// The Rust-style companion of [`go!`]. Must be called from a goroutine or a thread inside
+/// [`Handle::enter`].
+///
+/// ```
+/// gort::run(|| {
+///     let handles: Vec<_> = (0..4).map(|i| gort::spawn(move || i * i)).collect();
+///     let squares: Vec<i32> = handles.into_iter().map(|h| h.join()).collect();
+///     assert_eq!(squares, [0, 1, 4, 9]);
+/// });
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    GoBuilder::new().spawn(f)
+}
+
+/// Options for starting one goroutine.
+///
+/// ```
+/// gort::run(|| {
+///     let deep = gort::GoBuilder::new().stack_size(4 << 20).spawn(|| {
+///         fn sum(n: u64) -> u64 { let pad = [n; 32]; if n == 0 { 0 } else { pad[3] + sum(n - 1) } }
+///         sum(10_000)
+///     });
+///     assert_eq!(deep.join(), 50_005_000);
+/// });
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct GoBuilder {
+    stack_size: Option<usize>,
+}
+
+impl GoBuilder {
+    /// Default options: the runtime's stack size.
+    pub fn new() -> GoBuilder {
+        GoBuilder::default()
+    }
+
+    /// This goroutine's usable stack size (rounded up to whole pages, at least 16 KiB).
+    pub fn stack_size(mut self, bytes: usize) -> GoBuilder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Starts `f` like [`spawn`].
+    pub fn spawn<F, T>(self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let slot = join::Slot::new();
+        let s2 = slot.clone();
+        let notify: Arc<dyn sched::ExitNotify> = slot.clone();
+        let id = sched::spawn(move || s2.complete(f()), self.stack_size, Some(notify));
+        JoinHandle::new(slot, id)
+    }
+
+    /// Starts `f` like [`go!`], without a handle.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let wg = gort::WaitGroup::new();
+    ///     wg.add(1);
+    ///     let w = wg.clone();
+    ///     gort::GoBuilder::new().stack_size(64 * 1024).go(move || w.done());
+    ///     wg.wait();
+    /// });
+    /// ```
+    pub fn go<F>(self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        sched::spawn(f, self.stack_size, None);
+    }
+}
+
+/// A handle to a running runtime, for plain threads that need to start goroutines in it.
+///
+/// ```
+/// gort::run(|| {
+///     let h = gort::Handle::current();
+///     let t = std::thread::spawn(move || {
+///         let _in = h.enter();
+///         gort::spawn(|| gort::goid()).join() // a plain thread blocks in join
+///     });
+///     assert!(t.join().unwrap() > 1);
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<sched::Shared>,
+}
+
+impl Handle {
+    /// The runtime of the calling goroutine (or of the thread's innermost [`Handle::enter`]).
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    pub fn current() -> Handle {
+        let shared = sched::current_shared()
+            .unwrap_or_else(|| panic!("gort: Handle::current called outside a gort runtime"));
+        Handle { shared }
+    }
+
+    /// Makes [`go!`] and [`spawn`] on this thread start goroutines in this runtime until the
+    /// guard is dropped.
+    pub fn enter(&self) -> EnterGuard {
+        sched::enter(self.shared.clone());
+        EnterGuard {
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// Starts `f` in this runtime from any thread.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let h = gort::Handle::current();
+    ///     let v = std::thread::spawn(move || h.spawn(|| 5).join()).join().unwrap();
+    ///     assert_eq!(v, 5);
+    /// });
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let slot = join::Slot::new();
+        let s2 = slot.clone();
+        let notify: Arc<dyn sched::ExitNotify> = slot.clone();
+        let id = sched::spawn_external(&self.shared, move || s2.complete(f()), None, Some(notify));
+        JoinHandle::new(slot, id)
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("procs", &self.shared.config.procs)
+            .finish()
+    }
+}
+
+/// Returned by [`Handle::enter`]; leaves the runtime when dropped.
+pub struct EnterGuard {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        sched::exit_entered();
+    }
+}
+
+impl std::fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}
+
+/// Yields the processor so other goroutines can run (Go's `runtime.Gosched`). The goroutine
+/// goes to the back of its processor's run queue and resumes later, possibly on another thread.
+///
+/// # Panics
+/// Outside a goroutine.
+///
+/// ```
+/// gort::Builder::new().procs(1).run(|| {
+///     let h = gort::spawn(|| "child ran");
+///     gort::yield_now(); // with one processor, the child runs now
+///     assert!(h.is_finished());
+/// });
+/// ```
+pub fn yield_now() {
+    sched::yield_now()
+}
+
+/// The running goroutine's id: 1 for main, then increasing in order of creation.
+///
+/// # Panics
+/// Outside a goroutine.
+///
+/// ```
+/// gort::run(|| assert_eq!(gort::goid(), 1));
+/// ```
+pub fn goid() -> u64 {
+    let g = sched::expect_g("gort::goid");
+    // SAFETY: the running goroutine's record is alive while it runs.
+    unsafe { (*g).id() }
+}
+
+/// The number of goroutines that exist now (Go's `runtime.NumGoroutine`), including main.
+///
+/// # Panics
+/// Outside a runtime.
+///
+/// ```
+/// gort::run(|| assert_eq!(gort::num_goroutine(), 1));
+/// ```
+pub fn num_goroutine() -> usize {
+    sched::current_shared()
+        .unwrap_or_else(|| panic!("gort::num_goroutine called outside a gort runtime"))
+        .num_goroutine()
+}
+
+/// The number of processors (Go's `runtime.GOMAXPROCS(0)`).
+///
+/// # Panics
+/// Outside a runtime.
+///
+/// ```
+/// assert_eq!(gort::Builder::new().procs(2).run(gort::gomaxprocs), 2);
+/// ```
+pub fn gomaxprocs() -> usize {
+    sched::current_shared()
+        .unwrap_or_else(|| panic!("gort::gomaxprocs called outside a gort runtime"))
+        .config
+        .procs
+}
+
+/// Used by gort-macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    /// Used by gort-macros: the expansion of `go!`.
+    #[inline]
+    pub fn go<F>(f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        crate::sched::spawn(f, None, None);
+    }
+
+    /// Used by gort-macros: the body of `#[gort::main]`.
+    pub fn main<F, T>(f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let cfg = crate::Builder::new().config(crate::sched::Mode::Process);
+        crate::sched::run_main(cfg, f)
+    }
+
+    /// Used by gort-macros: the body of `#[gort::test]`.
+    pub fn test<F, T>(procs: Option<usize>, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut b = crate::Builder::new();
+        if let Some(n) = procs {
+            b = b.procs(n);
+        }
+        b.run(f)
+    }
+}

@@ -1,0 +1,227 @@
+//! The goroutine record (Go's `g`): identity, status, wait reason, coroutine and stack.
+//!
+//! # Ownership
+//!
+//! A record is shared through [`GRef`] (an `Arc`), but its mutable part is owned by exactly one
+//! party at a time, and moving the `GRef` moves that ownership:
+//!
+//! 1. a run queue or `runnext` slot (status `Runnable`);
+//! 2. the M running it (status `Running`);
+//! 3. a wait queue that will ready it (status `Waiting`): the park function hands the `GRef`
+//!    over only after the goroutine has switched out, so a waker never resumes a goroutine that
+//!    is still on its stack;
+//! 4. a dead-G cache (status `Dead`), with or without its stack.
+//!
+//! Records are never freed while their runtime runs: dead ones are reused (Go's `gFree`), and
+//! every record ever made is listed in `allgs` so that shutdown can find parked goroutines.
+//! A `GRef` that outlives its runtime (kept by a wait queue in a user's value) points to a dead
+//! record whose stack was already returned.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::coro::{Coro, GStack, Suspender};
+
+use super::Shared;
+
+/// A shared handle to a goroutine record; see the module docs for who may touch what.
+pub(crate) type GRef = Arc<Goroutine>;
+
+/// Go's `_Grunnable`, `_Grunning`, `_Gwaiting`, `_Gdead`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Status {
+    Idle = 0,
+    Runnable = 1,
+    Running = 2,
+    Waiting = 3,
+    Dead = 4,
+}
+
+impl Status {
+    fn from_u8(v: u8) -> Status {
+        match v {
+            1 => Status::Runnable,
+            2 => Status::Running,
+            3 => Status::Waiting,
+            4 => Status::Dead,
+            _ => Status::Idle,
+        }
+    }
+}
+
+/// Why a goroutine is parked; the text is what goroutine dumps and deadlock reports show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum WaitReason {
+    /// Not waiting.
+    None = 0,
+    /// `WaitGroup::wait`.
+    WaitGroupWait,
+    /// `JoinHandle::join`.
+    Join,
+    /// Receiving from a channel.
+    ChanReceive,
+    /// Sending on a channel.
+    ChanSend,
+    /// `select!` with no ready case.
+    Select,
+    /// `Mutex::lock`.
+    MutexLock,
+    /// `RwLock` read or write lock.
+    RwLock,
+    /// `Cond::wait`.
+    CondWait,
+    /// `time::sleep`.
+    Sleep,
+    /// A semaphore acquire.
+    Semacquire,
+}
+
+impl WaitReason {
+    /// Go's text for this reason ("chan receive", "sync.WaitGroup.Wait", ...).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::None => "running",
+            WaitReason::WaitGroupWait => "semacquire",
+            WaitReason::Join => "join",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::MutexLock => "sync.Mutex.Lock",
+            WaitReason::RwLock => "sync.RWMutex.Lock",
+            WaitReason::CondWait => "sync.Cond.Wait",
+            WaitReason::Sleep => "sleep",
+            WaitReason::Semacquire => "semacquire",
+        }
+    }
+
+    fn from_u8(v: u8) -> WaitReason {
+        const ALL: [WaitReason; 11] = [
+            WaitReason::None,
+            WaitReason::WaitGroupWait,
+            WaitReason::Join,
+            WaitReason::ChanReceive,
+            WaitReason::ChanSend,
+            WaitReason::Select,
+            WaitReason::MutexLock,
+            WaitReason::RwLock,
+            WaitReason::CondWait,
+            WaitReason::Sleep,
+            WaitReason::Semacquire,
+        ];
+        ALL.get(v as usize).copied().unwrap_or(WaitReason::None)
+    }
+}
+
+/// Something to tell when a goroutine ends without completing normally (discarded at shutdown,
+/// or panicked), so that a thread joining it does not wait forever.
+pub(crate) trait ExitNotify: Send + Sync {
+    /// The goroutine will never produce its result.
+    fn abandoned(&self);
+}
+
+/// The part of a record that only its current owner touches (see the module docs).
+pub(crate) struct GInner {
+    /// The coroutine while the goroutine is alive.
+    pub(crate) coro: Option<Coro>,
+    /// The stack kept by a dead record for its next goroutine (Go keeps stacks with free Gs).
+    pub(crate) stack: Option<GStack>,
+    /// Set by the goroutine when its coroutine starts; valid while it is alive.
+    pub(crate) suspender: *const Suspender,
+    /// Goroutine-local values (see `crate::local`).
+    pub(crate) locals: Vec<(usize, Box<dyn Any + Send>)>,
+    /// Told if the goroutine is abandoned (JoinHandle of `spawn`).
+    pub(crate) exit_notify: Option<Arc<dyn ExitNotify>>,
+}
+
+/// A goroutine (Go's `g`).
+pub(crate) struct Goroutine {
+    id: AtomicU64,
+    status: AtomicU8,
+    wait_reason: AtomicU8,
+    /// The runtime this record belongs to.
+    pub(crate) shared: Arc<Shared>,
+    inner: UnsafeCell<GInner>,
+}
+
+// SAFETY: `inner` is accessed only by the record's current owner (module docs), and ownership
+// moves between threads only through synchronising operations (run-queue push/steal, the wait
+// queue's lock, the scheduler lock). Everything else is atomic or immutable. Values inside
+// (`Coro`, locals) are `Send` or belong to a goroutine, whose migration between threads is the
+// documented contract of `go!`.
+unsafe impl Send for Goroutine {}
+// SAFETY: as above; shared references only read atomics and `shared`.
+unsafe impl Sync for Goroutine {}
+
+impl Goroutine {
+    pub(crate) fn new(shared: Arc<Shared>) -> Goroutine {
+        Goroutine {
+            id: AtomicU64::new(0),
+            status: AtomicU8::new(Status::Idle as u8),
+            wait_reason: AtomicU8::new(WaitReason::None as u8),
+            shared,
+            inner: UnsafeCell::new(GInner {
+                coro: None,
+                stack: None,
+                suspender: std::ptr::null(),
+                locals: Vec::new(),
+                exit_notify: None,
+            }),
+        }
+    }
+
+    /// The goroutine id (Go's `goid`): 1 for main, then increasing.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn set_id(&self, id: u64) {
+        self.id.store(id, Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn status(&self) -> Status {
+        Status::from_u8(self.status.load(Ordering::Acquire))
+    }
+
+    /// Sets the status. Release: publishes the owner's writes to `inner` to whoever observes the
+    /// new status (shutdown's scan of `allgs`).
+    #[inline]
+    pub(crate) fn set_status(&self, s: Status) {
+        self.status.store(s as u8, Ordering::Release)
+    }
+
+    /// Marks the record dead unless it already is; true if this call did it. Used by shutdown,
+    /// where a racing `ready` from outside the runtime may discard the same record.
+    pub(crate) fn claim_dead(&self) -> bool {
+        // AcqRel: pairs with `set_status` (Release) so the winner sees the owner's writes.
+        self.status.swap(Status::Dead as u8, Ordering::AcqRel) != Status::Dead as u8
+    }
+
+    #[inline]
+    pub(crate) fn wait_reason(&self) -> WaitReason {
+        WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
+    }
+
+    #[inline]
+    pub(crate) fn set_wait_reason(&self, r: WaitReason) {
+        self.wait_reason.store(r as u8, Ordering::Relaxed)
+    }
+
+    /// The owner-only part.
+    ///
+    /// # Safety
+    /// The caller must be the record's current owner (module docs) and must not hold another
+    /// reference obtained from this method at the same time.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn inner(&self) -> &mut GInner {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.inner.get() }
+    }
+}

@@ -1,0 +1,556 @@
+//! Goroutine scheduler, after Go's `runtime/proc.go`.
+//!
+//! # Model
+//!
+//! - **G** (`g.rs`, [`Goroutine`]): a goroutine: a coroutine on its own fixed stack window.
+//! - **M** (`m.rs`, `Machine`): an OS thread. It runs goroutines only while it holds a P.
+//! - **P** (`p.rs`, `Processor`): the right to run Go code, GOMAXPROCS of them, each with a
+//!   local run queue (256), a `runnext` slot and caches of dead Gs and goroutine ids.
+//!
+//! The design goals are Go's: goroutines are cheap to start (a pooled stack, a pooled record,
+//! no syscall, no lock in the steady state), a goroutine readied by another runs next on the
+//! same P (hand-offs stay on one core, hot in cache), and no P stays idle while another has
+//! queued work (stealing, and the spinning-M protocol of `idle.rs`).
+//!
+//! # Schedule loop (per M; `m.rs`)
+//!
+//! ```text
+//! schedule: loop {
+//!     g = find_runnable()      // runnext, local queue, global queue every 61 ticks or when
+//!                              // local is empty, (netpoll), steal from other Ps, else sleep
+//!     execute(g)               // resume the coroutine until it yields, parks or returns
+//! }
+//! ```
+//!
+//! Rejected alternatives: one global queue (a lock per schedule: 10x slower with 2+ Ms);
+//! thread-per-core without stealing (a spawner's children pile up on its core; the "work
+//! spreads" test catches that); waking an M for every readied goroutine (a futex per
+//! hand-off; see `idle.rs`).
+//!
+//! Differences from Go, and why:
+//! - `runnext` does not wake another M when it merely replaces an empty slot: the readied
+//!   goroutine is not stealable until it is displaced into the queue, so a wake-up would only
+//!   find nothing (tokio does the same). A goroutine that never blocks can then delay its
+//!   `runnext` partner; preemption of such goroutines is sysmon's job (a later issue).
+//! - Go's `Gosched` puts the goroutine on the global queue; `yield_now` puts it at the back of
+//!   the local queue, which other Ps steal from anyway, and costs no shared write.
+//!
+//! # Shutdown (`gort::run` returning)
+//!
+//! 1. Set `shutdown`; wake every sleeping M. Running Ms leave at their next schedule point (a
+//!    goroutine that never yields keeps its M, and `run` waits for it: preemption is cooperative).
+//! 2. Join every M thread.
+//! 3. Discard every goroutine still alive (queued or parked): its coroutine is reset without
+//!    running anything on it and its stack returned. Values on discarded stacks are leaked,
+//!    not dropped: as in Go, where the process just ends, no user code runs after main returns.
+//! 4. Unmap the stack segments. A wait queue outside the runtime may still hold a record; a
+//!    later `ready` of it sees a dead record and drops it.
+
+pub(crate) mod g;
+pub(crate) mod idle;
+mod m;
+pub(crate) mod p;
+pub(crate) mod park;
+pub(crate) mod runnext;
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle as ThreadHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::coro::{Coro, StackPool, Suspender, Switch};
+
+pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
+use idle::IdleCounts;
+use m::{Machine, MContext};
+use p::Processor;
+
+/// The global run queue (Go's `sched.runq`).
+pub(crate) type Injector = crossbeam_deque::Injector<GRef>;
+
+/// What a parking goroutine hands its M: called on the M's stack with the goroutine's record,
+/// after the goroutine has switched out. Returns the record to put it straight back on the run
+/// queue (Go's `unlockf` returning false), or `None` once it has been handed to a waker.
+pub(crate) type ParkFn = dyn FnMut(GRef) -> Option<GRef>;
+
+/// How the runtime ends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// `gort::run`: return main's value to the caller, shut down, re-raise panics.
+    Embedded,
+    /// `#[gort::main]`: an unrecovered panic prints Go's report and exits the process with 2.
+    Process,
+}
+
+/// Runtime settings (from `Builder`).
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) procs: usize,
+    pub(crate) stack_size: usize,
+    pub(crate) thread_name: String,
+    pub(crate) mode: Mode,
+}
+
+/// How main ended, as seen by the thread that called `run`.
+#[derive(Default)]
+struct Outcome {
+    finished: bool,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+/// Everything the Ms of one runtime share (Go's `sched` plus `allp`, `allgs`).
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) procs: Box<[Processor]>,
+    pub(crate) global: Injector,
+    pub(crate) idle: IdleCounts,
+    /// Go's `sched.lock`: idle Ps and Ms, the thread list.
+    sched: Mutex<Sched>,
+    shutdown: AtomicBool,
+    /// Every goroutine record ever made (Go's `allgs`); protected by its mutex.
+    allgs: Mutex<Vec<GRef>>,
+    /// Dead records shared between Ps (Go's `sched.gFree`).
+    gfree: Mutex<Vec<GRef>>,
+    pub(crate) stacks: StackPool,
+    next_goid: AtomicU64,
+    /// Goroutines started minus ended outside any P (spawns from plain threads).
+    ext_live: AtomicI64,
+    outcome: Mutex<Outcome>,
+    outcome_cv: Condvar,
+}
+
+/// Protected by `Shared::sched`.
+struct Sched {
+    pidle: Vec<usize>,
+    midle: Vec<Arc<Machine>>,
+    threads: Vec<ThreadHandle<()>>,
+    mcount: usize,
+}
+
+thread_local! {
+    /// The M running on this thread, if any. Const-initialised and without a destructor, so
+    /// the stack-overflow signal handler may read it.
+    static CTX: Cell<*const MContext> = const { Cell::new(std::ptr::null()) };
+    /// Runtimes entered by a plain thread (`Handle::enter`), innermost last.
+    static ENTERED: RefCell<Vec<Arc<Shared>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The M on this thread. Not inlined, so that a goroutine that migrated between threads never
+/// reuses a thread-local address computed on the previous one.
+#[inline(never)]
+pub(crate) fn ctx_ptr() -> *const MContext {
+    CTX.with(|c| c.get())
+}
+
+/// The goroutine running on this thread, if any.
+#[inline]
+pub(crate) fn current_g() -> Option<*const Goroutine> {
+    let ctx = ctx_ptr();
+    if ctx.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null CTX points to the MContext on this M's thread stack, alive while the
+    // M's schedule loop (which is below us on this thread) runs.
+    let g = unsafe { (*ctx).curg.get() };
+    (!g.is_null()).then_some(g)
+}
+
+/// The running goroutine's id, for the SIGSEGV handler (async-signal-safe: reads a
+/// const-initialised thread-local and two plain fields).
+pub(crate) fn current_goid_for_signal() -> Option<u64> {
+    current_g().map(|g| {
+        // SAFETY: a running goroutine's record is alive (its M holds a GRef to it).
+        unsafe { (*g).id() }
+    })
+}
+
+/// The runtime of the calling goroutine or entered thread.
+pub(crate) fn current_shared() -> Option<Arc<Shared>> {
+    let ctx = ctx_ptr();
+    if !ctx.is_null() {
+        // SAFETY: see `current_g`.
+        return Some(unsafe { (*ctx).shared.clone() });
+    }
+    ENTERED.with(|e| e.borrow().last().cloned())
+}
+
+fn outside_runtime(what: &str) -> ! {
+    panic!(
+        "gort: {what} must be called from a goroutine (inside gort::run, #[gort::main] or \
+         #[gort::test])"
+    )
+}
+
+/// Panics with a clear message unless called from a goroutine; returns the running goroutine.
+pub(crate) fn expect_g(what: &str) -> *const Goroutine {
+    current_g().unwrap_or_else(|| outside_runtime(what))
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Arc<Shared> {
+        let n = config.procs;
+        crate::coro::signal::install();
+        Arc::new(Shared {
+            procs: (0..n).map(Processor::new).collect(),
+            global: Injector::new(),
+            idle: IdleCounts::new(n, n),
+            sched: Mutex::new(Sched {
+                pidle: (0..n).rev().collect(),
+                midle: Vec::new(),
+                threads: Vec::new(),
+                mcount: 0,
+            }),
+            shutdown: AtomicBool::new(false),
+            allgs: Mutex::new(Vec::new()),
+            gfree: Mutex::new(Vec::new()),
+            stacks: StackPool::new(config.stack_size),
+            next_goid: AtomicU64::new(1),
+            ext_live: AtomicI64::new(0),
+            outcome: Mutex::new(Outcome::default()),
+            outcome_cv: Condvar::new(),
+            config,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Go's `gcount`: goroutines alive now.
+    pub(crate) fn num_goroutine(&self) -> usize {
+        let n: i64 = self.procs.iter().map(|p| p.live()).sum::<i64>()
+            + self.ext_live.load(Ordering::Relaxed);
+        n.max(0) as usize
+    }
+
+    /// Puts `g` on the global queue and wakes an M if needed (Go's `globrunqput` + `wakep`).
+    /// After shutdown the goroutine is discarded instead.
+    pub(crate) fn inject(self: &Arc<Self>, g: GRef) {
+        if self.is_shutdown() {
+            self.discard(g);
+            return;
+        }
+        self.global.push(g);
+        // SeqCst: pairs with the store in `shutdown`; whichever of us comes second drains.
+        if self.is_shutdown() {
+            self.drain_global();
+            return;
+        }
+        m::wakep(self);
+    }
+
+    fn drain_global(self: &Arc<Self>) {
+        loop {
+            match self.global.steal() {
+                crossbeam_deque::Steal::Success(g) => self.discard(g),
+                crossbeam_deque::Steal::Retry => continue,
+                crossbeam_deque::Steal::Empty => break,
+            }
+        }
+    }
+
+    /// A fresh goroutine id (Go batches these per P; see `new_goid_on`).
+    fn take_goid(&self, n: u64) -> u64 {
+        self.next_goid.fetch_add(n, Ordering::Relaxed)
+    }
+
+    /// A dead record to reuse, or a new one (registered in `allgs`).
+    fn gfget_global(self: &Arc<Self>) -> GRef {
+        if let Some(g) = self.gfree.lock().pop() {
+            return g;
+        }
+        self.new_g()
+    }
+
+    fn new_g(self: &Arc<Self>) -> GRef {
+        let g = Arc::new(Goroutine::new(self.clone()));
+        self.allgs.lock().push(g.clone());
+        g
+    }
+
+    /// Ends a goroutine without running anything more of it; see the module docs (step 3).
+    pub(crate) fn discard(&self, g: GRef) {
+        if !g.claim_dead() {
+            return;
+        }
+        // SAFETY: `claim_dead` made us the only party that may touch the record: no M runs it
+        // (it was queued, parked, or every M has stopped) and any other discarder lost the race.
+        let inner = unsafe { g.inner() };
+        if let Some(c) = inner.coro.take() {
+            // SAFETY: the coroutine is suspended or not started, and wait-queue nodes live off
+            // goroutine stacks, so nothing points into its stack.
+            let s = unsafe { c.discard() };
+            self.stacks.free(s);
+        }
+        if let Some(s) = inner.stack.take() {
+            self.stacks.free(s);
+        }
+        // Values owned by the goroutine are leaked rather than dropped: dropping runs user code.
+        std::mem::forget(std::mem::take(&mut inner.locals));
+        if let Some(n) = inner.exit_notify.take() {
+            n.abandoned();
+        }
+    }
+
+    /// Records how main ended and wakes the thread waiting in `run`.
+    fn finish(&self, panic: Option<Box<dyn Any + Send>>) {
+        let mut o = self.outcome.lock();
+        if o.finished {
+            return;
+        }
+        o.finished = true;
+        o.panic = panic;
+        self.outcome_cv.notify_all();
+    }
+
+    /// Waits until main returned or a goroutine panicked.
+    fn wait_outcome(&self) -> Option<Box<dyn Any + Send>> {
+        let mut o = self.outcome.lock();
+        while !o.finished {
+            self.outcome_cv.wait(&mut o);
+        }
+        o.panic.take()
+    }
+
+    /// Shutdown steps 1-4 (module docs).
+    fn shutdown(self: &Arc<Self>) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let threads = {
+            let mut s = self.sched.lock();
+            for m in s.midle.drain(..) {
+                m.wake_exit();
+            }
+            std::mem::take(&mut s.threads)
+        };
+        for t in threads {
+            let _ = t.join();
+        }
+        // Ms that were being started during step 1 register their handle under the lock.
+        let late = std::mem::take(&mut self.sched.lock().threads);
+        for t in late {
+            let _ = t.join();
+        }
+        for p in self.procs.iter() {
+            // SAFETY: every M has stopped, so nobody holds any P.
+            for g in unsafe { p.drain() } {
+                self.discard(g);
+            }
+        }
+        self.drain_global();
+        let all = std::mem::take(&mut *self.allgs.lock());
+        for g in &all {
+            self.discard(g.clone());
+            // SAFETY: all Ms have stopped; a dead record's stack is touched by nobody else.
+            if let Some(s) = unsafe { g.inner() }.stack.take() {
+                self.stacks.free(s);
+            }
+        }
+        for p in self.procs.iter() {
+            // SAFETY: no M holds the P any more.
+            unsafe { p.local() }.gfree.clear();
+        }
+        self.gfree.lock().clear();
+        drop(all);
+        let out = self.stacks.outstanding();
+        debug_assert_eq!(out, 0, "gort: {out} goroutine stacks not returned at shutdown");
+        self.stacks.release();
+    }
+}
+
+/// The body every goroutine's coroutine runs.
+fn goroutine_main<F: FnOnce()>(gp: *const Goroutine, sus: &Suspender, f: F) {
+    // SAFETY: the record outlives its coroutine, and the goroutine owns `inner` while running.
+    unsafe { (*gp).inner().suspender = sus };
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    // Goroutine-local values are dropped here, on the goroutine's stack, while it still runs.
+    let r = r.and_then(|()| {
+        panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as above.
+            let locals = std::mem::take(unsafe { &mut (*gp).inner().locals });
+            drop(locals);
+        }))
+    });
+    if let Err(payload) = r {
+        // SAFETY: as above.
+        let g = unsafe { &*gp };
+        // SAFETY: as above.
+        if let Some(n) = unsafe { g.inner() }.exit_notify.take() {
+            n.abandoned();
+        }
+        fatal_panic(g, payload);
+    }
+}
+
+/// An unrecovered panic ended goroutine `g`: Go crashes the whole program.
+fn fatal_panic(g: &Goroutine, payload: Box<dyn Any + Send>) {
+    match g.shared.config.mode {
+        Mode::Process => crate::panic::die(g.id(), &*payload),
+        Mode::Embedded => g.shared.finish(Some(payload)),
+    }
+}
+
+/// Prepares `g` (a dead or new record) to run `f` with a stack of `size` bytes.
+fn init_g<F>(shared: &Shared, g: &GRef, f: F, size: usize, notify: Option<Arc<dyn ExitNotify>>)
+where
+    F: FnOnce() + Send + 'static,
+{
+    // SAFETY: the record is dead or new and was just taken from a cache by the caller, which
+    // therefore owns it.
+    let inner = unsafe { g.inner() };
+    let stack = match inner.stack.take() {
+        Some(s) if s.usable() == size => s,
+        Some(s) => {
+            shared.stacks.free(s);
+            shared.stacks.alloc(size)
+        }
+        None => shared.stacks.alloc(size),
+    };
+    let gp = Arc::as_ptr(g);
+    inner.coro = Some(Coro::new(stack, move |sus| goroutine_main(gp, sus, f)));
+    inner.exit_notify = notify;
+    g.set_wait_reason(WaitReason::None);
+    g.set_status(Status::Runnable);
+}
+
+/// Go's `newproc`: starts `f` as a new goroutine and returns its id. Inside a goroutine the new
+/// goroutine goes to the current P's `runnext`; from a plain thread that entered a runtime, to
+/// the global queue.
+pub(crate) fn spawn<F>(f: F, stack_size: Option<usize>, notify: Option<Arc<dyn ExitNotify>>) -> u64
+where
+    F: FnOnce() + Send + 'static,
+{
+    let ctx = ctx_ptr();
+    if !ctx.is_null() {
+        // SAFETY: see `current_g`.
+        let ctx = unsafe { &*ctx };
+        return ctx.spawn_local(f, stack_size, notify);
+    }
+    let shared = current_shared().unwrap_or_else(|| {
+        panic!(
+            "gort: go!/spawn called outside a gort runtime; use gort::run, #[gort::main], or \
+             Handle::enter on this thread"
+        )
+    });
+    spawn_external(&shared, f, stack_size, notify)
+}
+
+/// Spawns onto `shared` from outside its Ms.
+pub(crate) fn spawn_external<F>(
+    shared: &Arc<Shared>,
+    f: F,
+    stack_size: Option<usize>,
+    notify: Option<Arc<dyn ExitNotify>>,
+) -> u64
+where
+    F: FnOnce() + Send + 'static,
+{
+    let size = stack_size.map_or(shared.stacks.default_size(), crate::coro::stack::round_to_page);
+    let g = shared.gfget_global();
+    init_g(shared, &g, f, size, notify);
+    let id = shared.take_goid(1);
+    g.set_id(id);
+    shared.ext_live.fetch_add(1, Ordering::Relaxed);
+    shared.inject(g);
+    id
+}
+
+/// Go's `goready`: makes a parked goroutine runnable. From an M of the same runtime it goes to
+/// that P's `runnext` (it runs next, in the readier's time slice); from anywhere else, to its
+/// runtime's global queue.
+pub(crate) fn ready(g: GRef) {
+    g.set_wait_reason(WaitReason::None);
+    g.set_status(Status::Runnable);
+    let ctx = ctx_ptr();
+    if !ctx.is_null() {
+        // SAFETY: see `current_g`.
+        let ctx = unsafe { &*ctx };
+        if Arc::ptr_eq(&ctx.shared, &g.shared) && ctx.has_p() {
+            ctx.ready_local(g);
+            return;
+        }
+    }
+    let shared = g.shared.clone();
+    shared.inject(g);
+}
+
+/// Go's `gopark`: suspends the running goroutine. `f` runs on the M's stack after the switch,
+/// with the goroutine's record, and must hand the record to whoever will `ready` it (then
+/// return `None`), or return it to resume at once. Locks that `f` releases are held across the
+/// switch, which is what makes "check, then park" free of lost wake-ups.
+pub(crate) fn park<F>(reason: WaitReason, f: F)
+where
+    F: FnOnce(GRef) -> Option<GRef>,
+{
+    let gp = expect_g("a blocking operation");
+    let mut f = Some(f);
+    let mut call = move |g: GRef| (f.take().expect("a park function runs once"))(g);
+    let short: *mut (dyn FnMut(GRef) -> Option<GRef> + '_) = &mut call;
+    // SAFETY: only the lifetime bound is erased. The M calls the closure right after this
+    // goroutine switches out and before anyone can resume it (the closure itself hands the
+    // record out), so `call`, which lives in this frame, is alive for the whole use.
+    let erased: *mut ParkFn = unsafe { std::mem::transmute(short) };
+    // SAFETY: we are the running goroutine, so we own `inner`; the suspender was set when our
+    // coroutine started and lives on our stack.
+    let sus = unsafe { &*(*gp).inner().suspender };
+    sus.suspend(Switch::Park(reason, erased));
+}
+
+/// Go's `Gosched`.
+pub(crate) fn yield_now() {
+    let gp = expect_g("gort::yield_now");
+    // SAFETY: as in `park`.
+    let sus = unsafe { &*(*gp).inner().suspender };
+    sus.suspend(Switch::Yield);
+}
+
+/// Runs `f` as goroutine 1 of a new runtime and returns its value (see `gort::run`).
+pub(crate) fn run_main<F, T>(config: Config, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let mode = config.mode;
+    let shared = Shared::new(config);
+    let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
+    let main = {
+        let slot = slot.clone();
+        let weak = Arc::downgrade(&shared);
+        move || {
+            let v = f();
+            *slot.lock() = Some(v);
+            if let Some(s) = weak.upgrade() {
+                s.finish(None);
+            }
+        }
+    };
+    let id = spawn_external(&shared, main, None, None);
+    debug_assert_eq!(id, 1, "main is goroutine 1");
+    let panic = shared.wait_outcome();
+    if mode == Mode::Process {
+        // Go: when main returns the program exits; other goroutines are not awaited and the
+        // runtime is not torn down (the process exit does it).
+        let v = slot.lock().take();
+        std::mem::forget(shared);
+        return v.expect("main finished with a value");
+    }
+    shared.shutdown();
+    if let Some(p) = panic {
+        panic::resume_unwind(p);
+    }
+    let v = slot.lock().take();
+    v.expect("main finished with a value")
+}
+
+/// A plain thread's view of a runtime (see `gort::Handle`).
+pub(crate) fn enter(shared: Arc<Shared>) {
+    ENTERED.with(|e| e.borrow_mut().push(shared));
+}
+
+pub(crate) fn exit_entered() {
+    ENTERED.with(|e| e.borrow_mut().pop());
+}

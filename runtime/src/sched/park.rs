@@ -1,0 +1,81 @@
+//! Waiting for an event: the one interface every blocking primitive uses.
+//!
+//! A primitive (WaitGroup, join, and later channels and locks) keeps a queue of [`Waiter`]s in
+//! its own heap memory, never on a goroutine's stack: a parked goroutine's stack may later be
+//! copied out to the heap, and wait-queue nodes must stay where wakers can reach them.
+//!
+//! [`block_current`] blocks whoever calls it: a goroutine parks (its M runs other goroutines),
+//! a plain OS thread sleeps on a condition variable. Either way the primitive registers the
+//! waiter and releases its own lock inside the `register` closure; for a goroutine that closure
+//! runs on the M after the switch (see `sched::park`), so a waker that takes the waiter can
+//! never resume a goroutine still on its way to sleep.
+//!
+//! Invariant: each registered waiter is woken at most once, by whoever removes it from the
+//! primitive's queue (removal happens under the primitive's lock).
+
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::{current_g, park, ready, GRef, WaitReason};
+
+/// Who to wake: a parked goroutine, or a blocked OS thread.
+pub(crate) enum Waiter {
+    G(GRef),
+    Thread(Arc<ThreadSignal>),
+}
+
+impl Waiter {
+    /// Wakes the waiter (Go's `goready` for a goroutine).
+    pub(crate) fn wake(self) {
+        match self {
+            Waiter::G(g) => ready(g),
+            Waiter::Thread(t) => t.notify(),
+        }
+    }
+}
+
+/// A one-shot signal a plain thread sleeps on.
+pub(crate) struct ThreadSignal {
+    set: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl ThreadSignal {
+    fn new() -> ThreadSignal {
+        ThreadSignal {
+            set: Mutex::new(false),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn notify(&self) {
+        *self.set.lock() = true;
+        self.cv.notify_one();
+    }
+
+    fn wait(&self) {
+        let mut s = self.set.lock();
+        while !*s {
+            self.cv.wait(&mut s);
+        }
+    }
+}
+
+/// Blocks the caller until its waiter is woken. `register` must put the waiter where a waker
+/// will find it and release the primitive's lock.
+pub(crate) fn block_current<R>(reason: WaitReason, register: R)
+where
+    R: FnOnce(Waiter),
+{
+    if current_g().is_some() {
+        park(reason, move |g| {
+            register(Waiter::G(g));
+            None
+        });
+    } else {
+        let sig = Arc::new(ThreadSignal::new());
+        register(Waiter::Thread(sig.clone()));
+        sig.wait();
+    }
+}
