@@ -102,14 +102,6 @@ impl IdleCounts {
     pub(crate) fn p_busy(&self) {
         self.npidle.fetch_sub(1, Ordering::SeqCst);
     }
-
-    pub(crate) fn npidle(&self) -> usize {
-        self.npidle.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn nmspinning(&self) -> usize {
-        self.nmspinning.load(Ordering::SeqCst)
-    }
 }
 
 #[cfg(all(test, loom))]

@@ -26,10 +26,10 @@ use std::sync::Arc;
 use crossbeam_deque::Steal;
 use parking_lot::{Condvar, Mutex};
 
-use super::p::{self, Processor, GFREE_CAP};
-use super::{init_g, ExitNotify, GRef, Goroutine, Shared, Status, CTX};
+use super::p::{self, Processor, GFREE_CAP, STACK_CACHE_CAP};
+use super::{init_g, start_g, ExitNotify, GRef, Goroutine, Shared, Status, CTX};
 use crate::coro::signal::AltStack;
-use crate::coro::Switch;
+use crate::coro::{GStack, Switch};
 
 /// Stealing passes over all Ps before giving up (Go's `stealTries`).
 const STEAL_TRIES: usize = 4;
@@ -42,7 +42,6 @@ const SCRUB_PER_IDLE: usize = 16;
 
 /// An OS thread of the runtime.
 pub(crate) struct Machine {
-    pub(crate) id: usize,
     /// Go's `m.park` note: protected by its mutex.
     note: Mutex<Note>,
     cv: Condvar,
@@ -57,9 +56,8 @@ struct Note {
 }
 
 impl Machine {
-    fn new(id: usize) -> Machine {
+    fn new() -> Machine {
         Machine {
-            id,
             note: Mutex::new(Note::default()),
             cv: Condvar::new(),
         }
@@ -134,7 +132,7 @@ impl MContext {
         let size =
             stack_size.map_or(shared.stacks.default_size(), crate::coro::stack::round_to_page);
         let g = self.gfget(p);
-        init_g(shared, &g, f, size, notify);
+        init_g(&g, super::entry::Entry::new(f), size, notify);
         // SAFETY: this M holds `p`.
         let local = unsafe { p.local() };
         if local.goid_next == local.goid_end {
@@ -189,6 +187,35 @@ impl MContext {
         }
     }
 
+    /// A stack for a goroutine about to start: this P's cache, else the pool.
+    fn stack_get(&self, p: &Processor, size: usize) -> GStack {
+        let stacks = &self.shared.stacks;
+        if size == stacks.default_size() {
+            // SAFETY: this M holds `p`.
+            if let Some(s) = unsafe { p.local() }.stacks.pop() {
+                return s;
+            }
+        }
+        stacks.alloc(size)
+    }
+
+    /// Keeps a dead goroutine's stack on this P; past the cap, half go back to the pool.
+    fn stack_put(&self, p: &Processor, s: GStack) {
+        let stacks = &self.shared.stacks;
+        if s.usable() != stacks.default_size() {
+            stacks.free(s);
+            return;
+        }
+        // SAFETY: this M holds `p`.
+        let cache = &mut unsafe { p.local() }.stacks;
+        cache.push(s);
+        if cache.len() >= STACK_CACHE_CAP {
+            for s in cache.drain(STACK_CACHE_CAP / 2..) {
+                stacks.free(s);
+            }
+        }
+    }
+
     fn acquirep(&self, id: usize) {
         debug_assert!(self.p.get().is_none());
         self.p.set(Some(id));
@@ -202,11 +229,16 @@ impl MContext {
             let l = unsafe { p.local() };
             l.schedtick = l.schedtick.wrapping_add(1);
         }
+        debug_assert_eq!(g.status(), Status::Runnable, "only runnable goroutines are queued");
         g.set_status(Status::Running);
         self.curg.set(Arc::as_ptr(&g));
-        // SAFETY: this M owns the running goroutine's record; the coroutine exists because
-        // only live goroutines are queued.
-        let coro = unsafe { g.inner() }.coro.as_mut().expect("a queued goroutine is alive");
+        // SAFETY: this M owns the running goroutine's record.
+        let inner = unsafe { g.inner() };
+        if inner.coro.is_none() {
+            start_g(&g, self.stack_get(p, inner.stack_size));
+        }
+        // SAFETY: as above; `start_g` is done with its reference.
+        let coro = unsafe { g.inner() }.coro.as_mut().expect("a started goroutine has a coroutine");
         let req = coro.resume();
         self.curg.set(std::ptr::null());
         match req {
@@ -236,7 +268,7 @@ impl MContext {
         // SAFETY: the goroutine finished on this M, which owns its record.
         let inner = unsafe { g.inner() };
         let coro = inner.coro.take().expect("a goroutine that ran has a coroutine");
-        inner.stack = Some(coro.into_stack());
+        self.stack_put(p, coro.into_stack());
         inner.exit_notify = None;
         inner.suspender = std::ptr::null();
         g.set_status(Status::Dead);
@@ -378,33 +410,16 @@ impl MContext {
         }
     }
 
-    /// Releases deep stack pages of dead goroutines cached on `p` and in the pools.
+    /// Releases deep stack pages of stacks cached on `p` and in the pool.
     fn scrub_stacks(&self, p: &Processor) {
         let mut budget = SCRUB_PER_IDLE;
-        // SAFETY: this M holds `p`; the cached records are dead and owned by the cache.
-        for g in unsafe { p.local() }.gfree.iter().rev() {
+        // SAFETY: this M holds `p`; cached stacks belong to no goroutine.
+        for s in unsafe { p.local() }.stacks.iter_mut().rev() {
             if budget == 0 {
                 return;
             }
-            // SAFETY: a dead record in our P's cache is owned by this M.
-            if let Some(s) = unsafe { g.inner() }.stack.as_mut() {
-                if s.scrub() {
-                    budget -= 1;
-                }
-            }
-        }
-        if let Some(global) = self.shared.gfree.try_lock() {
-            for g in global.iter().rev() {
-                if budget == 0 {
-                    return;
-                }
-                // SAFETY: records in the global cache are dead and owned by the cache, whose
-                // lock we hold.
-                if let Some(s) = unsafe { g.inner() }.stack.as_mut() {
-                    if s.scrub() {
-                        budget -= 1;
-                    }
-                }
+            if s.scrub() {
+                budget -= 1;
             }
         }
         self.shared.stacks.scrub(budget);
@@ -453,7 +468,7 @@ fn startm(shared: &Arc<Shared>) {
     let id = s.mcount;
     s.mcount += 1;
     let name = format!("{}{}", shared.config.thread_name, id);
-    let m = Arc::new(Machine::new(id));
+    let m = Arc::new(Machine::new());
     let sh = shared.clone();
     let t = std::thread::Builder::new()
         .name(name)

@@ -46,6 +46,7 @@
 //! 4. Unmap the stack segments. A wait queue outside the runtime may still hold a record; a
 //!    later `ready` of it sees a dead record and drops it.
 
+mod entry;
 pub(crate) mod g;
 pub(crate) mod idle;
 mod m;
@@ -62,9 +63,10 @@ use std::thread::JoinHandle as ThreadHandle;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::coro::{Coro, StackPool, Suspender, Switch};
+use crate::coro::{Coro, GStack, StackPool, Suspender, Switch};
 
 pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
+use entry::Entry;
 use idle::IdleCounts;
 use m::{Machine, MContext};
 use p::Processor;
@@ -287,10 +289,9 @@ impl Shared {
             let s = unsafe { c.discard() };
             self.stacks.free(s);
         }
-        if let Some(s) = inner.stack.take() {
-            self.stacks.free(s);
-        }
-        // Values owned by the goroutine are leaked rather than dropped: dropping runs user code.
+        // Values owned by the goroutine (its unstarted function, its locals) are leaked rather
+        // than dropped: dropping runs user code.
+        std::mem::forget(inner.entry.take());
         std::mem::forget(std::mem::take(&mut inner.locals));
         if let Some(n) = inner.exit_notify.take() {
             n.abandoned();
@@ -345,14 +346,14 @@ impl Shared {
         let all = std::mem::take(&mut *self.allgs.lock());
         for g in &all {
             self.discard(g.clone());
-            // SAFETY: all Ms have stopped; a dead record's stack is touched by nobody else.
-            if let Some(s) = unsafe { g.inner() }.stack.take() {
-                self.stacks.free(s);
-            }
         }
         for p in self.procs.iter() {
             // SAFETY: no M holds the P any more.
-            unsafe { p.local() }.gfree.clear();
+            let local = unsafe { p.local() };
+            local.gfree.clear();
+            for s in local.stacks.drain(..) {
+                self.stacks.free(s);
+            }
         }
         self.gfree.lock().clear();
         drop(all);
@@ -363,10 +364,15 @@ impl Shared {
 }
 
 /// The body every goroutine's coroutine runs.
-fn goroutine_main<F: FnOnce()>(gp: *const Goroutine, sus: &Suspender, f: F) {
-    // SAFETY: the record outlives its coroutine, and the goroutine owns `inner` while running.
-    unsafe { (*gp).inner().suspender = sus };
-    let r = panic::catch_unwind(AssertUnwindSafe(f));
+fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
+    let f = {
+        // SAFETY: the record outlives its coroutine, and the goroutine owns `inner` while
+        // running.
+        let inner = unsafe { (*gp).inner() };
+        inner.suspender = sus;
+        inner.entry.take().expect("an unstarted goroutine has its function")
+    };
+    let r = panic::catch_unwind(AssertUnwindSafe(|| f.call()));
     // Goroutine-local values are dropped here, on the goroutine's stack, while it still runs.
     let r = r.and_then(|()| {
         panic::catch_unwind(AssertUnwindSafe(|| {
@@ -394,27 +400,26 @@ fn fatal_panic(g: &Goroutine, payload: Box<dyn Any + Send>) {
     }
 }
 
-/// Prepares `g` (a dead or new record) to run `f` with a stack of `size` bytes.
-fn init_g<F>(shared: &Shared, g: &GRef, f: F, size: usize, notify: Option<Arc<dyn ExitNotify>>)
-where
-    F: FnOnce() + Send + 'static,
-{
+/// Prepares `g` (a dead or new record) to run `f` on a stack of `size` bytes, which it gets
+/// when it first runs (`start_g`).
+fn init_g(g: &GRef, f: Entry, size: usize, notify: Option<Arc<dyn ExitNotify>>) {
     // SAFETY: the record is dead or new and was just taken from a cache by the caller, which
     // therefore owns it.
     let inner = unsafe { g.inner() };
-    let stack = match inner.stack.take() {
-        Some(s) if s.usable() == size => s,
-        Some(s) => {
-            shared.stacks.free(s);
-            shared.stacks.alloc(size)
-        }
-        None => shared.stacks.alloc(size),
-    };
-    let gp = Arc::as_ptr(g);
-    inner.coro = Some(Coro::new(stack, move |sus| goroutine_main(gp, sus, f)));
+    debug_assert!(inner.coro.is_none() && inner.entry.is_none());
+    inner.entry = Some(f);
+    inner.stack_size = size;
     inner.exit_notify = notify;
     g.set_wait_reason(WaitReason::None);
     g.set_status(Status::Runnable);
+}
+
+/// Gives a goroutine that is about to run for the first time its stack and coroutine.
+fn start_g(g: &GRef, stack: GStack) {
+    // SAFETY: the caller (the M about to run `g`) owns the record.
+    let inner = unsafe { g.inner() };
+    let gp = Arc::as_ptr(g);
+    inner.coro = Some(Coro::new(stack, move |sus| goroutine_main(gp, sus)));
 }
 
 /// Go's `newproc`: starts `f` as a new goroutine and returns its id. Inside a goroutine the new
@@ -451,7 +456,7 @@ where
 {
     let size = stack_size.map_or(shared.stacks.default_size(), crate::coro::stack::round_to_page);
     let g = shared.gfget_global();
-    init_g(shared, &g, f, size, notify);
+    init_g(&g, Entry::new(f), size, notify);
     let id = shared.take_goid(1);
     g.set_id(id);
     shared.ext_live.fetch_add(1, Ordering::Relaxed);

@@ -27,6 +27,7 @@ use crossbeam_deque::{Steal, Stealer, Worker};
 use super::g::GRef;
 use super::runnext::RunNext;
 use super::Goroutine;
+use crate::coro::GStack;
 
 /// Go's local run queue length.
 pub(crate) const RUNQ_CAP: usize = 256;
@@ -34,14 +35,18 @@ pub(crate) const RUNQ_CAP: usize = 256;
 pub(crate) const MAX_RUNNEXT_STREAK: u32 = 3;
 /// Dead goroutine records a P keeps (Go: 64); past this, half go to the global cache.
 pub(crate) const GFREE_CAP: usize = 64;
+/// Stacks a P keeps; past this, half go back to the pool.
+pub(crate) const STACK_CACHE_CAP: usize = 64;
 
 /// State only the holding M touches.
 pub(crate) struct PLocal {
     /// Go's `schedtick`: goroutines started from the queues (not from `runnext`).
     pub(crate) schedtick: u32,
     runnext_streak: u32,
-    /// Dead goroutine records, most with a stack (Go's `p.gFree`).
+    /// Dead goroutine records (Go's `p.gFree`).
     pub(crate) gfree: Vec<GRef>,
+    /// Default-size stacks of dead goroutines, for the next goroutines to start here.
+    pub(crate) stacks: Vec<GStack>,
     /// Goroutine ids handed out in batches (Go's `goidcache`).
     pub(crate) goid_next: u64,
     pub(crate) goid_end: u64,
@@ -77,6 +82,7 @@ impl Processor {
                 schedtick: 0,
                 runnext_streak: 0,
                 gfree: Vec::new(),
+                stacks: Vec::new(),
                 goid_next: 0,
                 goid_end: 0,
                 rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),

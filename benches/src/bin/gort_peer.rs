@@ -1,0 +1,105 @@
+//! The gort side of the comparison: `gort_peer <workload> <procs> <n>`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args};
+
+fn done(wg: gort::WaitGroup) {
+    wg.done();
+}
+
+/// N goroutines that each signal a WaitGroup; ns per goroutine.
+fn spawn(a: &Args) -> f64 {
+    let wg = gort::WaitGroup::new();
+    let t = Instant::now();
+    for _ in 0..a.n {
+        wg.add(1);
+        gort::go!(done(wg.clone()));
+    }
+    wg.wait();
+    ns_per(t, a.n)
+}
+
+/// Two goroutines yielding n times each; ns per yield.
+fn yield_(a: &Args) -> f64 {
+    let n = a.n;
+    let wg = gort::WaitGroup::new();
+    let t = Instant::now();
+    for _ in 0..2 {
+        wg.add(1);
+        let wg = wg.clone();
+        gort::go!(move || {
+            for _ in 0..n {
+                gort::yield_now();
+            }
+            wg.done();
+        });
+    }
+    wg.wait();
+    ns_per(t, 2 * n)
+}
+
+fn skynet_node(num: u64, size: u64, div: u64) -> u64 {
+    if size == 1 {
+        return num;
+    }
+    let per = size / div;
+    let hs: Vec<_> = (0..div)
+        .map(|i| gort::spawn(move || skynet_node(num + i * per, per, div)))
+        .collect();
+    hs.into_iter().map(|h| h.join()).sum()
+}
+
+/// Skynet: a 10-ary tree of goroutines with n leaves; ms total.
+fn skynet(a: &Args) -> f64 {
+    let t = Instant::now();
+    let n = a.n;
+    let sum = gort::spawn(move || skynet_node(0, n, 10)).join();
+    assert_eq!(sum, skynet_sum(n));
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// n goroutines parked at once; VmRSS bytes per goroutine.
+fn parked_mem(a: &Args) -> f64 {
+    let before = vm_rss();
+    let started = gort::WaitGroup::new();
+    let gate = gort::WaitGroup::new();
+    gate.add(1);
+    for _ in 0..a.n {
+        started.add(1);
+        let (s, g) = (started.clone(), gate.clone());
+        gort::go!(move || {
+            s.done();
+            g.wait();
+        });
+    }
+    started.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    let after = vm_rss();
+    assert!(gort::num_goroutine() as u64 > a.n);
+    gate.done();
+    (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
+fn main() {
+    let a = args();
+    let procs = a.procs;
+    let (value, unit) = gort::Builder::new().procs(procs).run(move || {
+        let counter = AtomicU64::new(0);
+        counter.fetch_add(1, Ordering::Relaxed);
+        let _ = Arc::new(counter);
+        match a.workload.as_str() {
+            "spawn" => (spawn(&a), "ns"),
+            "yield" => (yield_(&a), "ns"),
+            "skynet" => (skynet(&a), "ms"),
+            "parked_mem" => (parked_mem(&a), "B"),
+            w => {
+                eprintln!("gort_peer: unknown workload {w}");
+                std::process::exit(64)
+            }
+        }
+    });
+    report(&args(), value, unit);
+}
