@@ -63,6 +63,12 @@ impl IdleCounts {
             .is_ok()
     }
 
+    /// Whether there is more than one P (with one, a caller holding it knows none is idle).
+    #[inline]
+    pub(crate) fn multi(&self) -> bool {
+        self.nprocs > 1
+    }
+
     /// Undo a [`IdleCounts::try_begin_wake`] that found no idle P.
     pub(crate) fn cancel_wake(&self) {
         self.nmspinning.fetch_sub(1, Ordering::SeqCst);

@@ -146,7 +146,7 @@ impl MContext {
         unsafe { p.add_live(1) };
         // SAFETY: this M holds `p`.
         if unsafe { p.runq_put(g, true, &shared.global) } {
-            wakep(shared);
+            self.wakep();
         }
         id
     }
@@ -155,6 +155,15 @@ impl MContext {
     pub(crate) fn ready_local(&self, g: GRef) {
         // SAFETY: `ready` checked that this M holds a P.
         if unsafe { self.p().runq_put(g, true, &self.shared.global) } {
+            self.wakep();
+        }
+    }
+
+    /// `wakep` from an M holding a P: with a single P (ours) no P can be idle, so the fence
+    /// and loads are skipped.
+    #[inline]
+    fn wakep(&self) {
+        if self.shared.idle.multi() {
             wakep(&self.shared);
         }
     }
@@ -244,8 +253,11 @@ impl MContext {
         match req {
             Some(Switch::Yield) => {
                 g.set_status(Status::Runnable);
+                // The queue grew: an idle P may take the yielder (or what it yields to).
                 // SAFETY: this M holds `p`.
-                unsafe { p.runq_put(g, false, &self.shared.global) };
+                if unsafe { p.runq_put(g, false, &self.shared.global) } {
+                    self.wakep();
+                }
             }
             Some(Switch::Park(reason, f)) => {
                 g.set_wait_reason(reason);

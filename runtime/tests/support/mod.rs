@@ -1,0 +1,49 @@
+//! Helpers shared by the behaviour tests.
+#![allow(dead_code, unused_macros)]
+
+use std::process::{Command, Output};
+
+/// Runs the test named `name` of the current test binary in a child process with
+/// `GORT_CHILD=1` (plus `env`), and returns its output. The child test must start with
+/// `if !support::is_child() { return; }`.
+pub fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("GORT_CHILD", "1")
+        .env_remove("RUST_BACKTRACE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("child test process runs")
+}
+
+/// Whether this process is a child started by `run_child`.
+pub fn is_child() -> bool {
+    std::env::var_os("GORT_CHILD").is_some()
+}
+
+/// Stress sizes scale with `GORT_STRESS` (default 1).
+pub fn stress(n: usize) -> usize {
+    let k: usize = std::env::var("GORT_STRESS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    n * k.max(1)
+}
+
+/// Defines `mod $name { p1, p4 }`: the body as a `#[gort::test]` at GOMAXPROCS 1 and 4.
+macro_rules! rt_test {
+    ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$m])*
+            #[gort::test(procs = 1)]
+            fn p1() $body
+            $(#[$m])*
+            #[gort::test(procs = 4)]
+            fn p4() $body
+        }
+    };
+}
