@@ -42,7 +42,7 @@ fn expand_go(expr: Expr) -> TokenStream2 {
                     let #f = #func;
                     #( let #names = #args; )*
                     ::gort::__private::go(move || {
-                        let _ = #f( #(#names),* );
+                        ::gort::__private::discard(#f( #(#names),* ));
                     })
                 }
             }
@@ -61,14 +61,14 @@ fn expand_go(expr: Expr) -> TokenStream2 {
                     let #r = #receiver;
                     #( let #names = #args; )*
                     ::gort::__private::go(move || {
-                        let _ = #r.#method #turbofish( #(#names),* );
+                        ::gort::__private::discard(#r.#method #turbofish( #(#names),* ));
                     })
                 }
             }
         }
         Expr::Macro(mac) => quote_spanned! {span=>
             ::gort::__private::go(move || {
-                let _ = #mac;
+                ::gort::__private::discard(#mac);
             })
         },
         other => {
@@ -77,7 +77,7 @@ fn expand_go(expr: Expr) -> TokenStream2 {
                 {
                     let #c = #other;
                     ::gort::__private::go(move || {
-                        let _ = #c();
+                        ::gort::__private::discard(#c());
                     })
                 }
             }

@@ -109,11 +109,11 @@ pub use gort_macros::main;
 /// the test's goroutines fails the test. `#[gort::test(procs = 4)]` sets GOMAXPROCS.
 ///
 /// ```
+/// // In a test module; `cargo test` runs it on its own 2-processor runtime.
 /// #[gort::test(procs = 2)]
 /// fn spawns() {
 ///     assert_eq!(gort::spawn(|| 1 + 1).join(), 2);
 /// }
-/// # spawns();
 /// ```
 pub use gort_macros::test;
 
@@ -489,6 +489,10 @@ pub mod __private {
     {
         crate::sched::spawn(f, None, None);
     }
+
+    /// Used by gort-macros: drops a goroutine function's result (Go discards it).
+    #[inline(always)]
+    pub fn discard<T>(_: T) {}
 
     /// Used by gort-macros: the body of `#[gort::main]`.
     pub fn main<F, T>(f: F) -> T

@@ -6,7 +6,7 @@
 //! meant to run: the rest of the runtime uses loom atomics outside a model and would panic.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize};
+pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicUsize};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicUsize};
+pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicUsize};

@@ -251,13 +251,21 @@ fn discarded_goroutines_run_no_user_code() {
         });
         started.wait();
     });
-    assert!(!dropped.load(Ordering::SeqCst), "a discarded goroutine's values are not dropped");
+    assert!(
+        !dropped.load(Ordering::SeqCst),
+        "a discarded goroutine's values are not dropped"
+    );
 }
 
 #[test]
 fn runtimes_run_in_sequence_and_side_by_side() {
     for i in 0..3u64 {
-        assert_eq!(gort::Builder::new().procs(2).run(move || gort::spawn(move || i).join()), i);
+        assert_eq!(
+            gort::Builder::new()
+                .procs(2)
+                .run(move || gort::spawn(move || i).join()),
+            i
+        );
     }
     let ts: Vec<_> = (0..2u64)
         .map(|i| {
@@ -352,7 +360,10 @@ fn gomaxprocs_env_child() {
         return;
     }
     println!("procs={}", gort::run(gort::gomaxprocs));
-    println!("builder={}", gort::Builder::new().procs(2).run(gort::gomaxprocs));
+    println!(
+        "builder={}",
+        gort::Builder::new().procs(2).run(gort::gomaxprocs)
+    );
 }
 
 #[test]
@@ -360,11 +371,17 @@ fn gomaxprocs_environment_variable_is_honoured() {
     let out = support::run_child("gomaxprocs_env_child", &[("GOMAXPROCS", "3")]);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("procs=3"), "{s}");
-    assert!(s.contains("builder=2"), "Builder::procs overrides the environment: {s}");
+    assert!(
+        s.contains("builder=2"),
+        "Builder::procs overrides the environment: {s}"
+    );
     let out = support::run_child("gomaxprocs_env_child", &[("GOMAXPROCS", "junk")]);
     let s = String::from_utf8_lossy(&out.stdout);
     let cpus = std::thread::available_parallelism().unwrap().get();
-    assert!(s.contains(&format!("procs={cpus}")), "invalid values are ignored: {s}");
+    assert!(
+        s.contains(&format!("procs={cpus}")),
+        "invalid values are ignored: {s}"
+    );
 }
 
 #[test]

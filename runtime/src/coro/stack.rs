@@ -402,7 +402,7 @@ fn carve_window(guard: usize, usable: usize) -> io::Result<()> {
 /// class is looked up without a lock.
 pub(crate) struct StackPool {
     default: SizeClass,
-    others: Mutex<Vec<Box<SizeClass>>>,
+    others: Mutex<Vec<SizeClass>>,
 }
 
 impl StackPool {
@@ -450,7 +450,7 @@ impl StackPool {
         if let Some(c) = others.iter().find(|c| c.usable == usable) {
             return f(c);
         }
-        others.push(Box::new(SizeClass::new(usable)));
+        others.push(SizeClass::new(usable));
         f(others.last().expect("just pushed"))
     }
 
@@ -517,7 +517,11 @@ mod tests {
         let s = pool.alloc(pool.default_size());
         let guard = s.top - s.usable - PAGE;
         assert_eq!(guard_hit(guard), Some(64 * 1024));
-        assert_eq!(guard_hit(guard + PAGE), None, "the lowest usable page is no guard");
+        assert_eq!(
+            guard_hit(guard + PAGE),
+            None,
+            "the lowest usable page is no guard"
+        );
         assert_eq!(guard_hit(s.top - 8), None);
         pool.free(s);
     }

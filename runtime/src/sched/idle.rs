@@ -16,7 +16,7 @@
 //! # The no-lost-wakeup argument (Dekker style)
 //!
 //! Submitter: (1) push the goroutine; (2) SeqCst fence; (3) read `nmspinning` and `npidle`.
-//! Last spinner: (a) decrement `nmspinning` (SeqCst); (b) re-check every run queue.
+//! Last spinner: (a) decrement `nmspinning`, SeqCst fence; (b) re-check every run queue.
 //! If the submitter read `nmspinning != 0` at (3), the decrement (a) comes later in the SeqCst
 //! order, so (b) observes the push (1) and the spinner takes the work instead of sleeping.
 //! If the submitter read `nmspinning == 0` it wakes an M itself. `npidle` is changed only
@@ -27,9 +27,9 @@
 //!   whose M has not started yet (the waker increments on its behalf, Go's `startm(spinning)`);
 //! - `npidle` equals the length of the idle-P list (changed together, under the sched lock).
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::loom::AtomicUsize;
+use crate::loom::{fence, AtomicUsize};
 
 pub(crate) struct IdleCounts {
     nprocs: usize,
@@ -54,8 +54,7 @@ impl IdleCounts {
         // SeqCst fence: step (2) of the module's argument, ordering the caller's push before the
         // loads below; pairs with the SeqCst decrement in `stop_spinning`.
         fence(Ordering::SeqCst);
-        if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0
-        {
+        if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
             return false;
         }
         self.nmspinning
@@ -95,8 +94,12 @@ impl IdleCounts {
     /// the caller must then `wakep`, and before sleeping it must re-check every queue.
     #[must_use]
     pub(crate) fn stop_spinning(&self) -> bool {
-        // SeqCst: step (a) of the module's argument.
-        self.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1
+        // SeqCst: step (a) of the module's argument. The fence orders the decrement before the
+        // caller's re-check loads (pairs with the fence in `try_begin_wake`); a SeqCst RMW
+        // alone suffices in C++20's model, but not in every model checker's.
+        let last = self.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1;
+        fence(Ordering::SeqCst);
+        last
     }
 
     /// A P went onto the idle list (call under the sched lock).

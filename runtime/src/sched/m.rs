@@ -129,8 +129,10 @@ impl MContext {
     {
         let shared = &self.shared;
         let p = self.p();
-        let size =
-            stack_size.map_or(shared.stacks.default_size(), crate::coro::stack::round_to_page);
+        let size = stack_size.map_or(
+            shared.stacks.default_size(),
+            crate::coro::stack::round_to_page,
+        );
         let g = self.gfget(p);
         init_g(&g, super::entry::Entry::new(f), size, notify);
         // SAFETY: this M holds `p`.
@@ -238,7 +240,11 @@ impl MContext {
             let l = unsafe { p.local() };
             l.schedtick = l.schedtick.wrapping_add(1);
         }
-        debug_assert_eq!(g.status(), Status::Runnable, "only runnable goroutines are queued");
+        debug_assert_eq!(
+            g.status(),
+            Status::Runnable,
+            "only runnable goroutines are queued"
+        );
         g.set_status(Status::Running);
         self.curg.set(Arc::as_ptr(&g));
         // SAFETY: this M owns the running goroutine's record.
@@ -247,7 +253,10 @@ impl MContext {
             start_g(&g, self.stack_get(p, inner.stack_size));
         }
         // SAFETY: as above; `start_g` is done with its reference.
-        let coro = unsafe { g.inner() }.coro.as_mut().expect("a started goroutine has a coroutine");
+        let coro = unsafe { g.inner() }
+            .coro
+            .as_mut()
+            .expect("a started goroutine has a coroutine");
         let req = coro.resume();
         self.curg.set(std::ptr::null());
         match req {
@@ -279,7 +288,10 @@ impl MContext {
     fn gdestroy(&self, p: &Processor, g: GRef) {
         // SAFETY: the goroutine finished on this M, which owns its record.
         let inner = unsafe { g.inner() };
-        let coro = inner.coro.take().expect("a goroutine that ran has a coroutine");
+        let coro = inner
+            .coro
+            .take()
+            .expect("a goroutine that ran has a coroutine");
         self.stack_put(p, coro.into_stack());
         inner.exit_notify = None;
         inner.suspender = std::ptr::null();
@@ -395,7 +407,8 @@ impl MContext {
             if self.spinning.replace(false) {
                 // The last spinner re-checks before sleeping (idle.rs); any spinner may.
                 let _ = shared.idle.stop_spinning();
-                let work = !shared.global.is_empty() || shared.procs.iter().any(|p| !p.runq_empty());
+                let work =
+                    !shared.global.is_empty() || shared.procs.iter().any(|p| !p.runq_empty());
                 if work {
                     let mut s = shared.sched.lock();
                     if let Some(id) = s.pidle.pop() {

@@ -65,10 +65,10 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::coro::{Coro, GStack, StackPool, Suspender, Switch};
 
-pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
 use entry::Entry;
+pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
 use idle::IdleCounts;
-use m::{Machine, MContext};
+use m::{MContext, Machine};
 use p::Processor;
 
 /// The global run queue (Go's `sched.runq`).
@@ -358,7 +358,10 @@ impl Shared {
         self.gfree.lock().clear();
         drop(all);
         let out = self.stacks.outstanding();
-        debug_assert_eq!(out, 0, "gort: {out} goroutine stacks not returned at shutdown");
+        debug_assert_eq!(
+            out, 0,
+            "gort: {out} goroutine stacks not returned at shutdown"
+        );
         self.stacks.release();
     }
 }
@@ -370,7 +373,10 @@ fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
         // running.
         let inner = unsafe { (*gp).inner() };
         inner.suspender = sus;
-        inner.entry.take().expect("an unstarted goroutine has its function")
+        inner
+            .entry
+            .take()
+            .expect("an unstarted goroutine has its function")
     };
     let r = panic::catch_unwind(AssertUnwindSafe(|| f.call()));
     // Goroutine-local values are dropped here, on the goroutine's stack, while it still runs.
@@ -454,7 +460,10 @@ pub(crate) fn spawn_external<F>(
 where
     F: FnOnce() + Send + 'static,
 {
-    let size = stack_size.map_or(shared.stacks.default_size(), crate::coro::stack::round_to_page);
+    let size = stack_size.map_or(
+        shared.stacks.default_size(),
+        crate::coro::stack::round_to_page,
+    );
     let g = shared.gfget_global();
     init_g(&g, Entry::new(f), size, notify);
     let id = shared.take_goid(1);
@@ -558,4 +567,46 @@ pub(crate) fn enter(shared: Arc<Shared>) {
 
 pub(crate) fn exit_entered() {
     ENTERED.with(|e| e.borrow_mut().pop());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_goroutine_is_waiting_with_its_reason() {
+        crate::Builder::new().procs(2).run(|| {
+            let gate = crate::WaitGroup::new();
+            let started = crate::WaitGroup::new();
+            gate.add(1);
+            started.add(1);
+            let (g2, s2) = (gate.clone(), started.clone());
+            let h = crate::spawn(move || {
+                s2.done();
+                g2.wait();
+            });
+            started.wait();
+            let shared = current_shared().expect("inside a runtime");
+            let state = || {
+                shared
+                    .allgs
+                    .lock()
+                    .iter()
+                    .find(|g| g.id() == h.id() && g.status() != Status::Dead)
+                    .map(|g| (g.status(), g.wait_reason()))
+            };
+            let mut seen = None;
+            for _ in 0..100_000 {
+                seen = state();
+                if seen == Some((Status::Waiting, WaitReason::WaitGroupWait)) {
+                    break;
+                }
+                crate::yield_now();
+            }
+            assert_eq!(seen, Some((Status::Waiting, WaitReason::WaitGroupWait)));
+            assert_eq!(WaitReason::WaitGroupWait.as_str(), "semacquire");
+            gate.done();
+            h.join();
+        });
+    }
 }

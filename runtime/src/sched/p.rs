@@ -182,7 +182,10 @@ impl Processor {
     /// `runnext`.
     pub(crate) fn steal_into(&self, dest: &Worker<GRef>, take_runnext: bool) -> Option<GRef> {
         loop {
-            match self.stealer.steal_batch_with_limit_and_pop(dest, RUNQ_CAP / 2) {
+            match self
+                .stealer
+                .steal_batch_with_limit_and_pop(dest, RUNQ_CAP / 2)
+            {
                 Steal::Success(g) => return Some(g),
                 Steal::Retry => continue,
                 Steal::Empty => break,

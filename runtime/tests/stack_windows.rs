@@ -1,0 +1,155 @@
+//! Goroutine stacks: deep recursion, overflow reports, many parked goroutines.
+
+mod support;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Uses about 1 KiB of stack per level.
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    let pad = black_box([n; 128]);
+    if n == 0 {
+        pad[0]
+    } else {
+        recurse(n - 1) + pad[1]
+    }
+}
+
+#[gort::test(procs = 2)]
+fn deep_recursion_inside_a_window_works() {
+    let frame = recurse_frame();
+    // About 75% of the default 256 KiB window.
+    let depth = (192 * 1024 / frame) as u64;
+    assert!(depth > 40, "frame of {frame} bytes");
+    assert_eq!(recurse(depth), (0..=depth).sum::<u64>());
+    // A goroutine with a bigger window goes deeper.
+    let deep = depth * 30;
+    let h = gort::GoBuilder::new()
+        .stack_size(8 << 20)
+        .spawn(move || recurse(deep));
+    assert_eq!(h.join(), (0..=deep).sum::<u64>());
+    // Windows are reused: many goroutines each going deep, one after another.
+    for _ in 0..50 {
+        assert_eq!(
+            gort::spawn(move || recurse(depth)).join(),
+            (0..=depth).sum::<u64>()
+        );
+    }
+}
+
+/// Bytes per level of `recurse`, measured with its own frame layout.
+fn recurse_frame() -> usize {
+    #[inline(never)]
+    fn probe(n: u64, addrs: &mut Vec<usize>) -> u64 {
+        let pad = black_box([n; 128]);
+        addrs.push(pad.as_ptr() as usize);
+        if n == 0 {
+            pad[0]
+        } else {
+            probe(n - 1, addrs) + pad[1]
+        }
+    }
+    let mut v = Vec::new();
+    probe(2, &mut v);
+    (v[0] - v[2]) / 2 + 64
+}
+
+#[test]
+fn overflow_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(2).stack_size(64 * 1024).run(|| {
+        let h = gort::spawn(|| recurse(1_000_000));
+        h.join();
+    });
+    unreachable!("the overflow ends the process");
+}
+
+#[test]
+fn stack_overflow_prints_go_report_and_exits_2() {
+    let out = support::run_child("overflow_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("runtime: goroutine stack exceeds 65536-byte limit"),
+        "{err}"
+    );
+    assert!(err.contains("fatal error: stack overflow"), "{err}");
+    let header = err
+        .lines()
+        .find(|l| l.starts_with("goroutine ") && l.ends_with(" [running]:"))
+        .unwrap_or_else(|| panic!("a goroutine header: {err}"));
+    let id: u64 = header
+        .trim_start_matches("goroutine ")
+        .trim_end_matches(" [running]:")
+        .parse()
+        .expect("a goroutine id");
+    assert!(id > 1, "the overflowing goroutine is not main: {header}");
+}
+
+#[test]
+fn overflow_outside_goroutines_is_left_to_std_child() {
+    if !support::is_child() {
+        return;
+    }
+    // A runtime exists (its handler is installed), but this overflow is on a plain thread:
+    // the handler must pass it on to std's, which reports it as a thread overflow.
+    gort::Builder::new().procs(1).run(|| ());
+    std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(|| recurse(1_000_000))
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn overflow_of_a_plain_thread_still_reaches_std() {
+    let out = support::run_child("overflow_outside_goroutines_is_left_to_std_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("fatal error: stack overflow"), "{err}");
+    assert!(
+        err.contains("has overflowed its stack"),
+        "std's report: {err}"
+    );
+    assert_ne!(out.status.code(), Some(0));
+}
+
+fn park_many(n: usize) {
+    gort::Builder::new().procs(2).run(move || {
+        let started = gort::WaitGroup::new();
+        let gate = gort::WaitGroup::new();
+        let finished = Arc::new(AtomicUsize::new(0));
+        gate.add(1);
+        for _ in 0..n {
+            started.add(1);
+            let (s, g, f) = (started.clone(), gate.clone(), finished.clone());
+            gort::go!(move || {
+                s.done();
+                g.wait();
+                f.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        started.wait();
+        assert_eq!(gort::num_goroutine(), n + 1, "all parked at once");
+        gate.done();
+        while gort::num_goroutine() != 1 {
+            gort::yield_now();
+        }
+        assert_eq!(finished.load(Ordering::Relaxed), n);
+    });
+}
+
+#[test]
+fn hundred_thousand_parked_goroutines() {
+    park_many(support::stress(100_000));
+}
+
+#[test]
+#[ignore = "1M goroutines need ~5 GiB and a minute in debug builds; run with --ignored --release"]
+fn million_parked_goroutines() {
+    park_many(1_000_000);
+}
