@@ -1,5 +1,127 @@
 //! A tour of what gort can do so far. Run with `cargo run --release --example tour`.
+//!
+//! Each stop prints what it shows; the numbers come from this run, not from a table.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+fn square(n: u64, out: Arc<Mutex<Vec<u64>>>, wg: gort::WaitGroup) {
+    out.lock().unwrap().push(n * n);
+    wg.done();
+}
+
+fn fib(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let a = gort::spawn(move || fib(n - 1));
+    let b = fib(n - 2);
+    a.join() + b
+}
+
+gort::goroutine_local! {
+    static REQUEST_ID: std::cell::Cell<u64> = std::cell::Cell::new(0);
+}
+
+#[gort::main]
 fn main() {
-    println!("tour placeholder");
+    println!(
+        "== gort tour: GOMAXPROCS={}, main is goroutine {}",
+        gort::gomaxprocs(),
+        gort::goid()
+    );
+
+    // 1. go! evaluates the function and its arguments where it stands, as Go does.
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let wg = gort::WaitGroup::new();
+    for n in 1..=5 {
+        wg.add(1);
+        gort::go!(square(n, out.clone(), wg.clone()));
+    }
+    wg.wait();
+    let mut squares = out.lock().unwrap().clone();
+    squares.sort();
+    println!("1. go!(square(n, ..)) x5 -> {squares:?}");
+
+    // 2. Many goroutines are cheap: each has a fixed stack window; memory is committed on touch.
+    let n = 100_000u64;
+    let t = Instant::now();
+    let sum = Arc::new(AtomicU64::new(0));
+    let wg = gort::WaitGroup::new();
+    for i in 0..n {
+        wg.add(1);
+        let (sum, wg) = (sum.clone(), wg.clone());
+        gort::go!(move || {
+            sum.fetch_add(i, Ordering::Relaxed);
+            wg.done();
+        });
+    }
+    wg.wait();
+    println!(
+        "2. {n} goroutines started and finished in {:?} (sum {})",
+        t.elapsed(),
+        sum.load(Ordering::Relaxed)
+    );
+
+    // 3. Blocking-style code: a goroutine that joins parks; its thread runs others.
+    let t = Instant::now();
+    println!(
+        "3. fib(20) with a goroutine per call = {} in {:?}",
+        fib(20),
+        t.elapsed()
+    );
+
+    // 4. yield_now is Go's Gosched.
+    let h = gort::spawn(|| {
+        for _ in 0..3 {
+            gort::yield_now();
+        }
+        "yielded 3 times"
+    });
+    println!("4. spawn + join: {}", h.join());
+
+    // 5. Goroutine-local storage follows a goroutine across threads.
+    let hs: Vec<_> = (1..=3)
+        .map(|id| {
+            gort::spawn(move || {
+                REQUEST_ID.with(|r| r.set(id * 100));
+                gort::yield_now(); // may resume on another OS thread
+                REQUEST_ID.with(|r| r.get())
+            })
+        })
+        .collect();
+    let ids: Vec<u64> = hs.into_iter().map(|h| h.join()).collect();
+    println!("5. goroutine-local values after yielding: {ids:?}");
+
+    // 6. Deep recursion fits in a goroutine's window; a bigger window can be asked for.
+    fn depth(n: u64) -> u64 {
+        let pad = std::hint::black_box([n; 16]);
+        if n == 0 {
+            0
+        } else {
+            1 + depth(n - 1) + pad[0] - n
+        }
+    }
+    let d = gort::GoBuilder::new()
+        .stack_size(16 << 20)
+        .spawn(|| depth(50_000))
+        .join();
+    println!("6. recursion depth {d} on a 16 MiB goroutine stack");
+
+    // 7. Plain OS threads can start goroutines through a Handle.
+    let handle = gort::Handle::current();
+    let done = gort::WaitGroup::new();
+    done.add(1);
+    let d2 = done.clone();
+    let t = std::thread::spawn(move || {
+        let v = handle.spawn(|| gort::goid()).join();
+        d2.done();
+        v
+    });
+    done.wait(); // park this goroutine; don't block its thread in JoinHandle::join
+    println!("7. a plain thread started goroutine {}", t.join().unwrap());
+
+    println!("   goroutines alive now: {}", gort::num_goroutine());
+    println!("== main returns: the process exits without waiting for other goroutines");
 }

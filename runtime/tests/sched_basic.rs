@@ -386,29 +386,41 @@ fn gomaxprocs_environment_variable_is_honoured() {
 
 #[test]
 fn goroutines_migrate_between_threads() {
-    // With 2 Ps and goroutines that keep parking and spawning (stealable work, idle Ms that
-    // steal), a goroutine that yields is eventually resumed by the other M: migration is real,
-    // which is why go! documents it.
+    // Main parks; its M then runs a goroutine that computes for a while without yielding; a
+    // plain thread readies main through the global queue, so the other (idle) M resumes it.
+    // Migration is real, which is why go! documents it.
     let moved = gort::Builder::new().procs(2).run(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        for _ in 0..4 {
-            let stop = stop.clone();
-            gort::go!(move || while !stop.load(Ordering::Relaxed) {
-                gort::spawn(|| ()).join();
+        for _ in 0..50 {
+            let before = std::thread::current().id();
+            let wg = gort::WaitGroup::new();
+            wg.add(1);
+            gort::go!(move || {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_millis(20) {
+                    std::hint::spin_loop();
+                }
             });
-        }
-        let first = std::thread::current().id();
-        let mut moved = false;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            gort::yield_now();
-            if std::thread::current().id() != first {
-                moved = true;
-                break;
+            let w = wg.clone();
+            let waker = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2));
+                w.done();
+            });
+            wg.wait();
+            let after = std::thread::current().id();
+            let w = gort::WaitGroup::new();
+            w.add(1);
+            let w2 = w.clone();
+            // Join the waker without blocking this M.
+            std::thread::spawn(move || {
+                waker.join().unwrap();
+                w2.done();
+            });
+            w.wait();
+            if after != before {
+                return true;
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        moved
+        false
     });
-    assert!(moved, "a yielding goroutine resumed on another thread");
+    assert!(moved, "a parked goroutine resumed on another thread");
 }
