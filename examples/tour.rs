@@ -115,7 +115,7 @@ fn main() {
     done.add(1);
     let d2 = done.clone();
     let t = std::thread::spawn(move || {
-        let v = handle.spawn(|| gort::goid()).join();
+        let v = handle.spawn(gort::goid).join();
         d2.done();
         v
     });

@@ -1,0 +1,107 @@
+// Go 1.19 running the comparison workloads: `gobench <workload> <procs> <n>`.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+func rss() uint64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func done(wg *sync.WaitGroup) { wg.Done() }
+
+func skynet(num, size, div uint64, out chan<- uint64) {
+	if size == 1 {
+		out <- num
+		return
+	}
+	per := size / div
+	c := make(chan uint64, div)
+	for i := uint64(0); i < div; i++ {
+		go skynet(num+i*per, per, div, c)
+	}
+	var sum uint64
+	for i := uint64(0); i < div; i++ {
+		sum += <-c
+	}
+	out <- sum
+}
+
+func main() {
+	w := os.Args[1]
+	procs, _ := strconv.Atoi(os.Args[2])
+	n, _ := strconv.ParseUint(os.Args[3], 10, 64)
+	runtime.GOMAXPROCS(procs)
+	res := make(chan [2]interface{})
+	go func() {
+		switch w {
+		case "spawn":
+			var wg sync.WaitGroup
+			t := time.Now()
+			for i := uint64(0); i < n; i++ {
+				wg.Add(1)
+				go done(&wg)
+			}
+			wg.Wait()
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(n), "ns"}
+		case "yield":
+			var wg sync.WaitGroup
+			t := time.Now()
+			for k := 0; k < 2; k++ {
+				wg.Add(1)
+				go func() {
+					for i := uint64(0); i < n; i++ {
+						runtime.Gosched()
+					}
+					wg.Done()
+				}()
+			}
+			wg.Wait()
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(2*n), "ns"}
+		case "skynet":
+			t := time.Now()
+			c := make(chan uint64, 1)
+			go skynet(0, n, 10, c)
+			if s := <-c; s != n*(n-1)/2 {
+				panic("bad sum")
+			}
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / 1e6, "ms"}
+		case "parked_mem":
+			var started sync.WaitGroup
+			chans := make([]chan struct{}, n)
+			for i := range chans {
+				chans[i] = make(chan struct{})
+			}
+			before := rss()
+			for i := uint64(0); i < n; i++ {
+				started.Add(1)
+				c := chans[i]
+				go func() { started.Done(); <-c }()
+			}
+			started.Wait()
+			time.Sleep(100 * time.Millisecond)
+			after := rss()
+			res <- [2]interface{}{float64(after-before) / float64(n), "B"}
+		default:
+			fmt.Fprintln(os.Stderr, "unknown workload", w)
+			os.Exit(64)
+		}
+	}()
+	r := <-res
+	fmt.Printf("workload=%s procs=%d n=%d value=%.3f unit=%s\n", w, procs, n, r[0], r[1])
+}

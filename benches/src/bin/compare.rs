@@ -1,0 +1,162 @@
+//! Runs the same workloads on gort, tokio, may and (if installed) Go 1.19, one process per
+//! run, interleaved over `--reps` passes, and prints medians and ratios.
+//!
+//! `cargo run --release -p gort-benches --bin compare [-- --reps N] [--only spawn,yield]`
+//!
+//! Go is built from `benches/go` with `/usr/lib/go-1.19/bin/go` when that exists
+//! (`apt-get install golang-1.19`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GO: &str = "/usr/lib/go-1.19/bin/go";
+
+/// (workload, procs, n, lower is better)
+const JOBS: &[(&str, usize, u64)] = &[
+    ("spawn", 1, 1_000_000),
+    ("spawn", 2, 1_000_000),
+    ("yield", 1, 1_000_000),
+    ("skynet", 1, 1_000_000),
+    ("skynet", 2, 1_000_000),
+    ("parked_mem", 2, 100_000),
+    ("parked_mem", 2, 1_000_000),
+];
+
+fn peers(dir: &Path, go: Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
+    let mut v = vec![
+        ("gort", dir.join("gort_peer")),
+        ("tokio", dir.join("tokio_peer")),
+        ("may", dir.join("may_peer")),
+    ];
+    if let Some(g) = go {
+        v.push(("go", g));
+    }
+    v
+}
+
+fn build_go(out: &Path) -> Option<PathBuf> {
+    if !Path::new(GO).exists() {
+        eprintln!("compare: {GO} not found; Go column skipped (apt-get install golang-1.19)");
+        return None;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("go");
+    let bin = out.join("gobench");
+    let ok = Command::new(GO)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&src)
+        .env("GO111MODULE", "on")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", out.join("gocache"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok.then_some(bin)
+}
+
+fn run_one(bin: &Path, w: &str, procs: usize, n: u64) -> Option<f64> {
+    let out = Command::new(bin)
+        .args([w, &procs.to_string(), &n.to_string()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("value="))
+        .and_then(|v| v.parse().ok())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mut reps = 5;
+    let mut only: Option<Vec<String>> = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--reps" => reps = it.next().and_then(|v| v.parse().ok()).unwrap_or(5),
+            "--only" => only = it.next().map(|v| v.split(',').map(String::from).collect()),
+            _ => {}
+        }
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let dir = exe.parent().expect("bin dir").to_path_buf();
+    let go = build_go(&dir);
+    let peers = peers(&dir, go);
+    let jobs: Vec<_> = JOBS
+        .iter()
+        .filter(|(w, _, _)| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w)))
+        .collect();
+    let mut samples: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
+    let mut failed: BTreeMap<(usize, &str), usize> = BTreeMap::new();
+    for rep in 0..reps {
+        eprintln!("compare: pass {}/{reps}", rep + 1);
+        for (j, &&(w, procs, n)) in jobs.iter().enumerate() {
+            for (name, bin) in &peers {
+                match run_one(bin, w, procs, n) {
+                    Some(v) => samples.entry((j, name)).or_default().push(v),
+                    None => *failed.entry((j, name)).or_default() += 1,
+                }
+            }
+        }
+    }
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "machine: {} CPUs; {rustc}; median of {reps} runs each\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let names: Vec<&str> = peers.iter().map(|(n, _)| *n).collect();
+    print!("| workload | P | N | unit |");
+    for n in &names {
+        print!(" {n} |");
+    }
+    println!(" gort / best peer |");
+    print!("|---|---|---|---|");
+    for _ in &names {
+        print!("---|");
+    }
+    println!("---|");
+    for (j, &&(w, procs, n)) in jobs.iter().enumerate() {
+        let unit = match w {
+            "skynet" => "ms",
+            "parked_mem" => "B/goroutine",
+            _ => "ns",
+        };
+        print!("| {w} | {procs} | {n} | {unit} |");
+        let mut meds = BTreeMap::new();
+        for name in &names {
+            match samples.get_mut(&(j, name)) {
+                Some(v) if !v.is_empty() => {
+                    let m = median(v);
+                    meds.insert(*name, m);
+                    print!(" {m:.1} |");
+                }
+                _ => print!(" FAIL |"),
+            }
+        }
+        let best_peer = meds
+            .iter()
+            .filter(|(k, _)| **k != "gort")
+            .map(|(_, v)| *v)
+            .fold(f64::INFINITY, f64::min);
+        match meds.get("gort") {
+            Some(g) if best_peer.is_finite() => println!(" {:.2}x |", g / best_peer),
+            _ => println!(" - |"),
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailed runs (job, peer): {failed:?}");
+    }
+}

@@ -1,0 +1,113 @@
+//! may running the comparison workloads: `may_peer <workload> <procs> <n>`.
+//! may cannot hold more than ~32.7k live coroutines on this machine (two memory maps per
+//! stack against vm.max_map_count = 65530), so workloads that need more fail, as recorded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args};
+use may::sync::{mpsc, SyncFlag};
+
+#[derive(Clone)]
+struct Wg(Arc<(AtomicU64, SyncFlag)>);
+impl Wg {
+    fn new(n: u64) -> Wg {
+        Wg(Arc::new((AtomicU64::new(n), SyncFlag::new())))
+    }
+    fn done(&self) {
+        if self.0 .0.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0 .1.fire();
+        }
+    }
+    fn wait(&self) {
+        self.0 .1.wait();
+    }
+}
+
+fn spawn(a: &Args) -> f64 {
+    let wg = Wg::new(a.n);
+    let t = Instant::now();
+    for _ in 0..a.n {
+        let wg = wg.clone();
+        may::go!(move || wg.done());
+    }
+    wg.wait();
+    ns_per(t, a.n)
+}
+
+fn yield_(a: &Args) -> f64 {
+    let n = a.n;
+    let t = Instant::now();
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            may::go!(move || {
+                for _ in 0..n {
+                    may::coroutine::yield_now();
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    ns_per(t, 2 * n)
+}
+
+fn skynet_node(num: u64, size: u64, div: u64) -> u64 {
+    if size == 1 {
+        return num;
+    }
+    let per = size / div;
+    let hs: Vec<_> = (0..div)
+        .map(|i| may::go!(move || skynet_node(num + i * per, per, div)))
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+fn skynet(a: &Args) -> f64 {
+    let t = Instant::now();
+    let n = a.n;
+    let sum = may::go!(move || skynet_node(0, n, 10)).join().unwrap();
+    assert_eq!(sum, skynet_sum(n));
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn parked_mem(a: &Args) -> f64 {
+    let before = vm_rss();
+    let started = Wg::new(a.n);
+    let mut txs = Vec::new();
+    for _ in 0..a.n {
+        let (tx, rx) = mpsc::channel::<()>();
+        txs.push(tx);
+        let s = started.clone();
+        may::go!(move || {
+            s.done();
+            let _ = rx.recv();
+        });
+    }
+    started.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    let after = vm_rss();
+    drop(txs);
+    (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
+fn main() {
+    let a = args();
+    may::config().set_workers(a.procs);
+    let (value, unit) = may::go!(move || match a.workload.as_str() {
+        "spawn" => (spawn(&a), "ns"),
+        "yield" => (yield_(&a), "ns"),
+        "skynet" => (skynet(&a), "ms"),
+        "parked_mem" => (parked_mem(&a), "B"),
+        w => {
+            eprintln!("may_peer: unknown workload {w}");
+            std::process::exit(64)
+        }
+    })
+    .join()
+    .unwrap();
+    report(&args(), value, unit);
+    std::process::exit(0);
+}

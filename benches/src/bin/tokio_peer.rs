@@ -1,0 +1,129 @@
+//! tokio running the comparison workloads: `tokio_peer <workload> <procs> <n>`.
+//! A Go-style WaitGroup is an atomic counter plus a `Notify` fired by the last `done`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args};
+use tokio::sync::{oneshot, Notify};
+
+#[derive(Clone)]
+struct Wg(Arc<(AtomicU64, Notify)>);
+impl Wg {
+    fn new(n: u64) -> Wg {
+        Wg(Arc::new((AtomicU64::new(n), Notify::new())))
+    }
+    fn done(&self) {
+        if self.0 .0.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0 .1.notify_one();
+        }
+    }
+    async fn wait(&self) {
+        while self.0 .0.load(Ordering::Acquire) != 0 {
+            self.0 .1.notified().await;
+        }
+    }
+}
+
+async fn spawn(a: &Args) -> f64 {
+    let wg = Wg::new(a.n);
+    let t = Instant::now();
+    for _ in 0..a.n {
+        let wg = wg.clone();
+        tokio::spawn(async move { wg.done() });
+    }
+    wg.wait().await;
+    ns_per(t, a.n)
+}
+
+async fn yield_(a: &Args) -> f64 {
+    let n = a.n;
+    let t = Instant::now();
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(async move {
+                for _ in 0..n {
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.await.unwrap();
+    }
+    ns_per(t, 2 * n)
+}
+
+fn skynet_node(num: u64, size: u64, div: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> {
+    Box::pin(async move {
+        if size == 1 {
+            return num;
+        }
+        let per = size / div;
+        let hs: Vec<_> = (0..div)
+            .map(|i| tokio::spawn(skynet_node(num + i * per, per, div)))
+            .collect();
+        let mut sum = 0;
+        for h in hs {
+            sum += h.await.unwrap();
+        }
+        sum
+    })
+}
+
+async fn skynet(a: &Args) -> f64 {
+    let t = Instant::now();
+    let sum = tokio::spawn(skynet_node(0, a.n, 10)).await.unwrap();
+    assert_eq!(sum, skynet_sum(a.n));
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+async fn parked_mem(a: &Args) -> f64 {
+    let before = vm_rss();
+    let started = Wg::new(a.n);
+    let mut txs = Vec::with_capacity(a.n as usize);
+    for _ in 0..a.n {
+        let (tx, rx) = oneshot::channel::<()>();
+        txs.push(tx);
+        let s = started.clone();
+        tokio::spawn(async move {
+            s.done();
+            let _ = rx.await;
+        });
+    }
+    started.wait().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = vm_rss();
+    drop(txs);
+    (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
+fn main() {
+    let a = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.procs)
+        .enable_time()
+        .build()
+        .unwrap();
+    let (value, unit) = rt.block_on(async move {
+        tokio::spawn(async move {
+            match a.workload.as_str() {
+                "spawn" => (spawn(&a).await, "ns"),
+                "yield" => (yield_(&a).await, "ns"),
+                "skynet" => (skynet(&a).await, "ms"),
+                "parked_mem" => (parked_mem(&a).await, "B"),
+                w => {
+                    eprintln!("tokio_peer: unknown workload {w}");
+                    std::process::exit(64)
+                }
+            }
+        })
+        .await
+        .unwrap()
+    });
+    report(&args(), value, unit);
+    std::process::exit(0);
+}
