@@ -1,6 +1,5 @@
 //! `JoinHandle`: the Rust-style way to get a goroutine's result.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -26,12 +25,7 @@ use crate::sched::{ExitNotify, WaitReason};
 pub struct JoinHandle<T> {
     inner: Arc<Slot<T>>,
     id: u64,
-    _not_sync: PhantomData<*const ()>,
 }
-
-// SAFETY: the handle only moves the result out of a Mutex-protected slot; `T: Send` makes
-// moving the value to the joining thread sound.
-unsafe impl<T: Send> Send for JoinHandle<T> {}
 
 pub(crate) struct Slot<T> {
     state: Mutex<State<T>>,
@@ -80,11 +74,7 @@ impl<T: Send> ExitNotify for Slot<T> {
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(inner: Arc<Slot<T>>, id: u64) -> JoinHandle<T> {
-        JoinHandle {
-            inner,
-            id,
-            _not_sync: PhantomData,
-        }
+        JoinHandle { inner, id }
     }
 
     /// The goroutine's id (as [`goid`](crate::goid) returns inside it).

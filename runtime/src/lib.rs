@@ -274,6 +274,33 @@ where
     GoBuilder::new().spawn(f)
 }
 
+/// Where a joinable goroutine starts.
+enum SpawnAt<'a> {
+    /// The caller's runtime (a goroutine, or a thread inside `Handle::enter`), with an optional
+    /// stack size.
+    Current(Option<usize>),
+    /// A given runtime, from any thread.
+    Runtime(&'a Arc<sched::Shared>),
+}
+
+/// Starts `f` and wires its result to a `JoinHandle` (shared by `spawn`, `GoBuilder::spawn`
+/// and `Handle::spawn`).
+fn spawn_joinable<F, T>(f: F, at: SpawnAt<'_>) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let slot = join::Slot::new();
+    let result = slot.clone();
+    let body = move || result.complete(f());
+    let notify: Option<Arc<dyn sched::ExitNotify>> = Some(slot.clone());
+    let id = match at {
+        SpawnAt::Current(stack_size) => sched::spawn(body, stack_size, notify),
+        SpawnAt::Runtime(shared) => sched::spawn_external(shared, body, None, notify),
+    };
+    JoinHandle::new(slot, id)
+}
+
 /// Options for starting one goroutine.
 ///
 /// ```
@@ -308,11 +335,7 @@ impl GoBuilder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let slot = join::Slot::new();
-        let s2 = slot.clone();
-        let notify: Arc<dyn sched::ExitNotify> = slot.clone();
-        let id = sched::spawn(move || s2.complete(f()), self.stack_size, Some(notify));
-        JoinHandle::new(slot, id)
+        spawn_joinable(f, SpawnAt::Current(self.stack_size))
     }
 
     /// Starts `f` like [`go!`], without a handle.
@@ -385,11 +408,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let slot = join::Slot::new();
-        let s2 = slot.clone();
-        let notify: Arc<dyn sched::ExitNotify> = slot.clone();
-        let id = sched::spawn_external(&self.shared, move || s2.complete(f()), None, Some(notify));
-        JoinHandle::new(slot, id)
+        spawn_joinable(f, SpawnAt::Runtime(&self.shared))
     }
 }
 

@@ -3,7 +3,7 @@
 #[macro_use]
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -152,18 +152,9 @@ rt_test! {
                 all_done.add(1);
                 std::thread::spawn(move || {
                     let _in = h.enter();
-                    let wg = gort::WaitGroup::new();
-                    let hits = Arc::new(AtomicU64::new(0));
-                    for _ in 0..100 {
-                        wg.add(1);
-                        let (wg, hits) = (wg.clone(), hits.clone());
-                        gort::go!(move || {
-                            hits.fetch_add(1, Ordering::Relaxed);
-                            wg.done();
-                        });
-                    }
-                    wg.wait(); // a plain thread blocks until the goroutines are done
-                    let v = gort::spawn(move || i + hits.load(Ordering::Relaxed)).join();
+                    // A plain thread blocks in the WaitGroup until the goroutines are done.
+                    let hits = support::fan_out(100);
+                    let v = gort::spawn(move || i + hits).join();
                     got.lock().unwrap().push(v);
                     all_done.done();
                 })
@@ -270,25 +261,14 @@ fn runtimes_run_in_sequence_and_side_by_side() {
     let ts: Vec<_> = (0..2u64)
         .map(|i| {
             std::thread::spawn(move || {
-                gort::Builder::new().procs(2).run(move || {
-                    let wg = gort::WaitGroup::new();
-                    let n = Arc::new(AtomicU64::new(0));
-                    for _ in 0..10_000 {
-                        wg.add(1);
-                        let (wg, n) = (wg.clone(), n.clone());
-                        gort::go!(move || {
-                            n.fetch_add(1, Ordering::Relaxed);
-                            wg.done();
-                        });
-                    }
-                    wg.wait();
-                    (i, n.load(Ordering::Relaxed), gort::num_goroutine())
-                })
+                gort::Builder::new()
+                    .procs(2)
+                    .run(move || (i, support::fan_out(10_000)))
             })
         })
         .collect();
     for t in ts {
-        let (_, n, _) = t.join().unwrap();
+        let (_, n) = t.join().unwrap();
         assert_eq!(n, 10_000);
     }
 }

@@ -1,7 +1,5 @@
 //! The gort side of the comparison: `gort_peer <workload> <procs> <n>`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args};
@@ -86,11 +84,9 @@ fn parked_mem(a: &Args) -> f64 {
 fn main() {
     let a = args();
     let procs = a.procs;
-    let (value, unit) = gort::Builder::new().procs(procs).run(move || {
-        let counter = AtomicU64::new(0);
-        counter.fetch_add(1, Ordering::Relaxed);
-        let _ = Arc::new(counter);
-        match a.workload.as_str() {
+    let (value, unit) = gort::Builder::new()
+        .procs(procs)
+        .run(move || match a.workload.as_str() {
             "spawn" => (spawn(&a), "ns"),
             "yield" => (yield_(&a), "ns"),
             "skynet" => (skynet(&a), "ms"),
@@ -99,7 +95,6 @@ fn main() {
                 eprintln!("gort_peer: unknown workload {w}");
                 std::process::exit(64)
             }
-        }
-    });
+        });
     report(&args(), value, unit);
 }

@@ -33,7 +33,7 @@
 //! Windows are carved from segments once and then reused forever (until the runtime shuts down
 //! and unmaps its segments): a fresh mmap costs ~2.5 µs, a pooled stack ~10 ns. Most reuse
 //! happens through the dead-`Goroutine` caches of the scheduler, which keep their stack (as Go's
-//! `gfput` does); the pool's own free list holds windows that came back without a G record.
+//! `gfput` does); the pool's own free lists (dirty and clean) hold the rest.
 //!
 //! Pages a goroutine touched below [`SCRUB_KEEP`] bytes from the top stay committed while a
 //! stack is cached, and are released with `MADV_DONTNEED` by [`StackPool::scrub`], which the
@@ -89,11 +89,14 @@ static MPROTECT_WINDOWS: AtomicUsize = AtomicUsize::new(0);
 /// The most windows `mprotect` mode may carve: half of `vm.max_map_count`, less a margin for the
 /// rest of the process (thread stacks, libraries, the allocator).
 fn mprotect_budget() -> usize {
-    let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(65530);
-    max.saturating_sub(8192) / 2
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(65530);
+        max.saturating_sub(8192) / 2
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,7 +235,7 @@ struct Segment {
 struct SizeClass {
     usable: usize,
     stride: usize,
-    /// Protected by this mutex: segments, the carve cursor and the free list.
+    /// Protected by this mutex: segments, the carve cursor and the free lists.
     state: Mutex<ClassState>,
 }
 
@@ -240,7 +243,10 @@ struct ClassState {
     segments: Vec<Segment>,
     /// Windows already carved from the last segment.
     carved: usize,
-    free: Vec<GStack>,
+    /// Free windows a goroutine used since their last scrub (deep pages may be committed).
+    dirty: Vec<GStack>,
+    /// Free windows with nothing committed below `SCRUB_KEEP`.
+    clean: Vec<GStack>,
     /// Windows handed out and not yet returned (for leak checks at shutdown).
     out: usize,
 }
@@ -253,7 +259,8 @@ impl SizeClass {
             state: Mutex::new(ClassState {
                 segments: Vec::new(),
                 carved: 0,
-                free: Vec::new(),
+                dirty: Vec::new(),
+                clean: Vec::new(),
                 out: 0,
             }),
         }
@@ -265,7 +272,8 @@ impl SizeClass {
 
     fn alloc(&self) -> io::Result<GStack> {
         let mut st = self.state.lock();
-        if let Some(s) = st.free.pop() {
+        // Dirty windows first: their top pages are committed and likely cached.
+        if let Some(s) = st.dirty.pop().or_else(|| st.clean.pop()) {
             st.out += 1;
             return Ok(s);
         }
@@ -290,7 +298,11 @@ impl SizeClass {
     fn free(&self, s: GStack) {
         let mut st = self.state.lock();
         st.out -= 1;
-        st.free.push(s);
+        if s.dirty {
+            st.dirty.push(s);
+        } else {
+            st.clean.push(s);
+        }
     }
 }
 
@@ -301,12 +313,13 @@ impl SizeClass {
         if st.out != 0 {
             return false;
         }
-        st.free.clear();
+        st.dirty.clear();
+        st.clean.clear();
         st.carved = 0;
         for seg in st.segments.drain(..) {
             unregister_segment(seg.slot);
             // SAFETY: the segment was mapped by `map_segment` with this base and length, and
-            // no window of it is handed out (`out == 0`; the free list was just emptied), so
+            // no window of it is handed out (`out == 0`; the free lists were just emptied), so
             // nothing uses its memory.
             unsafe {
                 libc::munmap(seg.base as *mut libc::c_void, seg.len);
@@ -420,6 +433,11 @@ impl StackPool {
         }
     }
 
+    /// The usable size a goroutine asking for `requested` bytes gets (the default if `None`).
+    pub(crate) fn size_for(&self, requested: Option<usize>) -> usize {
+        requested.map_or(self.default.usable, round_to_page)
+    }
+
     /// The default usable window size.
     pub(crate) fn default_size(&self) -> usize {
         self.default.usable
@@ -454,19 +472,18 @@ impl StackPool {
         f(others.last().expect("just pushed"))
     }
 
-    /// Scrubs up to `budget` dirty stacks on the pool's free lists; returns how many syscalls
-    /// were made.
+    /// Scrubs up to `budget` dirty stacks on the pool's free lists, moving them to the clean
+    /// lists; returns how many syscalls were made. Costs O(budget), however long the lists.
     pub(crate) fn scrub(&self, budget: usize) -> usize {
         let mut done = 0;
         let mut one = |c: &SizeClass| {
             let mut st = c.state.lock();
-            for s in st.free.iter_mut() {
-                if done >= budget {
-                    break;
-                }
+            while done < budget {
+                let Some(mut s) = st.dirty.pop() else { break };
                 if s.scrub() {
                     done += 1;
                 }
+                st.clean.push(s);
             }
         };
         one(&self.default);
@@ -545,6 +562,23 @@ mod tests {
         }
         assert!(!s.scrub(), "a clean stack is not scrubbed again");
         pool.free(s);
+    }
+
+    #[test]
+    fn pool_scrub_takes_only_dirty_windows_and_respects_its_budget() {
+        let pool = StackPool::new(64 * 1024);
+        let size = pool.default_size();
+        let mut out: Vec<GStack> = (0..5).map(|_| pool.alloc(size)).collect();
+        for s in out.iter_mut().take(3) {
+            s.mark_dirty();
+        }
+        for s in out {
+            pool.free(s);
+        }
+        assert_eq!(pool.scrub(2), 2, "the budget bounds the syscalls");
+        assert_eq!(pool.scrub(10), 1, "only the one dirty window left");
+        assert_eq!(pool.scrub(10), 0, "clean windows are not scrubbed again");
+        assert_eq!(pool.outstanding(), 0);
     }
 
     #[test]

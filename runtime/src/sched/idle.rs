@@ -62,10 +62,14 @@ impl IdleCounts {
             .is_ok()
     }
 
-    /// Whether there is more than one P (with one, a caller holding it knows none is idle).
+    /// A cheap, possibly stale look (Relaxed loads, no fence): is some P idle with no M
+    /// spinning? Enough for an M that pushed work onto *its own* P's queue: that work runs on
+    /// this M anyway, so a stale "no" costs only parallelism, never a lost wake-up, and it
+    /// saves the fence on every yield and spawn while all Ps are busy. Work pushed where no
+    /// M will look by itself (the global queue) must use [`IdleCounts::try_begin_wake`].
     #[inline]
-    pub(crate) fn multi(&self) -> bool {
-        self.nprocs > 1
+    pub(crate) fn worth_waking(&self) -> bool {
+        self.npidle.load(Ordering::Relaxed) != 0 && self.nmspinning.load(Ordering::Relaxed) == 0
     }
 
     /// Undo a [`IdleCounts::try_begin_wake`] that found no idle P.

@@ -129,10 +129,7 @@ impl MContext {
     {
         let shared = &self.shared;
         let p = self.p();
-        let size = stack_size.map_or(
-            shared.stacks.default_size(),
-            crate::coro::stack::round_to_page,
-        );
+        let size = shared.stacks.size_for(stack_size);
         let g = self.gfget(p);
         init_g(&g, super::entry::Entry::new(f), size, notify);
         // SAFETY: this M holds `p`.
@@ -161,11 +158,11 @@ impl MContext {
         }
     }
 
-    /// `wakep` from an M holding a P: with a single P (ours) no P can be idle, so the fence
-    /// and loads are skipped.
+    /// `wakep` after pushing onto this M's own P: see `IdleCounts::worth_waking` for why a
+    /// relaxed pre-check is enough here (with one P, ours, it is always false).
     #[inline]
     fn wakep(&self) {
-        if self.shared.idle.multi() {
+        if self.shared.idle.worth_waking() {
             wakep(&self.shared);
         }
     }
@@ -301,17 +298,6 @@ impl MContext {
         self.gfput(p, g);
     }
 
-    /// One goroutine from the global queue.
-    fn global_get_one(&self) -> Option<GRef> {
-        loop {
-            match self.shared.global.steal() {
-                Steal::Success(g) => return Some(g),
-                Steal::Retry => continue,
-                Steal::Empty => return None,
-            }
-        }
-    }
-
     /// A batch from the global queue into the local one (Go's `globrunqget`).
     fn global_get_batch(&self, p: &Processor) -> Option<GRef> {
         let shared = &self.shared;
@@ -367,7 +353,7 @@ impl MContext {
             let p = self.p();
             // SAFETY: this M holds `p`.
             if unsafe { p.local() }.schedtick % GLOBAL_QUEUE_INTERVAL == 0 {
-                if let Some(g) = self.global_get_one() {
+                if let Some(g) = shared.global_pop() {
                     return Some((g, false));
                 }
             }

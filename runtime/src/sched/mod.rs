@@ -246,17 +246,24 @@ impl Shared {
         m::wakep(self);
     }
 
-    fn drain_global(self: &Arc<Self>) {
+    /// One goroutine from the global queue, retrying lost races.
+    pub(crate) fn global_pop(&self) -> Option<GRef> {
         loop {
             match self.global.steal() {
-                crossbeam_deque::Steal::Success(g) => self.discard(g),
+                crossbeam_deque::Steal::Success(g) => return Some(g),
                 crossbeam_deque::Steal::Retry => continue,
-                crossbeam_deque::Steal::Empty => break,
+                crossbeam_deque::Steal::Empty => return None,
             }
         }
     }
 
-    /// A fresh goroutine id (Go batches these per P; see `new_goid_on`).
+    fn drain_global(self: &Arc<Self>) {
+        while let Some(g) = self.global_pop() {
+            self.discard(g);
+        }
+    }
+
+    /// `n` fresh goroutine ids (Ms take them in batches of 16, Go's `goidcache`).
     fn take_goid(&self, n: u64) -> u64 {
         self.next_goid.fetch_add(n, Ordering::Relaxed)
     }
@@ -460,10 +467,7 @@ pub(crate) fn spawn_external<F>(
 where
     F: FnOnce() + Send + 'static,
 {
-    let size = stack_size.map_or(
-        shared.stacks.default_size(),
-        crate::coro::stack::round_to_page,
-    );
+    let size = shared.stacks.size_for(stack_size);
     let g = shared.gfget_global();
     init_g(&g, Entry::new(f), size, notify);
     let id = shared.take_goid(1);

@@ -23,6 +23,25 @@ pub fn is_child() -> bool {
     std::env::var_os("GORT_CHILD").is_some()
 }
 
+/// Starts `n` goroutines that each count once, waits for them with a WaitGroup (which parks a
+/// goroutine and blocks a plain thread), and returns the count.
+pub fn fan_out(n: usize) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let wg = gort::WaitGroup::new();
+    let hits = Arc::new(AtomicU64::new(0));
+    for _ in 0..n {
+        wg.add(1);
+        let (wg, hits) = (wg.clone(), hits.clone());
+        gort::go!(move || {
+            hits.fetch_add(1, Ordering::Relaxed);
+            wg.done();
+        });
+    }
+    wg.wait();
+    hits.load(Ordering::Relaxed)
+}
+
 /// Stress sizes scale with `GORT_STRESS` (default 1).
 pub fn stress(n: usize) -> usize {
     let k: usize = std::env::var("GORT_STRESS")
