@@ -1,10 +1,13 @@
-//! Procedural macros of gort: `go!`, `#[gort::main]` and `#[gort::test]`.
+//! Procedural macros of gort: `go!`, `#[gort::main]`, `#[gort::test]`, and Go's frames:
+//! `#[gort::func]`, `frame!` and `defer!` (`frame.rs`).
 //!
 //! Use them through the `gort` crate, which re-exports them; the expansions name `::gort`.
 
+mod frame;
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{parse_macro_input, Expr, ItemFn, LitInt, ReturnType};
@@ -66,7 +69,15 @@ fn expand_go(expr: Expr) -> TokenStream2 {
                 }
             }
         }
-        Expr::Macro(mac) => quote_spanned! {span=>
+        Expr::Closure(c) if frame::mentions_defer(&c.body.to_token_stream()) => {
+            match frame::frame_closure(c, "a go! closure") {
+                Ok(closure) => quote_spanned! {span=>
+                    ::gort::__private::go(#closure)
+                },
+                Err(e) => e.to_compile_error(),
+            }
+        }
+        Expr::Macro(mac) if !is_frame_macro(&mac.mac) => quote_spanned! {span=>
             ::gort::__private::go(move || {
                 ::gort::__private::discard(#mac);
             })
@@ -83,6 +94,11 @@ fn expand_go(expr: Expr) -> TokenStream2 {
             }
         }
     }
+}
+
+/// `frame!(...)` makes a value (a closure), unlike the macros `go!` runs in the goroutine.
+fn is_frame_macro(mac: &syn::Macro) -> bool {
+    mac.path.segments.last().is_some_and(|s| s.ident == "frame")
 }
 
 /// Runs `fn main` as goroutine 1 of a gort runtime. See `gort::main`.
@@ -108,8 +124,8 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     let attrs = &func.attrs;
     let vis = &func.vis;
     let sig = &func.sig;
-    let body = &func.block;
     let ret = ret_type(&func.sig.output);
+    let body = frame::frame_body(*func.block.clone(), quote!("main"), Some(&ret));
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -156,8 +172,9 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     let attrs = &func.attrs;
     let vis = &func.vis;
     let sig = &func.sig;
-    let body = &func.block;
     let ret = ret_type(&func.sig.output);
+    let name = func.sig.ident.to_string();
+    let body = frame::frame_body(*func.block.clone(), quote!(#name), Some(&ret));
     let procs = match &args.procs {
         Some(n) => quote!(::core::option::Option::Some(#n)),
         None => quote!(::core::option::Option::None),
@@ -188,9 +205,73 @@ fn check_plain_fn(func: &ItemFn, what: &str) -> syn::Result<()> {
     Ok(())
 }
 
-fn ret_type(out: &ReturnType) -> TokenStream2 {
+fn ret_type(out: &ReturnType) -> syn::Type {
     match out {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, t) => quote!(#t),
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, t) => (**t).clone(),
     }
+}
+
+/// Makes a function a frame for `defer!`. See `gort::func`.
+#[proc_macro_attribute]
+pub fn func(args: TokenStream, item: TokenStream) -> TokenStream {
+    if !args.is_empty() {
+        return syn::Error::new(Span::call_site(), "#[gort::func] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    let func = parse_macro_input!(item as ItemFn);
+    if let Some(a) = &func.sig.asyncness {
+        return syn::Error::new(
+            a.span(),
+            "#[gort::func] functions are plain functions: goroutines block, they are not async",
+        )
+        .to_compile_error()
+        .into();
+    }
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let ret = ret_type(&sig.output);
+    let name = sig.ident.to_string();
+    let body = frame::frame_body(*block, quote!(#name), Some(&ret));
+    quote! {
+        #(#attrs)*
+        #vis #sig #body
+    }
+    .into()
+}
+
+/// A closure or block that is a frame. See `gort::frame`.
+#[proc_macro]
+pub fn frame(input: TokenStream) -> TokenStream {
+    let ts = TokenStream2::from(input);
+    let out = match frame::as_closure(&ts) {
+        Some(c) => frame::frame_closure(c, "a frame! closure"),
+        None => frame::frame_block(ts),
+    };
+    match out {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Registers a deferred call in the enclosing frame. See `gort::defer`.
+///
+/// Frames rewrite the `defer!`s of their own body before this macro runs; one that reaches
+/// here is outside any frame (or inside a closure or macro call within one).
+#[proc_macro]
+pub fn defer(_input: TokenStream) -> TokenStream {
+    syn::Error::new(
+        Span::call_site(),
+        "defer! must be used directly in a frame: a #[gort::func] function, a gort::frame! \
+         closure or block, a go! closure, or a #[gort::main] / #[gort::test] body. A closure \
+         inside a frame is not a frame (make it one with gort::frame!(|| ...)), and defer! \
+         inside another macro's arguments is not seen by the frame",
+    )
+    .to_compile_error()
+    .into()
 }

@@ -51,7 +51,117 @@ use std::sync::Arc;
 
 pub use join::JoinHandle;
 pub use local::LocalKey;
+pub use panic::{goexit, recover, Named, Panic, PanicLocation, RuntimeError};
 pub use sync::WaitGroup;
+
+/// Makes a function a Go-style function: a frame whose `defer!` calls run when it returns,
+/// panics, or its goroutine calls [`goexit`].
+///
+/// Inside the function, `defer!` registers a deferred call in this frame; the calls run newest
+/// first after the body, also when it panics (then one of them may [`recover`]). Forms:
+///
+/// - `defer!(f(a, b))`, `defer!(obj.method(a))`: the function value, receiver and arguments
+///   are evaluated at the `defer!`, as in Go (`defer!(print_i(i * 10))` sees today's `i`);
+/// - `defer!(println!("x = {}", x))` (also `print!`, `eprintln!`, `eprint!`): the text is
+///   formatted at the `defer!` and printed at the end, like Go's `defer fmt.Println(x)`;
+/// - `defer!(move || { ... })`: a closure, which reads what it captures when it runs;
+/// - `defer!(|r| ...)`: a closure that gets the frame's result as `&mut` [`Named`], to read
+///   or replace it (Go's named results; the recover-into-an-error idiom).
+///
+/// Deferred calls may borrow the function's parameters but not the body's locals: the body
+/// has ended when they run. Use a `move` closure (or `Rc<Cell<_>>` for values the body keeps
+/// changing).
+///
+/// Up to 8 `defer!`s that are not inside loops are open-coded (kept in typed slots in the
+/// function's own stack frame, as Go 1.14+ does); otherwise every `defer!` of the function goes
+/// on the goroutine's defer list, whose records are reused. `docs/defer-panic-recover.md` has
+/// the whole design.
+///
+/// # Example
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// #[gort::func]
+/// fn example(log: Rc<Cell<u32>>) -> u32 {
+///     let l = log.clone();
+///     defer!(move || l.set(l.get() * 10 + 1)); // runs second
+///     let now = log.get();
+///     defer!(log.set(7)); // runs first
+///     now // 0: deferred calls run after the body
+/// }
+///
+/// let log = Rc::new(Cell::new(0));
+/// assert_eq!(example(log.clone()), 0);
+/// assert_eq!(log.get(), 71);
+/// ```
+///
+/// `log` is evaluated (moved) at its `defer!`, as the receiver of a call; the first
+/// closure got a clone of its own.
+pub use gort_macros::func;
+
+/// Makes a closure or a block a frame, like `#[gort::func]` for a function.
+///
+/// - `gort::frame!(move || { ... })` is a closure whose body is a frame (for `gort::run`,
+///   `gort::spawn`, or any closure that should hold `defer!`s);
+/// - `gort::frame! { ... }` runs a block as a frame now and gives its value (Go's
+///   `func() { ... }()`).
+///
+/// # Example
+///
+/// ```
+/// let v = gort::run(gort::frame!(|| {
+///     let r = gort::frame! {
+///         defer!(|r: &mut gort::Named<i32>| {
+///             if gort::recover().is_some() {
+///                 r.set(-1);
+///             }
+///         });
+///         panic!("fails")
+///     };
+///     r
+/// }));
+/// assert_eq!(v, -1);
+/// ```
+pub use gort_macros::frame;
+
+/// Registers a deferred call in the enclosing frame (`#[gort::func]`, [`frame!`], a `go!`
+/// closure, `#[gort::main]` or `#[gort::test]`); see [`func`] for the forms.
+///
+/// Outside a frame, or inside a closure that is not itself a frame, `defer!` does not compile:
+/// it never binds to an outer frame.
+///
+/// ```compile_fail
+/// fn not_a_frame() {
+///     gort::defer!(println!("no frame here"));
+/// }
+/// ```
+pub use gort_macros::defer;
+
+/// Panics with an error value, as Go's `panic(err)`: [`Panic::as_error`] gives it back and the
+/// crash report prints its message.
+///
+/// # Example
+///
+/// ```
+/// #[gort::func]
+/// fn fails() -> String {
+///     defer!(|r| {
+///         let p = gort::recover().expect("panicking");
+///         r.set(p.as_error().expect("an error").to_string());
+///     });
+///     gort::panic_error(std::io::Error::other("disk full"))
+/// }
+/// assert_eq!(gort::run(fails), "disk full");
+/// ```
+pub fn panic_error<E>(err: E) -> !
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let e: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+    std::panic::panic_any(e)
+}
 
 /// Starts a goroutine: `go!(f(a, b))`, `go!(obj.method(a))` or `go!(move || ...)`.
 ///
@@ -500,6 +610,64 @@ pub fn gomaxprocs() -> usize {
 /// Used by gort-macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::panic::frame::{Frame, FrameGuard, HasResult, OpenSlot};
+    pub use crate::panic::record::{Plain, WithResult};
+
+    /// Used by gort-macros: finds a frame result type's zero value (Go's zero value) by
+    /// autoref specialisation: `Default`, else `Ok(Default)` for a `Result`, else none.
+    pub struct ZeroProbe<T>(core::marker::PhantomData<fn() -> T>);
+
+    impl<T> Clone for ZeroProbe<T> {
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+    impl<T> Copy for ZeroProbe<T> {}
+
+    impl<T> ZeroProbe<T> {
+        /// A probe for the value type of a frame body's outcome.
+        #[inline(always)]
+        pub fn of<E>(_: &Result<T, E>) -> ZeroProbe<T> {
+            ZeroProbe(core::marker::PhantomData)
+        }
+    }
+
+    /// The zero of a `Default` type.
+    pub trait ZeroDefault<T> {
+        /// The zero-value function.
+        fn zero(self) -> Option<fn() -> T>;
+    }
+    impl<T: Default> ZeroDefault<T> for &&ZeroProbe<T> {
+        #[inline(always)]
+        fn zero(self) -> Option<fn() -> T> {
+            Some(T::default)
+        }
+    }
+
+    /// The zero of a `Result` whose `Ok` type is `Default`: Go's `(zero, nil)`.
+    pub trait ZeroResult<T> {
+        /// The zero-value function.
+        fn zero(self) -> Option<fn() -> T>;
+    }
+    impl<T: Default, E> ZeroResult<Result<T, E>> for &ZeroProbe<Result<T, E>> {
+        #[inline(always)]
+        fn zero(self) -> Option<fn() -> Result<T, E>> {
+            Some(|| Ok(T::default()))
+        }
+    }
+
+    /// No zero value.
+    pub trait ZeroNone<T> {
+        /// `None`.
+        fn zero(self) -> Option<fn() -> T>;
+    }
+    impl<T> ZeroNone<T> for ZeroProbe<T> {
+        #[inline(always)]
+        fn zero(self) -> Option<fn() -> T> {
+            None
+        }
+    }
+
     /// Used by gort-macros: the expansion of `go!`.
     #[inline]
     pub fn go<F>(f: F)

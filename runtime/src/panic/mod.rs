@@ -1,28 +1,43 @@
-//! Panics that end a goroutine: payload text and the fatal report.
+//! Go's defer, panic, recover and Goexit, and the crash report of an unrecovered panic.
 //!
-//! Go prints an unrecovered panic as `panic: <value>` followed by the goroutine's header and
-//! exits with status 2. This module owns that report. (Defer, recover and the panic chain build
-//! on it.)
+//! - `value.rs`: what `recover` returns ([`Panic`], [`RuntimeError`]) and how values print.
+//! - `record.rs`: deferred calls as values and the defer list's records.
+//! - `frame.rs`: frames, the panic chain, the recover rule, Goexit, the panic hook.
+//!
+//! `docs/defer-panic-recover.md` explains the design with diagrams.
 
-use std::any::Any;
+pub(crate) mod frame;
+pub(crate) mod record;
+pub(crate) mod value;
+
 use std::io::Write;
+use std::sync::Once;
 
-/// The text Go would print for a panic value: strings as they are, other values by type.
-pub(crate) fn payload_text(p: &(dyn Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&'static str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(non-string panic payload)".to_string()
-    }
+pub use frame::{goexit, recover, Named};
+pub use value::{Panic, PanicLocation, RuntimeError};
+
+/// Installs gort's panic hook once per process, in front of the hook that was there.
+///
+/// Inside a goroutine the hook only records where the panic started: Go prints nothing for a
+/// panic that gets recovered, and the goroutine's top prints the report of one that does not.
+/// On other threads the previous hook runs as before.
+pub(crate) fn install_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !frame::on_panic(info) {
+                prev(info)
+            }
+        }));
+    });
 }
 
-/// Prints Go's report for an unrecovered panic in goroutine `goid` and exits with status 2.
-pub(crate) fn die(goid: u64, payload: &(dyn Any + Send)) -> ! {
-    let text = payload_text(payload);
+/// Prints `report` and exits with status 2, as Go does for an unrecovered panic or a fatal
+/// error. Other goroutines do not run again: the process ends here.
+pub(crate) fn die(report: &str) -> ! {
     let mut err = std::io::stderr().lock();
-    let _ = write!(err, "panic: {text}\n\ngoroutine {goid} [running]:\n");
+    let _ = err.write_all(report.as_bytes());
     let _ = err.flush();
     std::process::exit(2)
 }

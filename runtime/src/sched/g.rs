@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Suspender};
+use crate::panic::frame::DeferState;
 
 use super::entry::Entry;
 
@@ -120,6 +121,9 @@ pub(crate) struct Goroutine {
     /// The runtime this record belongs to.
     pub(crate) shared: Arc<Shared>,
     inner: UnsafeCell<GInner>,
+    /// Defer list and panic chain; touched only by code running on the goroutine (and by
+    /// shutdown's discard, which owns a dead record).
+    defer: UnsafeCell<DeferState>,
 }
 
 // SAFETY: `inner` is accessed only by the record's current owner (module docs), and ownership
@@ -146,7 +150,15 @@ impl Goroutine {
                 locals: Vec::new(),
                 exit_notify: None,
             }),
+            defer: UnsafeCell::new(DeferState::new()),
         }
+    }
+
+    /// The goroutine's defer list and panic chain. Only the goroutine itself (while running)
+    /// or the record's owner when it is dead may dereference the pointer.
+    #[inline]
+    pub(crate) fn defer_state(&self) -> *mut DeferState {
+        self.defer.get()
     }
 
     /// The goroutine id (Go's `goid`): 1 for main, then increasing.

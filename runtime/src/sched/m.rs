@@ -413,6 +413,10 @@ impl MContext {
                 if shared.is_shutdown() {
                     return None;
                 }
+                if s.pidle.len() == shared.procs.len() {
+                    // Every P idle: the per-P goroutine counts are stable.
+                    super::check_main_goexit(shared);
+                }
                 s.midle.push(self.m.clone());
             }
             let (id, spinning) = self.m.sleep()?;

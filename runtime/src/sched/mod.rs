@@ -64,6 +64,7 @@ use std::thread::JoinHandle as ThreadHandle;
 use parking_lot::{Condvar, Mutex};
 
 use crate::coro::{Coro, GStack, StackPool, Suspender, Switch};
+use crate::panic::frame::{self, TopEnd};
 
 use entry::Entry;
 pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
@@ -101,7 +102,8 @@ pub(crate) struct Config {
 #[derive(Default)]
 struct Outcome {
     finished: bool,
-    panic: Option<Box<dyn Any + Send>>,
+    /// An unrecovered panic or fatal error: its value and report.
+    panic: Option<(Box<dyn Any + Send>, String)>,
 }
 
 /// Everything the Ms of one runtime share (Go's `sched` plus `allp`, `allgs`).
@@ -121,6 +123,8 @@ pub(crate) struct Shared {
     next_goid: AtomicU64,
     /// Goroutines started minus ended outside any P (spawns from plain threads).
     ext_live: AtomicI64,
+    /// Main (goroutine 1) ended with Goexit; the program dies when no goroutine is left.
+    main_goexited: AtomicBool,
     outcome: Mutex<Outcome>,
     outcome_cv: Condvar,
 }
@@ -196,6 +200,7 @@ impl Shared {
     pub(crate) fn new(config: Config) -> Arc<Shared> {
         let n = config.procs;
         crate::coro::signal::install();
+        crate::panic::install_hook();
         Arc::new(Shared {
             procs: (0..n).map(Processor::new).collect(),
             global: Injector::new(),
@@ -212,6 +217,7 @@ impl Shared {
             stacks: StackPool::new(config.stack_size),
             next_goid: AtomicU64::new(1),
             ext_live: AtomicI64::new(0),
+            main_goexited: AtomicBool::new(false),
             outcome: Mutex::new(Outcome::default()),
             outcome_cv: Condvar::new(),
             config,
@@ -300,13 +306,15 @@ impl Shared {
         // than dropped: dropping runs user code.
         std::mem::forget(inner.entry.take());
         std::mem::forget(std::mem::take(&mut inner.locals));
+        // SAFETY: as above; deferred calls and panic values are leaked, not run or dropped.
+        unsafe { (*g.defer_state()).reset() };
         if let Some(n) = inner.exit_notify.take() {
             n.abandoned();
         }
     }
 
     /// Records how main ended and wakes the thread waiting in `run`.
-    fn finish(&self, panic: Option<Box<dyn Any + Send>>) {
+    fn finish(&self, panic: Option<(Box<dyn Any + Send>, String)>) {
         let mut o = self.outcome.lock();
         if o.finished {
             return;
@@ -317,7 +325,7 @@ impl Shared {
     }
 
     /// Waits until main returned or a goroutine panicked.
-    fn wait_outcome(&self) -> Option<Box<dyn Any + Send>> {
+    fn wait_outcome(&self) -> Option<(Box<dyn Any + Send>, String)> {
         let mut o = self.outcome.lock();
         while !o.finished {
             self.outcome_cv.wait(&mut o);
@@ -373,7 +381,8 @@ impl Shared {
     }
 }
 
-/// The body every goroutine's coroutine runs.
+/// The body every goroutine's coroutine runs: the goroutine's top, where an unwind that no
+/// frame stopped ends (Goexit, or an unrecovered panic: Go crashes the program).
 fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
     let f = {
         // SAFETY: the record outlives its coroutine, and the goroutine owns `inner` while
@@ -385,31 +394,78 @@ fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
             .take()
             .expect("an unstarted goroutine has its function")
     };
+    // SAFETY: as above.
+    let g = unsafe { &*gp };
     let r = panic::catch_unwind(AssertUnwindSafe(|| f.call()));
+    let ended = match r {
+        Ok(()) => Ok(false),
+        Err(payload) => {
+            // SAFETY: the running goroutine owns its defer state.
+            let st = unsafe { &mut *g.defer_state() };
+            match frame::at_top(st, payload, g.id()) {
+                TopEnd::Goexit => Ok(true),
+                TopEnd::Panic(p, report) => Err((p, report)),
+            }
+        }
+    };
     // Goroutine-local values are dropped here, on the goroutine's stack, while it still runs.
-    let r = r.and_then(|()| {
+    let ended = ended.and_then(|goexit| {
         panic::catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: as above.
             let locals = std::mem::take(unsafe { &mut (*gp).inner().locals });
             drop(locals);
         }))
+        .map(|()| goexit)
+        .map_err(|payload| {
+            // SAFETY: as above.
+            let st = unsafe { &mut *g.defer_state() };
+            match frame::at_top(st, payload, g.id()) {
+                TopEnd::Panic(p, report) => (p, report),
+                TopEnd::Goexit => unreachable!("goexit is not raised by dropping locals"),
+            }
+        })
     });
-    if let Err(payload) = r {
-        // SAFETY: as above.
-        let g = unsafe { &*gp };
-        // SAFETY: as above.
-        if let Some(n) = unsafe { g.inner() }.exit_notify.take() {
-            n.abandoned();
+    // SAFETY: as above.
+    let st = unsafe { &mut *g.defer_state() };
+    if !st.is_clean() {
+        st.reset();
+    }
+    match ended {
+        Ok(false) => {}
+        Ok(true) => {
+            // SAFETY: as above.
+            if let Some(n) = unsafe { g.inner() }.exit_notify.take() {
+                n.abandoned();
+            }
+            if g.id() == 1 {
+                g.shared.main_goexited.store(true, Ordering::SeqCst);
+            }
         }
-        fatal_panic(g, payload);
+        Err((payload, report)) => {
+            // SAFETY: as above.
+            if let Some(n) = unsafe { g.inner() }.exit_notify.take() {
+                n.abandoned();
+            }
+            fatal(&g.shared, payload, report);
+        }
     }
 }
 
-/// An unrecovered panic ended goroutine `g`: Go crashes the whole program.
-fn fatal_panic(g: &Goroutine, payload: Box<dyn Any + Send>) {
-    match g.shared.config.mode {
-        Mode::Process => crate::panic::die(g.id(), &*payload),
-        Mode::Embedded => g.shared.finish(Some(payload)),
+/// An unrecovered panic or a fatal error: Go crashes the whole program. Under `gort::run` the
+/// caller re-raises it instead.
+fn fatal(shared: &Shared, payload: Box<dyn Any + Send>, report: String) {
+    match shared.config.mode {
+        Mode::Process => crate::panic::die(&report),
+        Mode::Embedded => shared.finish(Some((payload, report))),
+    }
+}
+
+/// Go's `checkdead` for a main that called Goexit, run by an M about to sleep with every P
+/// idle: no goroutine is left, so nothing can ever run again.
+pub(crate) fn check_main_goexit(shared: &Shared) {
+    if shared.main_goexited.load(Ordering::SeqCst) && shared.num_goroutine() == 0 {
+        let msg = "fatal error: no goroutines (main called runtime.Goexit) - deadlock!";
+        fatal(shared, Box::new(msg), format!("{msg}\n"));
     }
 }
 
@@ -557,7 +613,10 @@ where
         return v.expect("main finished with a value");
     }
     shared.shutdown();
-    if let Some(p) = panic {
+    if let Some((p, report)) = panic {
+        // The same report `#[gort::main]` prints, then the value goes on as a panic of the
+        // caller (a test fails; `#[should_panic(expected)]` sees the value).
+        eprint!("{report}");
         panic::resume_unwind(p);
     }
     let v = slot.lock().take();

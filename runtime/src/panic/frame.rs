@@ -1,0 +1,894 @@
+//! Frames: where deferred calls run and where a panic's unwind is caught (Go's `deferreturn`,
+//! `gopanic`, `gorecover` and `Goexit`), and each goroutine's [`DeferState`] (its `_defer`
+//! list and `_panic` chain).
+//!
+//! # Frames
+//!
+//! A frame is the body of a `#[gort::func]` function, a `gort::frame!` closure or block, a
+//! `go!` closure, or a `#[gort::main]`/`#[gort::test]` body. The macros turn it into
+//!
+//! ```text
+//! let frame = Frame::new(name);          // registers only while a deferred call runs
+//! let r = frame.body(|| { ... });        // catch_unwind: the boundary of the unwind
+//! frame.finish_open(r, zero, slots)      // or finish_list: runs the deferred calls
+//! ```
+//!
+//! Deferred calls never run from `Drop`: a panic inside `Drop` while unwinding aborts the
+//! process, and Go lets a deferred call panic. They run after `catch_unwind` has stopped the
+//! unwind, each inside its own `catch_unwind`.
+//!
+//! # The panic chain (`DeferState::panics`, oldest first)
+//!
+//! A frame that catches an unwind *adopts* it: a new panic (the hook saw it start) becomes a
+//! new record on top of the chain; a panic that a deeper frame re-raised (`propagating`)
+//! continues the top record. The frame then runs its deferred calls, newest first, under the
+//! current record `cur`:
+//!
+//! - a deferred call that returns after `recover` marked `cur` recovered: `cur` leaves the
+//!   chain, then any aborted records under it (an aborted Goexit instead resumes: Go's
+//!   "return to the processing loop of the Goexit"); the frame's remaining deferred calls run
+//!   as on a normal return and the frame returns normally;
+//! - a deferred call that panics: `cur` is marked aborted (the new panic passed the deferred
+//!   call `cur` started), and the new panic becomes `cur` for the remaining calls;
+//! - no deferred call left: the frame re-raises `cur` (`resume_unwind`, no hook) to the next
+//!   frame out; at the goroutine's top the chain is printed (`report`) and the program dies.
+//!
+//! Two panics are active at once when a deferred call's own frame panics and recovers inside
+//! it (case 029): the inner record is pushed above `cur`, recovered and removed, and `cur` is
+//! untouched.
+//!
+//! # The recover rule
+//!
+//! `recover()` returns the top record's value when all hold:
+//! 1. a deferred call is running under that record (the frame processing it set `ctx`);
+//! 2. no frame has been entered since, other than the deferred function itself
+//!    (`depth == ctx.depth`);
+//! 3. the record is not a Goexit and was not recovered already.
+//!
+//! Go's rule is "called directly by the deferred function", checked with the caller's stack
+//! pointer. gort cannot see Rust call frames, so it counts gort frames instead: a helper that
+//! is a `#[gort::func]` is a level (recover there returns `None`, as in Go); a plain Rust
+//! function called by the deferred call is not (recover there returns the panic, where Go
+//! would return nil). A deferred `defer!(f(x))` call enters `f`'s frame as "the deferred
+//! function itself" (`direct`), so `defer!(handle_panic())` with a recovering
+//! `#[gort::func] fn handle_panic()` works as in Go.
+//!
+//! Frames register (bump `depth`) only while some goroutine runs a deferred call under a panic
+//! (`IN_DEFER > 0`); otherwise entering a frame costs one relaxed load. A frame entered inside
+//! a deferred call always sees `IN_DEFER > 0`, because its own goroutine raised it first.
+
+use std::any::Any;
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::borrow::Cow;
+use std::cell::{Cell, UnsafeCell};
+use std::fmt::Write as _;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::record::{DeferRec, Deferred};
+use super::value::{payload_text, Panic, PanicLocation};
+
+/// The payload of a Goexit unwind (never seen by user code: frames and the goroutine's top
+/// catch it).
+pub(crate) struct GoexitMarker;
+
+/// Goroutines now running a deferred call under a panic or Goexit.
+static IN_DEFER: AtomicUsize = AtomicUsize::new(0);
+
+/// One panic (or Goexit) of the chain (Go's `_panic`).
+struct PanicRec {
+    /// The value; `None` once `recover` took it, or while a re-raise carries it to the next
+    /// frame.
+    payload: Option<Box<dyn Any + Send>>,
+    /// The report text, kept when the value leaves with `recover`.
+    text: Option<Cow<'static, str>>,
+    location: Option<PanicLocation>,
+    backtrace: Option<Backtrace>,
+    recovered: bool,
+    aborted: bool,
+    goexit: bool,
+}
+
+impl PanicRec {
+    fn text(&self) -> Cow<'static, str> {
+        match (&self.text, &self.payload) {
+            (Some(t), _) => t.clone(),
+            (None, Some(p)) => payload_text(&**p),
+            (None, None) => Cow::Borrowed("(value taken by recover)"),
+        }
+    }
+}
+
+/// The deferred call running now under a panic record.
+#[derive(Clone, Copy)]
+struct Ctx {
+    panic: usize,
+    depth: u32,
+}
+
+/// A goroutine's (or a plain thread's) defers and panics. Owned by the goroutine: only code
+/// running on it touches this, so no synchronisation is needed beyond the goroutine's own
+/// hand-offs between threads.
+pub(crate) struct DeferState {
+    /// Frames registered while deferred calls run (see "The recover rule").
+    depth: u32,
+    ctx: Option<Ctx>,
+    /// The deferred function is about to be entered (see "The recover rule").
+    direct: bool,
+    panics: Vec<PanicRec>,
+    /// The defer list (Go's `g._defer`), newest last; frames own the records above their mark.
+    list: Vec<DeferRec>,
+    /// A frame re-raised the top record; the next frame to catch an unwind continues it.
+    propagating: bool,
+    /// What the panic hook saw of the newest panic.
+    fresh_location: Option<PanicLocation>,
+    fresh_backtrace: Option<Backtrace>,
+}
+
+impl DeferState {
+    pub(crate) const fn new() -> DeferState {
+        DeferState {
+            depth: 0,
+            ctx: None,
+            direct: false,
+            panics: Vec::new(),
+            list: Vec::new(),
+            propagating: false,
+            fresh_location: None,
+            fresh_backtrace: None,
+        }
+    }
+
+    /// Takes an unwind that reached a frame; returns the index of its record.
+    fn adopt(&mut self, payload: Box<dyn Any + Send>) -> usize {
+        if std::mem::take(&mut self.propagating) {
+            if let Some(top) = self.panics.last_mut() {
+                if !top.goexit {
+                    top.payload = Some(payload);
+                }
+                return self.panics.len() - 1;
+            }
+        }
+        let goexit = payload.is::<GoexitMarker>();
+        self.panics.push(PanicRec {
+            payload: (!goexit).then_some(payload),
+            text: None,
+            location: self.fresh_location.take(),
+            backtrace: self.fresh_backtrace.take(),
+            recovered: false,
+            aborted: false,
+            goexit,
+        });
+        self.panics.len() - 1
+    }
+
+    /// A new panic starts (the hook, or `Panic::repanic`). A record still marked as being
+    /// re-raised was caught by user code (`std::panic::catch_unwind`) on its way: drop it.
+    fn begin_fresh(&mut self, location: Option<PanicLocation>, backtrace: Option<Backtrace>) {
+        if std::mem::take(&mut self.propagating) {
+            if let Some(rec) = self.panics.pop() {
+                drop_quietly(rec.payload);
+            }
+        }
+        self.fresh_location = location;
+        self.fresh_backtrace = backtrace;
+    }
+
+    /// Go's `printpanics`: the chain oldest first, later records indented by a tab; Goexit
+    /// records are not printed.
+    fn print_chain(&self, out: &mut String) {
+        let mut prev_goexit = true;
+        for (i, p) in self.panics.iter().enumerate() {
+            if i > 0 && !prev_goexit {
+                out.push('\t');
+            }
+            prev_goexit = p.goexit;
+            if p.goexit {
+                continue;
+            }
+            let _ = write!(out, "panic: {}", p.text());
+            if p.recovered {
+                out.push_str(" [recovered]");
+            }
+            out.push('\n');
+        }
+    }
+
+    /// Whether anything is left from frames or panics (a goroutine that ended normally has
+    /// nothing, unless user code caught a gort panic with `std::panic::catch_unwind`).
+    pub(crate) fn is_clean(&self) -> bool {
+        self.panics.is_empty() && self.list.is_empty() && !self.propagating && self.depth == 0
+    }
+
+    /// The goroutine ended or was discarded: forget everything without running user code
+    /// (panic values and deferred calls left over are leaked, not dropped).
+    pub(crate) fn reset(&mut self) {
+        self.depth = 0;
+        self.ctx = None;
+        self.direct = false;
+        self.propagating = false;
+        self.fresh_location = None;
+        self.fresh_backtrace = None;
+        for p in self.panics.drain(..) {
+            // A panic value's `Drop` is user code that may panic; the goroutine is over.
+            std::mem::forget(p.payload);
+        }
+        // Frames ran or dropped their records; anything left belongs to frames that never
+        // ended (a discarded goroutine) and is leaked rather than run.
+        for r in self.list.drain(..) {
+            std::mem::forget(r);
+        }
+    }
+}
+
+thread_local! {
+    /// The state of a plain thread (not a goroutine) that uses frames.
+    static THREAD_STATE: UnsafeCell<DeferState> = const { UnsafeCell::new(DeferState::new()) };
+}
+
+/// Drops a panic value, whose `Drop` is user code that may itself panic.
+fn drop_quietly(p: Option<Box<dyn Any + Send>>) {
+    if let Some(p) = p {
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(p)));
+    }
+}
+
+/// The running goroutine's state, or this thread's when no goroutine runs here.
+#[inline(never)]
+fn state_ptr() -> *mut DeferState {
+    match crate::sched::current_g() {
+        // SAFETY: a running goroutine's record is alive while it runs.
+        Some(g) => unsafe { (*g).defer_state() },
+        None => THREAD_STATE.with(|s| s.get()),
+    }
+}
+
+/// A frame's result while its deferred calls run: Go's named results.
+///
+/// A `defer!(|r| ...)` closure gets `&mut Named<R>`. On a normal return it holds the value
+/// the body returned; after a panic it holds the zero value (`Default`) when the type has
+/// one (and `Ok(Default)` for a `Result` whose `Ok` type has one), else nothing until a
+/// deferred call sets it. Read and write it through `Deref`/`DerefMut` (which panic when
+/// nothing is set), [`Named::set`], [`Named::get`] and the compound assignment operators.
+///
+/// # Example
+///
+/// ```
+/// // Go: func getI() (i int) { i = 1; defer func() { i *= 10 }(); return 20 }  // 200
+/// #[gort::func]
+/// fn get_i() -> i32 {
+///     defer!(|i| *i *= 10);
+///     20
+/// }
+/// assert_eq!(gort::run(get_i), 200);
+/// ```
+pub struct Named<R> {
+    value: Option<R>,
+    func: &'static str,
+}
+
+impl<R> Named<R> {
+    /// Replaces the result.
+    pub fn set(&mut self, v: R) {
+        self.value = Some(v);
+    }
+
+    /// The result, if set.
+    pub fn get(&self) -> Option<&R> {
+        self.value.as_ref()
+    }
+
+    /// The result, if set.
+    pub fn get_mut(&mut self) -> Option<&mut R> {
+        self.value.as_mut()
+    }
+
+    /// Takes the result out, leaving it unset.
+    pub fn take(&mut self) -> Option<R> {
+        self.value.take()
+    }
+
+    /// Whether a result is set.
+    pub fn is_set(&self) -> bool {
+        self.value.is_some()
+    }
+
+    #[cold]
+    fn unset(&self) -> ! {
+        panic!(
+            "gort: the result of {} is not set (it panicked and its type has no zero value): \
+             use Named::set or Named::get",
+            self.func
+        )
+    }
+}
+
+impl<R> std::ops::Deref for Named<R> {
+    type Target = R;
+    fn deref(&self) -> &R {
+        match &self.value {
+            Some(v) => v,
+            None => self.unset(),
+        }
+    }
+}
+
+impl<R> std::ops::DerefMut for Named<R> {
+    fn deref_mut(&mut self) -> &mut R {
+        if self.value.is_none() {
+            self.unset()
+        }
+        self.value.as_mut().expect("checked above")
+    }
+}
+
+macro_rules! forward_op_assign {
+    ($($tr:ident $m:ident),*) => {$(
+        impl<R: std::ops::$tr<T>, T> std::ops::$tr<T> for Named<R> {
+            fn $m(&mut self, rhs: T) {
+                std::ops::$tr::$m(&mut **self, rhs)
+            }
+        }
+    )*};
+}
+forward_op_assign!(AddAssign add_assign, SubAssign sub_assign, MulAssign mul_assign,
+    DivAssign div_assign, RemAssign rem_assign, BitAndAssign bitand_assign,
+    BitOrAssign bitor_assign, BitXorAssign bitxor_assign, ShlAssign shl_assign,
+    ShrAssign shr_assign);
+
+impl<R: std::fmt::Debug> std::fmt::Debug for Named<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+/// Ties `WithResult` closures to their frame's result type.
+#[doc(hidden)]
+pub trait HasResult<R> {}
+impl<R> HasResult<R> for Frame<R> {}
+
+/// An open-coded deferred call: a typed `Option` in the frame's caller, set by `defer!`.
+#[doc(hidden)]
+pub trait OpenSlot<R> {
+    /// Whether the slot holds a call, and whether that call is direct.
+    fn pending(&self) -> Option<bool>;
+    /// Takes the call out of the slot and runs it.
+    fn run(&mut self, result: &mut Named<R>);
+}
+
+impl<R, D: Deferred<R>> OpenSlot<R> for Option<D> {
+    #[inline(always)]
+    fn pending(&self) -> Option<bool> {
+        self.as_ref().map(|d| d.direct())
+    }
+    #[inline(always)]
+    fn run(&mut self, result: &mut Named<R>) {
+        if let Some(d) = self.take() {
+            d.call(result)
+        }
+    }
+}
+
+/// Where a frame's deferred calls come from, for the unwinding algorithm.
+trait DeferSource {
+    /// Runs the newest remaining call, setting `direct` on `st` first when `panicking`.
+    /// Returns false when none is left.
+    fn run_next(&mut self, st: *mut DeferState, panicking: bool) -> bool;
+}
+
+struct OpenSource<'a, 's, R> {
+    slots: &'a mut [&'s mut dyn OpenSlot<R>],
+    result: *mut Named<R>,
+}
+
+impl<R> DeferSource for OpenSource<'_, '_, R> {
+    fn run_next(&mut self, st: *mut DeferState, panicking: bool) -> bool {
+        for s in self.slots.iter_mut() {
+            if let Some(direct) = s.pending() {
+                if panicking {
+                    // SAFETY: `st` is the running goroutine's state (frames pass their own).
+                    unsafe { (*st).direct = direct };
+                }
+                // SAFETY: the frame's result outlives this call; nothing else borrows it now.
+                s.run(unsafe { &mut *self.result });
+                return true;
+            }
+        }
+        false
+    }
+}
+
+struct ListSource {
+    mark: usize,
+    result: *mut (),
+}
+
+impl DeferSource for ListSource {
+    fn run_next(&mut self, st: *mut DeferState, panicking: bool) -> bool {
+        // SAFETY: `st` is the running goroutine's state; the borrow ends before the call,
+        // which may use the state itself.
+        let rec = unsafe {
+            let st = &mut *st;
+            if st.list.len() <= self.mark {
+                return false;
+            }
+            let rec = st.list.pop().expect("checked above");
+            if panicking {
+                st.direct = rec.direct;
+            }
+            rec
+        };
+        // SAFETY: the record was pushed by this frame for its result type (`defer_list`).
+        unsafe { rec.call(self.result) };
+        true
+    }
+}
+
+/// How a frame's deferred calls ended after an unwind.
+enum Unwound {
+    /// A deferred call recovered; the frame returns normally.
+    Recovered,
+    /// Nothing recovered: re-raise this to the next frame out.
+    Propagate(Box<dyn Any + Send>),
+}
+
+/// Runs a frame's deferred calls after an unwind reached it (Go's `gopanic` loop, for one
+/// frame); see the module docs.
+fn unwind_frame(
+    st: *mut DeferState,
+    payload: Box<dyn Any + Send>,
+    src: &mut dyn DeferSource,
+) -> Unwound {
+    // SAFETY (for every `(*st)` below): `st` is the running goroutine's state; no reference to
+    // it is held across a deferred call.
+    // SAFETY: the note at the top of `unwind_frame`.
+    let mut cur = Some(unsafe { (*st).adopt(payload) });
+    loop {
+        match cur {
+            Some(c) => {
+                // SAFETY: the note at the top of `unwind_frame`.
+                let saved = unsafe {
+                    let ctx = Ctx {
+                        panic: c,
+                        depth: (*st).depth,
+                    };
+                    (*st).ctx.replace(ctx)
+                };
+                IN_DEFER.fetch_add(1, Ordering::Relaxed);
+                let r = panic::catch_unwind(AssertUnwindSafe(|| src.run_next(st, true)));
+                IN_DEFER.fetch_sub(1, Ordering::Relaxed);
+                // SAFETY: the note at the top of `unwind_frame`.
+                let s = unsafe { &mut *st };
+                s.direct = false;
+                s.ctx = saved;
+                match r {
+                    Ok(false) => {
+                        let rec = &mut s.panics[c];
+                        let p = match rec.payload.take() {
+                            Some(p) => p,
+                            None => Box::new(GoexitMarker),
+                        };
+                        s.propagating = true;
+                        return Unwound::Propagate(p);
+                    }
+                    Ok(true) if s.panics[c].recovered => {
+                        debug_assert_eq!(c + 1, s.panics.len(), "the recovered panic is on top");
+                        s.panics.truncate(c);
+                        cur = None;
+                        while let Some(top) = s.panics.last_mut() {
+                            if !top.aborted {
+                                break;
+                            }
+                            if top.goexit {
+                                top.aborted = false;
+                                cur = Some(s.panics.len() - 1);
+                                break;
+                            }
+                            let rec = s.panics.pop().expect("checked above");
+                            drop_quietly(rec.payload);
+                        }
+                    }
+                    Ok(true) => {}
+                    Err(p) => {
+                        s.panics[c].aborted = true;
+                        cur = Some(s.adopt(p));
+                    }
+                }
+            }
+            None => {
+                // SAFETY: the note at the top of `unwind_frame`.
+                let saved = unsafe { (*st).ctx.take() };
+                let r = panic::catch_unwind(AssertUnwindSafe(|| src.run_next(st, false)));
+                // SAFETY: the note at the top of `unwind_frame`.
+                unsafe { (*st).ctx = saved };
+                match r {
+                    Ok(true) => {}
+                    Ok(false) => return Unwound::Recovered,
+                    // SAFETY: the note at the top of `unwind_frame`.
+                    Err(p) => cur = Some(unsafe { (*st).adopt(p) }),
+                }
+            }
+        }
+    }
+}
+
+const REG_NONE: u8 = 0;
+const REG_DIRECT: u8 = 1;
+const REG_LEVEL: u8 = 2;
+
+/// A frame (see the module docs). Made by the macros; not for direct use.
+#[doc(hidden)]
+pub struct Frame<R> {
+    result: UnsafeCell<Named<R>>,
+    /// The state, once the frame needed it (registration, a list defer, an unwind).
+    state: Cell<*mut DeferState>,
+    /// Length of the defer list before this frame's first list defer.
+    mark: Cell<usize>,
+    reg: Cell<u8>,
+}
+
+impl<R> Frame<R> {
+    /// Enters a frame named `name` (for messages).
+    #[inline(always)]
+    pub fn new(name: &'static str) -> Frame<R> {
+        let f = Frame {
+            result: UnsafeCell::new(Named {
+                value: None,
+                func: name,
+            }),
+            state: Cell::new(std::ptr::null_mut()),
+            mark: Cell::new(usize::MAX),
+            reg: Cell::new(REG_NONE),
+        };
+        if IN_DEFER.load(Ordering::Relaxed) != 0 {
+            f.register();
+        }
+        f
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register(&self) {
+        let st = self.state();
+        // SAFETY: our own state; no other borrow of it is live.
+        let st = unsafe { &mut *st };
+        if std::mem::take(&mut st.direct) {
+            self.reg.set(REG_DIRECT);
+        } else {
+            st.depth += 1;
+            self.reg.set(REG_LEVEL);
+        }
+    }
+
+    #[inline]
+    fn state(&self) -> *mut DeferState {
+        let mut st = self.state.get();
+        if st.is_null() {
+            st = state_ptr();
+            self.state.set(st);
+        }
+        st
+    }
+
+    /// Runs the body, stopping an unwind at this frame.
+    #[inline(always)]
+    pub fn body<F: FnOnce() -> R>(&self, f: F) -> Result<R, Box<dyn Any + Send>> {
+        panic::catch_unwind(AssertUnwindSafe(f))
+    }
+
+    /// `defer!` in a frame whose deferred calls are not open-coded: onto the defer list.
+    #[inline]
+    pub fn defer_list<D: Deferred<R>>(&self, d: D) {
+        let st = self.state();
+        // SAFETY: our own state, not borrowed elsewhere now; the record is run or dropped by
+        // this frame before it ends (`finish_list`, `Drop`), so what `d` borrows outlives it.
+        unsafe {
+            let st = &mut *st;
+            if self.mark.get() == usize::MAX {
+                self.mark.set(st.list.len());
+            }
+            st.list.push(DeferRec::new::<R, D>(d));
+        }
+    }
+
+    /// Ends a frame with open-coded deferred calls; `slots` newest first.
+    #[inline(always)]
+    pub fn finish_open(
+        &self,
+        r: Result<R, Box<dyn Any + Send>>,
+        zero: Option<fn() -> R>,
+        slots: &mut [&mut dyn OpenSlot<R>],
+    ) -> R {
+        let result = self.result.get();
+        match r {
+            Ok(v) => {
+                // SAFETY: nothing else borrows the result while the frame finishes.
+                unsafe { (*result).value = Some(v) };
+                let masked = self.mask();
+                let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+                    for s in slots.iter_mut() {
+                        // SAFETY: as above; each call gets the result in turn.
+                        s.run(unsafe { &mut *result });
+                    }
+                }));
+                self.unmask(masked);
+                match ran {
+                    // SAFETY: as above.
+                    Ok(()) => unsafe { (*result).value.take().expect("set above") },
+                    Err(p) => self.unwinding(p, zero, &mut OpenSource { slots, result }),
+                }
+            }
+            Err(p) => self.unwinding(p, zero, &mut OpenSource { slots, result }),
+        }
+    }
+
+    /// Ends a frame whose deferred calls are on the defer list.
+    #[inline]
+    pub fn finish_list(&self, r: Result<R, Box<dyn Any + Send>>, zero: Option<fn() -> R>) -> R {
+        let mark = self.mark.get();
+        let result = self.result.get();
+        let mut src = ListSource {
+            mark,
+            result: result.cast(),
+        };
+        match r {
+            Ok(v) => {
+                // SAFETY: nothing else borrows the result while the frame finishes.
+                unsafe { (*result).value = Some(v) };
+                if mark == usize::MAX {
+                    // SAFETY: as above.
+                    return unsafe { (*result).value.take().expect("set above") };
+                }
+                let st = self.state();
+                let masked = self.mask();
+                let ran =
+                    panic::catch_unwind(AssertUnwindSafe(|| while src.run_next(st, false) {}));
+                self.unmask(masked);
+                match ran {
+                    // SAFETY: as above.
+                    Ok(()) => unsafe { (*result).value.take().expect("set above") },
+                    Err(p) => self.unwinding(p, zero, &mut src),
+                }
+            }
+            Err(p) => self.unwinding(p, zero, &mut src),
+        }
+    }
+
+    /// Deferred calls of a normal return see no panic: a registered frame hides the panic
+    /// its caller's deferred call runs under (only registered frames can be inside one).
+    #[inline(always)]
+    fn mask(&self) -> Option<Option<Ctx>> {
+        if self.reg.get() == REG_NONE {
+            return None;
+        }
+        // SAFETY: registered frames have their state.
+        Some(unsafe { (*self.state.get()).ctx.take() })
+    }
+
+    #[inline(always)]
+    fn unmask(&self, saved: Option<Option<Ctx>>) {
+        if let Some(ctx) = saved {
+            // SAFETY: as in `mask`.
+            unsafe { (*self.state.get()).ctx = ctx };
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unwinding(
+        &self,
+        payload: Box<dyn Any + Send>,
+        zero: Option<fn() -> R>,
+        src: &mut dyn DeferSource,
+    ) -> R {
+        let st = self.state();
+        let result = self.result.get();
+        // SAFETY: nothing borrows the result now.
+        unsafe {
+            if (*result).value.is_none() {
+                (*result).value = zero.map(|z| z());
+            }
+        }
+        match unwind_frame(st, payload, src) {
+            // SAFETY: as above.
+            Unwound::Recovered => match unsafe { (*result).value.take() } {
+                Some(v) => v,
+                None => panic!(
+                    "gort: {} recovered from a panic, but nothing set its result and its type has \
+                     no zero value (Default): set it in a deferred call with `defer!(|r| r.set(...))`",
+                    // SAFETY: as above.
+                    unsafe { (*result).func }
+                ),
+            },
+            Unwound::Propagate(p) => panic::resume_unwind(p),
+        }
+    }
+}
+
+impl<R> Drop for Frame<R> {
+    fn drop(&mut self) {
+        let st = self.state.get();
+        if st.is_null() {
+            return;
+        }
+        // SAFETY: our own state; nothing else borrows it now.
+        let st = unsafe { &mut *st };
+        let mark = self.mark.get();
+        if mark != usize::MAX && st.list.len() > mark {
+            // Only reachable if the frame did not finish (a bug in generated code): leak the
+            // records rather than run user code from `Drop`.
+            for r in st.list.drain(mark..) {
+                std::mem::forget(r);
+            }
+        }
+        if self.reg.get() == REG_LEVEL {
+            st.depth -= 1;
+        }
+    }
+}
+
+/// Enters a frame that has no deferred calls of its own: it only counts as a level for
+/// `recover` (see the module docs).
+#[doc(hidden)]
+pub struct FrameGuard {
+    /// Held for its `Drop`, which unregisters the level.
+    _frame: Frame<()>,
+}
+
+impl FrameGuard {
+    /// Enters.
+    #[inline(always)]
+    pub fn new() -> FrameGuard {
+        FrameGuard {
+            _frame: Frame::new(""),
+        }
+    }
+}
+
+impl Default for FrameGuard {
+    fn default() -> Self {
+        FrameGuard::new()
+    }
+}
+
+/// Go's `recover`: the value of the panic the running deferred call was started by, and stops
+/// that panic. `None` when not panicking, from a deferred call that a panic did not start, from
+/// inside a `#[gort::func]` that the deferred call called, during Goexit, or when already
+/// recovered. See `docs/defer-panic-recover.md` for the exact rule.
+///
+/// # Example
+///
+/// ```
+/// #[gort::func]
+/// fn risky() -> &'static str {
+///     defer!(|r| {
+///         if let Some(p) = gort::recover() {
+///             assert_eq!(p.to_string(), "boom");
+///             r.set("recovered");
+///         }
+///     });
+///     panic!("boom");
+/// }
+/// gort::run(|| {
+///     assert!(gort::recover().is_none()); // not panicking
+///     assert_eq!(risky(), "recovered");
+/// });
+/// ```
+pub fn recover() -> Option<Panic> {
+    // SAFETY: our own state; no other borrow of it is live during this call.
+    let st = unsafe { &mut *state_ptr() };
+    let ctx = st.ctx?;
+    if ctx.depth != st.depth || ctx.panic + 1 != st.panics.len() {
+        return None;
+    }
+    let rec = st.panics.last_mut()?;
+    if rec.goexit || rec.recovered {
+        return None;
+    }
+    let payload = rec.payload.take()?;
+    rec.text = Some(payload_text(&*payload));
+    rec.recovered = true;
+    Some(Panic::new(payload, rec.location.clone()))
+}
+
+/// Go's `runtime.Goexit`: runs every deferred call of every frame of the goroutine, newest
+/// first, then ends it. `recover` returns `None` in those calls. Called by main (goroutine 1),
+/// the other goroutines go on, and when none is left the program dies with `fatal error: no
+/// goroutines (main called runtime.Goexit) - deadlock!`.
+///
+/// # Panics
+///
+/// When called outside a goroutine.
+///
+/// # Example
+///
+/// ```
+/// let wg = gort::WaitGroup::new();
+/// gort::run(move || {
+///     wg.add(1);
+///     let done = wg.clone();
+///     gort::go!(move || {
+///         defer!(done.done());
+///         gort::goexit();
+///     });
+///     wg.wait(); // the deferred call ran
+/// });
+/// ```
+pub fn goexit() -> ! {
+    let g = crate::sched::expect_g("gort::goexit");
+    // SAFETY: the running goroutine owns its state.
+    let st = unsafe { &mut *(*g).defer_state() };
+    st.begin_fresh(None, None);
+    st.panics.push(PanicRec {
+        payload: None,
+        text: None,
+        location: None,
+        backtrace: None,
+        recovered: false,
+        aborted: false,
+        goexit: true,
+    });
+    st.propagating = true;
+    panic::resume_unwind(Box::new(GoexitMarker))
+}
+
+/// Raises `payload` as a new panic without running the panic hook.
+pub(crate) fn fresh_panic(payload: Box<dyn Any + Send>, location: Option<PanicLocation>) -> ! {
+    // SAFETY: our own state.
+    let st = unsafe { &mut *state_ptr() };
+    st.begin_fresh(location, None);
+    panic::resume_unwind(payload)
+}
+
+/// The panic hook: inside a goroutine, record where the panic started and print nothing (a
+/// recovered panic prints nothing in Go; an unrecovered one is reported by the goroutine's
+/// top). Returns false to let the previous hook print (plain threads).
+pub(crate) fn on_panic(info: &panic::PanicHookInfo<'_>) -> bool {
+    let on_goroutine = crate::sched::current_g().is_some();
+    let bt = Backtrace::capture();
+    let bt = (bt.status() == BacktraceStatus::Captured).then_some(bt);
+    // SAFETY: our own state (the hook runs on the panicking goroutine or thread).
+    let st = unsafe { &mut *state_ptr() };
+    st.begin_fresh(info.location().map(PanicLocation::from_std), bt);
+    on_goroutine
+}
+
+/// An unwind reached the top of goroutine `goid`, after all its frames.
+pub(crate) enum TopEnd {
+    /// Goexit: the goroutine just ends.
+    Goexit,
+    /// An unrecovered panic: its value and the crash report (the chain, the goroutine header,
+    /// where it started, a backtrace when `RUST_BACKTRACE` asks for one).
+    Panic(Box<dyn Any + Send>, String),
+}
+
+/// The goroutine's top catches what its frames did not; the state is reset for reuse.
+pub(crate) fn at_top(st: &mut DeferState, payload: Box<dyn Any + Send>, goid: u64) -> TopEnd {
+    let end = if payload.is::<GoexitMarker>() && st.propagating {
+        TopEnd::Goexit
+    } else {
+        let c = st.adopt(payload);
+        let mut report = String::new();
+        st.print_chain(&mut report);
+        let _ = writeln!(report, "\ngoroutine {goid} [running]:");
+        let rec = &mut st.panics[c];
+        if let Some(l) = &rec.location {
+            let _ = writeln!(report, "\tpanicked at {l}");
+        }
+        match &rec.backtrace {
+            Some(bt) => {
+                let _ = writeln!(report, "{bt}");
+            }
+            None => report.push_str(
+                "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
+            ),
+        }
+        let p = rec.payload.take().unwrap_or_else(|| Box::new(GoexitMarker));
+        for r in st.panics.drain(..) {
+            drop_quietly(r.payload);
+        }
+        TopEnd::Panic(p, report)
+    };
+    st.reset();
+    end
+}
