@@ -188,7 +188,10 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
         Expr::Paren(e) => deferred_value(*e.expr),
         Expr::Group(e) => deferred_value(*e.expr),
         Expr::Call(call) => {
-            let func = &call.func;
+            let func = match &*call.func {
+                Expr::Paren(p) => &*p.expr,
+                f => f,
+            };
             let f = format_ident!("__gort_fn", span = Span::mixed_site());
             let names: Vec<_> = (0..call.args.len())
                 .map(|i| format_ident!("__gort_arg{}", i, span = Span::mixed_site()))
@@ -310,6 +313,47 @@ fn nameable(t: &Type) -> bool {
     c.0
 }
 
+/// Whether a block obviously ends by diverging (`panic!`, `goexit()`, ...). The body type of
+/// such a closure is an unconstrained type that falls back to `()`, and a trait lookup on it
+/// (the zero-value probe) is an error since Rust 1.8x's never-type lint; these frames look up
+/// the zero value at run time instead (only `()` has one there).
+fn diverges(block: &Block) -> bool {
+    const MACROS: &[&str] = &["panic", "unreachable", "todo", "unimplemented"];
+    const FNS: &[&str] = &[
+        "goexit",
+        "panic_any",
+        "panic_error",
+        "resume_unwind",
+        "exit",
+        "abort",
+        "repanic",
+    ];
+    let mac = |m: &Macro| {
+        m.path
+            .segments
+            .last()
+            .is_some_and(|s| MACROS.iter().any(|n| s.ident == n))
+    };
+    let expr = |e: &Expr| match e {
+        Expr::Macro(m) => mac(&m.mac),
+        Expr::Call(c) => match &*c.func {
+            Expr::Path(p) => p
+                .path
+                .segments
+                .last()
+                .is_some_and(|s| FNS.iter().any(|n| s.ident == n)),
+            _ => false,
+        },
+        Expr::MethodCall(m) => FNS.iter().any(|n| m.method == n),
+        _ => false,
+    };
+    match block.stmts.last() {
+        Some(Stmt::Macro(m)) => mac(&m.mac),
+        Some(Stmt::Expr(e, _)) => expr(e),
+        _ => false,
+    }
+}
+
 /// Turns `body` into a frame; the result is an expression of the body's type, meant to be
 /// the whole body of the function or closure it came from (so `return` keeps its meaning).
 pub(crate) fn frame_body(block: Block, name: TokenStream2, ret: Option<&Type>) -> TokenStream2 {
@@ -343,12 +387,16 @@ pub(crate) fn frame_body(block: Block, name: TokenStream2, ret: Option<&Type>) -
         Some(t) if nameable(t) => quote!(: #p::Frame<#t>),
         _ => TokenStream2::new(),
     };
-    let probe = quote! {
-        let #zero = {
-            #[allow(unused_imports)]
-            use #p::{ZeroDefault as _, ZeroResult as _, ZeroNone as _};
-            (&&#p::ZeroProbe::of(&#r)).zero()
-        };
+    let probe = if ret.is_none() && diverges(&block) {
+        quote! { let #zero = #p::unit_zero(); }
+    } else {
+        quote! {
+            let #zero = {
+                #[allow(unused_imports)]
+                use #p::{ZeroDefault as _, ZeroResult as _, ZeroNone as _};
+                (&&#p::ZeroProbe::of(&#r)).zero()
+            };
+        }
     };
     match mode {
         Mode::Open => {

@@ -125,8 +125,8 @@ impl<T> JoinHandle<T> {
             }
             if st.abandoned {
                 panic!(
-                    "gort: goroutine {} ended without a result (it panicked, or its runtime \
-                     shut down)",
+                    "gort: goroutine {} ended without a result (it panicked, called gort::goexit, or \
+                     its runtime shut down)",
                     self.id
                 );
             }

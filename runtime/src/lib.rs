@@ -632,6 +632,18 @@ pub mod __private {
         }
     }
 
+    /// The zero value where the type is only known after inference (see gort-macros'
+    /// `diverges`): `()` has one, other types none.
+    pub fn unit_zero<R>() -> Option<fn() -> R> {
+        fn unit<R>() -> R {
+            assert_eq!(core::mem::size_of::<R>(), 0);
+            // SAFETY: only called when `R` is `()` (checked by name below), which has exactly
+            // one value and no bytes.
+            unsafe { core::mem::zeroed() }
+        }
+        (core::any::type_name::<R>() == "()").then_some(unit::<R>)
+    }
+
     /// The zero of a `Default` type.
     pub trait ZeroDefault<T> {
         /// The zero-value function.

@@ -853,6 +853,63 @@ pub(crate) fn on_panic(info: &panic::PanicHookInfo<'_>) -> bool {
     on_goroutine
 }
 
+/// A backtrace without the panic machinery above the panicking frame (the hook, std's and
+/// core's panic functions) and without the runtime below the goroutine's entry.
+fn trim_backtrace(bt: &str) -> String {
+    let is_frame = |l: &str| {
+        let t = l.trim_start();
+        t.split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let name = |l: &str| {
+        l.trim_start()
+            .split_once(": ")
+            .map_or("", |(_, n)| n)
+            .to_string()
+    };
+    let machinery = |n: &str| {
+        [
+            "gort::panic::",
+            "std::panicking::",
+            "core::panicking::",
+            "std::panic::panic_any",
+            "std::sys::backtrace::",
+            "__rustc::",
+            "rust_begin_unwind",
+            "<alloc::boxed::Box<dyn",
+            "core::option::unwrap_failed",
+            "core::option::expect_failed",
+            "core::result::unwrap_failed",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
+    };
+    let lines: Vec<&str> = bt.lines().collect();
+    // The first frame that is not panic machinery.
+    let mut start = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if is_frame(l) {
+            if !machinery(&name(l)) {
+                start = i;
+                break;
+            }
+            start = lines.len();
+        }
+    }
+    if start >= lines.len() {
+        start = 0;
+    }
+    let mut out = String::new();
+    for l in &lines[start..] {
+        if is_frame(l) && name(l).starts_with("gort::sched::goroutine_main") {
+            break;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
 /// An unwind reached the top of goroutine `goid`, after all its frames.
 pub(crate) enum TopEnd {
     /// Goexit: the goroutine just ends.
@@ -876,9 +933,7 @@ pub(crate) fn at_top(st: &mut DeferState, payload: Box<dyn Any + Send>, goid: u6
             let _ = writeln!(report, "\tpanicked at {l}");
         }
         match &rec.backtrace {
-            Some(bt) => {
-                let _ = writeln!(report, "{bt}");
-            }
+            Some(bt) => report.push_str(&trim_backtrace(&bt.to_string())),
             None => report.push_str(
                 "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
             ),

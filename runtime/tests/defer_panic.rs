@@ -1,0 +1,338 @@
+//! defer, panic, recover and Goexit through the public API (the Go programs of
+//! `conformance/` cover Go's documented cases; these cover gort's own rules and edges).
+
+#[macro_use]
+mod support;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use gort::{goexit, recover, Named, Panic};
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn log() -> Log {
+    Rc::new(RefCell::new(Vec::new()))
+}
+
+fn push(l: &Log, s: impl Into<String>) {
+    l.borrow_mut().push(s.into());
+}
+
+/// Nine `defer!`s: more than Go's 8 open-coded slots, so the frame uses the defer list.
+#[gort::func]
+fn nine(l: &Log) {
+    defer!(push(l, "1"));
+    defer!(push(l, "2"));
+    defer!(push(l, "3"));
+    defer!(push(l, "4"));
+    defer!(push(l, "5"));
+    defer!(push(l, "6"));
+    defer!(push(l, "7"));
+    defer!(push(l, "8"));
+    defer!(push(l, "9"));
+    push(l, "body");
+}
+
+#[gort::func]
+fn eight(l: &Log) {
+    defer!(push(l, "1"));
+    defer!(push(l, "2"));
+    defer!(push(l, "3"));
+    defer!(push(l, "4"));
+    defer!(push(l, "5"));
+    defer!(push(l, "6"));
+    defer!(push(l, "7"));
+    defer!(push(l, "8"));
+    push(l, "body");
+}
+
+rt_test! {
+    fn open_coded_and_list_frames_run_lifo() {
+        for f in [eight as fn(&Log), nine] {
+            let l = log();
+            f(&l);
+            let got = l.borrow().clone();
+            let n = got.len() - 1;
+            let mut want = vec!["body".to_string()];
+            want.extend((1..=n).rev().map(|i| i.to_string()));
+            assert_eq!(got, want);
+        }
+    }
+}
+
+#[gort::func]
+fn loop_and_nested(l: Log) -> usize {
+    for i in 0..3 {
+        let a = l.clone();
+        defer!(move || push(&a, format!("loop {i}")));
+    }
+    {
+        let a = l.clone();
+        defer!(move || push(&a, "block"));
+    }
+    // A big closure (more than the record's inline bytes) is boxed.
+    let big = [7u64; 16];
+    let a = l.clone();
+    defer!(move || push(&a, format!("big {}", big.iter().sum::<u64>())));
+    l.borrow().len()
+}
+
+rt_test! {
+    fn loops_blocks_and_big_closures_use_the_list() {
+        let l = log();
+        assert_eq!(loop_and_nested(l.clone()), 0);
+        assert_eq!(
+            *l.borrow(),
+            ["big 112", "block", "loop 2", "loop 1", "loop 0"]
+        );
+    }
+}
+
+#[gort::func]
+fn handle_panic(l: Log) {
+    // Called as `defer!(handle_panic(..))`: this frame is the deferred function itself, so
+    // recover works here, as in Go.
+    if let Some(p) = recover() {
+        push(&l, format!("handled {p}"));
+    }
+}
+
+#[gort::func]
+fn uses_handler(l: Log) {
+    defer!(handle_panic(l.clone()));
+    panic!("bad input");
+}
+
+#[gort::func]
+fn closure_calls_handler(l: Log) {
+    let a = l.clone();
+    // Here the deferred function is the closure: a #[gort::func] it calls is one level
+    // deeper, and recover there returns None (Go: "not called directly").
+    defer!(move || {
+        handle_panic(a.clone());
+        push(&a, format!("closure recovers {}", recover().is_some()));
+    });
+    panic!("bad input");
+}
+
+rt_test! {
+    fn recover_in_a_deferred_func_and_one_level_down() {
+        let l = log();
+        uses_handler(l.clone());
+        closure_calls_handler(l.clone());
+        assert_eq!(*l.borrow(), ["handled bad input", "closure recovers true"]);
+    }
+}
+
+#[gort::func]
+fn no_default() -> Box<dyn Fn() -> i32> {
+    defer!(|| {
+        recover();
+    });
+    panic!("nothing sets the result");
+}
+
+#[gort::func]
+fn result_set_after_panic() -> Result<u8, String> {
+    defer!(|r| {
+        if let Some(p) = recover() {
+            r.set(Err(format!("recovered: {p}")));
+        }
+    });
+    let v: Vec<u8> = Vec::new();
+    Ok(v[3])
+}
+
+#[gort::func]
+fn result_zero_after_panic() -> Result<u8, String> {
+    defer!(|| {
+        recover();
+    });
+    panic!("the zero value of Result<u8, _> is Ok(0)");
+}
+
+rt_test! {
+    fn results_after_recover() {
+        assert_eq!(
+            result_set_after_panic(),
+            Err("recovered: runtime error: index out of range [3] with length 0".to_string())
+        );
+        assert_eq!(result_zero_after_panic(), Ok(0));
+        let msg = gort::frame! {
+            defer!(|r: &mut Named<String>| {
+                let p = recover().expect("no_default panicked");
+                r.set(p.to_string());
+            });
+            let _ = no_default();
+            String::new()
+        };
+        assert!(
+            msg.contains("no_default recovered from a panic, but nothing set its result"),
+            "{msg}"
+        );
+    }
+}
+
+#[gort::func]
+fn repanics() {
+    defer!(|| {
+        let p = recover().expect("panicking");
+        assert!(p.location().is_some());
+        p.repanic();
+    });
+    std::panic::panic_any(7u64);
+}
+
+rt_test! {
+    fn repanic_keeps_the_value() {
+        let v = gort::frame! {
+            defer!(|r: &mut Named<u64>| {
+                let p = recover().expect("repanicked");
+                r.set(*p.downcast::<u64>().expect("a u64"));
+            });
+            repanics();
+            0u64
+        };
+        assert_eq!(v, 7);
+    }
+}
+
+#[gort::func]
+fn goexit_deep(count: Arc<AtomicUsize>) {
+    let c = count.clone();
+    defer!(move || {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    goexit();
+}
+
+rt_test! {
+    fn goexit_runs_every_frame_and_join_reports_it() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let h = gort::spawn(gort::frame!(move || {
+            let c2 = c.clone();
+            defer!(move || {
+                c2.fetch_add(10, Ordering::SeqCst);
+            });
+            goexit_deep(c);
+            unreachable!("goexit does not return");
+        }));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.join()));
+        let msg = r.expect_err("no result").downcast::<String>().unwrap();
+        assert!(msg.contains("called gort::goexit"), "{msg}");
+        assert_eq!(count.load(Ordering::SeqCst), 11);
+    }
+}
+
+#[test]
+fn frames_and_recover_work_on_plain_threads() {
+    // No runtime: a plain thread has a defer state of its own.
+    let l = log();
+    uses_handler(l.clone());
+    assert_eq!(*l.borrow(), ["handled bad input"]);
+    assert!(recover().is_none());
+}
+
+#[test]
+fn goexit_outside_a_goroutine_panics_clearly() {
+    let r = std::panic::catch_unwind(|| goexit());
+    let msg = r.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        msg.contains("gort::goexit must be called from a goroutine"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn run_reraises_an_unrecovered_goroutine_panic() {
+    let r = std::panic::catch_unwind(|| {
+        gort::run(|| {
+            let h = gort::spawn(|| -> u32 { panic!("goroutine failed") });
+            let _ = h.join();
+        })
+    });
+    let p = r.unwrap_err();
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"goroutine failed"));
+}
+
+#[test]
+fn main_goexit_under_run_is_a_fatal_error() {
+    let r = std::panic::catch_unwind(|| gort::run(|| goexit()));
+    let p = r.unwrap_err();
+    assert_eq!(
+        p.downcast_ref::<&str>(),
+        Some(&"fatal error: no goroutines (main called runtime.Goexit) - deadlock!")
+    );
+}
+
+#[test]
+fn recovered_panics_print_nothing() {
+    if !support::is_child() {
+        let out = support::run_child("recovered_panics_print_nothing", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("panicked"), "Rust's hook printed: {err}");
+        return;
+    }
+    gort::run(|| {
+        let l = log();
+        uses_handler(l.clone());
+        assert_eq!(l.borrow().len(), 1);
+    });
+}
+
+#[test]
+fn an_unrecovered_panic_reports_the_chain_under_run() {
+    if !support::is_child() {
+        let out = support::run_child("an_unrecovered_panic_reports_the_chain_under_run", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("panic: first [recovered]\n\tpanic: second\n\ngoroutine 1 [running]:\n\tpanicked at"),
+            "{err}"
+        );
+        return;
+    }
+    let r = std::panic::catch_unwind(|| {
+        gort::run(gort::frame!(|| {
+            defer!(|| {
+                recover();
+                panic!("second");
+            });
+            panic!("first");
+        }))
+    });
+    assert!(r.is_err());
+}
+
+#[test]
+fn panics_in_different_goroutines_stay_apart() {
+    // recover in one goroutine never catches another's panic.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    gort::Builder::new().procs(2).run(move || {
+        let wg = gort::WaitGroup::new();
+        for i in 0..50 {
+            wg.add(1);
+            let (w, s) = (wg.clone(), s.clone());
+            gort::go!(move || {
+                defer!(w.done());
+                defer!(move || {
+                    let p: Option<Panic> = recover();
+                    s.lock()
+                        .unwrap()
+                        .push(*p.unwrap().downcast::<i32>().unwrap());
+                });
+                gort::yield_now();
+                std::panic::panic_any(i as i32);
+            });
+        }
+        wg.wait();
+    });
+    let mut v = seen.lock().unwrap().clone();
+    v.sort();
+    assert_eq!(v, (0..50).collect::<Vec<i32>>());
+}
