@@ -203,7 +203,7 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
                     #( let #names = #args; )*
                 },
                 value: quote_spanned! {span=>
-                    #p::Plain::direct(move || { let _ = #f( #(#names),* ); })
+                    #p::Plain::direct(move || #p::discard(#f( #(#names),* )))
                 },
             })
         }
@@ -222,7 +222,7 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
                     #( let #names = #args; )*
                 },
                 value: quote_spanned! {span=>
-                    #p::Plain::direct(move || { let _ = #r.#method #turbofish( #(#names),* ); })
+                    #p::Plain::direct(move || #p::discard(#r.#method #turbofish( #(#names),* )))
                 },
             })
         }
@@ -237,7 +237,10 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
                     quote_spanned!(span=> ::std::format!(#tokens))
                 };
                 Ok(Deferred {
-                    prelude: quote_spanned! {span=> let #s = #format; },
+                    prelude: quote_spanned! {span=>
+                        #[allow(clippy::useless_format)]
+                        let #s = #format;
+                    },
                     value: quote_spanned! {span=>
                         #p::Plain::direct(move || #printer(#fmt, #s))
                     },

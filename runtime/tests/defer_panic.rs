@@ -315,7 +315,7 @@ fn panics_in_different_goroutines_stay_apart() {
     let s = seen.clone();
     gort::Builder::new().procs(2).run(move || {
         let wg = gort::WaitGroup::new();
-        for i in 0..50 {
+        for i in 0..50i32 {
             wg.add(1);
             let (w, s) = (wg.clone(), s.clone());
             gort::go!(move || {
@@ -327,7 +327,7 @@ fn panics_in_different_goroutines_stay_apart() {
                         .push(*p.unwrap().downcast::<i32>().unwrap());
                 });
                 gort::yield_now();
-                std::panic::panic_any(i as i32);
+                std::panic::panic_any(i);
             });
         }
         wg.wait();

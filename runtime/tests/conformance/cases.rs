@@ -6,7 +6,12 @@
 //! not exist yet: a `WaitGroup` stands in where a channel only signals (noted per case).
 //! Go's pointers to locals that deferred closures read later become `Rc<Cell<_>>`, since a
 //! deferred call runs after the body's locals are gone.
-#![allow(unreachable_code, clippy::diverging_sub_expression)]
+#![allow(
+    unreachable_code,
+    clippy::diverging_sub_expression,
+    clippy::let_and_return,
+    clippy::useless_vec
+)]
 
 use std::cell::{Cell, RefCell};
 use std::error::Error;
