@@ -127,10 +127,27 @@ impl Rewrite {
     }
 }
 
+/// Inside a closure (or async block) of a frame, `defer!` would bind to nothing: it is made
+/// `::gort::defer!`, which expands to the clear compile error even where the user did not
+/// import the macro.
+struct Qualify;
+
+impl VisitMut for Qualify {
+    fn visit_macro_mut(&mut self, m: &mut Macro) {
+        if is_defer(m) {
+            m.path = syn::parse_quote_spanned!(m.path.span()=> ::gort::defer);
+        }
+    }
+}
+
 impl VisitMut for Rewrite {
-    fn visit_expr_closure_mut(&mut self, _: &mut ExprClosure) {}
+    fn visit_expr_closure_mut(&mut self, c: &mut ExprClosure) {
+        Qualify.visit_expr_closure_mut(c);
+    }
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
-    fn visit_expr_async_mut(&mut self, _: &mut syn::ExprAsync) {}
+    fn visit_expr_async_mut(&mut self, a: &mut syn::ExprAsync) {
+        Qualify.visit_expr_async_mut(a);
+    }
     fn visit_stmt_mut(&mut self, s: &mut Stmt) {
         if let Stmt::Macro(m) = s {
             if is_defer(&m.mac) {
@@ -363,6 +380,12 @@ pub(crate) fn frame_body(block: Block, name: TokenStream2, ret: Option<&Type>) -
     let mut count = Count::default();
     count.visit_block(&block);
     if count.n == 0 {
+        let mut block = block;
+        Rewrite {
+            mode: Mode::Open,
+            next: 0,
+        }
+        .visit_block_mut(&mut block);
         let guard = format_ident!("__gort_guard", span = Span::mixed_site());
         let stmts = &block.stmts;
         return quote! {{

@@ -788,7 +788,7 @@ pub fn recover() -> Option<Panic> {
     let payload = rec.payload.take()?;
     rec.text = Some(payload_text(&*payload));
     rec.recovered = true;
-    Some(Panic::new(payload, rec.location.clone()))
+    Some(Panic::new(payload, rec.location.take()))
 }
 
 /// Go's `runtime.Goexit`: runs every deferred call of every frame of the goroutine, newest

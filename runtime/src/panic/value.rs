@@ -161,7 +161,7 @@ impl Error for RuntimeError {}
 /// ```
 pub struct Panic {
     payload: Box<dyn Any + Send>,
-    location: Option<Box<PanicLocation>>,
+    location: Option<PanicLocation>,
     runtime: Option<Box<RuntimeError>>,
 }
 
@@ -172,7 +172,7 @@ impl Panic {
             .map(Box::new);
         Panic {
             payload,
-            location: location.map(Box::new),
+            location,
             runtime,
         }
     }
@@ -235,13 +235,13 @@ impl Panic {
     /// Where the panic started, when std reported it (a `panic!` or run-time check inside a
     /// goroutine; not a value re-raised with [`Panic::repanic`]).
     pub fn location(&self) -> Option<&PanicLocation> {
-        self.location.as_deref()
+        self.location.as_ref()
     }
 
     /// Panics again with the same value: Go's `panic(r)` after `r := recover()`. This is a new
     /// panic, as in Go.
     pub fn repanic(self) -> ! {
-        super::frame::fresh_panic(self.payload, self.location.map(|l| *l))
+        super::frame::fresh_panic(self.payload, self.location)
     }
 }
 

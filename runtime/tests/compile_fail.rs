@@ -1,0 +1,9 @@
+//! `defer!` misuse does not compile, with a clear message (trybuild; the expected compiler
+//! output is in `ui/*.stderr`; regenerate with `TRYBUILD=overwrite` after a toolchain change
+//! and review the diff).
+
+#[test]
+fn defer_misuse_does_not_compile() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/*.rs");
+}
