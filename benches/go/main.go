@@ -25,6 +25,48 @@ func rss() uint64 {
 
 func done(wg *sync.WaitGroup) { wg.Done() }
 
+//go:noinline
+func bump(x *uint64) { *x++ }
+
+//go:noinline
+func noDefer(x *uint64) { bump(x) }
+
+// Open-coded (Go 1.14+).
+//
+//go:noinline
+func openDefer(x *uint64) { defer bump(x) }
+
+// A defer in a loop is a heap defer (runtime.deferproc).
+//
+//go:noinline
+func heapDefer(x *uint64, k int) {
+	for i := 0; i < k; i++ {
+		defer bump(x)
+	}
+}
+
+//go:noinline
+func panicRecover(x *uint64) {
+	defer func() {
+		if recover() != nil {
+			*x++
+		}
+	}()
+	panic("boom")
+}
+
+func timeCalls(n uint64, f func(*uint64)) float64 {
+	var x uint64
+	t := time.Now()
+	for i := uint64(0); i < n; i++ {
+		f(&x)
+	}
+	if x < n {
+		panic("lost calls")
+	}
+	return float64(time.Since(t).Nanoseconds()) / float64(n)
+}
+
 func skynet(num, size, div uint64, out chan<- uint64) {
 	if size == 1 {
 		out <- num
@@ -97,6 +139,15 @@ func main() {
 			time.Sleep(100 * time.Millisecond)
 			after := rss()
 			res <- [2]interface{}{float64(after-before) / float64(n), "B"}
+		case "defer_none":
+			res <- [2]interface{}{timeCalls(n, noDefer), "ns"}
+		case "defer_open":
+			res <- [2]interface{}{timeCalls(n, openDefer), "ns"}
+		case "defer_list":
+			one := 1
+			res <- [2]interface{}{timeCalls(n, func(x *uint64) { heapDefer(x, one) }), "ns"}
+		case "panic_recover":
+			res <- [2]interface{}{timeCalls(n, panicRecover), "ns"}
 		default:
 			fmt.Fprintln(os.Stderr, "unknown workload", w)
 			os.Exit(64)

@@ -58,3 +58,77 @@ pub fn vm_rss() -> u64 {
 pub fn skynet_sum(n: u64) -> u64 {
     n * (n - 1) / 2
 }
+
+/// The defer / panic workloads, shared by the criterion bench and `gort_peer` (Go's side is
+/// in `go/main.go`, with the same shapes).
+pub mod defers {
+    use std::cell::Cell;
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    /// The deferred work: one increment.
+    #[inline(never)]
+    pub fn bump(x: &Cell<u64>) {
+        x.set(x.get() + 1);
+    }
+
+    /// The baseline: the same call without a defer.
+    #[inline(never)]
+    pub fn no_defer(x: &Cell<u64>) {
+        bump(x);
+    }
+
+    /// One open-coded `defer!` (Go 1.14+'s open-coded defer).
+    #[gort::func]
+    #[inline(never)]
+    pub fn open_defer(x: &Cell<u64>) {
+        defer!(bump(x));
+    }
+
+    /// One `defer!` on the goroutine's defer list (a loop defeats open coding, as in Go, where
+    /// it makes a heap defer).
+    #[gort::func]
+    #[inline(never)]
+    pub fn list_defer(x: &Cell<u64>) {
+        for _ in 0..black_box(1) {
+            defer!(bump(x));
+        }
+    }
+
+    /// panic + recover in one frame.
+    #[gort::func]
+    #[inline(never)]
+    pub fn panic_recover(x: &Cell<u64>) {
+        defer!(move || {
+            if gort::recover().is_some() {
+                bump(x);
+            }
+        });
+        panic!("boom");
+    }
+
+    /// The floor under `panic_recover`: Rust's own `panic!` + `catch_unwind`, no gort frame.
+    /// Run it on a plain thread with a silent hook and no runtime started, so no gort code is
+    /// on the path.
+    #[inline(never)]
+    pub fn bare_unwind(x: &Cell<u64>) {
+        if std::panic::catch_unwind(|| panic!("boom")).is_err() {
+            bump(x);
+        }
+    }
+
+    /// Calls `f` `n` times; ns per call.
+    pub fn time(f: fn(&Cell<u64>), n: u64) -> f64 {
+        let x = Cell::new(0);
+        for _ in 0..n.min(1000) {
+            f(black_box(&x));
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            f(black_box(&x));
+        }
+        let ns = super::ns_per(t, n);
+        assert!(x.get() >= n);
+        ns
+    }
+}

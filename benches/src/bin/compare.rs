@@ -23,7 +23,24 @@ const JOBS: &[(&str, usize, u64)] = &[
     ("skynet", 2, 1_000_000),
     ("parked_mem", 2, 100_000),
     ("parked_mem", 2, 1_000_000),
+    ("defer_none", 1, 100_000_000),
+    ("defer_open", 1, 100_000_000),
+    ("defer_list", 1, 20_000_000),
+    ("panic_recover", 1, 1_000_000),
+    ("unwind_floor", 1, 1_000_000),
 ];
+
+/// Workloads only some peers have: defer and panic exist in gort and Go (tokio and may have
+/// no such thing); Rust's unwind floor is measured by the gort peer program alone.
+fn runs(workload: &str, peer: &str) -> bool {
+    match workload {
+        "defer_none" | "defer_open" | "defer_list" | "panic_recover" => {
+            peer == "gort" || peer == "go"
+        }
+        "unwind_floor" => peer == "gort",
+        _ => true,
+    }
+}
 
 fn peers(dir: &Path, go: Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
     let mut v = vec![
@@ -65,6 +82,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 fn run_one(bin: &Path, w: &str, procs: usize, n: u64) -> Option<f64> {
     let mut child = Command::new(bin)
         .args([w, &procs.to_string(), &n.to_string()])
+        // A backtrace captured at every panic would be measured instead of the unwind.
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -122,6 +142,9 @@ fn main() {
         eprintln!("compare: pass {}/{reps}", rep + 1);
         for (j, &&(w, procs, n)) in jobs.iter().enumerate() {
             for (name, bin) in &peers {
+                if !runs(w, name) {
+                    continue;
+                }
                 if rep > 0 && failed.contains_key(&(j, name)) {
                     continue; // its failures are deterministic (out of memory maps): once is enough
                 }
@@ -167,6 +190,7 @@ fn main() {
                     meds.insert(*name, m);
                     print!(" {m:.1} |");
                 }
+                _ if !runs(w, name) => print!(" - |"),
                 _ => print!(" FAIL |"),
             }
         }
@@ -178,6 +202,39 @@ fn main() {
         match meds.get("gort") {
             Some(g) if best_peer.is_finite() => println!(" {:.2}x |", g / best_peer),
             _ => println!(" - |"),
+        }
+    }
+    // Derived figures of the defer issue: what a defer adds to a call, and what gort adds to
+    // Rust's unwinder.
+    let med = |w: &str, peer: &'static str| -> Option<f64> {
+        let j = jobs.iter().position(|&&(x, _, _)| x == w)?;
+        let mut v = samples.get(&(j, peer))?.clone();
+        (!v.is_empty()).then(|| median(&mut v))
+    };
+    let mut lines = Vec::new();
+    for peer in ["gort", "go"] {
+        if let (Some(none), Some(open), Some(list)) = (
+            med("defer_none", peer),
+            med("defer_open", peer),
+            med("defer_list", peer),
+        ) {
+            lines.push(format!(
+                "{peer}: open-coded defer adds {:.2} ns to a call; a listed (heap) defer {:.2} ns",
+                open - none,
+                list - none
+            ));
+        }
+    }
+    if let (Some(pr), Some(floor)) = (med("panic_recover", "gort"), med("unwind_floor", "gort")) {
+        lines.push(format!(
+            "gort panic+recover {pr:.0} ns = {:.2}x Rust's panic!+catch_unwind ({floor:.0} ns)",
+            pr / floor
+        ));
+    }
+    if !lines.is_empty() {
+        println!();
+        for l in lines {
+            println!("{l}");
         }
     }
     if !failed.is_empty() {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args};
+use gort_benches::{args, defers, ns_per, report, skynet_sum, vm_rss, Args};
 
 fn done(wg: gort::WaitGroup) {
     wg.done();
@@ -83,6 +83,13 @@ fn parked_mem(a: &Args) -> f64 {
 
 fn main() {
     let a = args();
+    if a.workload == "unwind_floor" {
+        // Rust's floor: no runtime, no gort hook.
+        std::panic::set_hook(Box::new(|_| {}));
+        let v = defers::time(defers::bare_unwind, a.n);
+        report(&a, v, "ns");
+        return;
+    }
     let procs = a.procs;
     let (value, unit) = gort::Builder::new()
         .procs(procs)
@@ -91,6 +98,10 @@ fn main() {
             "yield" => (yield_(&a), "ns"),
             "skynet" => (skynet(&a), "ms"),
             "parked_mem" => (parked_mem(&a), "B"),
+            "defer_none" => (defers::time(defers::no_defer, a.n), "ns"),
+            "defer_open" => (defers::time(defers::open_defer, a.n), "ns"),
+            "defer_list" => (defers::time(defers::list_defer, a.n), "ns"),
+            "panic_recover" => (defers::time(defers::panic_recover, a.n), "ns"),
             w => {
                 eprintln!("gort_peer: unknown workload {w}");
                 std::process::exit(64)

@@ -65,7 +65,7 @@ use std::fmt::Write as _;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::record::{DeferRec, Deferred};
+use super::record::{self, DeferRec, Deferred};
 use super::value::{payload_text, Panic, PanicLocation};
 
 /// The payload of a Goexit unwind (never seen by user code: frames and the goroutine's top
@@ -233,8 +233,10 @@ fn drop_quietly(p: Option<Box<dyn Any + Send>>) {
     }
 }
 
-/// The running goroutine's state, or this thread's when no goroutine runs here.
-#[inline(never)]
+/// The running goroutine's state, or this thread's when no goroutine runs here. (The
+/// thread-local read inside `current_g` is not inlined, so a goroutine that moved to another
+/// thread never uses a stale thread-local address.)
+#[inline]
 fn state_ptr() -> *mut DeferState {
     match crate::sched::current_g() {
         // SAFETY: a running goroutine's record is alive while it runs.
@@ -404,23 +406,23 @@ struct ListSource {
 }
 
 impl DeferSource for ListSource {
+    #[inline]
     fn run_next(&mut self, st: *mut DeferState, panicking: bool) -> bool {
-        // SAFETY: `st` is the running goroutine's state; the borrow ends before the call,
-        // which may use the state itself.
-        let rec = unsafe {
-            let st = &mut *st;
-            if st.list.len() <= self.mark {
-                return false;
-            }
-            let rec = st.list.pop().expect("checked above");
-            if panicking {
-                st.direct = rec.direct;
-            }
-            rec
-        };
-        // SAFETY: the record was pushed by this frame for its result type (`defer_list`).
-        unsafe { rec.call(self.result) };
-        true
+        // SAFETY: `st` is the running goroutine's state and nothing else borrows it during
+        // the pop; the records above the mark were pushed by this frame for its result type
+        // (`defer_list`).
+        unsafe {
+            record::pop_call(
+                std::ptr::addr_of_mut!((*st).list),
+                self.mark,
+                self.result,
+                |direct| {
+                    if panicking {
+                        (*st).direct = direct;
+                    }
+                },
+            )
+        }
     }
 }
 
@@ -587,7 +589,7 @@ impl<R> Frame<R> {
             if self.mark.get() == usize::MAX {
                 self.mark.set(st.list.len());
             }
-            st.list.push(DeferRec::new::<R, D>(d));
+            record::push::<R, D>(&mut st.list, d);
         }
     }
 

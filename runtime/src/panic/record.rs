@@ -91,13 +91,17 @@ type Buf = MaybeUninit<[u64; INLINE / 8]>;
 /// One entry of a goroutine's defer list: a type-erased [`Deferred`], inline when small.
 ///
 /// The list is a `Vec` owned by the goroutine and reused with it, so once it has grown a
-/// `defer!` allocates nothing (closures larger than 32 bytes are boxed).
+/// `defer!` allocates nothing (closures larger than 32 bytes are boxed). Records are written
+/// straight into the list's spare capacity and called from where they lie ([`push`],
+/// [`pop_call`]): building one on the stack and copying it in costs a store-forwarding stall
+/// per byte-wise field, several times the cost of the defer itself.
+#[repr(C)]
 pub(crate) struct DeferRec {
-    buf: Buf,
     /// Calls the value with a `*mut Named<R>` and gives it up.
     call: unsafe fn(*mut u8, *mut ()),
     drop: unsafe fn(*mut u8),
-    pub(crate) direct: bool,
+    direct: bool,
+    buf: Buf,
 }
 
 unsafe fn call_inline<R, D: Deferred<R>>(p: *mut u8, result: *mut ()) {
@@ -121,53 +125,73 @@ unsafe fn drop_boxed<D>(p: *mut u8) {
     drop(unsafe { ptr::read(p.cast::<Box<D>>()) })
 }
 
-impl DeferRec {
-    /// Erases `d`'s type and lifetime.
-    ///
-    /// # Safety
-    /// The record must be called or dropped (or leaked) before anything `D` borrows goes away,
-    /// and called only with a pointer to a `Named<R>`. Frames guarantee both: a frame runs or
-    /// drops every record it pushed before it returns or unwinds past its caller.
-    pub(crate) unsafe fn new<R, D: Deferred<R>>(d: D) -> DeferRec {
-        let direct = d.direct();
-        let mut buf = Buf::uninit();
-        let fits = mem::size_of::<D>() <= INLINE && mem::align_of::<D>() <= mem::align_of::<Buf>();
+/// Appends `d` to `list`, erasing its type and lifetime.
+///
+/// # Safety
+/// The record must be called or dropped (or leaked) before anything `D` borrows goes away,
+/// and called only with a pointer to a `Named<R>`. Frames guarantee both: a frame runs or
+/// drops every record it pushed before it returns or unwinds past its caller.
+#[inline(always)]
+pub(crate) unsafe fn push<R, D: Deferred<R>>(list: &mut Vec<DeferRec>, d: D) {
+    let direct = d.direct();
+    list.reserve(1);
+    let len = list.len();
+    // SAFETY: `reserve` made room for one more record at `len`.
+    let slot = unsafe { list.as_mut_ptr().add(len) };
+    let fits = mem::size_of::<D>() <= INLINE && mem::align_of::<D>() <= mem::align_of::<Buf>();
+    // SAFETY: `slot` is valid for writes of a whole record; each field is written once, and
+    // `D` (or its box) fits the buffer in size and alignment (checked above).
+    unsafe {
+        let buf = ptr::addr_of_mut!((*slot).buf).cast::<u8>();
         if fits {
-            // SAFETY: `D` fits the buffer in size and alignment (checked above).
-            unsafe { ptr::write(buf.as_mut_ptr().cast::<D>(), d) };
-            DeferRec {
-                buf,
-                call: call_inline::<R, D>,
-                drop: drop_inline::<D>,
-                direct,
-            }
+            ptr::write(buf.cast::<D>(), d);
+            ptr::addr_of_mut!((*slot).call).write(call_inline::<R, D>);
+            ptr::addr_of_mut!((*slot).drop).write(drop_inline::<D>);
         } else {
-            // SAFETY: a `Box` pointer always fits the buffer.
-            unsafe { ptr::write(buf.as_mut_ptr().cast::<Box<D>>(), Box::new(d)) };
-            DeferRec {
-                buf,
-                call: call_boxed::<R, D>,
-                drop: drop_boxed::<D>,
-                direct,
-            }
+            ptr::write(buf.cast::<Box<D>>(), Box::new(d));
+            ptr::addr_of_mut!((*slot).call).write(call_boxed::<R, D>);
+            ptr::addr_of_mut!((*slot).drop).write(drop_boxed::<D>);
         }
+        ptr::addr_of_mut!((*slot).direct).write(direct);
+        list.set_len(len + 1);
     }
+}
 
-    /// Runs the deferred call.
-    ///
-    /// # Safety
-    /// `result` points to the `Named<R>` of the `R` the record was made for.
-    pub(crate) unsafe fn call(self, result: *mut ()) {
-        let mut this = mem::ManuallyDrop::new(self);
-        // SAFETY: the buffer holds the value `new` wrote for these functions; ManuallyDrop keeps
-        // `Drop` from dropping it again; `result` per this function's contract.
-        unsafe { (this.call)(this.buf.as_mut_ptr().cast(), result) }
-    }
+/// Removes the newest record of `list` and runs it where it lies; `on_direct` sees its
+/// `direct` flag first. Returns false when `list` has no more than `keep` records.
+///
+/// # Safety
+/// `list` must be the only live reference to the list until the call has read its value (the
+/// first thing `call_inline`/`call_boxed` do); the deferred call may then push onto the list
+/// again, reusing the slot. `result` as for [`push`].
+#[inline(always)]
+pub(crate) unsafe fn pop_call(
+    list: *mut Vec<DeferRec>,
+    keep: usize,
+    result: *mut (),
+    on_direct: impl FnOnce(bool),
+) -> bool {
+    // SAFETY: per the function's contract, nothing else uses the list now.
+    let (call, buf) = unsafe {
+        let list = &mut *list;
+        let len = list.len();
+        if len <= keep {
+            return false;
+        }
+        list.set_len(len - 1);
+        let slot = list.as_mut_ptr().add(len - 1);
+        on_direct((*slot).direct);
+        ((*slot).call, ptr::addr_of_mut!((*slot).buf).cast::<u8>())
+    };
+    // SAFETY: the slot holds the value `push` wrote for `call`, now given up (the length no
+    // longer counts it); `call` moves it out before running user code.
+    unsafe { call(buf, result) };
+    true
 }
 
 impl Drop for DeferRec {
     fn drop(&mut self) {
-        // SAFETY: the buffer holds the value `new` wrote, not yet consumed.
-        unsafe { (self.drop)(self.buf.as_mut_ptr().cast()) }
+        // SAFETY: a record in the list holds the value `push` wrote, not yet consumed.
+        unsafe { (self.drop)(ptr::addr_of_mut!(self.buf).cast()) }
     }
 }
