@@ -1,6 +1,8 @@
 //! A `defer!` in steady state allocates nothing: open-coded slots live in the caller's stack
 //! frame, and the goroutine's defer list reuses its records.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
@@ -83,6 +85,17 @@ fn steady_state_defers_do_not_allocate() {
 
 #[test]
 fn recover_allocates_only_what_std_does() {
+    // RUST_BACKTRACE makes every panic capture a backtrace (and allocate): run in a child
+    // process without it.
+    if !support::is_child() {
+        let out = support::run_child("recover_allocates_only_what_std_does", &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     gort::Builder::new().procs(1).run(|| {
         let x = Cell::new(0);
         // std allocates the payload's box and its exception object (2); gort copies the
