@@ -20,6 +20,30 @@ fn fib(n: u64) -> u64 {
     a.join() + b
 }
 
+/// Go's recover-into-an-error-result idiom: the deferred closure gets the result as `&mut`.
+#[gort::func]
+fn parse_all(items: &[&str]) -> Result<Vec<u32>, String> {
+    defer!(|r| {
+        if let Some(p) = gort::recover() {
+            r.set(Err(format!("recovered: {p}")));
+        }
+    });
+    Ok(items.iter().map(|s| s.parse::<u32>().unwrap()).collect())
+}
+
+fn note(log: &Mutex<Vec<String>>, what: String) {
+    log.lock().unwrap().push(what);
+}
+
+/// Deferred calls run newest first; their arguments are evaluated at the `defer!`.
+#[gort::func]
+fn lifo(log: &Mutex<Vec<String>>) {
+    for i in 0..3 {
+        defer!(note(log, format!("deferred {i}")));
+    }
+    note(log, "body".to_string());
+}
+
 gort::goroutine_local! {
     static REQUEST_ID: std::cell::Cell<u64> = std::cell::Cell::new(0);
 }
@@ -121,6 +145,43 @@ fn main() {
     });
     done.wait(); // park this goroutine; don't block its thread in JoinHandle::join
     println!("7. a plain thread started goroutine {}", t.join().unwrap());
+
+    // 8. defer!: newest first, arguments evaluated where defer! stands.
+    let log = Mutex::new(Vec::new());
+    lifo(&log);
+    println!("8. defer! order: {:?}", log.lock().unwrap());
+
+    // 9. panic + recover: a Rust panic (here an unwrap) becomes an error result.
+    println!("9. parse_all(1, 2, 3) = {:?}", parse_all(&["1", "2", "3"]));
+    println!("   parse_all(1, x)    = {:?}", parse_all(&["1", "x"]));
+    let v = vec![1, 2, 3];
+    let i = std::hint::black_box(7);
+    let r = gort::frame! {
+        defer!(|r: &mut gort::Named<String>| {
+            r.set(gort::recover().map_or("no panic".into(), |p| p.to_string()));
+        });
+        v[i].to_string()
+    };
+    println!("   out of bounds, recovered as Go reads it: {r}");
+
+    // 10. goexit runs every deferred call of the goroutine, then ends it.
+    let wg = gort::WaitGroup::new();
+    wg.add(1);
+    let w = wg.clone();
+    let ran = Arc::new(AtomicU64::new(0));
+    let r2 = ran.clone();
+    gort::go!(move || {
+        defer!(w.done());
+        defer!(move || {
+            r2.fetch_add(1, Ordering::SeqCst);
+        });
+        gort::goexit();
+    });
+    wg.wait();
+    println!(
+        "10. goexit ran {} deferred call(s) plus the WaitGroup's",
+        ran.load(Ordering::SeqCst)
+    );
 
     println!("   goroutines alive now: {}", gort::num_goroutine());
     println!("== main returns: the process exits without waiting for other goroutines");

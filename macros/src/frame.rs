@@ -235,7 +235,8 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
             let args = call.args.iter();
             Ok(Deferred {
                 prelude: quote_spanned! {span=>
-                    let #r = #receiver;
+                    #[allow(unused_mut)]
+                    let mut #r = #receiver;
                     #( let #names = #args; )*
                 },
                 value: quote_spanned! {span=>
