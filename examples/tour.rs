@@ -154,7 +154,7 @@ fn main() {
     // 9. panic + recover: a Rust panic (here an unwrap) becomes an error result.
     println!("9. parse_all(1, 2, 3) = {:?}", parse_all(&["1", "2", "3"]));
     println!("   parse_all(1, x)    = {:?}", parse_all(&["1", "x"]));
-    let v = vec![1, 2, 3];
+    let v = std::hint::black_box(vec![1, 2, 3]);
     let i = std::hint::black_box(7);
     let r = gort::frame! {
         defer!(|r: &mut gort::Named<String>| {
