@@ -50,6 +50,7 @@ gort::goroutine_local! {
 
 #[gort::main]
 fn main() {
+    defer!(println!("== main's deferred call runs last"));
     println!(
         "== gort tour: GOMAXPROCS={}, main is goroutine {}",
         gort::gomaxprocs(),

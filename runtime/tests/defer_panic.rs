@@ -336,3 +336,14 @@ fn panics_in_different_goroutines_stay_apart() {
     v.sort();
     assert_eq!(v, (0..50).collect::<Vec<i32>>());
 }
+
+/// `#[gort::test]` bodies are frames: this test passes only because its own deferred call
+/// recovers the panic.
+#[gort::test]
+fn a_test_body_is_a_frame() {
+    defer!(|| {
+        let p = recover().expect("the body panicked");
+        assert_eq!(p.message(), Some("caught by the test's own frame"));
+    });
+    panic!("caught by the test's own frame");
+}
