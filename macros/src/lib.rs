@@ -4,6 +4,7 @@
 //! Use them through the `gort` crate, which re-exports them; the expansions name `::gort`.
 
 mod frame;
+mod select;
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -274,4 +275,11 @@ pub fn defer(_input: TokenStream) -> TokenStream {
     )
     .to_compile_error()
     .into()
+}
+
+/// Waits on several channel operations. See `gort::select`.
+#[proc_macro]
+pub fn select(input: TokenStream) -> TokenStream {
+    let s = parse_macro_input!(input as select::Select);
+    select::expand(s).into()
 }

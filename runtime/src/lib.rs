@@ -39,6 +39,7 @@
 
 extern crate self as gort;
 
+pub mod chan;
 mod coro;
 mod join;
 mod local;
@@ -46,13 +47,17 @@ mod loom;
 mod panic;
 mod sched;
 mod sync;
+pub mod time;
 
 use std::sync::Arc;
 
+pub use chan::Chan;
 pub use join::JoinHandle;
 pub use local::LocalKey;
 pub use panic::{goexit, recover, Named, Panic, PanicLocation, RuntimeError};
-pub use sync::WaitGroup;
+pub use sync::{
+    Cond, Mutex, MutexGuard, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitGroup,
+};
 
 /// Makes a function a Go-style function: a frame whose `defer!` calls run when it returns,
 /// panics, or its goroutine calls [`goexit`].
@@ -138,6 +143,46 @@ pub use gort_macros::frame;
 /// }
 /// ```
 pub use gort_macros::defer;
+
+/// Waits on several channel operations and completes exactly one (Go's `select`).
+///
+/// ```text
+/// gort::select! {
+///     recv(ch) -> v => ...,        // v: Option<T> (None: ch is closed)
+///     send(ch, value) => ...,
+///     default => ...,              // optional: when no case is ready
+/// }
+/// ```
+///
+/// - A ready case is chosen uniformly at random (Go's fairness).
+/// - `ch` is a `Chan<T>` or an `Option<Chan<T>>` (or a reference to either); `None` and
+///   `Chan::nil()` are Go's nil channel: never ready.
+/// - Without a ready case and without `default`, the goroutine parks on all the channels at
+///   once; a timeout is a `recv(gort::time::after(d)) -> _` case.
+/// - A `send` on a closed channel panics (`send on closed channel`), as in Go.
+/// - Channel expressions and values are evaluated once, in order, before any case is tried.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// gort::run(|| {
+///     let (a, b) = (gort::Chan::new(1), gort::Chan::<&str>::new(1));
+///     a.send(1);
+///     let mut got = None;
+///     gort::select! {
+///         recv(a) -> v => got = v,
+///         recv(b) -> v => got = v.map(|s| s.len()).map(|n| n as i32),
+///         recv(gort::time::after(Duration::from_secs(1))) -> _ => panic!("timed out"),
+///     }
+///     assert_eq!(got, Some(1));
+///     gort::select! {
+///         send(b, "full?") => {}
+///         default => unreachable!("b has room"),
+///     }
+/// });
+/// ```
+pub use gort_macros::select;
 
 /// Panics with an error value, as Go's `panic(err)`: [`Panic::as_error`] gives it back and the
 /// crash report prints its message.
@@ -320,6 +365,7 @@ impl Builder {
             stack_size: self.stack_size,
             thread_name: self.thread_name.clone(),
             mode,
+            test_harness: false,
         }
     }
 
@@ -610,6 +656,7 @@ pub fn gomaxprocs() -> usize {
 /// Used by gort-macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::chan::{select, CaseChan, RecvCase, SelectCase, SendCase};
     pub use crate::panic::frame::{Frame, FrameGuard, HasResult, OpenSlot};
     pub use crate::panic::record::{Plain, WithResult};
 
@@ -713,6 +760,8 @@ pub mod __private {
         if let Some(n) = procs {
             b = b.procs(n);
         }
-        b.run(f)
+        let mut cfg = b.config(crate::sched::Mode::Embedded);
+        cfg.test_harness = true;
+        crate::sched::run_main(cfg, f)
     }
 }

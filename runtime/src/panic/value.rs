@@ -86,9 +86,14 @@ pub struct RuntimeError {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum RuntimeErrorKind {
-    IndexOutOfRange { index: u128, len: u128 },
+    IndexOutOfRange {
+        index: u128,
+        len: u128,
+    },
     DivideByZero,
     NilDereference,
+    /// Go's `plainError`: printed without the `runtime error: ` prefix (channel misuse).
+    Plain(&'static str),
 }
 
 impl RuntimeError {
@@ -115,7 +120,16 @@ impl RuntimeError {
         })
     }
 
-    /// The message Rust's check panicked with.
+    /// A run-time error Go prints without the `runtime error: ` prefix (`send on closed
+    /// channel`, `close of closed channel`, `close of nil channel`).
+    pub(crate) fn plain(what: &'static str) -> RuntimeError {
+        RuntimeError {
+            kind: RuntimeErrorKind::Plain(what),
+            rust: what.to_string(),
+        }
+    }
+
+    /// The message Rust's check panicked with (for gort's own errors, the message).
     pub fn rust_message(&self) -> &str {
         &self.rust
     }
@@ -132,6 +146,7 @@ impl fmt::Display for RuntimeError {
             RuntimeErrorKind::NilDereference => {
                 f.write_str("runtime error: invalid memory address or nil pointer dereference")
             }
+            RuntimeErrorKind::Plain(what) => f.write_str(what),
         }
     }
 }
@@ -167,9 +182,12 @@ pub struct Panic {
 
 impl Panic {
     pub(crate) fn new(payload: Box<dyn Any + Send>, location: Option<PanicLocation>) -> Panic {
-        let runtime = str_payload(&*payload)
-            .and_then(RuntimeError::classify)
-            .map(Box::new);
+        let runtime = match payload.downcast_ref::<RuntimeError>() {
+            Some(e) => Some(Box::new(e.clone())),
+            None => str_payload(&*payload)
+                .and_then(RuntimeError::classify)
+                .map(Box::new),
+        };
         Panic {
             payload,
             location,

@@ -65,11 +65,26 @@ pub(crate) enum WaitReason {
     WaitGroupWait,
     /// `JoinHandle::join`.
     Join,
+    /// A channel receive.
+    ChanReceive,
+    /// A channel send.
+    ChanSend,
+    /// A receive from the nil channel (blocks forever).
+    ChanReceiveNil,
+    /// A send on the nil channel (blocks forever).
+    ChanSendNil,
+    /// A `select!` with cases.
+    Select,
+    /// A `select!` without a usable case (blocks forever).
+    SelectNoCases,
+    /// `gort::time::sleep`.
+    Sleep,
+    /// `Mutex` / `RwLock` (Go 1.19 shows these as a semaphore acquire).
+    Semacquire,
+    /// `Cond::wait`.
+    CondWait,
 }
 
-// The readers (goroutine dumps, deadlock reports) come with the debug issue; unit tests read
-// the reason now.
-#[cfg_attr(not(test), allow(dead_code))]
 impl WaitReason {
     /// Go's text for this reason, as goroutine dumps show it.
     pub(crate) fn as_str(self) -> &'static str {
@@ -77,15 +92,34 @@ impl WaitReason {
             WaitReason::None => "running",
             WaitReason::WaitGroupWait => "semacquire",
             WaitReason::Join => "join",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::ChanReceiveNil => "chan receive (nil chan)",
+            WaitReason::ChanSendNil => "chan send (nil chan)",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::Sleep => "sleep",
+            WaitReason::Semacquire => "semacquire",
+            WaitReason::CondWait => "sync.Cond.Wait",
         }
     }
 
     fn from_u8(v: u8) -> WaitReason {
-        match v {
-            1 => WaitReason::WaitGroupWait,
-            2 => WaitReason::Join,
-            _ => WaitReason::None,
-        }
+        const ALL: [WaitReason; 12] = [
+            WaitReason::None,
+            WaitReason::WaitGroupWait,
+            WaitReason::Join,
+            WaitReason::ChanReceive,
+            WaitReason::ChanSend,
+            WaitReason::ChanReceiveNil,
+            WaitReason::ChanSendNil,
+            WaitReason::Select,
+            WaitReason::SelectNoCases,
+            WaitReason::Sleep,
+            WaitReason::Semacquire,
+            WaitReason::CondWait,
+        ];
+        ALL.get(v as usize).copied().unwrap_or(WaitReason::None)
     }
 }
 
@@ -192,7 +226,6 @@ impl Goroutine {
     }
 
     #[inline]
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn wait_reason(&self) -> WaitReason {
         WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
     }

@@ -21,12 +21,15 @@
 //! A spinning M that finds work stops spinning and, if it was the last spinner, calls `wakep`.
 
 use std::cell::Cell;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::Steal;
 use parking_lot::{Condvar, Mutex};
 
 use super::p::{self, Processor, GFREE_CAP, STACK_CACHE_CAP};
+use super::timers;
 use super::{init_g, start_g, ExitNotify, GRef, Goroutine, Shared, Status, CTX};
 use crate::coro::signal::AltStack;
 use crate::coro::{GStack, Switch};
@@ -78,19 +81,35 @@ impl Machine {
         self.cv.notify_one();
     }
 
-    /// Sleeps until handed a P; `None` means exit.
-    fn sleep(&self) -> Option<(usize, bool)> {
+    /// Sleeps until handed a P, told to exit, or (with a deadline) the deadline passes.
+    fn sleep(&self, deadline: Option<Instant>) -> Woken {
         let mut n = self.note.lock();
         loop {
             if n.exit {
-                return None;
+                return Woken::Exit;
             }
             if let Some(p) = n.nextp.take() {
-                return Some((p, std::mem::take(&mut n.spinning)));
+                return Woken::P(p, std::mem::take(&mut n.spinning));
             }
-            self.cv.wait(&mut n);
+            match deadline {
+                None => self.cv.wait(&mut n),
+                Some(d) => {
+                    if self.cv.wait_until(&mut n, d).timed_out() && !n.exit && n.nextp.is_none() {
+                        return Woken::Timeout;
+                    }
+                }
+            }
         }
     }
+}
+
+/// Why `Machine::sleep` returned.
+enum Woken {
+    /// Handed a P (and whether to spin).
+    P(usize, bool),
+    Exit,
+    /// The deadline passed: timers may be due, or deadlock detection wants another look.
+    Timeout,
 }
 
 /// Per-thread state of a running M; lives on the M thread's stack, reached through `CTX`.
@@ -108,6 +127,11 @@ impl MContext {
     #[inline]
     pub(crate) fn has_p(&self) -> bool {
         self.p.get().is_some()
+    }
+
+    /// The held P, if any.
+    pub(crate) fn p_ref(&self) -> Option<&Processor> {
+        self.p.get().map(|id| &self.shared.procs[id])
     }
 
     /// The held P. Ms hold one whenever goroutine code runs.
@@ -351,6 +375,7 @@ impl MContext {
                 return None;
             }
             let p = self.p();
+            self.run_timers_of(p);
             // SAFETY: this M holds `p`.
             if unsafe { p.local() }.schedtick % GLOBAL_QUEUE_INTERVAL == 0 {
                 if let Some(g) = shared.global_pop() {
@@ -369,6 +394,10 @@ impl MContext {
                 if let Some(g) = self.steal_work(p) {
                     return Some((g, false));
                 }
+            }
+            // Timers of other Ps that came due while their Ms were busy or asleep.
+            if self.run_all_timers() {
+                continue 'top;
             }
             // Idle: a little housekeeping while we still hold the P.
             self.scrub_stacks(p);
@@ -407,22 +436,114 @@ impl MContext {
                     }
                 }
             }
-            // Step 7.
-            {
+            // Step 7: sleep until handed a P, or until the earliest timer (or a deadlock
+            // re-check) is due.
+            let deadline = {
                 let mut s = shared.sched.lock();
                 if shared.is_shutdown() {
                     return None;
                 }
+                let mut deadline = self.timer_deadline();
                 if s.pidle.len() == shared.procs.len() {
                     // Every P idle: the per-P goroutine counts are stable.
                     super::check_main_goexit(shared);
+                    if let Some(recheck) = super::check_dead(shared, deadline.is_some()) {
+                        deadline = Some(deadline.map_or(recheck, |d| d.min(recheck)));
+                    }
                 }
                 s.midle.push(self.m.clone());
+                deadline
+            };
+            let when = deadline.map(|d| timers::nanos_since(shared.epoch, d));
+            if let Some(w) = when {
+                shared.timer_sleep_until.fetch_min(w, Ordering::AcqRel);
             }
-            let (id, spinning) = self.m.sleep()?;
-            self.acquirep(id);
-            self.spinning.set(spinning);
+            let mut woken = self.m.sleep(deadline);
+            if let Some(w) = when {
+                // Awake: later timers must kick someone again.
+                let _ = shared.timer_sleep_until.compare_exchange(
+                    w,
+                    u64::MAX,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            }
+            loop {
+                match woken {
+                    Woken::Exit => return None,
+                    Woken::P(id, spinning) => {
+                        self.acquirep(id);
+                        self.spinning.set(spinning);
+                        continue 'top;
+                    }
+                    Woken::Timeout => {
+                        let mut s = shared.sched.lock();
+                        let listed = s.midle.iter().position(|m| Arc::ptr_eq(m, &self.m));
+                        match listed {
+                            Some(i) => {
+                                s.midle.swap_remove(i);
+                                if let Some(id) = s.pidle.pop() {
+                                    shared.idle.p_busy();
+                                    drop(s);
+                                    self.acquirep(id);
+                                    continue 'top;
+                                }
+                                // Every P is busy; their Ms run timers at their schedule points.
+                                s.midle.push(self.m.clone());
+                                drop(s);
+                                woken = self.m.sleep(None);
+                            }
+                            None => {
+                                // A waker took us off the list: a P is on its way.
+                                drop(s);
+                                woken = self.m.sleep(None);
+                            }
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Runs `p`'s due timers; true if any fired.
+    #[inline]
+    fn run_timers_of(&self, p: &Processor) -> bool {
+        let next = p.timers.next();
+        if next == u64::MAX {
+            return false;
+        }
+        let now = timers::nanos_since(self.shared.epoch, Instant::now());
+        if next > now {
+            return false;
+        }
+        let mut due = Vec::new();
+        p.timers.take_due(now, &mut due);
+        let any = !due.is_empty();
+        for e in due {
+            super::fire_timer(&self.shared, e.fire);
+        }
+        any
+    }
+
+    /// Runs every P's due timers; true if any fired (their goroutines are now runnable here).
+    fn run_all_timers(&self) -> bool {
+        let mut any = false;
+        for p in self.shared.procs.iter() {
+            any |= self.run_timers_of(p);
+        }
+        any
+    }
+
+    /// The earliest timer of all Ps, as an instant.
+    fn timer_deadline(&self) -> Option<Instant> {
+        let next = self
+            .shared
+            .procs
+            .iter()
+            .map(|p| p.timers.next())
+            .min()
+            .unwrap_or(u64::MAX);
+        (next != u64::MAX).then(|| self.shared.epoch + Duration::from_nanos(next))
     }
 
     /// Releases deep stack pages of stacks cached on `p` and in the pool.
@@ -503,7 +624,9 @@ fn mstart(shared: Arc<Shared>, m: Arc<Machine>, pid: usize, spinning: bool) {
         spinning: Cell::new(spinning),
     };
     CTX.with(|c| c.set(&ctx));
+    super::RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
     ctx.schedule();
+    super::RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
     CTX.with(|c| c.set(std::ptr::null()));
     if ctx.spinning.get() {
         let _ = ctx.shared.idle.stop_spinning();

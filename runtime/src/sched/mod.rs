@@ -53,13 +53,15 @@ mod m;
 pub(crate) mod p;
 pub(crate) mod park;
 pub(crate) mod runnext;
+pub(crate) mod timers;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle as ThreadHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -96,6 +98,9 @@ pub(crate) struct Config {
     pub(crate) stack_size: usize,
     pub(crate) thread_name: String,
     pub(crate) mode: Mode,
+    /// Run by `#[gort::test]`: the test harness's main thread only waits for results, so
+    /// deadlock detection does not count it as a thread that could wake a goroutine.
+    pub(crate) test_harness: bool,
 }
 
 /// How main ended, as seen by the thread that called `run`.
@@ -125,6 +130,14 @@ pub(crate) struct Shared {
     ext_live: AtomicI64,
     /// Main (goroutine 1) ended with Goexit; the program dies when no goroutine is left.
     main_goexited: AtomicBool,
+    /// The zero of the timers' clock (`timers.rs`).
+    pub(crate) epoch: Instant,
+    /// The earliest deadline a sleeping M will wake for (`u64::MAX`: none); a timer added
+    /// before it wakes an M (`kick`).
+    pub(crate) timer_sleep_until: AtomicU64,
+    /// Milliseconds before deadlock detection looks again after threads outside the runtime
+    /// kept it from deciding (doubles up to a second).
+    dead_backoff_ms: AtomicU64,
     outcome: Mutex<Outcome>,
     outcome_cv: Condvar,
 }
@@ -218,6 +231,9 @@ impl Shared {
             next_goid: AtomicU64::new(1),
             ext_live: AtomicI64::new(0),
             main_goexited: AtomicBool::new(false),
+            epoch: Instant::now(),
+            timer_sleep_until: AtomicU64::new(u64::MAX),
+            dead_backoff_ms: AtomicU64::new(10),
             outcome: Mutex::new(Outcome::default()),
             outcome_cv: Condvar::new(),
             config,
@@ -358,6 +374,10 @@ impl Shared {
             }
         }
         self.drain_global();
+        for p in self.procs.iter() {
+            // Sleeping goroutines are discarded with the rest (below); timer channels go.
+            drop(p.timers.drain());
+        }
         let all = std::mem::take(&mut *self.allgs.lock());
         for g in &all {
             self.discard(g.clone());
@@ -466,6 +486,100 @@ pub(crate) fn check_main_goexit(shared: &Shared) {
     if shared.main_goexited.load(Ordering::SeqCst) && shared.num_goroutine() == 0 {
         let msg = "fatal error: no goroutines (main called runtime.Goexit) - deadlock!";
         fatal(shared, Box::new(msg), format!("{msg}\n"));
+    }
+}
+
+/// Threads of live runtimes in this process: their Ms, and the threads waiting in `run` or
+/// `#[gort::main]`. Deadlock detection compares it with the process's thread count.
+pub(crate) static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Threads of this process (`/proc/self/stat`, field 20); `usize::MAX` if unknown.
+fn process_threads() -> usize {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return usize::MAX;
+    };
+    s.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+/// Go's `checkdead`, run by an M about to sleep with every P idle (`timers_pending`: some P
+/// has a timer, which will wake an M). Reports a deadlock when all of these hold:
+///
+/// 1. every P is idle and the global queue is empty: no goroutine is running or runnable;
+/// 2. at least one goroutine is alive: each is parked on a channel, select, lock, `WaitGroup`,
+///    `Cond`, join, or blocks forever (a nil channel, an empty select);
+/// 3. no timer is pending on any P (a timer could wake one);
+/// 4. no thread outside the runtime could wake one: the process has no threads but the Ms
+///    of gort runtimes and the threads waiting in `run` / `#[gort::main]` (and, under
+///    `#[gort::test]`, the harness's main thread). Any other thread may hold a channel or a
+///    `Handle`, so its presence only postpones the decision: it is looked at again after a
+///    back-off (10 ms doubling to 1 s), and the returned instant says when.
+///
+/// Goroutines of two runtimes that talk through a channel are not seen by each other's
+/// detection (documented in `docs/channels-select.md`).
+pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instant> {
+    if timers_pending || !shared.global.is_empty() || shared.num_goroutine() == 0 {
+        return None;
+    }
+    if shared.outcome.lock().finished {
+        return None;
+    }
+    let tolerated = usize::from(shared.config.test_harness);
+    if process_threads() > RUNTIME_THREADS.load(Ordering::SeqCst) + tolerated {
+        let ms = shared.dead_backoff_ms.load(Ordering::Relaxed);
+        shared
+            .dead_backoff_ms
+            .store((ms * 2).min(1000), Ordering::Relaxed);
+        return Some(Instant::now() + Duration::from_millis(ms));
+    }
+    let msg = "fatal error: all goroutines are asleep - deadlock!";
+    let mut report = format!("{msg}\n");
+    for g in shared.allgs.lock().iter() {
+        if matches!(g.status(), Status::Waiting | Status::Runnable) {
+            report.push_str(&format!(
+                "\ngoroutine {} [{}]:\n",
+                g.id(),
+                g.wait_reason().as_str()
+            ));
+        }
+    }
+    fatal(shared, Box::new(msg), report);
+    None
+}
+
+/// Adds a timer: to the calling M's P, or P 0 from elsewhere; wakes a sleeping M if it would
+/// otherwise sleep past `when`.
+pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) {
+    let ctx = ctx_ptr();
+    let here = if ctx.is_null() {
+        None
+    } else {
+        // SAFETY: see `current_g`.
+        let ctx = unsafe { &*ctx };
+        if Arc::ptr_eq(&ctx.shared, shared) {
+            ctx.p_ref()
+        } else {
+            None
+        }
+    };
+    here.unwrap_or(&shared.procs[0]).timers.push(when, fire);
+    kick(shared, when);
+}
+
+/// Wakes an M if a timer at `when` is earlier than any sleeping M will wake for.
+fn kick(shared: &Arc<Shared>, when: u64) {
+    if when < shared.timer_sleep_until.load(Ordering::Acquire) {
+        m::wakep(shared);
+    }
+}
+
+/// Runs a due timer's action (after its heap's lock is released).
+pub(crate) fn fire_timer(shared: &Arc<Shared>, fire: timers::Fire) {
+    match fire {
+        timers::Fire::Wake(g) => ready(g),
+        timers::Fire::Send(core, gen) => core.fire(shared, gen),
     }
 }
 
@@ -602,9 +716,11 @@ where
             }
         }
     };
+    RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
     let id = spawn_external(&shared, main, None, None);
     debug_assert_eq!(id, 1, "main is goroutine 1");
     let panic = shared.wait_outcome();
+    RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
     if mode == Mode::Process {
         // Go: when main returns the program exits; other goroutines are not awaited and the
         // runtime is not torn down (the process exit does it).

@@ -26,6 +26,7 @@ use crossbeam_deque::{Steal, Stealer, Worker};
 
 use super::g::GRef;
 use super::runnext::RunNext;
+use super::timers::Timers;
 use super::Goroutine;
 use crate::coro::GStack;
 
@@ -62,6 +63,8 @@ pub(crate) struct Processor {
     local: UnsafeCell<PLocal>,
     /// Goroutines started minus goroutines ended on this P (may be negative).
     live: AtomicI64,
+    /// This P's timers (`timers.rs`); any M may run them under their lock.
+    pub(crate) timers: Timers,
 }
 
 // SAFETY: `runq` and `local` are touched only by the M holding the P (module invariants); the
@@ -78,6 +81,7 @@ impl Processor {
             runnext: RunNext::new(),
             runq: UnsafeCell::new(runq),
             stealer,
+            timers: Timers::new(),
             local: UnsafeCell::new(PLocal {
                 schedtick: 0,
                 runnext_streak: 0,

@@ -32,13 +32,23 @@ impl Sema {
 
     /// Takes a permit, blocking (parking the goroutine) until one is released to us.
     pub(crate) fn acquire(&self, reason: WaitReason) {
+        self.acquire_at(reason, false)
+    }
+
+    /// As `acquire`; `lifo` queues at the front (Go's `queueLifo`, for a mutex waiter that
+    /// already waited once).
+    pub(crate) fn acquire_at(&self, reason: WaitReason, lifo: bool) {
         let mut st = self.state.lock();
         if st.permits > 0 {
             st.permits -= 1;
             return;
         }
         block_current(reason, move |w| {
-            st.waiters.push_back(w);
+            if lifo {
+                st.waiters.push_front(w);
+            } else {
+                st.waiters.push_back(w);
+            }
             drop(st);
         });
     }

@@ -1,0 +1,672 @@
+//! Channels (Go's `chan.go`): [`Chan`], its errors, and the lock-protected queue state that
+//! `select` (`select.rs`) shares.
+//!
+//! # Design
+//!
+//! A channel is a mutex-protected state: a ring buffer of `cap` values, a `closed` flag, and two
+//! FIFO queues of waiting parties (`waitq.rs`): receivers waiting for a value, senders waiting
+//! to hand one over. Invariants (under the lock):
+//! - `recvq` is non-empty only when the buffer is empty (a receiver that finds a value takes it);
+//! - `sendq` is non-empty only when the buffer is full (for `cap == 0`: always "full");
+//! - once `closed`, both queues are empty: `close` wakes everyone.
+//!
+//! A sender that finds a waiting receiver gives it the value directly (into the receiver's
+//! sudog) and readies it — into the sender's P's `runnext`, so the receiver runs next on the
+//! same core: that is what makes ping-pong fast. A receiver that finds a waiting sender of an
+//! unbuffered channel takes its value directly; of a full buffered channel, takes the head of
+//! the buffer and moves the sender's value to its tail (FIFO is kept).
+//!
+//! Wake-ups happen after the lock is released. A blocked party registers itself after its
+//! goroutine switched out and before the lock is released (`sched::park`), so no wake-up is
+//! lost and no goroutine is resumed while still on its way to sleep.
+//!
+//! The lock is a `parking_lot` raw mutex held for a few instructions; like Go's runtime lock,
+//! contention parks the thread briefly, never the goroutine.
+
+mod select;
+mod waitq;
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::lock_api::RawMutex as _;
+use parking_lot::RawMutex;
+
+use crate::panic::RuntimeError;
+use crate::sched::park::{block_current, Waiter};
+use crate::sched::WaitReason;
+use waitq::{Sel, Sudog, WaitQ};
+
+#[doc(hidden)]
+pub use select::{select, CaseChan, RecvCase, SelectCase, SendCase};
+
+/// A Go channel: a typed conduit between goroutines (and plain threads), unbuffered
+/// (`Chan::new(0)`: a send completes when a receiver takes the value) or buffered.
+///
+/// One handle type does both ends, as in Go; clones share the channel. Any number of
+/// goroutines may send and receive. A goroutine that blocks parks (its thread runs other
+/// goroutines); a plain thread blocks. Dropping every handle does not close the channel.
+///
+/// Go's panics keep Go's texts: `send on closed channel`, `close of closed channel`,
+/// `close of nil channel` (each a [`RuntimeError`], as in Go).
+///
+/// [`Chan::nil`] is Go's nil channel: sends and receives block forever, and a `select!` never
+/// chooses it (so is an `Option<Chan<T>>` that is `None`).
+///
+/// # Example
+///
+/// ```
+/// gort::run(|| {
+///     let (ping, pong) = (gort::Chan::new(0), gort::Chan::new(0));
+///     let (p, q) = (ping.clone(), pong.clone());
+///     gort::go!(move || {
+///         for v in &p {
+///             q.send(v + 1); // hands the value straight to the waiting receiver
+///         }
+///         q.close();
+///     });
+///     for i in 0..3 {
+///         ping.send(i * 10);
+///         assert_eq!(pong.recv(), Some(i * 10 + 1));
+///     }
+///     ping.close();
+///     assert_eq!(pong.recv(), None); // Go's `v, ok := <-pong` with ok == false
+/// });
+/// ```
+pub struct Chan<T> {
+    inner: Option<Arc<ChanInner<T>>>,
+}
+
+pub(crate) struct ChanInner<T> {
+    lock: RawMutex,
+    state: UnsafeCell<State<T>>,
+    cap: usize,
+}
+
+pub(crate) struct State<T> {
+    buf: VecDeque<T>,
+    closed: bool,
+    recvq: WaitQ<T>,
+    sendq: WaitQ<T>,
+}
+
+// SAFETY: `state` is touched only under `lock`; values of `T` move between threads, hence
+// `T: Send`. Sudog pointers in the queues follow the protocol of `waitq.rs`.
+unsafe impl<T: Send> Send for ChanInner<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for ChanInner<T> {}
+
+/// What `poll_send` found.
+pub(crate) enum SendPoll<T> {
+    /// Sent; wake this receiver (after unlocking).
+    Done(Option<Waiter>),
+    /// The buffer is full and no receiver waits.
+    Full(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+/// What `poll_recv` found.
+pub(crate) enum RecvPoll<T> {
+    /// A value; wake this sender (after unlocking).
+    Value(T, Option<Waiter>),
+    /// Closed and drained.
+    Closed,
+    /// Nothing to receive yet.
+    Empty,
+}
+
+impl<T> ChanInner<T> {
+    /// Locks and returns the state.
+    ///
+    /// # Safety
+    /// The caller calls `unlock` exactly once afterwards and does not keep the reference past it.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn lock(&self) -> &mut State<T> {
+        self.lock.lock();
+        // SAFETY: we hold the lock.
+        unsafe { &mut *self.state.get() }
+    }
+
+    /// # Safety
+    /// The caller holds the lock (from `lock`).
+    #[inline]
+    pub(crate) unsafe fn unlock(&self) {
+        // SAFETY: per the contract.
+        unsafe { self.lock.unlock() }
+    }
+
+    pub(crate) fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// A send that does not block (Go's `chansend` up to the blocking part).
+    ///
+    /// # Safety
+    /// `st` is this channel's state, locked.
+    pub(crate) unsafe fn poll_send(&self, st: &mut State<T>, v: T) -> SendPoll<T> {
+        if st.closed {
+            return SendPoll::Closed(v);
+        }
+        // SAFETY: queued sudogs are alive (waitq.rs); we hold the lock.
+        if let Some(sg) = unsafe { st.recvq.dequeue_claimed() } {
+            // SAFETY: we claimed it: we alone write its slot and complete its `Sel`.
+            unsafe {
+                let sg = sg.as_ref();
+                *sg.elem.get() = Some(v);
+                return SendPoll::Done(sg.sel.as_ref().complete(true));
+            }
+        }
+        if st.buf.len() < self.cap {
+            st.buf.push_back(v);
+            return SendPoll::Done(None);
+        }
+        SendPoll::Full(v)
+    }
+
+    /// A receive that does not block (Go's `chanrecv` up to the blocking part).
+    ///
+    /// # Safety
+    /// `st` is this channel's state, locked.
+    pub(crate) unsafe fn poll_recv(&self, st: &mut State<T>) -> RecvPoll<T> {
+        // SAFETY: as in `poll_send`.
+        if let Some(sg) = unsafe { st.sendq.dequeue_claimed() } {
+            // SAFETY: we claimed it: we alone take its value and complete its `Sel`.
+            let (v, w) = unsafe {
+                let sg = sg.as_ref();
+                let v = (*sg.elem.get())
+                    .take()
+                    .expect("a waiting sender holds its value");
+                (v, sg.sel.as_ref().complete(true))
+            };
+            if self.cap == 0 {
+                return RecvPoll::Value(v, w);
+            }
+            // A sender waits only on a full buffer: take its head, the sender's value goes
+            // to the tail.
+            let head = st.buf.pop_front().expect("senders wait on a full buffer");
+            st.buf.push_back(v);
+            return RecvPoll::Value(head, w);
+        }
+        if let Some(v) = st.buf.pop_front() {
+            return RecvPoll::Value(v, None);
+        }
+        if st.closed {
+            return RecvPoll::Closed;
+        }
+        RecvPoll::Empty
+    }
+
+    /// Queues a sudog for a blocked send.
+    pub(crate) fn enqueue_send(st: &mut State<T>, sg: &Sudog<T>) {
+        st.sendq.push(std::ptr::NonNull::from(sg));
+    }
+
+    /// Queues a sudog for a blocked receive.
+    pub(crate) fn enqueue_recv(st: &mut State<T>, sg: &Sudog<T>) {
+        st.recvq.push(std::ptr::NonNull::from(sg));
+    }
+
+    /// Removes a select's sudog that did not win.
+    pub(crate) fn dequeue(st: &mut State<T>, sg: &Sudog<T>) {
+        let p = std::ptr::NonNull::from(sg);
+        st.sendq.remove(p);
+        st.recvq.remove(p);
+    }
+}
+
+/// A blocked single send or receive: its `Sel` and its one sudog, in one heap box.
+struct Op<T> {
+    sel: Sel,
+    sg: Sudog<T>,
+}
+
+impl<T> Op<T> {
+    fn new(elem: Option<T>) -> Box<Op<T>> {
+        let mut op = Box::new(Op {
+            sel: Sel::new(),
+            sg: Sudog {
+                sel: std::ptr::NonNull::dangling(),
+                case: 0,
+                elem: UnsafeCell::new(elem),
+            },
+        });
+        op.sg.sel = std::ptr::NonNull::from(&op.sel);
+        op
+    }
+}
+
+pub(crate) fn chan_panic(what: &'static str) -> ! {
+    std::panic::panic_any(RuntimeError::plain(what))
+}
+
+/// Blocks forever (an operation on a nil channel, a `select!` with no usable case). Only
+/// deadlock detection or shutdown ends it.
+pub(crate) fn block_forever(reason: WaitReason) -> ! {
+    loop {
+        block_current(reason, drop);
+    }
+}
+
+/// Why [`Chan::try_send`] did not send; the value comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// The buffer is full (or, unbuffered, no receiver is waiting).
+    Full(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+/// Why [`Chan::try_recv`] got no value.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum TryRecvError {
+    /// Nothing to receive now.
+    Empty,
+    /// Closed and drained.
+    Closed,
+}
+
+/// Why [`Chan::send_timeout`] did not send; the value comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<T> {
+    /// No receiver took it in time.
+    Timeout(T),
+}
+
+/// Why [`Chan::recv_timeout`] got no value.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum RecvTimeoutError {
+    /// Nothing arrived in time.
+    Timeout,
+    /// Closed and drained.
+    Closed,
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Timeout(..)")
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("send would block"),
+            TrySendError::Closed(_) => f.write_str("send on closed channel"),
+        }
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("receive would block"),
+            TryRecvError::Closed => f.write_str("receive from closed channel"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("send timed out")
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("receive timed out"),
+            RecvTimeoutError::Closed => f.write_str("receive from closed channel"),
+        }
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+impl std::error::Error for TryRecvError {}
+impl<T> std::error::Error for SendTimeoutError<T> {}
+impl std::error::Error for RecvTimeoutError {}
+
+impl<T: Send> Chan<T> {
+    /// A channel with a buffer of `cap` values (0: unbuffered, Go's `make(chan T)`).
+    pub fn new(cap: usize) -> Chan<T> {
+        Chan {
+            inner: Some(Arc::new(ChanInner {
+                lock: RawMutex::INIT,
+                state: UnsafeCell::new(State {
+                    buf: VecDeque::with_capacity(cap.min(1024)),
+                    closed: false,
+                    recvq: WaitQ::new(),
+                    sendq: WaitQ::new(),
+                }),
+                cap,
+            })),
+        }
+    }
+
+    /// Go's nil channel (`var c chan T`): sends and receives block forever, `close` panics,
+    /// `len` and `cap` are 0, and `select!` never chooses it.
+    pub fn nil() -> Chan<T> {
+        Chan { inner: None }
+    }
+
+    /// Whether this is the nil channel.
+    pub fn is_nil(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    pub(crate) fn raw(&self) -> Option<&ChanInner<T>> {
+        self.inner.as_deref()
+    }
+
+    /// Sends `v`, blocking until a receiver takes it (unbuffered) or there is room in the
+    /// buffer. Go's `c <- v`.
+    ///
+    /// # Panics
+    /// `send on closed channel` if the channel is closed, or is closed while this waits.
+    pub fn send(&self, v: T) {
+        let Some(c) = self.raw() else {
+            block_forever(WaitReason::ChanSendNil)
+        };
+        // SAFETY: unlocked on every path below.
+        let st = unsafe { c.lock() };
+        // SAFETY: `st` is locked.
+        match unsafe { c.poll_send(st, v) } {
+            SendPoll::Done(w) => {
+                // SAFETY: locked above.
+                unsafe { c.unlock() };
+                if let Some(w) = w {
+                    w.wake();
+                }
+            }
+            SendPoll::Closed(v) => {
+                // SAFETY: locked above.
+                unsafe { c.unlock() };
+                drop(v);
+                chan_panic("send on closed channel")
+            }
+            SendPoll::Full(v) => {
+                let op = Op::new(Some(v));
+                ChanInner::enqueue_send(st, &op.sg);
+                block_current(WaitReason::ChanSend, |w| {
+                    // SAFETY: we still hold the lock taken above; a receiver can claim the
+                    // sudog only after we release it here.
+                    unsafe {
+                        op.sel.register(w);
+                        c.unlock();
+                    }
+                });
+                if !op.sel.ok() {
+                    chan_panic("send on closed channel")
+                }
+            }
+        }
+    }
+
+    /// Receives a value, blocking until one is there; `None` once the channel is closed and
+    /// drained (Go's `v, ok := <-c` with `ok == false`).
+    pub fn recv(&self) -> Option<T> {
+        let Some(c) = self.raw() else {
+            block_forever(WaitReason::ChanReceiveNil)
+        };
+        // SAFETY: unlocked on every path below.
+        let st = unsafe { c.lock() };
+        // SAFETY: `st` is locked.
+        match unsafe { c.poll_recv(st) } {
+            RecvPoll::Value(v, w) => {
+                // SAFETY: locked above.
+                unsafe { c.unlock() };
+                if let Some(w) = w {
+                    w.wake();
+                }
+                Some(v)
+            }
+            RecvPoll::Closed => {
+                // SAFETY: locked above.
+                unsafe { c.unlock() };
+                None
+            }
+            RecvPoll::Empty => {
+                let op = Op::new(None);
+                ChanInner::enqueue_recv(st, &op.sg);
+                block_current(WaitReason::ChanReceive, |w| {
+                    // SAFETY: as in `send`.
+                    unsafe {
+                        op.sel.register(w);
+                        c.unlock();
+                    }
+                });
+                if op.sel.ok() {
+                    // SAFETY: the sender filled the slot before waking us; nobody else
+                    // touches it now.
+                    unsafe { (*op.sg.elem.get()).take() }
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// Sends without blocking: `Full` if that would block, `Closed` if closed (both hand the
+    /// value back). Go's `select { case c <- v: default: }`, except that a closed channel is an
+    /// error here rather than a panic.
+    pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
+        let Some(c) = self.raw() else {
+            return Err(TrySendError::Full(v));
+        };
+        // SAFETY: unlocked right after.
+        let st = unsafe { c.lock() };
+        // SAFETY: `st` is locked.
+        let r = unsafe { c.poll_send(st, v) };
+        // SAFETY: locked above.
+        unsafe { c.unlock() };
+        match r {
+            SendPoll::Done(w) => {
+                if let Some(w) = w {
+                    w.wake();
+                }
+                Ok(())
+            }
+            SendPoll::Full(v) => Err(TrySendError::Full(v)),
+            SendPoll::Closed(v) => Err(TrySendError::Closed(v)),
+        }
+    }
+
+    /// Receives without blocking. Go's `select { case v, ok := <-c: default: }`.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let Some(c) = self.raw() else {
+            return Err(TryRecvError::Empty);
+        };
+        // SAFETY: unlocked right after.
+        let st = unsafe { c.lock() };
+        // SAFETY: `st` is locked.
+        let r = unsafe { c.poll_recv(st) };
+        // SAFETY: locked above.
+        unsafe { c.unlock() };
+        match r {
+            RecvPoll::Value(v, w) => {
+                if let Some(w) = w {
+                    w.wake();
+                }
+                Ok(v)
+            }
+            RecvPoll::Closed => Err(TryRecvError::Closed),
+            RecvPoll::Empty => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Sends, giving up after `d` (the value comes back). A select of this send and
+    /// `gort::time::after(d)`.
+    ///
+    /// # Panics
+    /// `send on closed channel`, as [`Chan::send`].
+    pub fn send_timeout(&self, v: T, d: Duration) -> Result<(), SendTimeoutError<T>> {
+        let timer = crate::time::after(d);
+        let mut send = SendCase::new(Some(self), v);
+        let mut tick = RecvCase::new(Some(&timer));
+        let won = select(&mut [&mut send, &mut tick], false);
+        if won == 0 {
+            Ok(())
+        } else {
+            Err(SendTimeoutError::Timeout(
+                send.into_value().expect("an unsent value is kept"),
+            ))
+        }
+    }
+
+    /// Receives, giving up after `d`. A select of this receive and `gort::time::after(d)`.
+    pub fn recv_timeout(&self, d: Duration) -> Result<T, RecvTimeoutError> {
+        let timer = crate::time::after(d);
+        let mut recv = RecvCase::new(Some(self));
+        let mut tick = RecvCase::new(Some(&timer));
+        let won = select(&mut [&mut recv, &mut tick], false);
+        if won == 0 {
+            recv.into_value().ok_or(RecvTimeoutError::Closed)
+        } else {
+            Err(RecvTimeoutError::Timeout)
+        }
+    }
+
+    /// Closes the channel: receivers get the buffered values, then `None`; blocked senders
+    /// panic. Go's `close(c)`.
+    ///
+    /// # Panics
+    /// `close of closed channel`; `close of nil channel`.
+    pub fn close(&self) {
+        let Some(c) = self.raw() else {
+            chan_panic("close of nil channel")
+        };
+        // SAFETY: unlocked on every path below.
+        let st = unsafe { c.lock() };
+        if st.closed {
+            // SAFETY: locked above.
+            unsafe { c.unlock() };
+            chan_panic("close of closed channel")
+        }
+        st.closed = true;
+        let mut wake = Vec::new();
+        for q in [&mut st.recvq, &mut st.sendq] {
+            for sg in q.drain() {
+                // SAFETY: queued sudogs are alive (waitq.rs); we hold the lock.
+                unsafe {
+                    let sg = sg.as_ref();
+                    let sel = sg.sel.as_ref();
+                    if sel.claim(sg.case) {
+                        wake.extend(sel.complete(false));
+                    }
+                }
+            }
+        }
+        // SAFETY: locked above.
+        unsafe { c.unlock() };
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    /// Values in the buffer now (Go's `len(c)`).
+    pub fn len(&self) -> usize {
+        self.with_state(|st| st.buf.len())
+    }
+
+    /// Whether the buffer is empty now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer's capacity (Go's `cap(c)`).
+    pub fn cap(&self) -> usize {
+        self.raw().map_or(0, |c| c.cap)
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.with_state(|st| st.closed)
+    }
+
+    fn with_state<R: Default>(&self, f: impl FnOnce(&State<T>) -> R) -> R {
+        let Some(c) = self.raw() else {
+            return R::default();
+        };
+        // SAFETY: unlocked right after.
+        let st = unsafe { c.lock() };
+        let r = f(st);
+        // SAFETY: locked above.
+        unsafe { c.unlock() };
+        r
+    }
+}
+
+impl<T> Clone for Chan<T> {
+    fn clone(&self) -> Self {
+        Chan {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> PartialEq for Chan<T> {
+    /// Go's channel equality: the same channel (or both nil).
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.inner, &other.inner) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl<T> Eq for Chan<T> {}
+
+impl<T: Send> fmt::Debug for Chan<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.raw() {
+            None => f.write_str("Chan(nil)"),
+            Some(c) => f
+                .debug_struct("Chan")
+                .field("len", &self.len())
+                .field("cap", &c.cap)
+                .field("closed", &self.is_closed())
+                .finish(),
+        }
+    }
+}
+
+/// Receives until the channel is closed and drained (Go's `for v := range c`).
+pub struct Iter<'a, T> {
+    ch: &'a Chan<T>,
+}
+
+impl<T: Send> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.ch.recv()
+    }
+}
+
+impl<'a, T: Send> IntoIterator for &'a Chan<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        Iter { ch: self }
+    }
+}
+
+impl<T: Send> Chan<T> {
+    /// Receives until the channel is closed and drained.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { ch: self }
+    }
+}

@@ -1,0 +1,184 @@
+//! `RwLock<T>`: Go's `sync.RWMutex` (writer-preferring) around a value.
+//!
+//! `reader_count` counts readers; a writer subtracts `MAX_READERS` from it, which both
+//! announces the writer (new readers see a negative count and wait on `reader_sem`) and tells
+//! it how many readers are still inside (moved to `reader_wait`; the last of them releases
+//! `writer_sem`). Writers exclude each other with a `Mutex`.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use super::mutex::{Mutex, MutexGuard};
+use super::sema::Sema;
+use crate::sched::WaitReason;
+
+const MAX_READERS: i32 = 1 << 30;
+
+/// A reader-writer lock that parks goroutines (Go's `sync.RWMutex`, holding the value it
+/// protects). Writers are preferred: once a writer waits, new readers wait behind it.
+///
+/// # Example
+///
+/// ```
+/// gort::run(|| {
+///     let cfg = gort::RwLock::new(String::from("v1"));
+///     assert_eq!(*cfg.read(), "v1");
+///     cfg.write().push_str("+patch");
+///     assert_eq!(*cfg.read(), "v1+patch");
+/// });
+/// ```
+pub struct RwLock<T: ?Sized> {
+    w: Mutex<()>,
+    writer_sem: Sema,
+    reader_sem: Sema,
+    reader_count: AtomicI32,
+    reader_wait: AtomicI32,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: readers share `&T` (hence `Sync`), a writer has `&mut T` alone (hence `Send`).
+unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
+
+/// Shared access to an [`RwLock`]'s value.
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    l: &'a RwLock<T>,
+}
+
+/// Exclusive access to an [`RwLock`]'s value.
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    l: &'a RwLock<T>,
+    _w: MutexGuard<'a, ()>,
+}
+
+// SAFETY: releasing is atomic and valid from any thread; a read guard gives `&T`.
+unsafe impl<T: ?Sized + Sync> Send for RwLockReadGuard<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
+// SAFETY: releasing is atomic and valid from any thread; a write guard gives `&mut T`.
+unsafe impl<T: ?Sized + Send> Send for RwLockWriteGuard<'_, T> {}
+// SAFETY: a shared write guard gives `&T`.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
+
+impl<T> RwLock<T> {
+    /// An unlocked lock holding `v`.
+    pub const fn new(v: T) -> RwLock<T> {
+        RwLock {
+            w: Mutex::new(()),
+            writer_sem: Sema::new(),
+            reader_sem: Sema::new(),
+            reader_count: AtomicI32::new(0),
+            reader_wait: AtomicI32::new(0),
+            data: UnsafeCell::new(v),
+        }
+    }
+
+    /// The value, consuming the lock.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Shared access (Go's `RLock`), waiting behind a writer.
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        if self.reader_count.fetch_add(1, Ordering::Acquire) + 1 < 0 {
+            // A writer is pending: wait for it.
+            self.reader_sem.acquire(WaitReason::Semacquire);
+        }
+        RwLockReadGuard { l: self }
+    }
+
+    /// Exclusive access (Go's `Lock`).
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        let w = self.w.lock();
+        // Announce the writer; `r` readers are still inside.
+        let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::Acquire);
+        if r != 0 && self.reader_wait.fetch_add(r, Ordering::Acquire) + r != 0 {
+            self.writer_sem.acquire(WaitReason::Semacquire);
+        }
+        RwLockWriteGuard { l: self, _w: w }
+    }
+
+    fn read_unlock(&self) {
+        let r = self.reader_count.fetch_sub(1, Ordering::Release) - 1;
+        if r < 0 {
+            assert!(
+                r + 1 != 0 && r + 1 != -MAX_READERS,
+                "fatal error: sync: RUnlock of unlocked RWMutex"
+            );
+            // A writer waits: the last reader out lets it in.
+            if self.reader_wait.fetch_sub(1, Ordering::Release) - 1 == 0 {
+                self.writer_sem.release();
+            }
+        }
+    }
+
+    fn write_unlock(&self) {
+        // Let readers in again; wake the ones that queued behind this writer.
+        let r = self.reader_count.fetch_add(MAX_READERS, Ordering::Release) + MAX_READERS;
+        assert!(
+            r < MAX_READERS,
+            "fatal error: sync: Unlock of unlocked RWMutex"
+        );
+        for _ in 0..r {
+            self.reader_sem.release();
+        }
+    }
+
+    /// The value, through `&mut` (no locking needed).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a read guard excludes writers.
+        unsafe { &*self.l.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.l.read_unlock();
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a write guard excludes everyone else.
+        unsafe { &*self.l.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: a write guard excludes everyone else.
+        unsafe { &mut *self.l.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        // The writer mutex (`_w`) is released after this, as in Go.
+        self.l.write_unlock();
+    }
+}
+
+impl<T: Default> Default for RwLock<T> {
+    fn default() -> Self {
+        RwLock::new(T::default())
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RwLock { .. }")
+    }
+}

@@ -1,0 +1,261 @@
+//! Time (Go's `time` package, the parts that block): [`sleep`], [`after`], [`tick`],
+//! [`Timer`] and [`Ticker`].
+//!
+//! A sleeping goroutine holds no thread: it parks on a timer of its P's timer heap
+//! (`sched/timers.rs`), and the schedule loop readies it when the timer is due. A `Timer` or
+//! `Ticker` sends the current time on its channel (buffer 1, never blocking: a tick nobody
+//! received is dropped, as in Go).
+//!
+//! `sleep` works anywhere (a plain thread sleeps); timers need a runtime: inside a goroutine,
+//! or on a thread that entered one with `Handle::enter`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::chan::Chan;
+use crate::sched::timers::{self, Fire};
+use crate::sched::{self, Shared, WaitReason};
+
+/// Pauses the calling goroutine for `d` (Go's `time.Sleep`); its thread runs other goroutines
+/// meanwhile. Outside a goroutine, sleeps the thread. A zero duration returns at once.
+///
+/// # Example
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// gort::run(|| {
+///     let t = Instant::now();
+///     gort::time::sleep(Duration::from_millis(20));
+///     assert!(t.elapsed() >= Duration::from_millis(20));
+/// });
+/// ```
+pub fn sleep(d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    let Some(shared) = sched::current_g().and_then(|_| sched::current_shared()) else {
+        std::thread::sleep(d);
+        return;
+    };
+    let when = timers::deadline(shared.epoch, d);
+    sched::park(WaitReason::Sleep, move |g| {
+        sched::add_timer(&shared, when, Fire::Wake(g));
+        None
+    });
+}
+
+/// A channel that receives the time once, `d` from now (Go's `time.After`).
+///
+/// # Panics
+/// Outside a runtime.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// gort::run(|| {
+///     let never: gort::Chan<i32> = gort::Chan::new(0);
+///     gort::select! {
+///         recv(never) -> _ => unreachable!(),
+///         recv(gort::time::after(Duration::from_millis(10))) -> t => assert!(t.is_some()),
+///     }
+/// });
+/// ```
+pub fn after(d: Duration) -> Chan<Instant> {
+    Timer::new(d).core.ch.clone()
+}
+
+/// A channel that receives the time every `d`, forever (Go's `time.Tick`: the ticker is
+/// never stopped; use [`Ticker`] to stop it).
+///
+/// # Panics
+/// Outside a runtime, or if `d` is zero.
+pub fn tick(d: Duration) -> Chan<Instant> {
+    let t = Ticker::new(d);
+    let ch = t.chan().clone();
+    std::mem::forget(t);
+    ch
+}
+
+/// The shared part of a `Timer` or `Ticker`: its channel and the state its heap entries check.
+pub(crate) struct TimerCore {
+    state: Mutex<CoreState>,
+    ch: Chan<Instant>,
+}
+
+struct CoreState {
+    /// Bumped by stop and reset; heap entries of an older generation do nothing.
+    gen: u64,
+    active: bool,
+    period: Option<Duration>,
+    /// When the current entry is due (runtime clock).
+    when: u64,
+}
+
+impl TimerCore {
+    /// A due heap entry of generation `gen` (runs on an M, after the heap's lock is released).
+    pub(crate) fn fire(self: Arc<Self>, shared: &Arc<Shared>, gen: u64) {
+        let mut st = self.state.lock();
+        if st.gen != gen || !st.active {
+            return;
+        }
+        match st.period {
+            Some(p) => {
+                // Go's ticker: the next tick after now, skipping ticks a slow reader missed.
+                let now = timers::nanos_since(shared.epoch, Instant::now());
+                let p = p.as_nanos().max(1) as u64;
+                let behind = now.saturating_sub(st.when);
+                st.when = st.when.saturating_add(p * (1 + behind / p));
+                let when = st.when;
+                drop(st);
+                sched::add_timer(shared, when, Fire::Send(self.clone(), gen));
+            }
+            None => {
+                st.active = false;
+                drop(st);
+            }
+        }
+        let _ = self.ch.try_send(Instant::now());
+    }
+}
+
+fn runtime(what: &str) -> Arc<Shared> {
+    sched::current_shared().unwrap_or_else(|| {
+        panic!(
+            "gort: {what} must be called inside a gort runtime (a goroutine, or a thread in \
+             Handle::enter)"
+        )
+    })
+}
+
+/// A single event (Go's `time.Timer`): after its duration the current time is sent on
+/// [`Timer::chan`]. [`Timer::stop`] and [`Timer::reset`] follow Go.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// gort::run(|| {
+///     let t = gort::time::Timer::new(Duration::from_secs(3600));
+///     assert!(t.stop()); // stopped before it fired
+///     t.reset(Duration::from_millis(5));
+///     assert!(t.chan().recv().is_some());
+/// });
+/// ```
+pub struct Timer {
+    core: Arc<TimerCore>,
+    shared: Arc<Shared>,
+}
+
+impl Timer {
+    /// A timer that fires once, `d` from now.
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    pub fn new(d: Duration) -> Timer {
+        Timer::start(d, None, "gort::time::Timer::new")
+    }
+
+    fn start(d: Duration, period: Option<Duration>, what: &str) -> Timer {
+        let shared = runtime(what);
+        let when = timers::deadline(shared.epoch, d);
+        let core = Arc::new(TimerCore {
+            state: Mutex::new(CoreState {
+                gen: 0,
+                active: true,
+                period,
+                when,
+            }),
+            ch: Chan::new(1),
+        });
+        sched::add_timer(&shared, when, Fire::Send(core.clone(), 0));
+        Timer { core, shared }
+    }
+
+    /// The channel the time is sent on (Go's `t.C`).
+    pub fn chan(&self) -> &Chan<Instant> {
+        &self.core.ch
+    }
+
+    /// Stops the timer; true if it had not fired or been stopped yet. A value already sent
+    /// stays in the channel (Go's rule: drain it after a false `stop` if needed).
+    pub fn stop(&self) -> bool {
+        let mut st = self.core.state.lock();
+        let was = st.active;
+        st.active = false;
+        st.gen += 1;
+        was
+    }
+
+    /// Restarts the timer to fire `d` from now; true if it was active.
+    pub fn reset(&self, d: Duration) -> bool {
+        let mut st = self.core.state.lock();
+        let was = st.active;
+        st.active = true;
+        st.gen += 1;
+        st.when = timers::deadline(self.shared.epoch, d);
+        let (when, gen) = (st.when, st.gen);
+        drop(st);
+        sched::add_timer(&self.shared, when, Fire::Send(self.core.clone(), gen));
+        was
+    }
+}
+
+/// Sends the time every period (Go's `time.Ticker`). Dropping it stops it.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// gort::run(|| {
+///     let t = gort::time::Ticker::new(Duration::from_millis(2));
+///     for _ in 0..3 {
+///         t.chan().recv();
+///     }
+///     t.stop();
+/// });
+/// ```
+pub struct Ticker {
+    timer: Timer,
+}
+
+impl Ticker {
+    /// A ticker with period `d`.
+    ///
+    /// # Panics
+    /// Outside a runtime, or if `d` is zero (Go: `non-positive interval for NewTicker`).
+    pub fn new(d: Duration) -> Ticker {
+        assert!(!d.is_zero(), "non-positive interval for NewTicker");
+        Ticker {
+            timer: Timer::start(d, Some(d), "gort::time::Ticker::new"),
+        }
+    }
+
+    /// The channel ticks are sent on (Go's `t.C`).
+    pub fn chan(&self) -> &Chan<Instant> {
+        self.timer.chan()
+    }
+
+    /// Stops the ticker.
+    pub fn stop(&self) {
+        self.timer.stop();
+    }
+
+    /// Stops and restarts it with period `d`.
+    ///
+    /// # Panics
+    /// If `d` is zero.
+    pub fn reset(&self, d: Duration) {
+        assert!(!d.is_zero(), "non-positive interval for Ticker.Reset");
+        self.timer.core.state.lock().period = Some(d);
+        self.timer.reset(d);
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.timer.stop();
+    }
+}
