@@ -2,8 +2,8 @@
 //!
 //! Mapping: `func f()` with `defer` → `#[gort::func] fn f()` with `defer!`; `go func(){}()` →
 //! `go!(move || ...)`; `fmt.Println` → `println!`; Go's `println` (stderr) → `eprintln!`;
-//! `recover()` printed with `%v` → `show(gort::recover())` (`<nil>` for `None`). Channels do
-//! not exist yet: a `WaitGroup` stands in where a channel only signals (noted per case).
+//! `recover()` printed with `%v` → `show(gort::recover())` (`<nil>` for `None`); `make(chan T,
+//! n)` → `Chan::new(n)`, `v, ok := <-c` → `c.recv()` (`None` for `!ok`), `select` → `select!`.
 //! Go's pointers to locals that deferred closures read later become `Rc<Cell<_>>`, since a
 //! deferred call runs after the body's locals are gone.
 #![allow(
@@ -19,22 +19,15 @@ use std::fmt;
 use std::hint::black_box;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use gort::{go, goexit, recover, Panic, WaitGroup};
+use gort::{go, goexit, recover, select, Chan, Panic, WaitGroup};
 
 use crate::Case;
 
 /// Go's `%v` of a recover result.
 fn show(p: Option<Panic>) -> String {
     p.map_or_else(|| "<nil>".to_string(), |p| p.to_string())
-}
-
-/// A WaitGroup that is never done: Go's `select {}` or a receive that never completes.
-fn block_forever() {
-    let wg = WaitGroup::new();
-    wg.add(1);
-    wg.wait();
 }
 
 macro_rules! cases {
@@ -92,6 +85,15 @@ cases! {
     "053_crash_panic_chain" => c053::main;
     "058_crash_value_int" => c058::main;
     "059_crash_value_error" => c059::main;
+    "063_chan_unbuffered_pingpong" => c063::main;
+    "064_chan_buffered_len_cap" => c064::main;
+    "065_chan_close_drain_zero_ok" => c065::main;
+    "067_chan_close_send_panics" => c067::main;
+    "068_select_default_and_nil_channels" => c068::main;
+    "071_deadlock_main_blocked" => c071::main;
+    "073_waitgroup_and_mutex" => c073::main;
+    "075_sync_once" => c075::main;
+    "077_chan_sieve" => c077::main;
     "079_main_return_does_not_wait" => c079::main;
 }
 
@@ -962,26 +964,19 @@ mod c040 {
 mod c041 {
     use super::*;
 
-    // Go's channel c carries one string: a slot plus a WaitGroup.
     #[gort::func]
     pub fn main() {
-        let c: Arc<Mutex<Option<String>>> = Arc::default();
-        let wg = WaitGroup::new();
-        wg.add(1);
-        let (slot, w) = (c.clone(), wg.clone());
+        let c = Chan::new(0);
+        let c2 = c.clone();
         go!(move || {
-            defer!(move || {
-                *slot.lock().unwrap() = Some("goroutine finished (Goexit not stopped)".into());
-                w.done();
-            });
+            defer!(move || c2.send("goroutine finished (Goexit not stopped)"));
             defer!(|| {
                 let r = recover();
                 println!("recover during Goexit: {}", show(r));
             });
             goexit();
         });
-        wg.wait();
-        println!("{}", c.lock().unwrap().take().expect("sent"));
+        println!("{}", c.recv().expect("sent"));
     }
 }
 
@@ -998,15 +993,14 @@ mod c043 {
 
     #[gort::func]
     pub fn main() {
-        let done = WaitGroup::new();
-        done.add(1);
+        let done = Chan::new(0);
         let d = done.clone();
         go!(move || {
-            defer!(d.done());
+            defer!(move || d.send(true));
             work();
             println!("caller resumed after work() (not reached: Goexit continues)");
         });
-        done.wait();
+        done.recv();
         println!("main continues");
     }
 }
@@ -1016,18 +1010,17 @@ mod c046 {
 
     #[gort::func]
     pub fn main() {
-        let done = WaitGroup::new();
-        done.add(1);
+        let done = Chan::new(0);
         let d = done.clone();
         go!(move || {
-            defer!(d.done());
+            defer!(move || d.send(true));
             defer!(|| {
                 println!("deferred call calls Goexit while panicking");
                 goexit();
             });
             panic!("this panic is never reported");
         });
-        done.wait();
+        done.recv();
         println!("main continues; no crash");
     }
 }
@@ -1037,16 +1030,15 @@ mod c047 {
 
     #[gort::func]
     pub fn main() {
-        let release = WaitGroup::new();
-        release.add(1);
+        let release = Chan::new(0);
         let r = release.clone();
         go!(move || {
-            r.wait();
+            r.recv();
             println!("other goroutine runs after main's defers and finishes");
         });
         defer!(move || {
             println!("main's deferred call runs during Goexit");
-            release.done();
+            release.send(true);
         });
         goexit();
         println!("not reached");
@@ -1059,17 +1051,16 @@ mod c049 {
     #[gort::func]
     pub fn main() {
         defer!(println!("main's deferred call (never runs)"));
-        let started = WaitGroup::new();
-        started.add(1);
+        let started = Chan::new(0);
         let s = started.clone();
         go!(move || {
             defer!(println!("goroutine's deferred call runs"));
-            s.wait();
+            s.recv();
             panic!("boom in goroutine");
         });
         println!("main before blocking");
-        started.done();
-        block_forever();
+        started.send(true);
+        select! {}
     }
 }
 
@@ -1139,16 +1130,390 @@ mod c079 {
 
     #[gort::func]
     pub fn main() {
-        let started = WaitGroup::new();
-        started.add(1);
+        let block: Chan<bool> = Chan::new(0);
+        let started = Chan::new(0);
         let s = started.clone();
         go!(move || {
             defer!(println!("goroutine deferred call (never runs)"));
-            s.done();
-            block_forever();
+            s.send(true);
+            block.recv();
             println!("never printed");
         });
-        started.wait();
+        started.recv();
         println!("main returns without waiting");
+    }
+}
+
+mod c063 {
+    use super::*;
+
+    #[gort::func]
+    pub fn main() {
+        let (ping, pong) = (Chan::<i32>::new(0), Chan::<i32>::new(0));
+        println!("len/cap unbuffered: {} {}", ping.len(), ping.cap());
+        let (p, q) = (ping.clone(), pong.clone());
+        go!(move || {
+            for v in &p {
+                println!("pong got {v}");
+                q.send(v + 1);
+            }
+            println!("ping closed, pong closing");
+            q.close();
+        });
+        for i in 0..3 {
+            ping.send(i * 10);
+            println!("ping got {}", pong.recv().expect("open"));
+        }
+        ping.close();
+        let r = pong.recv();
+        println!("after close: {} {}", r.unwrap_or_default(), r.is_some());
+    }
+}
+
+mod c064 {
+    use super::*;
+
+    #[gort::func]
+    pub fn main() {
+        let c = Chan::new(3);
+        println!("empty: {} {}", c.len(), c.cap());
+        c.send(1);
+        c.send(2);
+        println!("after 2 sends: {} {}", c.len(), c.cap());
+        c.send(3);
+        select! {
+            send(c, 4) => println!("sent 4 (unexpected)"),
+            default => println!("buffer full: send would block"),
+        }
+        println!("received {} len now {}", c.recv().expect("open"), c.len());
+        c.send(4);
+        while !c.is_empty() {
+            println!("FIFO: {}", c.recv().expect("open"));
+        }
+        select! {
+            recv(c) -> v => println!("received (unexpected) {v:?}"),
+            default => println!("buffer empty: receive would block"),
+        }
+        let nilc: Chan<i32> = Chan::nil();
+        println!("nil channel: {} {}", nilc.len(), nilc.cap());
+    }
+}
+
+mod c065 {
+    use super::*;
+
+    #[derive(Default)]
+    struct Pair {
+        n: i32,
+        s: String,
+    }
+
+    #[gort::func]
+    pub fn main() {
+        let c = Chan::new(2);
+        c.send("a");
+        c.send("b");
+        c.close();
+        println!("len after close: {}", c.len());
+        for _ in 0..4 {
+            let r = c.recv();
+            println!("{:?} {}", r.unwrap_or_default(), r.is_some());
+        }
+        let u: Chan<i32> = Chan::new(0);
+        let result = Chan::new(0);
+        let (u2, res) = (u.clone(), result.clone());
+        go!(move || {
+            let r = u2.recv(); // blocks until close
+            res.send(format!(
+                "blocked receiver woke with {} {}",
+                r.unwrap_or_default(),
+                r.is_some()
+            ));
+        });
+        u.close();
+        println!("{}", result.recv().expect("sent"));
+        let ps: Chan<Pair> = Chan::new(0);
+        ps.close();
+        let r = ps.recv();
+        let ok = r.is_some();
+        let p = r.unwrap_or_default();
+        // Go's %+v of a struct.
+        println!("struct zero value: {{n:{} s:{}}} {ok}", p.n, p.s);
+    }
+}
+
+mod c067 {
+    use super::*;
+
+    #[gort::func]
+    fn check(name: &str, f: fn()) {
+        defer!(move || {
+            let r = recover();
+            let is_runtime = r.as_ref().is_some_and(|p| p.runtime_error().is_some());
+            println!("{name}: {} (runtime.Error={is_runtime})", show(r));
+        });
+        f();
+    }
+
+    #[gort::func]
+    pub fn main() {
+        check("send on closed", || {
+            let c = Chan::new(1);
+            c.close();
+            c.send(1);
+        });
+        check("close of closed", || {
+            let c: Chan<i32> = Chan::new(0);
+            c.close();
+            c.close();
+        });
+        check("close of nil", || {
+            let c: Chan<i32> = Chan::nil();
+            c.close();
+        });
+        check("select send on closed", || {
+            let c = Chan::new(0);
+            c.close();
+            select! {
+                send(c, 1) => {}
+                default => println!("default (not taken)"),
+            }
+        });
+        let c = Chan::<i32>::new(0);
+        let done = Chan::new(0);
+        let (c2, d) = (c.clone(), done.clone());
+        go!(move || {
+            defer!(move || d.send(format!("blocked sender: {}", show(recover()))));
+            c2.send(1); // blocks (no receiver) until close
+        });
+        c.close();
+        println!("{}", done.recv().expect("sent"));
+    }
+}
+
+mod c068 {
+    use super::*;
+
+    #[gort::func]
+    pub fn main() {
+        let nilch: Option<Chan<i32>> = None;
+        let c = Chan::new(1);
+        select! {
+            recv(c) -> v => println!("received {v:?}"),
+            default => println!("default: nothing to receive"),
+        }
+        select! {
+            send(nilch, 1) => println!("sent on nil channel (impossible)"),
+            recv(nilch) -> _ => println!("received from nil channel (impossible)"),
+            default => println!("default: nil channels never ready"),
+        }
+        c.send(7);
+        for _ in 0..20 {
+            select! {
+                recv(nilch) -> _ => println!("nil channel chosen (impossible)"),
+                recv(c) -> v => {
+                    let v = v.expect("open");
+                    println!("ready case chosen over nil channel: {v}");
+                    c.send(v);
+                }
+            }
+        }
+        c.recv();
+        // Drain two channels, disabling each case by setting it to nil once closed.
+        let (a, b) = (Chan::new(3), Chan::new(3));
+        for i in 1..=3 {
+            a.send(i);
+            b.send(i * 10);
+        }
+        a.close();
+        b.close();
+        let (mut a, mut b) = (Some(a), Some(b));
+        let (mut sum_a, mut sum_b) = (0, 0);
+        while a.is_some() || b.is_some() {
+            select! {
+                recv(a) -> v => match v {
+                    None => {
+                        a = None;
+                        continue;
+                    }
+                    Some(v) => sum_a += v,
+                },
+                recv(b) -> v => match v {
+                    None => {
+                        b = None;
+                        continue;
+                    }
+                    Some(v) => sum_b += v,
+                },
+            }
+        }
+        println!("sums: {sum_a} {sum_b}");
+    }
+}
+
+mod c071 {
+    use super::*;
+
+    #[gort::func]
+    pub fn main() {
+        defer!(println!(
+            "deferred (never runs: fatal errors do not unwind)"
+        ));
+        let c: Chan<i32> = Chan::new(0);
+        println!("main blocks on receive");
+        c.recv();
+    }
+}
+
+mod c073 {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Go's three package variables behind one `sync.Mutex`.
+    struct State {
+        data: BTreeMap<String, String>,
+        counter: i32,
+        total: i32,
+    }
+
+    static MU: gort::Mutex<State> = gort::Mutex::new(State {
+        data: BTreeMap::new(),
+        counter: 0,
+        total: 0,
+    });
+
+    #[gort::func]
+    fn unsafe_update(key: String, value: String) {
+        let mut st = MU.lock(); // the guard is Go's `defer mu.Unlock()`
+        st.data.insert(key, value);
+    }
+
+    #[gort::func]
+    fn safe_worker() {
+        MU.lock().counter += 1;
+        defer!(|| MU.lock().counter -= 1);
+    }
+
+    #[gort::func]
+    fn add(n: i32) {
+        MU.lock().total += n;
+    }
+
+    #[gort::func]
+    fn panics_while_locked() {
+        defer!(|| {
+            recover();
+        });
+        let _st = MU.lock();
+        panic!("inside critical section");
+    }
+
+    #[gort::func]
+    pub fn main() {
+        let wg = WaitGroup::new();
+        for i in 0..50 {
+            wg.add(1);
+            let w = wg.clone();
+            go!(move || {
+                defer!(w.done());
+                unsafe_update(format!("k{i:02}"), i.to_string());
+                safe_worker();
+                add(i);
+            });
+        }
+        wg.wait();
+        {
+            let st = MU.lock();
+            let keys: Vec<&String> = st.data.keys().collect();
+            println!(
+                "entries: {} first: {} last: {}",
+                st.data.len(),
+                keys[0],
+                keys[keys.len() - 1]
+            );
+            println!("counter after all safeWorkers: {}", st.counter);
+            println!("total: {}", st.total);
+        }
+        panics_while_locked();
+        match MU.try_lock() {
+            Some(_st) => {
+                println!("mutex was released by the deferred Unlock during the panic")
+            }
+            None => println!("mutex still locked"),
+        }
+    }
+}
+
+mod c075 {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[gort::func]
+    pub fn main() {
+        let once = Arc::new(gort::Once::new());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let wg = WaitGroup::new();
+        for _ in 0..20 {
+            wg.add(1);
+            let (once, calls, w) = (once.clone(), calls.clone(), wg.clone());
+            go!(move || {
+                defer!(w.done());
+                once.call_once(|| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                });
+            });
+        }
+        wg.wait();
+        println!("init calls: {}", calls.load(Ordering::SeqCst));
+        let once2 = gort::Once::new();
+        gort::frame! {
+            defer!(|| println!("Do panicked: {}", show(recover())));
+            once2.call_once(|| panic!("init failed"));
+        };
+        let ran = Cell::new(false);
+        once2.call_once(|| ran.set(true));
+        println!("second Do ran its function: {}", ran.get());
+    }
+}
+
+mod c077 {
+    use super::*;
+
+    fn generate(ch: Chan<i32>) {
+        let mut i = 2;
+        loop {
+            ch.send(i);
+            i += 1;
+        }
+    }
+
+    fn filter(input: Chan<i32>, out: Chan<i32>, prime: i32) {
+        for i in &input {
+            if i % prime != 0 {
+                out.send(i);
+            }
+        }
+    }
+
+    fn sieve(primes: Chan<i32>) {
+        let mut ch = Chan::new(0);
+        go!(generate(ch.clone()));
+        loop {
+            let prime = ch.recv().expect("open");
+            primes.send(prime);
+            let ch1 = Chan::new(0);
+            go!(filter(ch.clone(), ch1.clone(), prime));
+            ch = ch1;
+        }
+    }
+
+    #[gort::func]
+    pub fn main() {
+        let primes = Chan::new(0);
+        go!(sieve(primes.clone()));
+        for _ in 0..25 {
+            print!("{} ", primes.recv().expect("open"));
+        }
+        println!();
     }
 }
