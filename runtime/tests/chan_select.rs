@@ -1,0 +1,323 @@
+//! Channels and select! through the public API: semantics, plain-thread interop, bounded
+//! stress (every value received exactly once), and lost-wake-up races around `close`.
+
+#[macro_use]
+mod support;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gort::{select, Chan};
+
+rt_test! {
+    fn unbuffered_send_completes_only_when_received() {
+        let c = Chan::new(0);
+        let received = Arc::new(AtomicUsize::new(0));
+        let (c2, r2) = (c.clone(), received.clone());
+        gort::go!(move || {
+            gort::time::sleep(Duration::from_millis(5));
+            r2.store(1, Ordering::SeqCst);
+            assert_eq!(c2.recv(), Some(7));
+        });
+        c.send(7);
+        assert_eq!(received.load(Ordering::SeqCst), 1);
+    }
+}
+
+rt_test! {
+    fn buffered_fifo_try_ops_and_close() {
+        let c = Chan::new(2);
+        c.send(1);
+        assert!(matches!(c.try_send(2), Ok(())));
+        assert!(matches!(c.try_send(3), Err(gort::chan::TrySendError::Full(3))));
+        assert_eq!(c.len(), 2);
+        c.close();
+        assert!(matches!(c.try_send(4), Err(gort::chan::TrySendError::Closed(4))));
+        assert_eq!(c.try_recv(), Ok(1));
+        assert_eq!(c.recv(), Some(2));
+        assert_eq!(c.recv(), None);
+        assert_eq!(c.try_recv(), Err(gort::chan::TryRecvError::Closed));
+        let e: Chan<u8> = Chan::new(1);
+        assert_eq!(e.try_recv(), Err(gort::chan::TryRecvError::Empty));
+    }
+}
+
+rt_test! {
+    fn timeouts_hand_the_value_back() {
+        let c: Chan<String> = Chan::new(0);
+        let t = Instant::now();
+        match c.send_timeout("kept".to_string(), Duration::from_millis(10)) {
+            Err(gort::chan::SendTimeoutError::Timeout(v)) => assert_eq!(v, "kept"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.elapsed() >= Duration::from_millis(10));
+        assert_eq!(
+            c.recv_timeout(Duration::from_millis(5)),
+            Err(gort::chan::RecvTimeoutError::Timeout)
+        );
+        let c2 = c.clone();
+        gort::go!(move || c2.send("late".to_string()));
+        assert_eq!(c.recv_timeout(Duration::from_secs(5)).as_deref(), Ok("late"));
+        c.close();
+        assert_eq!(
+            c.recv_timeout(Duration::from_secs(5)),
+            Err(gort::chan::RecvTimeoutError::Closed)
+        );
+    }
+}
+
+#[test]
+fn plain_threads_and_goroutines_share_channels() {
+    gort::Builder::new().procs(2).run(|| {
+        let to_thread = Chan::new(0);
+        let from_thread = Chan::new(0);
+        let (rx, tx) = (to_thread.clone(), from_thread.clone());
+        let t = std::thread::spawn(move || {
+            // A plain thread blocks (it does not park) and wakes goroutines.
+            for v in &rx {
+                tx.send(v * 2);
+            }
+            tx.close();
+        });
+        for i in 0..100 {
+            to_thread.send(i);
+            assert_eq!(from_thread.recv(), Some(i * 2));
+        }
+        to_thread.close();
+        assert_eq!(from_thread.recv(), None);
+        t.join().unwrap();
+    });
+}
+
+rt_test! {
+    fn select_is_fair_between_ready_cases() {
+        let (a, b) = (Chan::new(1), Chan::new(1));
+        let mut hits = [0u32; 2];
+        for _ in 0..2000 {
+            a.try_send(()).ok();
+            b.try_send(()).ok();
+            select! {
+                recv(a) -> _ => hits[0] += 1,
+                recv(b) -> _ => hits[1] += 1,
+            }
+        }
+        // Uniform choice: each side wins about half; 40% is far outside the noise.
+        assert!(hits.iter().all(|&h| h > 800), "{hits:?}");
+    }
+}
+
+rt_test! {
+    fn select_parks_on_all_channels_and_one_wins() {
+        for round in 0..200 {
+            let (a, b, c) = (Chan::<u32>::new(0), Chan::<u32>::new(0), Chan::<u32>::new(0));
+            let (a2, b2) = (a.clone(), b.clone());
+            gort::go!(move || {
+                if round % 2 == 0 {
+                    a2.send(1);
+                } else {
+                    b2.send(2);
+                }
+            });
+            let got = select! {
+                recv(a) -> v => v,
+                recv(b) -> v => v,
+                send(c, 9) => unreachable!("nobody receives c"),
+            };
+            assert_eq!(got, Some(if round % 2 == 0 { 1 } else { 2 }));
+        }
+    }
+}
+
+/// Many producers and consumers over one channel, with sends and receives also done through
+/// select!; every value is received exactly once. Bounded: a fixed count, checked in time.
+fn exactly_once(cap: usize, producers: usize, consumers: usize, per: usize) {
+    let t0 = Instant::now();
+    let c = Chan::new(cap);
+    let side: Chan<usize> = Chan::new(cap);
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    let prod = gort::WaitGroup::new();
+    let cons = gort::WaitGroup::new();
+    for p in 0..producers {
+        prod.add(1);
+        let (c, side, prod) = (c.clone(), side.clone(), prod.clone());
+        gort::go!(move || {
+            for i in 0..per {
+                let v = p * per + i;
+                if i % 3 == 0 {
+                    // Either channel; the consumers read both.
+                    select! {
+                        send(c, v) => {}
+                        send(side, v) => {}
+                    }
+                } else {
+                    c.send(v);
+                }
+            }
+            prod.done();
+        });
+    }
+    for _ in 0..consumers {
+        cons.add(1);
+        let (c, side, seen, cons) = (c.clone(), side.clone(), seen.clone(), cons.clone());
+        gort::go!(move || {
+            let (mut c, mut side) = (Some(c), Some(side));
+            while c.is_some() || side.is_some() {
+                select! {
+                    recv(c) -> v => match v {
+                        Some(v) => assert!(seen.lock().unwrap().insert(v), "{v} twice"),
+                        None => c = None,
+                    },
+                    recv(side) -> v => match v {
+                        Some(v) => assert!(seen.lock().unwrap().insert(v), "{v} twice"),
+                        None => side = None,
+                    },
+                }
+            }
+            cons.done();
+        });
+    }
+    prod.wait();
+    c.close();
+    side.close();
+    cons.wait();
+    assert_eq!(seen.lock().unwrap().len(), producers * per);
+    assert!(t0.elapsed() < Duration::from_secs(60), "stress took too long");
+}
+
+rt_test! {
+    fn stress_unbuffered_every_value_once() {
+        exactly_once(0, 8, 8, support::stress(2000));
+    }
+}
+
+rt_test! {
+    fn stress_buffered_every_value_once() {
+        exactly_once(16, 8, 4, support::stress(2000));
+    }
+}
+
+rt_test! {
+    fn close_wakes_every_blocked_receiver_and_select() {
+        for _ in 0..support::stress(200) {
+            let c: Chan<u8> = Chan::new(0);
+            let other: Chan<u8> = Chan::new(0);
+            let woke = gort::WaitGroup::new();
+            for k in 0..6 {
+                woke.add(1);
+                let (c, other, woke) = (c.clone(), other.clone(), woke.clone());
+                gort::go!(move || {
+                    if k % 2 == 0 {
+                        assert_eq!(c.recv(), None);
+                    } else {
+                        select! {
+                            recv(c) -> v => assert_eq!(v, None),
+                            recv(other) -> _ => unreachable!(),
+                        }
+                    }
+                    woke.done();
+                });
+            }
+            // Race the close with the goroutines getting to their receives.
+            gort::yield_now();
+            c.close();
+            woke.wait();
+        }
+    }
+}
+
+rt_test! {
+    fn close_makes_every_blocked_sender_panic() {
+        for _ in 0..support::stress(100) {
+            let c: Chan<u8> = Chan::new(0);
+            let panicked = Arc::new(AtomicUsize::new(0));
+            let done = gort::WaitGroup::new();
+            for k in 0..4 {
+                done.add(1);
+                let (c, panicked, done) = (c.clone(), panicked.clone(), done.clone());
+                gort::go!(move || {
+                    defer!(done.done());
+                    defer!(move || {
+                        let p = gort::recover().expect("a send on a closed channel panics");
+                        assert_eq!(p.to_string(), "send on closed channel");
+                        assert!(p.runtime_error().is_some());
+                        panicked.fetch_add(1, Ordering::SeqCst);
+                    });
+                    if k % 2 == 0 {
+                        c.send(k);
+                    } else {
+                        select! { send(c, k) => {} }
+                    }
+                });
+            }
+            gort::yield_now();
+            c.close();
+            done.wait();
+            assert_eq!(panicked.load(Ordering::SeqCst), 4);
+        }
+    }
+}
+
+rt_test! {
+    fn a_select_that_lost_leaves_no_stale_waiter() {
+        // The select takes `a`; a later send on `b` must find no waiter (else the value would
+        // be handed to a goroutine that no longer waits).
+        let (a, b) = (Chan::new(0), Chan::new(0));
+        let a2 = a.clone();
+        gort::go!(move || a2.send(1u8));
+        select! {
+            recv(a) -> v => assert_eq!(v, Some(1)),
+            recv(b) -> _ => unreachable!(),
+        }
+        assert!(matches!(b.try_send(2u8), Err(gort::chan::TrySendError::Full(2))));
+    }
+}
+
+#[test]
+fn deadlock_is_reraised_by_run() {
+    if !support::is_child() {
+        let out = support::run_child("deadlock_is_reraised_by_run", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("fatal error: all goroutines are asleep - deadlock!"),
+            "{err}"
+        );
+        assert!(err.contains("goroutine 1 [select]:"), "{err}");
+        assert!(err.contains("[chan send]:"), "{err}");
+        return;
+    }
+    // The child test binary runs one test on its own thread beside the harness's main thread:
+    // `#[gort::test]` tolerates that thread, `gort::run` does not (see docs), so use
+    // `__private::test`, which is what `#[gort::test]` expands to.
+    let r = std::panic::catch_unwind(|| {
+        gort::__private::test(Some(2), || {
+            let (a, b) = (Chan::<u8>::new(0), Chan::<u8>::new(0));
+            let a2 = a.clone();
+            gort::go!(move || a2.send(1)); // nobody receives a
+            select! {
+                recv(b) -> _ => {}
+                send(b, 2) => {}
+            }
+        })
+    });
+    let p = r.expect_err("the deadlock is re-raised");
+    assert_eq!(
+        p.downcast_ref::<&str>(),
+        Some(&"fatal error: all goroutines are asleep - deadlock!")
+    );
+}
+
+#[test]
+fn a_sleeping_goroutine_is_not_a_deadlock() {
+    gort::__private::test(Some(1), || {
+        let c = Chan::new(0);
+        let c2 = c.clone();
+        gort::go!(move || {
+            gort::time::sleep(Duration::from_millis(30));
+            c2.send(1);
+        });
+        assert_eq!(c.recv(), Some(1));
+    });
+}
