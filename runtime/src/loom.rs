@@ -1,12 +1,17 @@
 //! Atomics for the lock-free protocols that are model-checked with loom.
 //!
-//! Modules whose protocols have loom models (`sched::runnext`, `sched::idle`) take their atomic
-//! types from here, so that `RUSTFLAGS="--cfg loom" cargo test -p gort --lib loom` explores every
+//! Modules whose protocols have loom models (`sched::runnext`, `sched::idle`, the channel
+//! waiter's claim in `chan::waitq`, the thread parker in `sched::park`) take their atomic and
+//! lock types from here, so that `RUSTFLAGS="--cfg loom" cargo test -p gort --lib loom` explores every
 //! interleaving of the very code the runtime runs. Under `cfg(loom)` only those models are
 //! meant to run: the rest of the runtime uses loom atomics outside a model and would panic.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicUsize};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Condvar, Mutex};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicUsize};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Condvar, Mutex};

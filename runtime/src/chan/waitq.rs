@@ -22,7 +22,9 @@
 
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::loom::AtomicUsize;
 
 use crate::sched::park::Waiter;
 
@@ -161,5 +163,44 @@ impl<T> WaitQ<T> {
     /// Every queued sudog, for `close`.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = NonNull<Sudog<T>>> + '_ {
         self.q.drain(..)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The claim: a select waiting on two channels is raced by a sender on each and by a
+    //! `close`; exactly one of them completes it and takes the waiter, in every interleaving.
+    use super::*;
+    use loom::sync::Arc;
+
+    #[test]
+    fn loom_exactly_one_waker_claims_a_select() {
+        loom::model(|| {
+            let sel = Arc::new(Sel::new());
+            let sig = std::sync::Arc::new(crate::sched::park::ThreadSignal::new());
+            // SAFETY: no waker runs before the threads below are spawned.
+            unsafe { sel.register(Waiter::Thread(sig)) };
+            let won = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..3)
+                .map(|case| {
+                    let (sel, won) = (sel.clone(), won.clone());
+                    loom::thread::spawn(move || {
+                        if sel.claim(case) {
+                            // SAFETY: this thread won the claim (the channel lock is not
+                            // modelled: one claimer per case here).
+                            let w = unsafe { sel.complete(case != 2) };
+                            assert!(w.is_some(), "the winner takes the waiter");
+                            won.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(won.load(Ordering::SeqCst), 1);
+            let case = sel.winner().expect("claimed");
+            assert_eq!(sel.ok(), case != 2);
+        });
     }
 }

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use crate::loom::{Condvar, Mutex};
 
 use super::{current_g, park, ready, GRef, WaitReason};
 
@@ -42,22 +42,25 @@ pub(crate) struct ThreadSignal {
 }
 
 impl ThreadSignal {
-    fn new() -> ThreadSignal {
+    pub(crate) fn new() -> ThreadSignal {
         ThreadSignal {
             set: Mutex::new(false),
             cv: Condvar::new(),
         }
     }
 
-    fn notify(&self) {
-        *self.set.lock() = true;
+    /// Sets the signal and wakes the thread. (The lock cannot be poisoned: nothing panics
+    /// while holding it.)
+    pub(crate) fn notify(&self) {
+        *self.set.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cv.notify_one();
     }
 
-    fn wait(&self) {
-        let mut s = self.set.lock();
+    /// Sleeps until `notify` (at most once per signal).
+    pub(crate) fn wait(&self) {
+        let mut s = self.set.lock().unwrap_or_else(|e| e.into_inner());
         while !*s {
-            self.cv.wait(&mut s);
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -77,5 +80,38 @@ where
         let sig = Arc::new(ThreadSignal::new());
         register(Waiter::Thread(sig.clone()));
         sig.wait();
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The thread parker: a blocked thread registers its signal in a primitive's queue under
+    //! the primitive's lock, then sleeps; a waker takes it under the same lock and notifies.
+    //! No interleaving loses the wake-up (loom reports a deadlock if one does).
+    use super::*;
+    use crate::loom::Mutex as Lock;
+
+    #[test]
+    fn loom_a_parked_thread_is_always_woken() {
+        loom::model(|| {
+            let queue: Arc<Lock<Vec<Arc<ThreadSignal>>>> = Arc::new(Lock::new(Vec::new()));
+            let q = queue.clone();
+            let sleeper = loom::thread::spawn(move || {
+                let sig = Arc::new(ThreadSignal::new());
+                q.lock().unwrap().push(sig.clone());
+                sig.wait();
+            });
+            loop {
+                let w = queue.lock().unwrap().pop();
+                match w {
+                    Some(sig) => {
+                        sig.notify();
+                        break;
+                    }
+                    None => loom::thread::yield_now(),
+                }
+            }
+            sleeper.join().unwrap();
+        });
     }
 }
