@@ -184,6 +184,80 @@ fn main() {
         ran.load(Ordering::SeqCst)
     );
 
+    // 11. Channels: an unbuffered ping-pong hands each value straight to the waiting receiver.
+    let (ping, pong) = (gort::Chan::new(0), gort::Chan::new(0));
+    let (pi, po) = (ping.clone(), pong.clone());
+    gort::go!(move || {
+        for v in &pi {
+            po.send(v + 1);
+        }
+    });
+    let t = Instant::now();
+    let rounds = 100_000;
+    for i in 0..rounds {
+        ping.send(i);
+        pong.recv();
+    }
+    println!(
+        "11. {rounds} ping-pong round trips in {:?} ({:.0} ns each)",
+        t.elapsed(),
+        t.elapsed().as_nanos() as f64 / rounds as f64
+    );
+    ping.close();
+
+    // 12. select! with a timeout, and a pipeline of goroutines (Go's prime sieve).
+    let primes = gort::Chan::new(0);
+    let p2 = primes.clone();
+    gort::go!(move || {
+        let mut ch = gort::Chan::new(0);
+        let gen = ch.clone();
+        gort::go!(move || (2..).for_each(|i| gen.send(i)));
+        loop {
+            let prime: u64 = ch.recv().unwrap();
+            p2.send(prime);
+            let (inp, out) = (ch.clone(), gort::Chan::new(0));
+            ch = out.clone();
+            gort::go!(move || {
+                for v in &inp {
+                    if v % prime != 0 {
+                        out.send(v);
+                    }
+                }
+            });
+        }
+    });
+    let mut first = Vec::new();
+    loop {
+        gort::select! {
+            recv(primes) -> p => first.push(p.unwrap()),
+            recv(gort::time::after(std::time::Duration::from_secs(1))) -> _ => break,
+        }
+        if first.len() == 10 {
+            break;
+        }
+    }
+    println!("12. the sieve's first primes: {first:?}");
+
+    // 13. A goroutine-aware Mutex and sleeping goroutines that hold no thread.
+    let counter = Arc::new(gort::Mutex::new(0u64));
+    let wg = gort::WaitGroup::new();
+    let t = Instant::now();
+    for i in 0..1000u64 {
+        wg.add(1);
+        let (c, wg) = (counter.clone(), wg.clone());
+        gort::go!(move || {
+            gort::time::sleep(std::time::Duration::from_millis(10 + i % 10));
+            *c.lock() += 1;
+            wg.done();
+        });
+    }
+    wg.wait();
+    println!(
+        "13. 1000 goroutines slept 10-19 ms each and counted {} in {:?}",
+        *counter.lock(),
+        t.elapsed()
+    );
+
     println!("   goroutines alive now: {}", gort::num_goroutine());
     println!("== main returns: the process exits without waiting for other goroutines");
 }

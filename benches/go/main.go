@@ -139,6 +139,78 @@ func main() {
 			time.Sleep(100 * time.Millisecond)
 			after := rss()
 			res <- [2]interface{}{float64(after-before) / float64(n), "B"}
+		case "pingpong":
+			ping, pong := make(chan uint64), make(chan uint64)
+			go func() {
+				for v := range ping {
+					pong <- v
+				}
+			}()
+			t := time.Now()
+			for i := uint64(0); i < n; i++ {
+				ping <- i
+				<-pong
+			}
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(n), "ns"}
+		case "ring":
+			const ring = 10000
+			chans := make([]chan uint64, ring)
+			for i := range chans {
+				chans[i] = make(chan uint64)
+			}
+			done := make(chan struct{})
+			for i := 0; i < ring; i++ {
+				in, out := chans[i], chans[(i+1)%ring]
+				go func() {
+					for v := range in {
+						if v == 0 {
+							done <- struct{}{}
+						} else {
+							out <- v - 1
+						}
+					}
+				}()
+			}
+			t := time.Now()
+			chans[0] <- n
+			<-done
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(n), "ns"}
+		case "mutex":
+			const contenders = 1000
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			count := uint64(0)
+			per := n / contenders
+			t := time.Now()
+			for k := 0; k < contenders; k++ {
+				wg.Add(1)
+				go func() {
+					for i := uint64(0); i < per; i++ {
+						mu.Lock()
+						count++
+						mu.Unlock()
+					}
+					wg.Done()
+				}()
+			}
+			wg.Wait()
+			if count != per*contenders {
+				panic("lost increments")
+			}
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(per*contenders), "ns"}
+		case "sleepers":
+			var wg sync.WaitGroup
+			t := time.Now()
+			for i := uint64(0); i < n; i++ {
+				wg.Add(1)
+				d := time.Duration(1+i%10) * time.Millisecond
+				go func() {
+					time.Sleep(d)
+					wg.Done()
+				}()
+			}
+			wg.Wait()
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / 1e6, "ms"}
 		case "defer_none":
 			res <- [2]interface{}{timeCalls(n, noDefer), "ns"}
 		case "defer_open":

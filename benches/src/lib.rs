@@ -54,6 +54,11 @@ pub fn vm_rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Goroutines in the `ring` workload.
+pub const RING: usize = 10_000;
+/// Goroutines contending in the `mutex` workload.
+pub const CONTENDERS: u64 = 1_000;
+
 /// Skynet's answer for `n` leaves: the sum 0..n.
 pub fn skynet_sum(n: u64) -> u64 {
     n * (n - 1) / 2

@@ -183,7 +183,10 @@ fn exactly_once(cap: usize, producers: usize, consumers: usize, per: usize) {
     side.close();
     cons.wait();
     assert_eq!(seen.lock().unwrap().len(), producers * per);
-    assert!(t0.elapsed() < Duration::from_secs(60), "stress took too long");
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "stress took too long"
+    );
 }
 
 rt_test! {

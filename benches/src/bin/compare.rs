@@ -23,6 +23,12 @@ const JOBS: &[(&str, usize, u64)] = &[
     ("skynet", 2, 1_000_000),
     ("parked_mem", 2, 100_000),
     ("parked_mem", 2, 1_000_000),
+    ("pingpong", 1, 1_000_000),
+    ("pingpong", 2, 1_000_000),
+    ("ring", 1, 1_000_000),
+    ("ring", 2, 1_000_000),
+    ("mutex", 2, 10_000_000),
+    ("sleepers", 2, 100_000),
     ("defer_none", 1, 100_000_000),
     ("defer_open", 1, 100_000_000),
     ("defer_list", 1, 20_000_000),
@@ -177,7 +183,7 @@ fn main() {
     println!("---|");
     for (j, &&(w, procs, n)) in jobs.iter().enumerate() {
         let unit = match w {
-            "skynet" => "ms",
+            "skynet" | "sleepers" => "ms",
             "parked_mem" => "B/goroutine",
             _ => "ns",
         };

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use gort_benches::{args, defers, ns_per, report, skynet_sum, vm_rss, Args};
+use gort_benches::{args, defers, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, RING};
 
 fn done(wg: gort::WaitGroup) {
     wg.done();
@@ -81,6 +81,88 @@ fn parked_mem(a: &Args) -> f64 {
     (after.saturating_sub(before)) as f64 / a.n as f64
 }
 
+/// Two goroutines over two unbuffered channels; ns per round trip.
+fn pingpong(a: &Args) -> f64 {
+    let (ping, pong) = (gort::Chan::new(0), gort::Chan::new(0));
+    let (pi, po) = (ping.clone(), pong.clone());
+    gort::go!(move || {
+        for v in &pi {
+            po.send(v);
+        }
+    });
+    let t = Instant::now();
+    for i in 0..a.n {
+        ping.send(i);
+        pong.recv();
+    }
+    let v = ns_per(t, a.n);
+    ping.close();
+    v
+}
+
+/// A ring of `RING` goroutines passing a token `n` hops; ns per hop.
+fn ring(a: &Args) -> f64 {
+    let chans: Vec<gort::Chan<u64>> = (0..RING).map(|_| gort::Chan::new(0)).collect();
+    let done = gort::Chan::new(0);
+    for i in 0..RING {
+        let (inp, out, done) = (
+            chans[i].clone(),
+            chans[(i + 1) % RING].clone(),
+            done.clone(),
+        );
+        gort::go!(move || {
+            for v in &inp {
+                if v == 0 {
+                    done.send(());
+                } else {
+                    out.send(v - 1);
+                }
+            }
+        });
+    }
+    let t = Instant::now();
+    chans[0].send(a.n);
+    done.recv();
+    ns_per(t, a.n)
+}
+
+/// `CONTENDERS` goroutines locking one Mutex n times in all; ns per lock + unlock.
+fn mutex(a: &Args) -> f64 {
+    let m = std::sync::Arc::new(gort::Mutex::new(0u64));
+    let wg = gort::WaitGroup::new();
+    let per = a.n / CONTENDERS;
+    let t = Instant::now();
+    for _ in 0..CONTENDERS {
+        wg.add(1);
+        let (m, wg) = (m.clone(), wg.clone());
+        gort::go!(move || {
+            for _ in 0..per {
+                *m.lock() += 1;
+            }
+            wg.done();
+        });
+    }
+    wg.wait();
+    assert_eq!(*m.lock(), per * CONTENDERS);
+    ns_per(t, per * CONTENDERS)
+}
+
+/// n goroutines sleeping 1-10 ms each; ms until all woke.
+fn sleepers(a: &Args) -> f64 {
+    let wg = gort::WaitGroup::new();
+    let t = Instant::now();
+    for i in 0..a.n {
+        wg.add(1);
+        let wg = wg.clone();
+        gort::go!(move || {
+            gort::time::sleep(Duration::from_millis(1 + i % 10));
+            wg.done();
+        });
+    }
+    wg.wait();
+    t.elapsed().as_secs_f64() * 1e3
+}
+
 fn main() {
     let a = args();
     if a.workload == "unwind_floor" {
@@ -98,6 +180,10 @@ fn main() {
             "yield" => (yield_(&a), "ns"),
             "skynet" => (skynet(&a), "ms"),
             "parked_mem" => (parked_mem(&a), "B"),
+            "pingpong" => (pingpong(&a), "ns"),
+            "ring" => (ring(&a), "ns"),
+            "mutex" => (mutex(&a), "ns"),
+            "sleepers" => (sleepers(&a), "ms"),
             "defer_none" => (defers::time(defers::no_defer, a.n), "ns"),
             "defer_open" => (defers::time(defers::open_defer, a.n), "ns"),
             "defer_list" => (defers::time(defers::list_defer, a.n), "ns"),

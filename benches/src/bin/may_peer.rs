@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args};
+use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, RING};
 use may::sync::{mpsc, SyncFlag};
 
 #[derive(Clone)]
@@ -93,6 +93,90 @@ fn parked_mem(a: &Args) -> f64 {
     (after.saturating_sub(before)) as f64 / a.n as f64
 }
 
+/// Two coroutines over two channels (may's are unbounded); ns per round trip.
+fn pingpong(a: &Args) -> f64 {
+    let (ping_tx, ping_rx) = mpsc::channel::<u64>();
+    let (pong_tx, pong_rx) = mpsc::channel::<u64>();
+    may::go!(move || {
+        while let Ok(v) = ping_rx.recv() {
+            if pong_tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let t = Instant::now();
+    for i in 0..a.n {
+        ping_tx.send(i).unwrap();
+        pong_rx.recv().unwrap();
+    }
+    ns_per(t, a.n)
+}
+
+/// A ring of `RING` coroutines passing a token `n` hops; ns per hop.
+fn ring(a: &Args) -> f64 {
+    let mut txs = Vec::with_capacity(RING);
+    let mut rxs = Vec::with_capacity(RING);
+    for _ in 0..RING {
+        let (tx, rx) = mpsc::channel::<u64>();
+        txs.push(tx);
+        rxs.push(Some(rx));
+    }
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    for i in 0..RING {
+        let inp = rxs[i].take().unwrap();
+        let out = txs[(i + 1) % RING].clone();
+        let done = done_tx.clone();
+        may::go!(move || {
+            while let Ok(v) = inp.recv() {
+                if v == 0 {
+                    let _ = done.send(());
+                } else if out.send(v - 1).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let t = Instant::now();
+    txs[0].send(a.n).unwrap();
+    done_rx.recv().unwrap();
+    ns_per(t, a.n)
+}
+
+/// `CONTENDERS` coroutines locking one may Mutex n times in all; ns per lock + unlock.
+fn mutex(a: &Args) -> f64 {
+    let m = Arc::new(may::sync::Mutex::new(0u64));
+    let per = a.n / CONTENDERS;
+    let wg = Wg::new(CONTENDERS);
+    let t = Instant::now();
+    for _ in 0..CONTENDERS {
+        let (m, wg) = (m.clone(), wg.clone());
+        may::go!(move || {
+            for _ in 0..per {
+                *m.lock().unwrap() += 1;
+            }
+            wg.done();
+        });
+    }
+    wg.wait();
+    assert_eq!(*m.lock().unwrap(), per * CONTENDERS);
+    ns_per(t, per * CONTENDERS)
+}
+
+/// n coroutines sleeping 1-10 ms each; ms until all woke.
+fn sleepers(a: &Args) -> f64 {
+    let wg = Wg::new(a.n);
+    let t = Instant::now();
+    for i in 0..a.n {
+        let wg = wg.clone();
+        may::go!(move || {
+            may::coroutine::sleep(Duration::from_millis(1 + i % 10));
+            wg.done();
+        });
+    }
+    wg.wait();
+    t.elapsed().as_secs_f64() * 1e3
+}
+
 fn main() {
     let a = args();
     may::config().set_workers(a.procs);
@@ -101,6 +185,10 @@ fn main() {
         "yield" => (yield_(&a), "ns"),
         "skynet" => (skynet(&a), "ms"),
         "parked_mem" => (parked_mem(&a), "B"),
+        "pingpong" => (pingpong(&a), "ns"),
+        "ring" => (ring(&a), "ns"),
+        "mutex" => (mutex(&a), "ns"),
+        "sleepers" => (sleepers(&a), "ms"),
         w => {
             eprintln!("may_peer: unknown workload {w}");
             std::process::exit(64)

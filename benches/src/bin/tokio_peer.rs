@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args};
-use tokio::sync::{oneshot, Notify};
+use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, RING};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 #[derive(Clone)]
 struct Wg(Arc<(AtomicU64, Notify)>);
@@ -101,6 +101,90 @@ async fn parked_mem(a: &Args) -> f64 {
     (after.saturating_sub(before)) as f64 / a.n as f64
 }
 
+/// Two tasks over two one-slot channels (tokio has no rendezvous); ns per round trip.
+async fn pingpong(a: &Args) -> f64 {
+    let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
+    let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+    tokio::spawn(async move {
+        while let Some(v) = ping_rx.recv().await {
+            if pong_tx.send(v).await.is_err() {
+                break;
+            }
+        }
+    });
+    let t = Instant::now();
+    for i in 0..a.n {
+        ping_tx.send(i).await.unwrap();
+        pong_rx.recv().await.unwrap();
+    }
+    ns_per(t, a.n)
+}
+
+/// A ring of `RING` tasks passing a token `n` hops; ns per hop.
+async fn ring(a: &Args) -> f64 {
+    let mut txs = Vec::with_capacity(RING);
+    let mut rxs = Vec::with_capacity(RING);
+    for _ in 0..RING {
+        let (tx, rx) = mpsc::channel::<u64>(1);
+        txs.push(tx);
+        rxs.push(Some(rx));
+    }
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    for i in 0..RING {
+        let mut inp = rxs[i].take().unwrap();
+        let out = txs[(i + 1) % RING].clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            while let Some(v) = inp.recv().await {
+                if v == 0 {
+                    let _ = done.send(()).await;
+                } else if out.send(v - 1).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let t = Instant::now();
+    txs[0].send(a.n).await.unwrap();
+    done_rx.recv().await.unwrap();
+    ns_per(t, a.n)
+}
+
+/// `CONTENDERS` tasks locking one tokio Mutex n times in all; ns per lock + unlock.
+async fn mutex(a: &Args) -> f64 {
+    let m = Arc::new(tokio::sync::Mutex::new(0u64));
+    let per = a.n / CONTENDERS;
+    let wg = Wg::new(CONTENDERS);
+    let t = Instant::now();
+    for _ in 0..CONTENDERS {
+        let (m, wg) = (m.clone(), wg.clone());
+        tokio::spawn(async move {
+            for _ in 0..per {
+                *m.lock().await += 1;
+            }
+            wg.done();
+        });
+    }
+    wg.wait().await;
+    assert_eq!(*m.lock().await, per * CONTENDERS);
+    ns_per(t, per * CONTENDERS)
+}
+
+/// n tasks sleeping 1-10 ms each; ms until all woke.
+async fn sleepers(a: &Args) -> f64 {
+    let wg = Wg::new(a.n);
+    let t = Instant::now();
+    for i in 0..a.n {
+        let wg = wg.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1 + i % 10)).await;
+            wg.done();
+        });
+    }
+    wg.wait().await;
+    t.elapsed().as_secs_f64() * 1e3
+}
+
 fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -115,6 +199,10 @@ fn main() {
                 "yield" => (yield_(&a).await, "ns"),
                 "skynet" => (skynet(&a).await, "ms"),
                 "parked_mem" => (parked_mem(&a).await, "B"),
+                "pingpong" => (pingpong(&a).await, "ns"),
+                "ring" => (ring(&a).await, "ns"),
+                "mutex" => (mutex(&a).await, "ns"),
+                "sleepers" => (sleepers(&a).await, "ms"),
                 w => {
                     eprintln!("tokio_peer: unknown workload {w}");
                     std::process::exit(64)
