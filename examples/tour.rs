@@ -211,7 +211,13 @@ fn main() {
     gort::go!(move || {
         let mut ch = gort::Chan::new(0);
         let gen = ch.clone();
-        gort::go!(move || (2..).for_each(|i| gen.send(i)));
+        gort::go!(move || {
+            let mut i = 2;
+            loop {
+                gen.send(i);
+                i += 1;
+            }
+        });
         loop {
             let prime: u64 = ch.recv().unwrap();
             p2.send(prime);
