@@ -138,6 +138,8 @@ pub(crate) struct Shared {
     /// Milliseconds before deadlock detection looks again after threads outside the runtime
     /// kept it from deciding (doubles up to a second).
     dead_backoff_ms: AtomicU64,
+    /// Runtime clock before which deadlock detection does not look at threads again.
+    dead_next_check: AtomicU64,
     outcome: Mutex<Outcome>,
     outcome_cv: Condvar,
 }
@@ -234,6 +236,7 @@ impl Shared {
             epoch: Instant::now(),
             timer_sleep_until: AtomicU64::new(u64::MAX),
             dead_backoff_ms: AtomicU64::new(10),
+            dead_next_check: AtomicU64::new(0),
             outcome: Mutex::new(Outcome::default()),
             outcome_cv: Condvar::new(),
             config,
@@ -526,13 +529,22 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
     if shared.outcome.lock().finished {
         return None;
     }
+    // Reading the thread count costs a file read: while other threads keep the decision
+    // open, look again only after the back-off (an M going idle often must not pay for it).
+    let now = timers::nanos_since(shared.epoch, Instant::now());
+    let next = shared.dead_next_check.load(Ordering::Relaxed);
+    if now < next {
+        return Some(shared.epoch + Duration::from_nanos(next));
+    }
     let tolerated = usize::from(shared.config.test_harness);
     if process_threads() > RUNTIME_THREADS.load(Ordering::SeqCst) + tolerated {
         let ms = shared.dead_backoff_ms.load(Ordering::Relaxed);
         shared
             .dead_backoff_ms
             .store((ms * 2).min(1000), Ordering::Relaxed);
-        return Some(Instant::now() + Duration::from_millis(ms));
+        let next = now + ms * 1_000_000;
+        shared.dead_next_check.store(next, Ordering::Relaxed);
+        return Some(shared.epoch + Duration::from_nanos(next));
     }
     let msg = "fatal error: all goroutines are asleep - deadlock!";
     let mut report = format!("{msg}\n");
