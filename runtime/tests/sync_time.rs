@@ -206,3 +206,16 @@ fn a_timer_added_from_a_thread_wakes_a_sleeping_m() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn a_negative_waitgroup_counter_panics_with_gos_text() {
+    let wg = gort::WaitGroup::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wg.done()));
+    let p = r.expect_err("done without add");
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .expect("a text");
+    assert_eq!(msg, "sync: negative WaitGroup counter");
+}

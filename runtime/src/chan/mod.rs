@@ -219,24 +219,125 @@ impl<T> ChanInner<T> {
     }
 }
 
-/// A blocked single send or receive: its `Sel` and its one sudog, in one heap box.
+/// A blocked single send or receive: its `Sel` and its one sudog, in one heap block (never on
+/// the goroutine's stack), taken from a small per-thread cache (`opcache`).
 struct Op<T> {
     sel: Sel,
     sg: Sudog<T>,
 }
 
-impl<T> Op<T> {
-    fn new(elem: Option<T>) -> Box<Op<T>> {
-        let mut op = Box::new(Op {
-            sel: Sel::new(),
-            sg: Sudog {
-                sel: std::ptr::NonNull::dangling(),
-                case: 0,
-                elem: UnsafeCell::new(elem),
-            },
-        });
-        op.sg.sel = std::ptr::NonNull::from(&op.sel);
-        op
+/// Owner of an `Op` in a cached heap block.
+struct OpBox<T> {
+    ptr: std::ptr::NonNull<Op<T>>,
+}
+
+impl<T> OpBox<T> {
+    fn new(elem: Option<T>) -> OpBox<T> {
+        let ptr = opcache::alloc(std::alloc::Layout::new::<Op<T>>()).cast::<Op<T>>();
+        // SAFETY: `ptr` is a fresh block with `Op<T>`'s layout; the sudog's `sel` points into
+        // the same block, whose address never changes.
+        unsafe {
+            ptr.as_ptr().write(Op {
+                sel: Sel::new(),
+                sg: Sudog {
+                    sel: std::ptr::NonNull::dangling(),
+                    case: 0,
+                    is_select: false,
+                    elem: UnsafeCell::new(elem),
+                },
+            });
+            (*ptr.as_ptr()).sg.sel = std::ptr::NonNull::from(&(*ptr.as_ptr()).sel);
+        }
+        OpBox { ptr }
+    }
+}
+
+impl<T> std::ops::Deref for OpBox<T> {
+    type Target = Op<T>;
+    fn deref(&self) -> &Op<T> {
+        // SAFETY: initialised in `new`, freed only in `drop`.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Drop for OpBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the op left every queue (its owner was woken, or never queued it); we own
+        // the block.
+        unsafe {
+            std::ptr::drop_in_place(self.ptr.as_ptr());
+            opcache::free(self.ptr.cast(), std::alloc::Layout::new::<Op<T>>());
+        }
+    }
+}
+
+/// A per-thread cache of small heap blocks for `Op`s: a blocking send or receive costs a
+/// push and a pop instead of `malloc` and `free`. A goroutine may take a block on one thread
+/// and return it on another; blocks are plain memory, so that only moves them between caches.
+mod opcache {
+    use std::alloc::{dealloc, handle_alloc_error, Layout};
+    use std::cell::RefCell;
+    use std::ptr::NonNull;
+
+    const CLASS: usize = 128;
+    const ALIGN: usize = 16;
+    const KEEP: usize = 32;
+
+    thread_local! {
+        static FREE: RefCell<Vec<NonNull<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn class() -> Layout {
+        Layout::from_size_align(CLASS, ALIGN).expect("a valid layout")
+    }
+
+    fn fits(l: Layout) -> bool {
+        l.size() <= CLASS && l.align() <= ALIGN
+    }
+
+    /// A block for `l`. Not inlined: the thread-local is looked up afresh on every call, so a
+    /// goroutine that moved to another thread uses that thread's cache.
+    #[inline(never)]
+    pub(super) fn alloc(l: Layout) -> NonNull<u8> {
+        let l = if fits(l) {
+            if let Some(p) = FREE.try_with(|f| f.borrow_mut().pop()).ok().flatten() {
+                return p;
+            }
+            class()
+        } else {
+            l
+        };
+        // SAFETY: `l` has a non-zero size (an `Op` holds a `Sel`).
+        let p = unsafe { std::alloc::alloc(l) };
+        NonNull::new(p).unwrap_or_else(|| handle_alloc_error(l))
+    }
+
+    /// Returns a block from `alloc(l)`.
+    ///
+    /// # Safety
+    /// `p` came from `alloc` with the same `l` and is not used again.
+    #[inline(never)]
+    pub(super) unsafe fn free(p: NonNull<u8>, l: Layout) {
+        if fits(l) {
+            let kept = FREE
+                .try_with(|f| {
+                    let mut f = f.borrow_mut();
+                    if f.len() < KEEP {
+                        f.push(p);
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .unwrap_or(false);
+            if !kept {
+                // SAFETY: allocated with the class layout.
+                unsafe { dealloc(p.as_ptr(), class()) };
+            }
+        } else {
+            // SAFETY: allocated with `l`.
+            unsafe { dealloc(p.as_ptr(), l) };
+        }
     }
 }
 
@@ -398,7 +499,7 @@ impl<T: Send> Chan<T> {
                 chan_panic("send on closed channel")
             }
             SendPoll::Full(v) => {
-                let op = Op::new(Some(v));
+                let op = OpBox::new(Some(v));
                 ChanInner::enqueue_send(st, &op.sg);
                 block_current(WaitReason::ChanSend, |w| {
                     // SAFETY: we still hold the lock taken above; a receiver can claim the
@@ -439,7 +540,7 @@ impl<T: Send> Chan<T> {
                 None
             }
             RecvPoll::Empty => {
-                let op = Op::new(None);
+                let op = OpBox::new(None);
                 ChanInner::enqueue_recv(st, &op.sg);
                 block_current(WaitReason::ChanReceive, |w| {
                     // SAFETY: as in `send`.
@@ -562,9 +663,8 @@ impl<T: Send> Chan<T> {
                 // SAFETY: queued sudogs are alive (waitq.rs); we hold the lock.
                 unsafe {
                     let sg = sg.as_ref();
-                    let sel = sg.sel.as_ref();
-                    if sel.claim(sg.case) {
-                        wake.extend(sel.complete(false));
+                    if sg.claim() {
+                        wake.extend(sg.sel.as_ref().complete(false));
                     }
                 }
             }

@@ -106,17 +106,35 @@ pub(crate) struct Sudog<T> {
     pub(crate) sel: NonNull<Sel>,
     /// Which case of the select this is (0 for a plain send or receive).
     pub(crate) case: usize,
+    /// Part of a select (its `Sel` may be claimed through another channel). A plain send or
+    /// receive waits in one queue only, so whoever dequeues it under that queue's lock owns
+    /// it without a compare-and-swap (Go's `sudog.isSelect`).
+    pub(crate) is_select: bool,
     /// A sender's value, taken by the receiver; or the slot a sender fills for a receiver.
     pub(crate) elem: UnsafeCell<Option<T>>,
 }
 
 impl<T> Sudog<T> {
+    /// A select's sudog for `case`.
     pub(crate) fn new(sel: &Sel, case: usize, elem: Option<T>) -> Sudog<T> {
         Sudog {
             sel: NonNull::from(sel),
             case,
+            is_select: true,
             elem: UnsafeCell::new(elem),
         }
+    }
+
+    /// Claims this sudog's operation: always won for a plain operation (one queue, whose lock
+    /// the caller holds), a compare-and-swap for a select.
+    ///
+    /// # Safety
+    /// The caller holds the lock of the queue the sudog was dequeued from, and the sudog is
+    /// alive.
+    #[inline]
+    pub(crate) unsafe fn claim(&self) -> bool {
+        // SAFETY: a sudog's `Sel` outlives its time in any queue.
+        !self.is_select || unsafe { self.sel.as_ref() }.claim(self.case)
     }
 }
 
@@ -143,10 +161,8 @@ impl<T> WaitQ<T> {
     /// Every sudog in the queue is alive (module docs).
     pub(crate) unsafe fn dequeue_claimed(&mut self) -> Option<NonNull<Sudog<T>>> {
         while let Some(s) = self.q.pop_front() {
-            // SAFETY: per the contract.
-            let sg = unsafe { s.as_ref() };
-            // SAFETY: a sudog's `Sel` outlives its time in any queue.
-            if unsafe { sg.sel.as_ref() }.claim(sg.case) {
+            // SAFETY: per the contract; we hold the queue's lock.
+            if unsafe { s.as_ref().claim() } {
                 return Some(s);
             }
         }
