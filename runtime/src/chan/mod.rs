@@ -20,9 +20,11 @@
 //! goroutine switched out and before the lock is released (`sched::park`), so no wake-up is
 //! lost and no goroutine is resumed while still on its way to sleep.
 //!
-//! The lock is a `parking_lot` raw mutex held for a few instructions; like Go's runtime lock,
-//! contention parks the thread briefly, never the goroutine.
+//! The lock (`lock.rs`) is held for a few instructions and never across a wake-up or a park:
+//! a test-and-test-and-set spin lock whose unlock is a plain release store (Go's runtime
+//! `lock` spins too before it sleeps).
 
+mod lock;
 mod select;
 mod waitq;
 
@@ -32,8 +34,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::lock_api::RawMutex as _;
-use parking_lot::RawMutex;
+use lock::SpinLock;
 
 use crate::panic::RuntimeError;
 use crate::sched::park::{block_current, Waiter};
@@ -81,7 +82,7 @@ pub struct Chan<T> {
 }
 
 pub(crate) struct ChanInner<T> {
-    lock: RawMutex,
+    lock: SpinLock,
     state: UnsafeCell<State<T>>,
     cap: usize,
 }
@@ -445,7 +446,7 @@ impl<T: Send> Chan<T> {
     pub fn new(cap: usize) -> Chan<T> {
         Chan {
             inner: Some(Arc::new(ChanInner {
-                lock: RawMutex::INIT,
+                lock: SpinLock::new(),
                 state: UnsafeCell::new(State {
                     buf: VecDeque::with_capacity(cap.min(1024)),
                     closed: false,
