@@ -92,6 +92,28 @@ impl<T> CaseChan<T> for Option<&Chan<T>> {
     }
 }
 
+fn case_addr<T>(ch: Option<&ChanInner<T>>) -> usize {
+    ch.map_or(0, |c| c.addr())
+}
+
+/// # Safety
+/// As `SelectCase::lock`.
+unsafe fn case_lock<T>(ch: Option<&ChanInner<T>>) {
+    if let Some(c) = ch {
+        // SAFETY: the caller unlocks it (`case_unlock`).
+        unsafe { c.lock() };
+    }
+}
+
+/// # Safety
+/// As `SelectCase::unlock`.
+unsafe fn case_unlock<T>(ch: Option<&ChanInner<T>>) {
+    if let Some(c) = ch {
+        // SAFETY: locked by `case_lock`.
+        unsafe { c.unlock() };
+    }
+}
+
 /// `recv(ch) -> v`: the value, or `None` when the channel was closed.
 #[doc(hidden)]
 pub struct RecvCase<'a, T> {
@@ -120,19 +142,15 @@ impl<'a, T: Send> RecvCase<'a, T> {
 // freed only after it left the queue.
 unsafe impl<T: Send> SelectCase for RecvCase<'_, T> {
     fn addr(&self) -> usize {
-        self.ch.map_or(0, |c| c.addr())
+        case_addr(self.ch)
     }
     unsafe fn lock(&self) {
-        if let Some(c) = self.ch {
-            // SAFETY: the caller unlocks it (`unlock`).
-            unsafe { c.lock() };
-        }
+        // SAFETY: forwarded contract.
+        unsafe { case_lock(self.ch) }
     }
     unsafe fn unlock(&self) {
-        if let Some(c) = self.ch {
-            // SAFETY: locked by `lock`.
-            unsafe { c.unlock() };
-        }
+        // SAFETY: forwarded contract.
+        unsafe { case_unlock(self.ch) }
     }
     unsafe fn poll(&mut self) -> Poll {
         let Some(c) = self.ch else {
@@ -202,19 +220,15 @@ impl<'a, T: Send> SendCase<'a, T> {
 // SAFETY: as for `RecvCase`.
 unsafe impl<T: Send> SelectCase for SendCase<'_, T> {
     fn addr(&self) -> usize {
-        self.ch.map_or(0, |c| c.addr())
+        case_addr(self.ch)
     }
     unsafe fn lock(&self) {
-        if let Some(c) = self.ch {
-            // SAFETY: the caller unlocks it (`unlock`).
-            unsafe { c.lock() };
-        }
+        // SAFETY: forwarded contract.
+        unsafe { case_lock(self.ch) }
     }
     unsafe fn unlock(&self) {
-        if let Some(c) = self.ch {
-            // SAFETY: locked by `lock`.
-            unsafe { c.unlock() };
-        }
+        // SAFETY: forwarded contract.
+        unsafe { case_unlock(self.ch) }
     }
     unsafe fn poll(&mut self) -> Poll {
         let Some(c) = self.ch else {
