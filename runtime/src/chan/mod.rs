@@ -284,8 +284,20 @@ mod opcache {
     const ALIGN: usize = 16;
     const KEEP: usize = 32;
 
+    /// The cached blocks of one thread, returned to the allocator when the thread exits.
+    struct Free(Vec<NonNull<u8>>);
+
+    impl Drop for Free {
+        fn drop(&mut self) {
+            for p in self.0.drain(..) {
+                // SAFETY: every cached block was allocated with the class layout.
+                unsafe { dealloc(p.as_ptr(), class()) };
+            }
+        }
+    }
+
     thread_local! {
-        static FREE: RefCell<Vec<NonNull<u8>>> = const { RefCell::new(Vec::new()) };
+        static FREE: RefCell<Free> = const { RefCell::new(Free(Vec::new())) };
     }
 
     fn class() -> Layout {
@@ -301,7 +313,7 @@ mod opcache {
     #[inline(never)]
     pub(super) fn alloc(l: Layout) -> NonNull<u8> {
         let l = if fits(l) {
-            if let Some(p) = FREE.try_with(|f| f.borrow_mut().pop()).ok().flatten() {
+            if let Some(p) = FREE.try_with(|f| f.borrow_mut().0.pop()).ok().flatten() {
                 return p;
             }
             class()
@@ -323,8 +335,8 @@ mod opcache {
             let kept = FREE
                 .try_with(|f| {
                     let mut f = f.borrow_mut();
-                    if f.len() < KEEP {
-                        f.push(p);
+                    if f.0.len() < KEEP {
+                        f.0.push(p);
                         true
                     } else {
                         false
