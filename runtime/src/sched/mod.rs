@@ -663,6 +663,7 @@ where
 /// that P's `runnext` (it runs next, in the readier's time slice); from anywhere else, to its
 /// runtime's global queue.
 pub(crate) fn ready(g: GRef) {
+    g.prefetch_stack();
     g.set_wait_reason(WaitReason::None);
     g.set_status(Status::Runnable);
     let ctx = ctx_ptr();
@@ -697,6 +698,9 @@ where
     // SAFETY: we are the running goroutine, so we own `inner`; the suspender was set when our
     // coroutine started and lives on our stack.
     let sus = unsafe { &*(*gp).inner().suspender };
+    // Where this stack will be resumed: the waker prefetches it (`ready`).
+    // SAFETY: `gp` is the running goroutine's live record.
+    unsafe { (*gp).set_park_sp(&call as *const _ as usize) };
     sus.suspend(Switch::Park(reason, erased));
 }
 
