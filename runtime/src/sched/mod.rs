@@ -580,6 +580,20 @@ pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) {
     kick(shared, when);
 }
 
+/// `add_timer` from a park function, on the M that holds the parking goroutine's P: no
+/// reference count of the runtime is touched.
+pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) {
+    let ctx = ctx_ptr();
+    assert!(!ctx.is_null(), "add_timer_here runs on an M");
+    // SAFETY: see `current_g`.
+    let ctx = unsafe { &*ctx };
+    let p = ctx
+        .p_ref()
+        .expect("a park function runs on an M holding a P");
+    p.timers.push(when, fire);
+    kick(&ctx.shared, when);
+}
+
 /// Wakes an M if a timer at `when` is earlier than any sleeping M will wake for.
 fn kick(shared: &Arc<Shared>, when: u64) {
     if when < shared.timer_sleep_until.load(Ordering::Acquire) {

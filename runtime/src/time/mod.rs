@@ -35,13 +35,14 @@ pub fn sleep(d: Duration) {
     if d.is_zero() {
         return;
     }
-    let Some(shared) = sched::current_g().and_then(|_| sched::current_shared()) else {
+    let Some(gp) = sched::current_g() else {
         std::thread::sleep(d);
         return;
     };
-    let when = timers::deadline(shared.epoch, d);
+    // SAFETY: the running goroutine's record is alive.
+    let when = timers::deadline(unsafe { (&(*gp).shared).epoch }, d);
     sched::park(WaitReason::Sleep, move |g| {
-        sched::add_timer(&shared, when, Fire::Wake(g));
+        sched::add_timer_here(when, Fire::Wake(g));
         None
     });
 }
