@@ -40,7 +40,8 @@ pub fn sleep(d: Duration) {
         return;
     };
     // SAFETY: the running goroutine's record is alive.
-    let when = timers::deadline(unsafe { (&(*gp).shared).epoch }, d);
+    let shared: &Arc<Shared> = unsafe { &(*gp).shared };
+    let when = timers::deadline(shared.epoch, d);
     sched::park(WaitReason::Sleep, move |g| {
         sched::add_timer_here(when, Fire::Wake(g));
         None
