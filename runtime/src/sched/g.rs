@@ -255,8 +255,8 @@ impl Goroutine {
                 return;
             }
             // The switch saves registers below `sp`; the frames it returns through lie above.
-            let mut a = sp.saturating_sub(256) & !63;
-            while a < sp + 768 {
+            let mut a = sp.saturating_sub(64) & !63;
+            while a < sp + 192 {
                 // SAFETY: a prefetch is a hint: it never faults, even on an unmapped or
                 // guard page, and SSE is part of the x86_64 baseline.
                 unsafe {
