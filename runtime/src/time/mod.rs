@@ -103,6 +103,9 @@ impl TimerCore {
         if st.gen != gen || !st.active {
             return;
         }
+        // Sent under the timer's lock: a `stop` or `reset` that returns after this point sees
+        // the value in the channel, one that returned before it means no value is sent.
+        let _ = self.ch.try_send(Instant::now());
         match st.period {
             Some(p) => {
                 // Go's ticker: the next tick after now, skipping ticks a slow reader missed.
@@ -114,12 +117,8 @@ impl TimerCore {
                 drop(st);
                 sched::add_timer(shared, when, Fire::Send(self.clone(), gen));
             }
-            None => {
-                st.active = false;
-                drop(st);
-            }
+            None => st.active = false,
         }
-        let _ = self.ch.try_send(Instant::now());
     }
 }
 
