@@ -157,9 +157,11 @@ pub(crate) struct Goroutine {
     /// The runtime this record belongs to.
     pub(crate) shared: Arc<Shared>,
     inner: UnsafeCell<GInner>,
-    /// Defer list and panic chain; touched only by code running on the goroutine (and by
-    /// shutdown's discard, which owns a dead record).
-    defer: UnsafeCell<DeferState>,
+    /// Defer list and panic chain, made on first use (most goroutines never use the list or
+    /// panic, and a parked goroutine's record should stay small); kept when the record is
+    /// reused. Touched only by code running on the goroutine (and by shutdown's discard,
+    /// which owns a dead record).
+    defer: UnsafeCell<Option<Box<DeferState>>>,
 }
 
 // SAFETY: `inner` is accessed only by the record's current owner (module docs), and ownership
@@ -187,15 +189,26 @@ impl Goroutine {
                 locals: Vec::new(),
                 exit_notify: None,
             }),
-            defer: UnsafeCell::new(DeferState::new()),
+            defer: UnsafeCell::new(None),
         }
     }
 
-    /// The goroutine's defer list and panic chain. Only the goroutine itself (while running)
-    /// or the record's owner when it is dead may dereference the pointer.
+    /// The goroutine's defer list and panic chain, made on first use. Only the goroutine
+    /// itself (while running) may call this.
     #[inline]
     pub(crate) fn defer_state(&self) -> *mut DeferState {
-        self.defer.get()
+        // SAFETY: only the running goroutine touches its state (see the field).
+        let slot = unsafe { &mut *self.defer.get() };
+        &mut **slot.get_or_insert_with(|| Box::new(DeferState::new()))
+    }
+
+    /// The state if it was ever made (for the goroutine's end and for discard, which must not
+    /// allocate one). Same rule as `defer_state`, or the caller owns a dead record.
+    #[inline]
+    pub(crate) fn defer_state_if_any(&self) -> Option<*mut DeferState> {
+        // SAFETY: as in `defer_state`.
+        let slot = unsafe { &mut *self.defer.get() };
+        slot.as_deref_mut().map(|s| s as *mut DeferState)
     }
 
     /// The goroutine id (Go's `goid`): 1 for main, then increasing.

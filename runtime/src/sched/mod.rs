@@ -325,8 +325,11 @@ impl Shared {
         // than dropped: dropping runs user code.
         std::mem::forget(inner.entry.take());
         std::mem::forget(std::mem::take(&mut inner.locals));
-        // SAFETY: as above; deferred calls and panic values are leaked, not run or dropped.
-        unsafe { (*g.defer_state()).reset() };
+        // Deferred calls and panic values are leaked, not run or dropped.
+        if let Some(st) = g.defer_state_if_any() {
+            // SAFETY: as above: we own the dead record and its state.
+            unsafe { (*st).reset() };
+        }
         if let Some(n) = inner.exit_notify.take() {
             n.abandoned();
         }
@@ -448,10 +451,12 @@ fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
             }
         })
     });
-    // SAFETY: as above.
-    let st = unsafe { &mut *g.defer_state() };
-    if !st.is_clean() {
-        st.reset();
+    if let Some(st) = g.defer_state_if_any() {
+        // SAFETY: as above.
+        let st = unsafe { &mut *st };
+        if !st.is_clean() {
+            st.reset();
+        }
     }
     match ended {
         Ok(false) => {}
