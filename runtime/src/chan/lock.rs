@@ -7,7 +7,9 @@
 //! takes the lock once. Under contention a waiter spins with `spin_loop` hints, then yields
 //! its thread to the OS (a lock holder descheduled by the OS must get the CPU back).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::loom::AtomicBool;
 
 pub(crate) struct SpinLock {
     locked: AtomicBool,
@@ -17,7 +19,7 @@ pub(crate) struct SpinLock {
 const SPINS: u32 = 64;
 
 impl SpinLock {
-    pub(crate) const fn new() -> SpinLock {
+    pub(crate) fn new() -> SpinLock {
         SpinLock {
             locked: AtomicBool::new(false),
         }
@@ -40,11 +42,11 @@ impl SpinLock {
         loop {
             // Test first: spin on a shared read, not on a contended write.
             while self.locked.load(Ordering::Relaxed) {
-                if spins < SPINS {
+                if spins < SPINS && !cfg!(loom) {
                     std::hint::spin_loop();
                     spins += 1;
                 } else {
-                    std::thread::yield_now();
+                    crate::loom::yield_thread();
                 }
             }
             if self
@@ -65,7 +67,7 @@ impl SpinLock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -783,3 +783,35 @@ impl<T: Send> Chan<T> {
         Iter { ch: self }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The channel hand-off end to end, with plain threads (whose parker is loom-aware): the
+    //! spin lock, the queue, registration before unlock, the claim, and the wake-up. loom
+    //! reports a deadlock if any interleaving loses a wake-up. (A select over two channels
+    //! exceeds loom's branch limit through the spin locks' retry loops; its claim has its own
+    //! model in `waitq.rs`.)
+    use super::*;
+
+    #[test]
+    fn loom_unbuffered_send_meets_blocked_recv() {
+        loom::model(|| {
+            let c: Chan<u32> = Chan::new(0);
+            let c2 = c.clone();
+            let t = loom::thread::spawn(move || c2.send(7));
+            assert_eq!(c.recv(), Some(7));
+            t.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_close_wakes_a_blocked_receiver() {
+        loom::model(|| {
+            let c: Chan<u32> = Chan::new(0);
+            let c2 = c.clone();
+            let t = loom::thread::spawn(move || c2.close());
+            assert_eq!(c.recv(), None);
+            t.join().unwrap();
+        });
+    }
+}
