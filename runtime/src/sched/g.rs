@@ -267,6 +267,16 @@ impl Goroutine {
             if sp == 0 {
                 return;
             }
+            // The record's owner-only part (the coroutine handle the M resumes through).
+            let rec = self.inner.get() as usize;
+            for a in [rec, rec + 64] {
+                // SAFETY: as below: a prefetch is only a hint.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        a as *const i8,
+                    )
+                };
+            }
             // The switch saves registers below `sp`; the frames it returns through lie above.
             let mut a = sp.saturating_sub(64) & !63;
             while a < sp + 192 {
