@@ -74,6 +74,18 @@ pub fn after(d: Duration) -> Chan<Instant> {
 ///
 /// # Panics
 /// Outside a runtime, or if `d` is zero.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// gort::run(|| {
+///     let beat = gort::time::tick(Duration::from_millis(1));
+///     let t0 = beat.recv().unwrap();
+///     let t1 = beat.recv().unwrap();
+///     assert!(t1 > t0);
+/// });
+/// ```
 pub fn tick(d: Duration) -> Chan<Instant> {
     let t = Ticker::new(d);
     let ch = t.chan().clone();
