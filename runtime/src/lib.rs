@@ -647,10 +647,8 @@ pub fn num_goroutine() -> usize {
 /// assert_eq!(gort::Builder::new().procs(2).run(gort::gomaxprocs), 2);
 /// ```
 pub fn gomaxprocs() -> usize {
-    sched::current_shared()
+    sched::with_current_shared(|s| s.config.procs)
         .unwrap_or_else(|| panic!("gort::gomaxprocs called outside a gort runtime"))
-        .config
-        .procs
 }
 
 /// Used by gort-macros; not a public API.

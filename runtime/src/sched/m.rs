@@ -375,7 +375,7 @@ impl MContext {
                 return None;
             }
             let p = self.p();
-            self.run_timers_of(p);
+            self.run_timers_of(p, &mut None);
             // SAFETY: this M holds `p`.
             if unsafe { p.local() }.schedtick % GLOBAL_QUEUE_INTERVAL == 0 {
                 if let Some(g) = shared.global_pop() {
@@ -396,7 +396,7 @@ impl MContext {
                 }
             }
             // Timers of other Ps that came due while their Ms were busy or asleep.
-            if self.run_all_timers() {
+            if self.run_other_timers(p) {
                 continue 'top;
             }
             // Idle: a little housekeeping while we still hold the P.
@@ -445,8 +445,6 @@ impl MContext {
                 }
                 let mut deadline = self.timer_deadline();
                 if s.pidle.len() == shared.procs.len() {
-                    // Every P idle: the per-P goroutine counts are stable.
-                    super::check_main_goexit(shared);
                     if let Some(recheck) = super::check_dead(shared, deadline.is_some()) {
                         deadline = Some(deadline.map_or(recheck, |d| d.min(recheck)));
                     }
@@ -505,14 +503,16 @@ impl MContext {
         }
     }
 
-    /// Runs `p`'s due timers; true if any fired.
+    /// Runs `p`'s due timers; true if any fired. `now` is read from the clock at most once,
+    /// and only if some timer might be due.
     #[inline]
-    fn run_timers_of(&self, p: &Processor) -> bool {
+    fn run_timers_of(&self, p: &Processor, now: &mut Option<u64>) -> bool {
         let next = p.timers.next();
         if next == u64::MAX {
             return false;
         }
-        let now = timers::nanos_since(self.shared.epoch, Instant::now());
+        let now =
+            *now.get_or_insert_with(|| timers::nanos_since(self.shared.epoch, Instant::now()));
         if next > now {
             return false;
         }
@@ -525,11 +525,13 @@ impl MContext {
         any
     }
 
-    /// Runs every P's due timers; true if any fired (their goroutines are now runnable here).
-    fn run_all_timers(&self) -> bool {
+    /// Runs the due timers of the other Ps (this M's own were run at the top of
+    /// `find_runnable`); true if any fired (their goroutines are now runnable here).
+    fn run_other_timers(&self, own: &Processor) -> bool {
+        let mut now = None;
         let mut any = false;
-        for p in self.shared.procs.iter() {
-            any |= self.run_timers_of(p);
+        for p in self.shared.procs.iter().filter(|p| p.id != own.id) {
+            any |= self.run_timers_of(p, &mut now);
         }
         any
     }

@@ -191,12 +191,18 @@ pub(crate) fn current_goid_for_signal() -> Option<u64> {
 
 /// The runtime of the calling goroutine or entered thread.
 pub(crate) fn current_shared() -> Option<Arc<Shared>> {
+    with_current_shared(Arc::clone)
+}
+
+/// `f` on the runtime of the calling goroutine or entered thread, without touching its
+/// reference count (a shared counter every M would write).
+pub(crate) fn with_current_shared<R>(f: impl FnOnce(&Arc<Shared>) -> R) -> Option<R> {
     let ctx = ctx_ptr();
     if !ctx.is_null() {
         // SAFETY: see `current_g`.
-        return Some(unsafe { (*ctx).shared.clone() });
+        return Some(f(unsafe { &(*ctx).shared }));
     }
-    ENTERED.with(|e| e.borrow().last().cloned())
+    ENTERED.with(|e| e.borrow().last().map(f))
 }
 
 fn outside_runtime(what: &str) -> ! {
@@ -422,35 +428,24 @@ fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
     };
     // SAFETY: as above.
     let g = unsafe { &*gp };
-    let r = panic::catch_unwind(AssertUnwindSafe(|| f.call()));
-    let ended = match r {
-        Ok(()) => Ok(false),
-        Err(payload) => {
-            // SAFETY: the running goroutine owns its defer state.
-            let st = unsafe { &mut *g.defer_state() };
-            match frame::at_top(st, payload, g.id()) {
-                TopEnd::Goexit => Ok(true),
-                TopEnd::Panic(p, report) => Err((p, report)),
-            }
+    // What no frame stopped: a Goexit, or a panic with its report. `defer_state` is the
+    // running goroutine's own.
+    // SAFETY: as above.
+    let top = |payload| frame::at_top(unsafe { &mut *g.defer_state() }, payload, g.id());
+    let mut end = panic::catch_unwind(AssertUnwindSafe(|| f.call()))
+        .err()
+        .map(top);
+    if !matches!(end, Some(TopEnd::Panic(..))) {
+        // Goroutine-local values are dropped here, on the goroutine's stack, while it still
+        // runs (also after a Goexit).
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as above.
+            drop(std::mem::take(unsafe { &mut (*gp).inner().locals }));
+        }));
+        if let Err(payload) = dropped {
+            end = Some(top(payload));
         }
-    };
-    // Goroutine-local values are dropped here, on the goroutine's stack, while it still runs.
-    let ended = ended.and_then(|goexit| {
-        panic::catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: as above.
-            let locals = std::mem::take(unsafe { &mut (*gp).inner().locals });
-            drop(locals);
-        }))
-        .map(|()| goexit)
-        .map_err(|payload| {
-            // SAFETY: as above.
-            let st = unsafe { &mut *g.defer_state() };
-            match frame::at_top(st, payload, g.id()) {
-                TopEnd::Panic(p, report) => (p, report),
-                TopEnd::Goexit => unreachable!("goexit is not raised by dropping locals"),
-            }
-        })
-    });
+    }
     if let Some(st) = g.defer_state_if_any() {
         // SAFETY: as above.
         let st = unsafe { &mut *st };
@@ -458,24 +453,15 @@ fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
             st.reset();
         }
     }
-    match ended {
-        Ok(false) => {}
-        Ok(true) => {
-            // SAFETY: as above.
-            if let Some(n) = unsafe { g.inner() }.exit_notify.take() {
-                n.abandoned();
-            }
-            if g.id() == 1 {
-                g.shared.main_goexited.store(true, Ordering::SeqCst);
-            }
-        }
-        Err((payload, report)) => {
-            // SAFETY: as above.
-            if let Some(n) = unsafe { g.inner() }.exit_notify.take() {
-                n.abandoned();
-            }
-            fatal(&g.shared, payload, report);
-        }
+    let Some(end) = end else { return };
+    // SAFETY: as above.
+    if let Some(n) = unsafe { g.inner() }.exit_notify.take() {
+        n.abandoned();
+    }
+    match end {
+        TopEnd::Goexit if g.id() == 1 => g.shared.main_goexited.store(true, Ordering::SeqCst),
+        TopEnd::Goexit => {}
+        TopEnd::Panic(payload, report) => fatal(&g.shared, payload, report),
     }
 }
 
@@ -485,15 +471,6 @@ fn fatal(shared: &Shared, payload: Box<dyn Any + Send>, report: String) {
     match shared.config.mode {
         Mode::Process => crate::panic::die(&report),
         Mode::Embedded => shared.finish(Some((payload, report))),
-    }
-}
-
-/// Go's `checkdead` for a main that called Goexit, run by an M about to sleep with every P
-/// idle: no goroutine is left, so nothing can ever run again.
-pub(crate) fn check_main_goexit(shared: &Shared) {
-    if shared.main_goexited.load(Ordering::SeqCst) && shared.num_goroutine() == 0 {
-        let msg = "fatal error: no goroutines (main called runtime.Goexit) - deadlock!";
-        fatal(shared, Box::new(msg), format!("{msg}\n"));
     }
 }
 
@@ -513,7 +490,11 @@ fn process_threads() -> usize {
 }
 
 /// Go's `checkdead`, run by an M about to sleep with every P idle (`timers_pending`: some P
-/// has a timer, which will wake an M). Reports a deadlock when all of these hold:
+/// has a timer, which will wake an M); with every P idle the per-P goroutine counts are
+/// stable.
+///
+/// If main called Goexit and no goroutine is left: `fatal error: no goroutines (main called
+/// runtime.Goexit) - deadlock!`. Otherwise it reports a deadlock when all of these hold:
 ///
 /// 1. every P is idle and the global queue is empty: no goroutine is running or runnable;
 /// 2. at least one goroutine is alive: each is parked on a channel, select, lock, `WaitGroup`,
@@ -528,7 +509,13 @@ fn process_threads() -> usize {
 /// Goroutines of two runtimes that talk through a channel are not seen by each other's
 /// detection (documented in `docs/channels-select.md`).
 pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instant> {
-    if timers_pending || !shared.global.is_empty() || shared.num_goroutine() == 0 {
+    let live = shared.num_goroutine();
+    if live == 0 && shared.main_goexited.load(Ordering::SeqCst) {
+        let msg = "fatal error: no goroutines (main called runtime.Goexit) - deadlock!";
+        fatal(shared, Box::new(msg), format!("{msg}\n"));
+        return None;
+    }
+    if timers_pending || !shared.global.is_empty() || live == 0 {
         return None;
     }
     if shared.outcome.lock().finished {
@@ -570,23 +557,16 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
 /// otherwise sleep past `when`.
 pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) {
     let ctx = ctx_ptr();
-    let here = if ctx.is_null() {
-        None
-    } else {
-        // SAFETY: see `current_g`.
-        let ctx = unsafe { &*ctx };
-        if Arc::ptr_eq(&ctx.shared, shared) {
-            ctx.p_ref()
-        } else {
-            None
-        }
-    };
-    here.unwrap_or(&shared.procs[0]).timers.push(when, fire);
+    // SAFETY: see `current_g`.
+    if !ctx.is_null() && unsafe { Arc::ptr_eq(&(*ctx).shared, shared) && (*ctx).has_p() } {
+        return add_timer_here(when, fire);
+    }
+    shared.procs[0].timers.push(when, fire);
     kick(shared, when);
 }
 
-/// `add_timer` from a park function, on the M that holds the parking goroutine's P: no
-/// reference count of the runtime is touched.
+/// `add_timer` on an M of the timer's runtime that holds a P (a park function, a timer being
+/// re-armed): no reference count of the runtime is touched.
 pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) {
     let ctx = ctx_ptr();
     assert!(!ctx.is_null(), "add_timer_here runs on an M");
@@ -594,7 +574,7 @@ pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) {
     let ctx = unsafe { &*ctx };
     let p = ctx
         .p_ref()
-        .expect("a park function runs on an M holding a P");
+        .expect("add_timer_here runs on an M holding a P");
     p.timers.push(when, fire);
     kick(&ctx.shared, when);
 }

@@ -39,6 +39,17 @@ pub(crate) const GFREE_CAP: usize = 64;
 /// Stacks a P keeps; past this, half go back to the pool.
 pub(crate) const STACK_CACHE_CAP: usize = 64;
 
+/// One step of xorshift64 (Marsaglia): the scheduler's and `select`'s cheap randomness.
+#[inline]
+pub(crate) fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
 /// State only the holding M touches.
 pub(crate) struct PLocal {
     /// Go's `schedtick`: goroutines started from the queues (not from `runnext`).
@@ -239,12 +250,6 @@ impl Processor {
     /// The caller holds this P.
     pub(crate) unsafe fn rand(&self) -> u64 {
         // SAFETY: per the caller's contract.
-        let l = unsafe { self.local() };
-        let mut x = l.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        l.rng = x;
-        x
+        xorshift(&mut unsafe { self.local() }.rng)
     }
 }

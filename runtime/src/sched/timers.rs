@@ -38,13 +38,14 @@ pub(crate) enum Fire {
 pub(crate) struct Entry {
     /// Nanoseconds since the runtime's epoch.
     pub(crate) when: u64,
-    seq: u64,
     pub(crate) fire: Fire,
 }
 
+// Ordered by deadline only: timers due at the same instant fire in no particular order, as in
+// Go (a tie-breaking sequence number would be one more shared counter on every push).
 impl PartialEq for Entry {
     fn eq(&self, o: &Self) -> bool {
-        (self.when, self.seq) == (o.when, o.seq)
+        self.when == o.when
     }
 }
 impl Eq for Entry {}
@@ -56,7 +57,7 @@ impl PartialOrd for Entry {
 impl Ord for Entry {
     /// Reversed: `BinaryHeap` is a max-heap and we want the earliest on top.
     fn cmp(&self, o: &Self) -> CmpOrdering {
-        (o.when, o.seq).cmp(&(self.when, self.seq))
+        o.when.cmp(&self.when)
     }
 }
 
@@ -66,8 +67,6 @@ pub(crate) struct Timers {
     /// The earliest `when` in the heap, or `u64::MAX` (Go's `timer0When`).
     next: AtomicU64,
 }
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Timers {
     pub(crate) fn new() -> Timers {
@@ -85,11 +84,7 @@ impl Timers {
 
     pub(crate) fn push(&self, when: u64, fire: Fire) {
         let mut h = self.heap.lock();
-        h.push(Entry {
-            when,
-            seq: SEQ.fetch_add(1, Ordering::Relaxed),
-            fire,
-        });
+        h.push(Entry { when, fire });
         let top = h.peek().map_or(u64::MAX, |e| e.when);
         self.next.store(top, Ordering::Release);
     }

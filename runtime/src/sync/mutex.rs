@@ -126,10 +126,12 @@ impl<T: ?Sized> Mutex<T> {
         let mut starving = false;
         let mut awoke = false;
         let mut iter = 0;
+        // Go's `runtime_canSpin`: a few rounds, only with another processor to run the holder.
+        let multi = crate::sched::with_current_shared(|s| s.procs.len() > 1).unwrap_or(false);
         let mut old = self.state.load(Ordering::Relaxed);
         loop {
             // Spin a little while the holder runs, unless starving (ownership is handed off).
-            if old & (LOCKED | STARVING) == LOCKED && can_spin(iter) {
+            if old & (LOCKED | STARVING) == LOCKED && multi && iter < 4 {
                 if !awoke
                     && old & WOKEN == 0
                     && old >> WAITER_SHIFT != 0
@@ -237,11 +239,6 @@ impl<T: ?Sized> Mutex<T> {
             }
         }
     }
-}
-
-/// Go's `runtime_canSpin`: a few rounds, only with other processors to run the holder.
-fn can_spin(iter: u32) -> bool {
-    iter < 4 && crate::sched::current_shared().is_some_and(|s| s.procs.len() > 1)
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
