@@ -212,11 +212,14 @@ impl<T> ChanInner<T> {
         st.recvq.push(std::ptr::NonNull::from(sg));
     }
 
-    /// Removes a select's sudog that did not win.
-    pub(crate) fn dequeue(st: &mut State<T>, sg: &Sudog<T>) {
-        let p = std::ptr::NonNull::from(sg);
-        st.sendq.remove(p);
-        st.recvq.remove(p);
+    /// Removes a select's send sudog that did not win.
+    pub(crate) fn dequeue_send(st: &mut State<T>, sg: &Sudog<T>) {
+        st.sendq.remove(std::ptr::NonNull::from(sg));
+    }
+
+    /// Removes a select's receive sudog that did not win.
+    pub(crate) fn dequeue_recv(st: &mut State<T>, sg: &Sudog<T>) {
+        st.recvq.remove(std::ptr::NonNull::from(sg));
     }
 }
 
@@ -351,6 +354,14 @@ mod opcache {
             // SAFETY: allocated with `l`.
             unsafe { dealloc(p.as_ptr(), l) };
         }
+    }
+}
+
+/// Wakes the party an operation completed, if any (always after the channel's lock is released).
+#[inline]
+pub(crate) fn wake(w: Option<Waiter>) {
+    if let Some(w) = w {
+        w.wake();
     }
 }
 
@@ -501,9 +512,7 @@ impl<T: Send> Chan<T> {
             SendPoll::Done(w) => {
                 // SAFETY: locked above.
                 unsafe { c.unlock() };
-                if let Some(w) = w {
-                    w.wake();
-                }
+                wake(w);
             }
             SendPoll::Closed(v) => {
                 // SAFETY: locked above.
@@ -542,9 +551,7 @@ impl<T: Send> Chan<T> {
             RecvPoll::Value(v, w) => {
                 // SAFETY: locked above.
                 unsafe { c.unlock() };
-                if let Some(w) = w {
-                    w.wake();
-                }
+                wake(w);
                 Some(v)
             }
             RecvPoll::Closed => {
@@ -588,9 +595,7 @@ impl<T: Send> Chan<T> {
         unsafe { c.unlock() };
         match r {
             SendPoll::Done(w) => {
-                if let Some(w) = w {
-                    w.wake();
-                }
+                wake(w);
                 Ok(())
             }
             SendPoll::Full(v) => Err(TrySendError::Full(v)),
@@ -611,9 +616,7 @@ impl<T: Send> Chan<T> {
         unsafe { c.unlock() };
         match r {
             RecvPoll::Value(v, w) => {
-                if let Some(w) = w {
-                    w.wake();
-                }
+                wake(w);
                 Ok(v)
             }
             RecvPoll::Closed => Err(TryRecvError::Closed),
@@ -627,6 +630,15 @@ impl<T: Send> Chan<T> {
     /// # Panics
     /// `send on closed channel`, as [`Chan::send`].
     pub fn send_timeout(&self, v: T, d: Duration) -> Result<(), SendTimeoutError<T>> {
+        // No timer for a send that completes now.
+        let v = match self.try_send(v) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(v)) => {
+                drop(v);
+                chan_panic("send on closed channel")
+            }
+            Err(TrySendError::Full(v)) => v,
+        };
         let timer = crate::time::after(d);
         let mut send = SendCase::new(Some(self), v);
         let mut tick = RecvCase::new(Some(&timer));
@@ -642,6 +654,12 @@ impl<T: Send> Chan<T> {
 
     /// Receives, giving up after `d`. A select of this receive and `gort::time::after(d)`.
     pub fn recv_timeout(&self, d: Duration) -> Result<T, RecvTimeoutError> {
+        // No timer for a receive that completes now.
+        match self.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
+            Err(TryRecvError::Empty) => {}
+        }
         let timer = crate::time::after(d);
         let mut recv = RecvCase::new(Some(self));
         let mut tick = RecvCase::new(Some(&timer));

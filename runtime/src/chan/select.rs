@@ -16,8 +16,10 @@
 
 use std::cell::Cell;
 
+use crate::sched::p::xorshift;
+
 use super::waitq::{Sel, Sudog};
-use super::{block_forever, chan_panic, Chan, ChanInner, RecvPoll, SendPoll};
+use super::{block_forever, chan_panic, wake, Chan, ChanInner, RecvPoll, SendPoll};
 use crate::sched::park::{block_current, Waiter};
 use crate::sched::WaitReason;
 
@@ -182,7 +184,7 @@ unsafe impl<T: Send> SelectCase for RecvCase<'_, T> {
     unsafe fn dequeue(&mut self) {
         if let (Some(c), Some(sg)) = (self.ch, &self.sg) {
             // SAFETY: the channel is locked by this select.
-            ChanInner::dequeue(unsafe { &mut *c.state.get() }, sg);
+            ChanInner::dequeue_recv(unsafe { &mut *c.state.get() }, sg);
         }
     }
     fn woken(&mut self, ok: bool) {
@@ -263,7 +265,7 @@ unsafe impl<T: Send> SelectCase for SendCase<'_, T> {
     unsafe fn dequeue(&mut self) {
         if let (Some(c), Some(sg)) = (self.ch, &self.sg) {
             // SAFETY: the channel is locked by this select.
-            ChanInner::dequeue(unsafe { &mut *c.state.get() }, sg);
+            ChanInner::dequeue_send(unsafe { &mut *c.state.get() }, sg);
             // The value was not sent: keep it (`into_value`).
             // SAFETY: the sudog is out of the queue; only we touch it.
             self.value = unsafe { (*sg.elem.get()).take() };
@@ -287,30 +289,57 @@ fn fastrand() -> u64 {
         if x == 0 {
             x = (r as *const _ as u64) | 1;
         }
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let v = xorshift(&mut x);
         r.set(x);
-        x
+        v
     })
 }
+
+/// Cases a select orders on its own stack; larger selects allocate.
+const INLINE_CASES: usize = 16;
 
 /// Runs a select over `cases`; returns the index of the case that completed, or
 /// `cases.len()` for the default (`has_default`). Used by `select!`.
 #[doc(hidden)]
 pub fn select(cases: &mut [&mut dyn SelectCase], has_default: bool) -> usize {
     let n = cases.len();
-    // Poll order: a random permutation (Fisher-Yates). Lock order: by address, each once.
-    let mut poll: Vec<usize> = (0..n).collect();
+    // Two index orders, on the stack for the usual handful of cases.
+    let mut inline = [0usize; 2 * INLINE_CASES];
+    let mut heap = Vec::new();
+    let (poll, locks) = if n <= INLINE_CASES {
+        inline[..2 * n].split_at_mut(n)
+    } else {
+        heap.resize(2 * n, 0);
+        heap.split_at_mut(n)
+    };
+    // Poll order: a random permutation (Fisher-Yates).
+    for (i, slot) in poll.iter_mut().enumerate() {
+        *slot = i;
+    }
     for i in (1..n).rev() {
         let j = (fastrand() % (i as u64 + 1)) as usize;
         poll.swap(i, j);
     }
-    let mut locks: Vec<usize> = (0..n).filter(|&i| cases[i].addr() != 0).collect();
-    locks.sort_by_key(|&i| cases[i].addr());
-    locks.dedup_by_key(|i| cases[*i].addr());
+    // Lock order: by address, each channel once, nil channels left out.
+    let mut nlocks = 0;
+    for (i, c) in cases.iter().enumerate() {
+        if c.addr() != 0 {
+            locks[nlocks] = i;
+            nlocks += 1;
+        }
+    }
+    let locks = &mut locks[..nlocks];
+    locks.sort_unstable_by_key(|&i| cases[i].addr());
+    let mut unique = 0;
+    for k in 0..nlocks {
+        if unique == 0 || cases[locks[k]].addr() != cases[locks[unique - 1]].addr() {
+            locks[unique] = locks[k];
+            unique += 1;
+        }
+    }
+    let locks = &locks[..unique];
     let lock_all = |cases: &[&mut dyn SelectCase]| {
-        for &i in &locks {
+        for &i in locks {
             // SAFETY: each unique channel once, in address order; `unlock_all` follows.
             unsafe { cases[i].lock() };
         }
@@ -323,14 +352,12 @@ pub fn select(cases: &mut [&mut dyn SelectCase], has_default: bool) -> usize {
     };
 
     lock_all(cases);
-    for &i in &poll {
+    for &i in poll.iter() {
         // SAFETY: all channels are locked.
         match unsafe { cases[i].poll() } {
             Poll::Ready(Wakeup(w)) => {
                 unlock_all(cases);
-                if let Some(w) = w {
-                    w.wake();
-                }
+                wake(w);
                 return i;
             }
             Poll::SendClosed => {
