@@ -57,20 +57,14 @@ impl<'ast> Visit<'ast> for Count {
     fn visit_expr_closure(&mut self, _: &'ast ExprClosure) {}
     fn visit_item(&mut self, _: &'ast syn::Item) {}
     fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
-    fn visit_expr_for_loop(&mut self, e: &'ast syn::ExprForLoop) {
-        self.loops += 1;
-        syn::visit::visit_expr_for_loop(self, e);
-        self.loops -= 1;
-    }
-    fn visit_expr_while(&mut self, e: &'ast syn::ExprWhile) {
-        self.loops += 1;
-        syn::visit::visit_expr_while(self, e);
-        self.loops -= 1;
-    }
-    fn visit_expr_loop(&mut self, e: &'ast syn::ExprLoop) {
-        self.loops += 1;
-        syn::visit::visit_expr_loop(self, e);
-        self.loops -= 1;
+    fn visit_expr(&mut self, e: &'ast Expr) {
+        let looped = usize::from(matches!(
+            e,
+            Expr::ForLoop(_) | Expr::While(_) | Expr::Loop(_)
+        ));
+        self.loops += looped;
+        syn::visit::visit_expr(self, e);
+        self.loops -= looped;
     }
     fn visit_macro(&mut self, m: &'ast Macro) {
         if is_defer(m) {
@@ -148,25 +142,20 @@ impl VisitMut for Rewrite {
     fn visit_expr_async_mut(&mut self, a: &mut syn::ExprAsync) {
         Qualify.visit_expr_async_mut(a);
     }
+    // A `defer!` is either a statement or an expression; both become its registration.
     fn visit_stmt_mut(&mut self, s: &mut Stmt) {
-        if let Stmt::Macro(m) = s {
-            if is_defer(&m.mac) {
-                let code = self.site(&m.mac);
-                *s = Stmt::Expr(Expr::Verbatim(code), None);
-                return;
+        match s {
+            Stmt::Macro(m) if is_defer(&m.mac) => {
+                *s = Stmt::Expr(Expr::Verbatim(self.site(&m.mac)), None)
             }
+            _ => syn::visit_mut::visit_stmt_mut(self, s),
         }
-        syn::visit_mut::visit_stmt_mut(self, s);
     }
     fn visit_expr_mut(&mut self, e: &mut Expr) {
-        if let Expr::Macro(m) = e {
-            if is_defer(&m.mac) {
-                let code = self.site(&m.mac);
-                *e = Expr::Verbatim(code);
-                return;
-            }
+        match e {
+            Expr::Macro(m) if is_defer(&m.mac) => *e = Expr::Verbatim(self.site(&m.mac)),
+            _ => syn::visit_mut::visit_expr_mut(self, e),
         }
-        syn::visit_mut::visit_expr_mut(self, e);
     }
 }
 
