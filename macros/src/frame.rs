@@ -193,6 +193,14 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
     match arg {
         Expr::Paren(e) => deferred_value(*e.expr),
         Expr::Group(e) => deferred_value(*e.expr),
+        Expr::Call(call) if call.args.is_empty() && is_recover(&call.func) => {
+            // Go's `defer recover()` has its own rule (see `DeferRecover`).
+            let func = &call.func;
+            Ok(Deferred {
+                prelude: TokenStream2::new(),
+                value: quote_spanned! {span=> #p::DeferRecover::new(#func) },
+            })
+        }
         Expr::Call(call) => {
             let func = match &*call.func {
                 Expr::Paren(p) => &*p.expr,
@@ -205,7 +213,8 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
             let args = call.args.iter();
             Ok(Deferred {
                 prelude: quote_spanned! {span=>
-                    let #f = #func;
+                    #[allow(unused_mut)]
+                    let mut #f = #func;
                     #( let #names = #args; )*
                 },
                 value: quote_spanned! {span=>
@@ -292,6 +301,28 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
              or a closure (`defer!(move || ...)`, `defer!(|r| ...)` for the result)",
         )),
     }
+}
+
+/// Whether a call's function is `recover`, `gort::recover` or `::gort::recover` (by path, as
+/// Go's `recover` is recognised by name: the expansion type-checks it as gort's).
+fn is_recover(func: &Expr) -> bool {
+    let Expr::Path(p) = func else { return false };
+    if p.qself.is_some() {
+        return false;
+    }
+    let segs: Vec<String> = p
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    matches!(
+        segs.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["recover"] | ["gort", "recover"]
+    ) && p.path.segments.iter().all(|s| s.arguments.is_none())
 }
 
 /// Number of parameters of a closure's tokens (`|a, b| ...` or `move |..| ...`).

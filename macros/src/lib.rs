@@ -43,7 +43,8 @@ fn expand_go(expr: Expr) -> TokenStream2 {
             let f = format_ident!("__gort_fn", span = Span::mixed_site());
             quote_spanned! {span=>
                 {
-                    let #f = #func;
+                    #[allow(unused_mut)]
+                    let mut #f = #func;
                     #( let #names = #args; )*
                     ::gort::__private::go(move || {
                         ::gort::__private::discard(#f( #(#names),* ));
@@ -87,7 +88,10 @@ fn expand_go(expr: Expr) -> TokenStream2 {
             let c = format_ident!("__gort_callee", span = Span::mixed_site());
             quote_spanned! {span=>
                 {
-                    let #c = #other;
+                    // `mut`: a closure that mutates what it captured (`move || x += 1`) is
+                    // `FnMut` and needs a mutable binding to be called.
+                    #[allow(unused_mut)]
+                    let mut #c = #other;
                     ::gort::__private::go(move || {
                         ::gort::__private::discard(#c());
                     })

@@ -117,6 +117,7 @@ impl<T> JoinHandle<T> {
     ///     assert_eq!(h.join(), "done");
     /// });
     /// ```
+    #[track_caller]
     pub fn join(self) -> T {
         loop {
             let mut st = self.inner.state.lock();

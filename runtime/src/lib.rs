@@ -200,12 +200,45 @@ pub use gort_macros::select;
 /// }
 /// assert_eq!(gort::run(fails), "disk full");
 /// ```
+#[track_caller]
 pub fn panic_error<E>(err: E) -> !
 where
     E: std::error::Error + Send + Sync + 'static,
 {
     let e: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
     std::panic::panic_any(e)
+}
+
+/// Panics with any printable value, as Go's `panic(v)` does with a `Stringer`: the crash
+/// report prints its `Display` text, [`Panic`]'s `Display` shows the same text, and
+/// [`Panic::downcast_ref`] gives the value back.
+///
+/// Values given to [`std::panic::panic_any`] print as text only when gort knows their type
+/// (strings, numbers, `bool`, `char`, boxed errors, a recovered [`Panic`]); for anything else
+/// use this (or [`panic_error`] for an error, so that [`Panic::as_error`] sees it).
+///
+/// # Example
+///
+/// ```
+/// use std::net::Ipv4Addr;
+///
+/// #[gort::func]
+/// fn check(addr: Ipv4Addr) -> String {
+///     defer!(|r| {
+///         let p = gort::recover().expect("panicking");
+///         assert_eq!(p.downcast_ref::<Ipv4Addr>(), Some(&addr));
+///         r.set(p.to_string());
+///     });
+///     gort::panic(addr) // an unrecovered panic would print `panic: 127.0.0.1`
+/// }
+/// assert_eq!(gort::run(|| check(Ipv4Addr::LOCALHOST)), "127.0.0.1");
+/// ```
+#[track_caller]
+pub fn panic<T>(value: T) -> !
+where
+    T: std::fmt::Display + Send + 'static,
+{
+    std::panic::panic_any(panic::value::Printable::new(value))
 }
 
 /// Starts a goroutine: `go!(f(a, b))`, `go!(obj.method(a))` or `go!(move || ...)`.
@@ -422,6 +455,7 @@ where
 ///     assert_eq!(squares, [0, 1, 4, 9]);
 /// });
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -441,6 +475,7 @@ enum SpawnAt<'a> {
 
 /// Starts `f` and wires its result to a `JoinHandle` (shared by `spawn`, `GoBuilder::spawn`
 /// and `Handle::spawn`).
+#[track_caller]
 fn spawn_joinable<F, T>(f: F, at: SpawnAt<'_>) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -452,7 +487,10 @@ where
     let notify: Option<Arc<dyn sched::ExitNotify>> = Some(slot.clone());
     let id = match at {
         SpawnAt::Current(stack_size) => sched::spawn(body, stack_size, notify),
-        SpawnAt::Runtime(shared) => sched::spawn_external(shared, body, None, notify),
+        SpawnAt::Runtime(shared) => {
+            let at = std::panic::Location::caller();
+            sched::spawn_external(shared, body, None, notify, Some((at, 0)))
+        }
     };
     JoinHandle::new(slot, id)
 }
@@ -486,6 +524,7 @@ impl GoBuilder {
     }
 
     /// Starts `f` like [`spawn`].
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -505,6 +544,7 @@ impl GoBuilder {
     ///     wg.wait();
     /// });
     /// ```
+    #[track_caller]
     pub fn go<F>(self, f: F)
     where
         F: FnOnce() + Send + 'static,
@@ -535,10 +575,12 @@ impl Handle {
     ///
     /// # Panics
     /// Outside a runtime.
+    #[track_caller]
     pub fn current() -> Handle {
-        let shared = sched::current_shared()
-            .unwrap_or_else(|| panic!("gort: Handle::current called outside a gort runtime"));
-        Handle { shared }
+        match sched::current_shared() {
+            Some(shared) => Handle { shared },
+            None => panic!("gort: Handle::current called outside a gort runtime"),
+        }
     }
 
     /// Makes [`go!`] and [`spawn`] on this thread start goroutines in this runtime until the
@@ -559,6 +601,7 @@ impl Handle {
     ///     assert_eq!(v, 5);
     /// });
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -606,6 +649,7 @@ impl std::fmt::Debug for EnterGuard {
 ///     assert!(h.is_finished());
 /// });
 /// ```
+#[track_caller]
 pub fn yield_now() {
     sched::yield_now()
 }
@@ -618,6 +662,7 @@ pub fn yield_now() {
 /// ```
 /// gort::run(|| assert_eq!(gort::goid(), 1));
 /// ```
+#[track_caller]
 pub fn goid() -> u64 {
     let g = sched::expect_g("gort::goid");
     // SAFETY: the running goroutine's record is alive while it runs.
@@ -632,10 +677,12 @@ pub fn goid() -> u64 {
 /// ```
 /// gort::run(|| assert_eq!(gort::num_goroutine(), 1));
 /// ```
+#[track_caller]
 pub fn num_goroutine() -> usize {
-    sched::current_shared()
-        .unwrap_or_else(|| panic!("gort::num_goroutine called outside a gort runtime"))
-        .num_goroutine()
+    match sched::with_current_shared(|s| s.num_goroutine()) {
+        Some(n) => n,
+        None => panic!("gort::num_goroutine called outside a gort runtime"),
+    }
 }
 
 /// The number of processors (Go's `runtime.GOMAXPROCS(0)`).
@@ -646,9 +693,12 @@ pub fn num_goroutine() -> usize {
 /// ```
 /// assert_eq!(gort::Builder::new().procs(2).run(gort::gomaxprocs), 2);
 /// ```
+#[track_caller]
 pub fn gomaxprocs() -> usize {
-    sched::with_current_shared(|s| s.config.procs)
-        .unwrap_or_else(|| panic!("gort::gomaxprocs called outside a gort runtime"))
+    match sched::with_current_shared(|s| s.config.procs) {
+        Some(n) => n,
+        None => panic!("gort::gomaxprocs called outside a gort runtime"),
+    }
 }
 
 /// Used by gort-macros; not a public API.
@@ -656,7 +706,7 @@ pub fn gomaxprocs() -> usize {
 pub mod __private {
     pub use crate::chan::{select, CaseChan, RecvCase, SelectCase, SendCase};
     pub use crate::panic::frame::{Frame, FrameGuard, HasResult, OpenSlot};
-    pub use crate::panic::record::{Plain, WithResult};
+    pub use crate::panic::record::{DeferRecover, Plain, WithResult};
 
     /// Used by gort-macros: finds a frame result type's zero value (Go's zero value) by
     /// autoref specialisation: `Default`, else `Ok(Default)` for a `Result`, else none.
@@ -727,6 +777,7 @@ pub mod __private {
 
     /// Used by gort-macros: the expansion of `go!`.
     #[inline]
+    #[track_caller]
     pub fn go<F>(f: F)
     where
         F: FnOnce() + Send + 'static,

@@ -60,6 +60,7 @@ impl<T: Send + 'static> LocalKey<T> {
     ///     assert_eq!(other, 0, "each goroutine has its own value");
     /// });
     /// ```
+    #[track_caller]
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let gp = sched::expect_g("LocalKey::with");
         let key = self.key();

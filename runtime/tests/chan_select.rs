@@ -324,3 +324,100 @@ fn a_sleeping_goroutine_is_not_a_deadlock() {
         assert_eq!(c.recv(), Some(1));
     });
 }
+
+/// Runs `rounds` selects that block with two cases on the same channel and returns how often
+/// the first case won. At P=1 the selecting goroutine has parked before the main goroutine
+/// completes the operation (`yield_now` runs it to its park), so the blocked path decides.
+fn blocked_select_first_case_wins(sends: bool, rounds: usize) -> usize {
+    let ch: Chan<u32> = Chan::new(0);
+    let won: Chan<usize> = Chan::new(1);
+    let mut first = 0;
+    for _ in 0..rounds {
+        let (c, w) = (ch.clone(), won.clone());
+        if sends {
+            gort::go!(move || select! {
+                send(c, 0) => w.send(0),
+                send(c, 1) => w.send(1),
+            });
+            gort::yield_now();
+            let v = ch.recv().expect("open");
+            let w = won.recv().expect("open");
+            assert_eq!(w, v as usize, "the value sent is the winning case's");
+            first += usize::from(w == 0);
+            continue;
+        } else {
+            gort::go!(move || select! {
+                recv(c) -> _ => w.send(0),
+                recv(c) -> _ => w.send(1),
+            });
+            gort::yield_now();
+            ch.send(7);
+        }
+        if won.recv() == Some(0) {
+            first += 1;
+        }
+    }
+    first
+}
+
+rt_test! {
+    fn a_blocked_select_with_two_cases_on_one_channel_is_fair() {
+        // Go is about 50/50; gort used to enqueue in source order, so the first case won 100 of
+        // 100. 1000 rounds: a fair coin lands outside 400..=600 with probability < 1e-9.
+        let rounds = 1000;
+        for sends in [false, true] {
+            let first = blocked_select_first_case_wins(sends, rounds);
+            assert!(
+                (400..=600).contains(&first),
+                "sends={sends}: the first case won {first} of {rounds}"
+            );
+        }
+    }
+}
+
+rt_test! {
+    fn a_go_closure_may_mutate_what_it_captured() {
+        // Go code does this constantly (test/chan/powser1.go): `go func() { x++; ... }()`.
+        let out = Chan::new(0);
+        let o = out.clone();
+        let mut x = 0u32;
+        gort::go!(move || {
+            for _ in 0..3 {
+                x += 1;
+            }
+            o.send(x);
+        });
+        assert_eq!(out.recv(), Some(3));
+        let mut log = Vec::new();
+        let o = out.clone();
+        let push = move |v: u32| {
+            log.push(v);
+            o.send(log.len() as u32);
+        };
+        gort::go!(push(5)); // the call form with an FnMut function value
+        assert_eq!(out.recv(), Some(1));
+    }
+}
+
+#[gort::test]
+fn make_chan_refuses_sizes_that_cannot_exist() {
+    #[gort::func]
+    fn make(cap: usize) -> String {
+        defer!(|r| {
+            if let Some(p) = gort::recover() {
+                assert!(p.runtime_error().is_some(), "a runtime.Error, as in Go");
+                r.set(p.to_string());
+            }
+        });
+        let c: Chan<u64> = Chan::new(cap);
+        format!("cap {}", c.cap())
+    }
+    assert_eq!(make(usize::MAX), "makechan: size out of range");
+    assert_eq!(make(1 << 46), "makechan: size out of range"); // 2^49 bytes
+    assert_eq!(make(1 << 20), "cap 1048576");
+    // Zero-sized values need no buffer: Go accepts any size.
+    let z: Chan<()> = Chan::new(usize::MAX);
+    assert_eq!(z.cap(), usize::MAX);
+    z.send(());
+    assert_eq!(z.recv(), Some(()));
+}

@@ -78,6 +78,10 @@ fn stack_overflow_prints_go_report_and_exits_2() {
         "{err}"
     );
     assert!(err.contains("fatal error: stack overflow"), "{err}");
+    assert!(
+        err.contains("runtime: raise it with gort::Builder::stack_size"),
+        "the report says how to raise the limit: {err}"
+    );
     let header = err
         .lines()
         .find(|l| l.starts_with("goroutine ") && l.ends_with(" [running]:"))

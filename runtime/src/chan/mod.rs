@@ -365,12 +365,14 @@ pub(crate) fn wake(w: Option<Waiter>) {
     }
 }
 
+#[track_caller]
 pub(crate) fn chan_panic(what: &'static str) -> ! {
     std::panic::panic_any(RuntimeError::plain(what))
 }
 
 /// Blocks forever (an operation on a nil channel, a `select!` with no usable case). Only
 /// deadlock detection or shutdown ends it.
+#[track_caller]
 pub(crate) fn block_forever(reason: WaitReason) -> ! {
     loop {
         block_current(reason, drop);
@@ -466,7 +468,27 @@ impl std::error::Error for RecvTimeoutError {}
 
 impl<T: Send> Chan<T> {
     /// A channel with a buffer of `cap` values (0: unbuffered, Go's `make(chan T)`).
+    ///
+    /// # Panics
+    /// `makechan: size out of range` (a [`RuntimeError`], as in Go) if a buffer of `cap`
+    /// values could not exist: more than 2^48 bytes, Go's limit on 64-bit Linux. Channels of
+    /// a zero-sized type take any capacity.
+    ///
+    /// ```
+    /// let ch: gort::Chan<&str> = gort::Chan::new(2);
+    /// assert_eq!((ch.len(), ch.cap()), (0, 2));
+    /// ```
+    #[track_caller]
     pub fn new(cap: usize) -> Chan<T> {
+        /// Go's `maxAlloc - hchanSize` on 64-bit Linux.
+        const MAX_BUF: usize = (1 << 48) - 96;
+        let fits = match cap.checked_mul(std::mem::size_of::<T>()) {
+            Some(bytes) => bytes <= MAX_BUF,
+            None => false,
+        };
+        if !fits {
+            chan_panic("makechan: size out of range")
+        }
         Chan {
             inner: Some(Arc::new(ChanInner {
                 lock: SpinLock::new(),
@@ -501,6 +523,7 @@ impl<T: Send> Chan<T> {
     ///
     /// # Panics
     /// `send on closed channel` if the channel is closed, or is closed while this waits.
+    #[track_caller]
     pub fn send(&self, v: T) {
         let Some(c) = self.raw() else {
             block_forever(WaitReason::ChanSendNil)
@@ -540,6 +563,7 @@ impl<T: Send> Chan<T> {
 
     /// Receives a value, blocking until one is there; `None` once the channel is closed and
     /// drained (Go's `v, ok := <-c` with `ok == false`).
+    #[track_caller]
     pub fn recv(&self) -> Option<T> {
         let Some(c) = self.raw() else {
             block_forever(WaitReason::ChanReceiveNil)
@@ -629,6 +653,7 @@ impl<T: Send> Chan<T> {
     ///
     /// # Panics
     /// `send on closed channel`, as [`Chan::send`].
+    #[track_caller]
     pub fn send_timeout(&self, v: T, d: Duration) -> Result<(), SendTimeoutError<T>> {
         // No timer for a send that completes now.
         let v = match self.try_send(v) {
@@ -653,6 +678,7 @@ impl<T: Send> Chan<T> {
     }
 
     /// Receives, giving up after `d`. A select of this receive and `gort::time::after(d)`.
+    #[track_caller]
     pub fn recv_timeout(&self, d: Duration) -> Result<T, RecvTimeoutError> {
         // No timer for a receive that completes now.
         match self.try_recv() {
@@ -676,6 +702,7 @@ impl<T: Send> Chan<T> {
     ///
     /// # Panics
     /// `close of closed channel`; `close of nil channel`.
+    #[track_caller]
     pub fn close(&self) {
         let Some(c) = self.raw() else {
             chan_panic("close of nil channel")
@@ -782,6 +809,7 @@ pub struct Iter<'a, T> {
 
 impl<T: Send> Iterator for Iter<'_, T> {
     type Item = T;
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.ch.recv()
     }

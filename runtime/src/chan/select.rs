@@ -5,8 +5,9 @@
 //!    channels cannot deadlock.
 //! 2. Poll the cases in a random order (Go's `pollorder`: a ready case is chosen uniformly at
 //!    random); the first ready one completes and the locks are released.
-//! 3. None ready: with a default, take it. Otherwise enqueue one sudog per case, all pointing at
-//!    one `Sel`, register the waiter and park; the locks are released after the switch.
+//! 3. None ready: with a default, take it. Otherwise enqueue one sudog per case, in the random
+//!    poll order (two cases on one channel must win equally often once parked), all pointing
+//!    at one `Sel`, register the waiter and park; the locks are released after the switch.
 //! 4. A waker claims the `Sel` for its case (`waitq.rs`) and completes that operation.
 //! 5. Woken: lock the channels again, remove the sudogs of the other cases, unlock, and finish
 //!    the winning case (take the received value; a send that was woken by `close` panics).
@@ -64,8 +65,9 @@ pub unsafe trait SelectCase {
     /// # Safety
     /// The channel is locked by this select.
     unsafe fn dequeue(&mut self);
-    /// This case won while parked; `ok` is false if it was woken by `close`.
-    fn woken(&mut self, ok: bool);
+    /// This case won while parked; `ok` is false if it was woken by `close`. Returns false
+    /// for a send woken by `close`: the select then panics (`send on closed channel`).
+    fn woken(&mut self, ok: bool) -> bool;
 }
 
 /// Channels a `select!` case accepts: `Chan<T>`, `Option<Chan<T>>` (`None` is Go's nil
@@ -187,11 +189,12 @@ unsafe impl<T: Send> SelectCase for RecvCase<'_, T> {
             ChanInner::dequeue_recv(unsafe { &mut *c.state.get() }, sg);
         }
     }
-    fn woken(&mut self, ok: bool) {
+    fn woken(&mut self, ok: bool) -> bool {
         let sg = self.sg.as_ref().expect("a parked case has a sudog");
         // SAFETY: the waker filled the slot before waking us and no longer touches it.
         let v = unsafe { (*sg.elem.get()).take() };
         self.value = Some(if ok { v } else { None });
+        true
     }
 }
 
@@ -271,10 +274,8 @@ unsafe impl<T: Send> SelectCase for SendCase<'_, T> {
             self.value = unsafe { (*sg.elem.get()).take() };
         }
     }
-    fn woken(&mut self, ok: bool) {
-        if !ok {
-            chan_panic("send on closed channel")
-        }
+    fn woken(&mut self, ok: bool) -> bool {
+        ok
     }
 }
 
@@ -301,6 +302,7 @@ const INLINE_CASES: usize = 16;
 /// Runs a select over `cases`; returns the index of the case that completed, or
 /// `cases.len()` for the default (`has_default`). Used by `select!`.
 #[doc(hidden)]
+#[track_caller]
 pub fn select(cases: &mut [&mut dyn SelectCase], has_default: bool) -> usize {
     let n = cases.len();
     // Two index orders, on the stack for the usual handful of cases.
@@ -375,9 +377,12 @@ pub fn select(cases: &mut [&mut dyn SelectCase], has_default: bool) -> usize {
         block_forever(WaitReason::SelectNoCases)
     }
     let sel = Box::new(Sel::new());
-    for (i, c) in cases.iter_mut().enumerate() {
+    // Enqueue in the random poll order, not in source order: two cases on one channel are
+    // then first in its queue equally often, so the case a waker completes is random too
+    // (Go enqueues in `lockorder`, which its heap sort derives from the random `pollorder`).
+    for &i in poll.iter() {
         // SAFETY: all channels are locked; `sel` lives until every sudog left its queue.
-        unsafe { c.enqueue(&sel, i) };
+        unsafe { cases[i].enqueue(&sel, i) };
     }
     {
         let cases = &*cases;
@@ -396,6 +401,8 @@ pub fn select(cases: &mut [&mut dyn SelectCase], has_default: bool) -> usize {
         }
     }
     unlock_all(cases);
-    cases[won].woken(sel.ok());
+    if !cases[won].woken(sel.ok()) {
+        chan_panic("send on closed channel")
+    }
     won
 }

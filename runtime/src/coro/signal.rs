@@ -142,7 +142,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         let mut b = [0u8; 20];
         write_stderr(b"runtime: goroutine stack exceeds ");
         write_stderr(fmt_u64(limit as u64, &mut a));
-        write_stderr(b"-byte limit\nfatal error: stack overflow\n");
+        write_stderr(
+            b"-byte limit\nruntime: raise it with gort::Builder::stack_size (every goroutine) \
+              or gort::GoBuilder::stack_size (one goroutine)\nfatal error: stack overflow\n",
+        );
         if let Some(id) = crate::sched::current_goid_for_signal() {
             write_stderr(b"\ngoroutine ");
             write_stderr(fmt_u64(id, &mut b));

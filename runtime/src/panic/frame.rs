@@ -58,7 +58,7 @@
 //! a deferred call always sees `IN_DEFER > 0`, because its own goroutine raised it first.
 
 use std::any::Any;
-use std::backtrace::{Backtrace, BacktraceStatus};
+use std::backtrace::Backtrace;
 use std::borrow::Cow;
 use std::cell::{Cell, UnsafeCell};
 use std::fmt::Write as _;
@@ -66,7 +66,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::record::{self, DeferRec, Deferred};
-use super::value::{payload_text, Panic, PanicLocation};
+use super::value::{payload_text, Panic, PanicLocation, Style};
 
 /// The payload of a Goexit unwind (never seen by user code: frames and the goroutine's top
 /// catch it).
@@ -93,7 +93,7 @@ impl PanicRec {
     fn text(&self) -> Cow<'static, str> {
         match (&self.text, &self.payload) {
             (Some(t), _) => t.clone(),
-            (None, Some(p)) => payload_text(&**p),
+            (None, Some(p)) => payload_text(&**p, Style::Report),
             (None, None) => Cow::Borrowed("(value taken by recover)"),
         }
     }
@@ -115,6 +115,9 @@ pub(crate) struct DeferState {
     ctx: Option<Ctx>,
     /// The deferred function is about to be entered (see "The recover rule").
     direct: bool,
+    /// The `ctx` a frame hid while its deferred calls run on a normal return (see `mask`):
+    /// what a `defer!(recover())` of that frame sees (see `deferred_recover`).
+    masked: Option<Ctx>,
     panics: Vec<PanicRec>,
     /// The defer list (Go's `g._defer`), newest last; frames own the records above their mark.
     list: Vec<DeferRec>,
@@ -131,6 +134,7 @@ impl DeferState {
             depth: 0,
             ctx: None,
             direct: false,
+            masked: None,
             panics: Vec::new(),
             list: Vec::new(),
             propagating: false,
@@ -206,6 +210,7 @@ impl DeferState {
         self.depth = 0;
         self.ctx = None;
         self.direct = false;
+        self.masked = None;
         self.propagating = false;
         self.fresh_location = None;
         self.fresh_backtrace = None;
@@ -296,6 +301,7 @@ impl<R> Named<R> {
     }
 
     #[cold]
+    #[track_caller]
     fn unset(&self) -> ! {
         panic!(
             "gort: the result of {} is not set (it panicked and its type has no zero value): \
@@ -307,6 +313,7 @@ impl<R> Named<R> {
 
 impl<R> std::ops::Deref for Named<R> {
     type Target = R;
+    #[track_caller]
     fn deref(&self) -> &R {
         match &self.value {
             Some(v) => v,
@@ -316,6 +323,7 @@ impl<R> std::ops::Deref for Named<R> {
 }
 
 impl<R> std::ops::DerefMut for Named<R> {
+    #[track_caller]
     fn deref_mut(&mut self) -> &mut R {
         if self.value.is_none() {
             self.unset()
@@ -499,11 +507,19 @@ fn unwind_frame(
                 }
             }
             None => {
+                // The remaining calls run as on a normal return: they see no panic, and a
+                // `defer!(recover())` among them sees what the frame's body would.
                 // SAFETY: the note at the top of this function.
-                let saved = unsafe { (*st).ctx.take() };
+                let (saved, outer) = unsafe {
+                    let saved = (*st).ctx.take();
+                    (saved, std::mem::replace(&mut (*st).masked, saved))
+                };
                 let r = panic::catch_unwind(AssertUnwindSafe(|| src.run_next(st, false)));
                 // SAFETY: the note at the top of this function.
-                unsafe { (*st).ctx = saved };
+                unsafe {
+                    (*st).ctx = saved;
+                    (*st).masked = outer;
+                }
                 match r {
                     Ok(true) => {}
                     Ok(false) => return Unwound::Recovered,
@@ -660,21 +676,26 @@ impl<R> Frame<R> {
     }
 
     /// Deferred calls of a normal return see no panic: a registered frame hides the panic
-    /// its caller's deferred call runs under (only registered frames can be inside one).
+    /// its caller's deferred call runs under (only registered frames can be inside one), and
+    /// keeps it in `masked` for a `defer!(recover())` of this frame.
     #[inline(always)]
-    fn mask(&self) -> Option<Option<Ctx>> {
+    fn mask(&self) -> Option<(Option<Ctx>, Option<Ctx>)> {
         if self.reg.get() == REG_NONE {
             return None;
         }
-        // SAFETY: registered frames have their state.
-        Some(unsafe { (*self.state.get()).ctx.take() })
+        // SAFETY: registered frames have their state, and nothing else borrows it now.
+        let st = unsafe { &mut *self.state.get() };
+        let ctx = st.ctx.take();
+        Some((ctx, std::mem::replace(&mut st.masked, ctx)))
     }
 
     #[inline(always)]
-    fn unmask(&self, saved: Option<Option<Ctx>>) {
-        if let Some(ctx) = saved {
+    fn unmask(&self, saved: Option<(Option<Ctx>, Option<Ctx>)>) {
+        if let Some((ctx, masked)) = saved {
             // SAFETY: as in `mask`.
-            unsafe { (*self.state.get()).ctx = ctx };
+            let st = unsafe { &mut *self.state.get() };
+            st.ctx = ctx;
+            st.masked = masked;
         }
     }
 
@@ -791,9 +812,36 @@ pub fn recover() -> Option<Panic> {
         return None;
     }
     let payload = rec.payload.take()?;
-    rec.text = Some(payload_text(&*payload));
+    if let Some(l) = &rec.location {
+        backtrace_policy::recovered_at(l);
+    }
+    let p = Panic::new(payload, rec.location.take());
+    rec.text = Some(p.report_text());
     rec.recovered = true;
-    Some(Panic::new(payload, rec.location.take()))
+    Some(p)
+}
+
+/// The body of `defer!(recover())` (Go's `defer recover()`; see `record::DeferRecover`).
+///
+/// Run by a panic, `ctx` is set (the panic's deferred-call context): a no-op, as in Go.
+/// Run on its frame's normal return, `ctx` is hidden and `masked` holds what the frame's body
+/// saw: recover as the body would have, at the frame's depth, and discard the value.
+pub(crate) fn deferred_recover() {
+    let st = state_ptr();
+    // SAFETY: our own state; each access is a short borrow that ends before `recover` takes
+    // its own.
+    unsafe {
+        if (*st).ctx.is_some() {
+            return;
+        }
+        let Some(m) = (*st).masked else { return };
+        (*st).ctx = Some(m);
+    }
+    let recovered = recover();
+    // SAFETY: as above.
+    unsafe { (*st).ctx = None };
+    // Go discards the value; its `Drop` runs here, as user code's `let _ = recover()` would.
+    drop(recovered);
 }
 
 /// Go's `runtime.Goexit`: runs every deferred call of every frame of the goroutine, newest
@@ -819,6 +867,7 @@ pub fn recover() -> Option<Panic> {
 ///     wg.wait(); // the deferred call ran
 /// });
 /// ```
+#[track_caller]
 pub fn goexit() -> ! {
     let g = crate::sched::expect_g("gort::goexit");
     // SAFETY: the running goroutine owns its state.
@@ -837,12 +886,116 @@ pub fn goexit() -> ! {
     panic::resume_unwind(Box::new(GoexitMarker))
 }
 
-/// Raises `payload` as a new panic without running the panic hook.
-pub(crate) fn fresh_panic(payload: Box<dyn Any + Send>, location: Option<PanicLocation>) -> ! {
+/// Raises `payload` as a new panic started at `location`, without running the panic hook
+/// (`Panic::repanic`): the same record the hook would make, backtrace included.
+pub(crate) fn fresh_panic(
+    payload: Box<dyn Any + Send>,
+    location: &'static panic::Location<'static>,
+) -> ! {
+    let location = PanicLocation::from_std(location);
+    let bt = backtrace_policy::capture_for(&location);
     // SAFETY: our own state.
     let st = unsafe { &mut *state_ptr() };
-    st.begin_fresh(location, None);
+    st.begin_fresh(Some(location), bt);
     panic::resume_unwind(payload)
+}
+
+/// When a panic captures a backtrace (`RUST_BACKTRACE` / `RUST_LIB_BACKTRACE`, as std reads
+/// them).
+///
+/// A backtrace must be taken where the panic starts: by the time an unwind reaches a frame,
+/// the frames it passed are gone. Taking one costs about a stack walk (3 µs here), twice what
+/// a panic and recover cost without it, and a recovered panic never prints it. gort cannot
+/// know at the panic whether some deferred call will recover it, so it learns per site: once
+/// a panic that started at a source location has been recovered, later panics there skip the
+/// capture (the panic-as-control-flow case pays once). A site that crashes after being
+/// recovered before gets a report that says its backtrace was skipped and why;
+/// `GORT_BACKTRACE=always` captures at every panic.
+pub(crate) mod backtrace_policy {
+    use std::backtrace::Backtrace;
+    use std::hash::{Hash, Hasher};
+    use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+    use super::PanicLocation;
+
+    /// Sites remembered as recovered (open addressing; a full table stops learning, which
+    /// only means more captures).
+    const SITES: usize = 512;
+    static RECOVERED: [AtomicU64; SITES] = [const { AtomicU64::new(0) }; SITES];
+
+    const UNKNOWN: u8 = 0;
+    const OFF: u8 = 1;
+    const LEARN: u8 = 2;
+    const ALWAYS: u8 = 3;
+    static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    fn mode() -> u8 {
+        let m = MODE.load(Ordering::Relaxed);
+        if m != UNKNOWN {
+            return m;
+        }
+        let on = |v: std::ffi::OsString| v != "0";
+        let wanted = match std::env::var_os("RUST_LIB_BACKTRACE") {
+            Some(v) => on(v),
+            None => std::env::var_os("RUST_BACKTRACE").is_some_and(on),
+        };
+        let always = std::env::var_os("GORT_BACKTRACE").is_some_and(|v| v == "always");
+        let m = match (wanted, always) {
+            (false, _) => OFF,
+            (true, false) => LEARN,
+            (true, true) => ALWAYS,
+        };
+        MODE.store(m, Ordering::Relaxed);
+        m
+    }
+
+    /// Whether the environment asks for backtraces at all.
+    pub(crate) fn wanted() -> bool {
+        mode() != OFF
+    }
+
+    fn key(l: &PanicLocation) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        l.hash(&mut h);
+        h.finish() | 1
+    }
+
+    fn known(k: u64) -> bool {
+        let mut i = k as usize % SITES;
+        for _ in 0..SITES {
+            match RECOVERED[i].load(Ordering::Relaxed) {
+                0 => return false,
+                v if v == k => return true,
+                _ => i = (i + 1) % SITES,
+            }
+        }
+        false
+    }
+
+    /// A panic that started at `l` was recovered.
+    pub(crate) fn recovered_at(l: &PanicLocation) {
+        if mode() != LEARN {
+            return;
+        }
+        let k = key(l);
+        let mut i = k as usize % SITES;
+        for _ in 0..SITES {
+            match RECOVERED[i].compare_exchange(0, k, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(v) if v == k => return,
+                Err(_) => i = (i + 1) % SITES,
+            }
+        }
+    }
+
+    /// The backtrace a panic starting at `l` takes now, if any.
+    pub(crate) fn capture_for(l: &PanicLocation) -> Option<Backtrace> {
+        match mode() {
+            OFF => None,
+            LEARN if known(key(l)) => None,
+            _ => Some(Backtrace::force_capture()),
+        }
+    }
 }
 
 /// The panic hook: inside a goroutine, record where the panic started and print nothing (a
@@ -850,11 +1003,15 @@ pub(crate) fn fresh_panic(payload: Box<dyn Any + Send>, location: Option<PanicLo
 /// top). Returns false to let the previous hook print (plain threads).
 pub(crate) fn on_panic(info: &panic::PanicHookInfo<'_>) -> bool {
     let on_goroutine = crate::sched::current_g().is_some();
-    let bt = Backtrace::capture();
-    let bt = (bt.status() == BacktraceStatus::Captured).then_some(bt);
+    let location = info.location().map(PanicLocation::from_std);
+    let bt = match &location {
+        Some(l) => backtrace_policy::capture_for(l),
+        None if backtrace_policy::wanted() => Some(Backtrace::force_capture()),
+        None => None,
+    };
     // SAFETY: our own state (the hook runs on the panicking goroutine or thread).
     let st = unsafe { &mut *state_ptr() };
-    st.begin_fresh(info.location().map(PanicLocation::from_std), bt);
+    st.begin_fresh(location, bt);
     on_goroutine
 }
 
@@ -913,24 +1070,33 @@ pub(crate) enum TopEnd {
 }
 
 /// The goroutine's top catches what its frames did not; the state is reset for reuse.
-pub(crate) fn at_top(st: &mut DeferState, payload: Box<dyn Any + Send>, goid: u64) -> TopEnd {
+pub(crate) fn at_top(
+    st: &mut DeferState,
+    payload: Box<dyn Any + Send>,
+    g: &crate::sched::Goroutine,
+) -> TopEnd {
     let end = if payload.is::<GoexitMarker>() && st.propagating {
         TopEnd::Goexit
     } else {
         let c = st.adopt(payload);
         let mut report = String::new();
         st.print_chain(&mut report);
-        let _ = writeln!(report, "\ngoroutine {goid} [running]:");
+        let _ = writeln!(report, "\ngoroutine {} [running]:", g.id());
         let rec = &mut st.panics[c];
         if let Some(l) = &rec.location {
             let _ = writeln!(report, "\tpanicked at {l}");
         }
         match &rec.backtrace {
             Some(bt) => report.push_str(&trim_backtrace(&bt.to_string())),
+            None if backtrace_policy::wanted() => report.push_str(
+                "note: no backtrace: panics that started here were recovered before, so gort \
+                 stopped capturing them; set GORT_BACKTRACE=always to capture every time\n",
+            ),
             None => report.push_str(
                 "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
             ),
         }
+        g.describe_created(&mut report);
         let p = rec.payload.take().unwrap_or_else(|| Box::new(GoexitMarker));
         for r in st.panics.drain(..) {
             drop_quietly(r.payload);

@@ -33,6 +33,26 @@ pub(crate) fn install_hook() {
     });
 }
 
+/// Go's `throw`: a fatal error of the runtime or a broken invariant. Prints
+/// `fatal error: msg` and the running goroutine's header with the caller's location (or
+/// `runtime stack:` with it, on an M's own stack), and exits with status 2. No deferred call
+/// runs and nothing can recover it, unlike a panic; under `gort::run` it also ends the process,
+/// as in Go.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn throw(msg: &str) -> ! {
+    let at = std::panic::Location::caller();
+    let at = format!("{}:{}:{}", at.file(), at.line(), at.column());
+    let mut report = format!("fatal error: {msg}\n\n");
+    match crate::sched::current_g() {
+        // SAFETY: the running goroutine's record is alive while it runs.
+        Some(g) => unsafe { (*g).describe(&mut report, "running", Some(&at)) },
+        None => report.push_str(&format!("runtime stack:\n\t{at}\n")),
+    }
+    die(&report)
+}
+
 /// Prints `report` and exits with status 2, as Go does for an unrecovered panic or a fatal
 /// error. Other goroutines do not run again: the process ends here.
 pub(crate) fn die(report: &str) -> ! {

@@ -19,7 +19,9 @@
 
 use std::any::Any;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::fmt::Write as _;
+use std::panic::Location;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Suspender};
@@ -154,6 +156,13 @@ pub(crate) struct Goroutine {
     wait_reason: AtomicU8,
     /// Roughly where the goroutine's stack pointer was when it parked (see `prefetch_stack`).
     park_sp: AtomicUsize,
+    /// The user's call that last parked it (a channel operation, a lock, a sleep), recorded
+    /// through `#[track_caller]` by `sched::park`: one pointer store per park. Null if never.
+    park_loc: AtomicPtr<Location<'static>>,
+    /// Where it was started (`go!`, `spawn`), and the id of the goroutine that started it (0:
+    /// a thread outside the runtime). Null for main.
+    created_at: AtomicPtr<Location<'static>>,
+    created_by: AtomicU64,
     /// The runtime this record belongs to.
     pub(crate) shared: Arc<Shared>,
     inner: UnsafeCell<GInner>,
@@ -180,6 +189,9 @@ impl Goroutine {
             status: AtomicU8::new(Status::Idle as u8),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
             park_sp: AtomicUsize::new(0),
+            park_loc: AtomicPtr::new(std::ptr::null_mut()),
+            created_at: AtomicPtr::new(std::ptr::null_mut()),
+            created_by: AtomicU64::new(0),
             shared,
             inner: UnsafeCell::new(GInner {
                 entry: None,
@@ -249,6 +261,69 @@ impl Goroutine {
     #[inline]
     pub(crate) fn set_wait_reason(&self, r: WaitReason) {
         self.wait_reason.store(r as u8, Ordering::Relaxed)
+    }
+
+    /// Records the user's call that parks the goroutine now.
+    #[inline]
+    pub(crate) fn set_park_loc(&self, l: &'static Location<'static>) {
+        self.park_loc
+            .store(l as *const Location<'static> as *mut _, Ordering::Relaxed)
+    }
+
+    /// Records where and by whom the goroutine was started.
+    pub(crate) fn set_created(&self, at: &'static Location<'static>, by: u64) {
+        self.created_at
+            .store(at as *const Location<'static> as *mut _, Ordering::Relaxed);
+        self.created_by.store(by, Ordering::Relaxed);
+        self.park_loc.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    fn load_loc(p: &AtomicPtr<Location<'static>>) -> Option<&'static Location<'static>> {
+        let p = p.load(Ordering::Relaxed);
+        // SAFETY: only `&'static Location` values are stored.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// Where the goroutine last parked, if it ever did.
+    pub(crate) fn park_loc(&self) -> Option<&'static Location<'static>> {
+        Self::load_loc(&self.park_loc)
+    }
+
+    /// Go's goroutine header with gort's locations, as deadlock reports, crash reports and
+    /// dumps print it: `goroutine N [state]:`, then `where` (the parked call, or the panic
+    /// site) tab-indented, then `created by goroutine M` and the `go!`/`spawn` site.
+    pub(crate) fn describe(&self, out: &mut String, state: &str, at: Option<&str>) {
+        let _ = writeln!(out, "goroutine {} [{}]:", self.id(), state);
+        if let Some(at) = at {
+            let _ = writeln!(out, "\t{at}");
+        }
+        self.describe_created(out);
+    }
+
+    /// The `created by` lines of `describe` (nothing for main).
+    pub(crate) fn describe_created(&self, out: &mut String) {
+        if let Some(c) = Self::load_loc(&self.created_at) {
+            match self.created_by.load(Ordering::Relaxed) {
+                0 => out.push_str("created by a thread outside the runtime\n"),
+                by => {
+                    let _ = writeln!(out, "created by goroutine {by}");
+                }
+            }
+            let _ = writeln!(out, "\t{}:{}:{}", c.file(), c.line(), c.column());
+        }
+    }
+
+    /// `describe` for a parked goroutine: its wait reason and the call it parked in.
+    pub(crate) fn describe_waiting(&self, out: &mut String) {
+        let at = self
+            .park_loc()
+            .filter(|_| self.status() == Status::Waiting)
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        let state = match self.status() {
+            Status::Runnable => "runnable",
+            _ => self.wait_reason().as_str(),
+        };
+        self.describe(out, state, at.as_deref());
     }
 
     #[inline]

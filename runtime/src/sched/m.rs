@@ -147,6 +147,7 @@ impl MContext {
         f: F,
         stack_size: Option<usize>,
         notify: Option<Arc<dyn ExitNotify>>,
+        at: &'static std::panic::Location<'static>,
     ) -> u64
     where
         F: FnOnce() + Send + 'static,
@@ -155,7 +156,20 @@ impl MContext {
         let p = self.p();
         let size = shared.stacks.size_for(stack_size);
         let g = self.gfget(p);
-        init_g(&g, super::entry::Entry::new(f), size, notify);
+        let parent = self.curg.get();
+        let by = if parent.is_null() {
+            0
+        } else {
+            // SAFETY: a non-null `curg` is the running goroutine, whose record is alive.
+            unsafe { (*parent).id() }
+        };
+        init_g(
+            &g,
+            super::entry::Entry::new(f),
+            size,
+            notify,
+            Some((at, by)),
+        );
         // SAFETY: this M holds `p`.
         let local = unsafe { p.local() };
         if local.goid_next == local.goid_end {
@@ -267,12 +281,14 @@ impl MContext {
             "only runnable goroutines are queued"
         );
         g.set_status(Status::Running);
-        self.curg.set(Arc::as_ptr(&g));
         // SAFETY: this M owns the running goroutine's record.
         let inner = unsafe { g.inner() };
         if inner.coro.is_none() {
+            // Before `curg` is set: a failure here (no address space for a stack) is the M's,
+            // not the goroutine's, and must end the process (`mstart`).
             start_g(&g, self.stack_get(p, inner.stack_size));
         }
+        self.curg.set(Arc::as_ptr(&g));
         // SAFETY: as above; `start_g` is done with its reference.
         let coro = unsafe { g.inner() }
             .coro
@@ -470,6 +486,8 @@ impl MContext {
                 match woken {
                     Woken::Exit => return None,
                     Woken::P(id, spinning) => {
+                        // Work arrived: whatever was blocked is moving again.
+                        shared.dead_blocked_since.store(0, Ordering::Relaxed);
                         self.acquirep(id);
                         self.spinning.set(spinning);
                         continue 'top;
@@ -627,7 +645,18 @@ fn mstart(shared: Arc<Shared>, m: Arc<Machine>, pid: usize, spinning: bool) {
     };
     CTX.with(|c| c.set(&ctx));
     super::RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
-    ctx.schedule();
+    // Goroutines' panics never reach here (their tops catch them); anything that does is a
+    // failure of the runtime itself (say, no address space left for a stack). An M that died
+    // would take its P with it and `run` would wait forever: end the process instead, as
+    // Go's `throw` does.
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.schedule()));
+    if let Err(payload) = failed {
+        let msg = crate::panic::value::payload_text(&*payload, crate::panic::value::Style::Report);
+        let name = std::thread::current().name().unwrap_or("an M").to_string();
+        crate::panic::die(&format!(
+            "fatal error: {msg}\n\nruntime stack:\n\tthe schedule loop of runtime thread {name}\n"
+        ));
+    }
     super::RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
     CTX.with(|c| c.set(std::ptr::null()));
     if ctx.spinning.get() {

@@ -140,6 +140,11 @@ pub(crate) struct Shared {
     dead_backoff_ms: AtomicU64,
     /// Runtime clock before which deadlock detection does not look at threads again.
     dead_next_check: AtomicU64,
+    /// Runtime clock (+1) since which every goroutine has been blocked while threads outside
+    /// the runtime kept detection from deciding; 0 once an M is woken with work.
+    pub(crate) dead_blocked_since: AtomicU64,
+    /// The "cannot tell whether this is a deadlock" notice was printed (once per runtime).
+    dead_notice: AtomicBool,
     outcome: Mutex<Outcome>,
     outcome_cv: Condvar,
 }
@@ -205,6 +210,7 @@ pub(crate) fn with_current_shared<R>(f: impl FnOnce(&Arc<Shared>) -> R) -> Optio
     ENTERED.with(|e| e.borrow().last().map(f))
 }
 
+#[track_caller]
 fn outside_runtime(what: &str) -> ! {
     panic!(
         "gort: {what} must be called from a goroutine (inside gort::run, #[gort::main] or \
@@ -213,8 +219,12 @@ fn outside_runtime(what: &str) -> ! {
 }
 
 /// Panics with a clear message unless called from a goroutine; returns the running goroutine.
+#[track_caller]
 pub(crate) fn expect_g(what: &str) -> *const Goroutine {
-    current_g().unwrap_or_else(|| outside_runtime(what))
+    match current_g() {
+        Some(g) => g,
+        None => outside_runtime(what),
+    }
 }
 
 impl Shared {
@@ -243,6 +253,8 @@ impl Shared {
             timer_sleep_until: AtomicU64::new(u64::MAX),
             dead_backoff_ms: AtomicU64::new(10),
             dead_next_check: AtomicU64::new(0),
+            dead_blocked_since: AtomicU64::new(0),
+            dead_notice: AtomicBool::new(false),
             outcome: Mutex::new(Outcome::default()),
             outcome_cv: Condvar::new(),
             config,
@@ -431,7 +443,7 @@ fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
     // What no frame stopped: a Goexit, or a panic with its report. `defer_state` is the
     // running goroutine's own.
     // SAFETY: as above.
-    let top = |payload| frame::at_top(unsafe { &mut *g.defer_state() }, payload, g.id());
+    let top = |payload| frame::at_top(unsafe { &mut *g.defer_state() }, payload, g);
     let mut end = panic::catch_unwind(AssertUnwindSafe(|| f.call()))
         .err()
         .map(top);
@@ -530,6 +542,7 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
     }
     let tolerated = usize::from(shared.config.test_harness);
     if process_threads() > RUNTIME_THREADS.load(Ordering::SeqCst) + tolerated {
+        undecided_notice(shared, now);
         let ms = shared.dead_backoff_ms.load(Ordering::Relaxed);
         shared
             .dead_backoff_ms
@@ -542,15 +555,47 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
     let mut report = format!("{msg}\n");
     for g in shared.allgs.lock().iter() {
         if matches!(g.status(), Status::Waiting | Status::Runnable) {
-            report.push_str(&format!(
-                "\ngoroutine {} [{}]:\n",
-                g.id(),
-                g.wait_reason().as_str()
-            ));
+            report.push('\n');
+            g.describe_waiting(&mut report);
         }
     }
     fatal(shared, Box::new(msg), report);
     None
+}
+
+/// How long everything may stay blocked, undecided, before `undecided_notice` speaks.
+const UNDECIDED_NOTICE_AFTER: Duration = Duration::from_secs(5);
+
+/// Deadlock detection could not decide because other threads exist: after
+/// `UNDECIDED_NOTICE_AFTER` of nothing running, say so once on stderr, so that a program (most
+/// often a plain `#[test]` around `gort::run`, whose harness threads are such threads) does
+/// not hang without a word. The runtime keeps waiting: one of those threads may still wake a
+/// goroutine.
+fn undecided_notice(shared: &Shared, now: u64) {
+    let since = shared.dead_blocked_since.load(Ordering::Relaxed);
+    if since == 0 {
+        shared.dead_blocked_since.store(now + 1, Ordering::Relaxed);
+        return;
+    }
+    if now.saturating_sub(since - 1) < UNDECIDED_NOTICE_AFTER.as_nanos() as u64
+        || shared.dead_notice.swap(true, Ordering::Relaxed)
+    {
+        return;
+    }
+    let mut blocked = String::new();
+    for g in shared.allgs.lock().iter() {
+        if matches!(g.status(), Status::Waiting) {
+            blocked.push('\n');
+            g.describe_waiting(&mut blocked);
+        }
+    }
+    eprint!(
+        "gort: every goroutine has been blocked for {} s, but this process has threads outside \
+         the runtime, which might still wake one, so gort cannot report a deadlock. If this is \
+         a plain #[test] that calls gort::run, the test harness's threads are such threads: \
+         use #[gort::test], which reports a deadlock at once. Blocked:\n{blocked}",
+        UNDECIDED_NOTICE_AFTER.as_secs()
+    );
 }
 
 /// Adds a timer: to the calling M's P, or P 0 from elsewhere; wakes a sleeping M if it would
@@ -594,9 +639,13 @@ pub(crate) fn fire_timer(shared: &Arc<Shared>, fire: timers::Fire) {
     }
 }
 
+/// Where a goroutine was started and by which goroutine (0: a thread outside the runtime);
+/// `None` for main.
+pub(crate) type Created = Option<(&'static std::panic::Location<'static>, u64)>;
+
 /// Prepares `g` (a dead or new record) to run `f` on a stack of `size` bytes, which it gets
 /// when it first runs (`start_g`).
-fn init_g(g: &GRef, f: Entry, size: usize, notify: Option<Arc<dyn ExitNotify>>) {
+fn init_g(g: &GRef, f: Entry, size: usize, notify: Option<Arc<dyn ExitNotify>>, created: Created) {
     // SAFETY: the record is dead or new and was just taken from a cache by the caller, which
     // therefore owns it.
     let inner = unsafe { g.inner() };
@@ -604,6 +653,9 @@ fn init_g(g: &GRef, f: Entry, size: usize, notify: Option<Arc<dyn ExitNotify>>) 
     inner.entry = Some(f);
     inner.stack_size = size;
     inner.exit_notify = notify;
+    if let Some((at, by)) = created {
+        g.set_created(at, by);
+    }
     g.set_wait_reason(WaitReason::None);
     g.set_status(Status::Runnable);
 }
@@ -618,24 +670,32 @@ fn start_g(g: &GRef, stack: GStack) {
 
 /// Go's `newproc`: starts `f` as a new goroutine and returns its id. Inside a goroutine the new
 /// goroutine goes to the current P's `runnext`; from a plain thread that entered a runtime, to
-/// the global queue.
+/// the global queue. The caller's location is recorded as where it was created.
+#[track_caller]
 pub(crate) fn spawn<F>(f: F, stack_size: Option<usize>, notify: Option<Arc<dyn ExitNotify>>) -> u64
 where
     F: FnOnce() + Send + 'static,
 {
+    let at = std::panic::Location::caller();
     let ctx = ctx_ptr();
     if !ctx.is_null() {
         // SAFETY: see `current_g`.
         let ctx = unsafe { &*ctx };
-        return ctx.spawn_local(f, stack_size, notify);
+        if ctx.has_p() {
+            return ctx.spawn_local(f, stack_size, notify, at);
+        }
     }
-    let shared = current_shared().unwrap_or_else(|| {
+    let Some(shared) = current_shared() else {
         panic!(
             "gort: go!/spawn called outside a gort runtime; use gort::run, #[gort::main], or \
              Handle::enter on this thread"
         )
+    };
+    let by = current_g().map_or(0, |g| {
+        // SAFETY: the running goroutine's record is alive while it runs.
+        unsafe { (*g).id() }
     });
-    spawn_external(&shared, f, stack_size, notify)
+    spawn_external(&shared, f, stack_size, notify, Some((at, by)))
 }
 
 /// Spawns onto `shared` from outside its Ms.
@@ -644,13 +704,14 @@ pub(crate) fn spawn_external<F>(
     f: F,
     stack_size: Option<usize>,
     notify: Option<Arc<dyn ExitNotify>>,
+    created: Created,
 ) -> u64
 where
     F: FnOnce() + Send + 'static,
 {
     let size = shared.stacks.size_for(stack_size);
     let g = shared.gfget_global();
-    init_g(&g, Entry::new(f), size, notify);
+    init_g(&g, Entry::new(f), size, notify, created);
     let id = shared.take_goid(1);
     g.set_id(id);
     shared.ext_live.fetch_add(1, Ordering::Relaxed);
@@ -682,11 +743,17 @@ pub(crate) fn ready(g: GRef) {
 /// with the goroutine's record, and must hand the record to whoever will `ready` it (then
 /// return `None`), or return it to resume at once. Locks that `f` releases are held across the
 /// switch, which is what makes "check, then park" free of lost wake-ups.
+///
+/// The caller's location (the user's blocking call, through `#[track_caller]` on every
+/// function between it and here) is recorded for deadlock reports and goroutine dumps.
+#[track_caller]
 pub(crate) fn park<F>(reason: WaitReason, f: F)
 where
     F: FnOnce(GRef) -> Option<GRef>,
 {
     let gp = expect_g("a blocking operation");
+    // SAFETY: `gp` is the running goroutine's live record.
+    unsafe { (*gp).set_park_loc(std::panic::Location::caller()) };
     let mut f = Some(f);
     let mut call = move |g: GRef| (f.take().expect("a park function runs once"))(g);
     let short: *mut (dyn FnMut(GRef) -> Option<GRef> + '_) = &mut call;
@@ -704,6 +771,7 @@ where
 }
 
 /// Go's `Gosched`.
+#[track_caller]
 pub(crate) fn yield_now() {
     let gp = expect_g("gort::yield_now");
     // SAFETY: as in `park`.
@@ -732,7 +800,7 @@ where
         }
     };
     RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
-    let id = spawn_external(&shared, main, None, None);
+    let id = spawn_external(&shared, main, None, None, None);
     debug_assert_eq!(id, 1, "main is goroutine 1");
     let panic = shared.wait_outcome();
     RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);

@@ -67,6 +67,7 @@ impl ThreadSignal {
 
 /// Blocks the caller until its waiter is woken. `register` must put the waiter where a waker
 /// will find it and release the primitive's lock.
+#[track_caller]
 pub(crate) fn block_current<R>(reason: WaitReason, register: R)
 where
     R: FnOnce(Waiter),

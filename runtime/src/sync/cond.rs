@@ -53,6 +53,7 @@ impl Cond {
     }
 
     /// Unlocks the guard's mutex, waits for a `signal` or `broadcast`, locks it again.
+    #[track_caller]
     pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         let ticket = {
             let mut l = self.list.lock();

@@ -91,6 +91,7 @@ impl<T> Mutex<T> {
 impl<T: ?Sized> Mutex<T> {
     /// Locks, parking the goroutine (or blocking the thread) while another holds it.
     #[inline]
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if self
             .state
@@ -103,6 +104,13 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Locks if that does not block (Go's `TryLock`).
+    ///
+    /// ```
+    /// let m = gort::Mutex::new(1);
+    /// let g = m.try_lock().expect("unlocked");
+    /// assert!(m.try_lock().is_none());
+    /// drop(g);
+    /// ```
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         let old = self.state.load(Ordering::Relaxed);
         if old & (LOCKED | STARVING) != 0 {
@@ -121,6 +129,7 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Go's `lockSlow`.
     #[cold]
+    #[track_caller]
     fn lock_slow(&self) {
         let mut wait_start: Option<Instant> = None;
         let mut starving = false;
@@ -160,7 +169,9 @@ impl<T: ?Sized> Mutex<T> {
                 new |= STARVING;
             }
             if awoke {
-                assert!(new & WOKEN != 0, "sync: inconsistent mutex state");
+                if new & WOKEN == 0 {
+                    crate::panic::throw("sync: inconsistent mutex state");
+                }
                 new &= !WOKEN;
             }
             match self
@@ -178,10 +189,9 @@ impl<T: ?Sized> Mutex<T> {
                     old = self.state.load(Ordering::Relaxed);
                     if old & STARVING != 0 {
                         // Handed off: we own it; fix the state.
-                        assert!(
-                            old & (LOCKED | WOKEN) == 0 && old >> WAITER_SHIFT != 0,
-                            "sync: inconsistent mutex state"
-                        );
+                        if old & (LOCKED | WOKEN) != 0 || old >> WAITER_SHIFT == 0 {
+                            crate::panic::throw("sync: inconsistent mutex state");
+                        }
                         let mut delta = LOCKED - (1 << WAITER_SHIFT);
                         if !starving || old >> WAITER_SHIFT == 1 {
                             delta -= STARVING;
@@ -197,8 +207,32 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
+    /// Go's `Unlock` without a guard: for a lock whose guard was given up with
+    /// [`std::mem::forget`] (Go code that locks in one function and unlocks in another).
+    ///
+    /// As in Go, unlocking a mutex that is not locked is a fatal error (`fatal error: sync:
+    /// unlock of unlocked mutex`, exit status 2), not a panic: no deferred call runs and
+    /// `recover` cannot stop it.
+    ///
+    /// # Safety
+    /// The mutex must be locked and no guard of it may be used afterwards (the caller takes
+    /// over the lock a forgotten guard held).
+    ///
+    /// ```
+    /// let m = gort::Mutex::new(5);
+    /// std::mem::forget(m.lock());
+    /// // SAFETY: locked above; the guard was forgotten.
+    /// unsafe { m.force_unlock() };
+    /// assert_eq!(*m.lock(), 5);
+    /// ```
+    #[track_caller]
+    pub unsafe fn force_unlock(&self) {
+        self.unlock()
+    }
+
     /// Go's `Unlock`.
     #[inline]
+    #[track_caller]
     fn unlock(&self) {
         let new = self.state.fetch_sub(LOCKED, Ordering::Release) - LOCKED;
         if new != 0 {
@@ -207,11 +241,11 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     #[cold]
+    #[track_caller]
     fn unlock_slow(&self, new: i32) {
-        assert!(
-            (new + LOCKED) & LOCKED != 0,
-            "fatal error: sync: unlock of unlocked mutex"
-        );
+        if (new + LOCKED) & LOCKED == 0 {
+            crate::panic::throw("sync: unlock of unlocked mutex");
+        }
         if new & STARVING == 0 {
             let mut old = new;
             loop {

@@ -47,6 +47,7 @@ impl Once {
     }
 
     /// Runs `f` if no call has run (or is running) yet; waits for a running one.
+    #[track_caller]
     pub fn call_once<F: FnOnce()>(&self, f: F) {
         if !self.done.load(Ordering::Acquire) {
             self.call_slow(f);
@@ -54,6 +55,7 @@ impl Once {
     }
 
     #[cold]
+    #[track_caller]
     fn call_slow<F: FnOnce()>(&self, f: F) {
         let _g = self.m.lock();
         if self.done.load(Ordering::Relaxed) {

@@ -84,6 +84,7 @@ impl<T> RwLock<T> {
 
 impl<T: ?Sized> RwLock<T> {
     /// Shared access (Go's `RLock`), waiting behind a writer.
+    #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         if self.reader_count.fetch_add(1, Ordering::Acquire) + 1 < 0 {
             // A writer is pending: wait for it.
@@ -93,6 +94,7 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Exclusive access (Go's `Lock`).
+    #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         let w = self.w.lock();
         // Announce the writer; `r` readers are still inside.
@@ -103,13 +105,53 @@ impl<T: ?Sized> RwLock<T> {
         RwLockWriteGuard { l: self, _w: w }
     }
 
+    /// Go's `RUnlock` without a guard (see [`Mutex::force_unlock`](crate::Mutex::force_unlock)):
+    /// releasing a read lock that is not held is a fatal error (`fatal error: sync: RUnlock of
+    /// unlocked RWMutex`), as in Go.
+    ///
+    /// # Safety
+    /// The lock must be read-locked by a guard that was forgotten, and that guard's lock is
+    /// given up here.
+    ///
+    /// ```
+    /// let l = gort::RwLock::new(1);
+    /// std::mem::forget(l.read());
+    /// // SAFETY: read-locked above; the guard was forgotten.
+    /// unsafe { l.force_unlock_read() };
+    /// assert_eq!(*l.write(), 1);
+    /// ```
+    #[track_caller]
+    pub unsafe fn force_unlock_read(&self) {
+        self.read_unlock()
+    }
+
+    /// Go's `Unlock` without a guard: releasing a write lock that is not held is a fatal
+    /// error (`fatal error: sync: Unlock of unlocked RWMutex`), as in Go.
+    ///
+    /// # Safety
+    /// The lock must be write-locked by a guard that was forgotten.
+    ///
+    /// ```
+    /// let l = gort::RwLock::new(1);
+    /// std::mem::forget(l.write());
+    /// // SAFETY: write-locked above; the guard was forgotten.
+    /// unsafe { l.force_unlock_write() };
+    /// assert_eq!(*l.read(), 1);
+    /// ```
+    #[track_caller]
+    pub unsafe fn force_unlock_write(&self) {
+        self.write_unlock_raw();
+        // SAFETY: per the contract, the forgotten write guard held `w`.
+        unsafe { self.w.force_unlock() };
+    }
+
+    #[track_caller]
     fn read_unlock(&self) {
         let r = self.reader_count.fetch_sub(1, Ordering::Release) - 1;
         if r < 0 {
-            assert!(
-                r + 1 != 0 && r + 1 != -MAX_READERS,
-                "fatal error: sync: RUnlock of unlocked RWMutex"
-            );
+            if r + 1 == 0 || r + 1 == -MAX_READERS {
+                crate::panic::throw("sync: RUnlock of unlocked RWMutex");
+            }
             // A writer waits: the last reader out lets it in.
             if self.reader_wait.fetch_sub(1, Ordering::Release) - 1 == 0 {
                 self.writer_sem.release();
@@ -117,13 +159,13 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    fn write_unlock(&self) {
+    #[track_caller]
+    fn write_unlock_raw(&self) {
         // Let readers in again; wake the ones that queued behind this writer.
         let r = self.reader_count.fetch_add(MAX_READERS, Ordering::Release) + MAX_READERS;
-        assert!(
-            r < MAX_READERS,
-            "fatal error: sync: Unlock of unlocked RWMutex"
-        );
+        if r >= MAX_READERS {
+            crate::panic::throw("sync: Unlock of unlocked RWMutex");
+        }
         for _ in 0..r {
             self.reader_sem.release();
         }
@@ -167,7 +209,7 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         // The writer mutex (`_w`) is released after this, as in Go.
-        self.l.write_unlock();
+        self.l.write_unlock_raw();
     }
 }
 

@@ -31,12 +31,14 @@ impl Sema {
     }
 
     /// Takes a permit, blocking (parking the goroutine) until one is released to us.
+    #[track_caller]
     pub(crate) fn acquire(&self, reason: WaitReason) {
         self.acquire_at(reason, false)
     }
 
     /// As `acquire`; `lifo` queues at the front (Go's `queueLifo`, for a mutex waiter that
     /// already waited once).
+    #[track_caller]
     pub(crate) fn acquire_at(&self, reason: WaitReason, lifo: bool) {
         let mut st = self.state.lock();
         if st.permits > 0 {

@@ -82,6 +82,7 @@ impl WaitGroup {
     /// wg.done();
     /// wg.wait();
     /// ```
+    #[track_caller]
     pub fn add(&self, delta: i32) {
         let inner = &*self.inner;
         // AcqRel: Release publishes the work done before `done()` to the waiter that sees zero;
@@ -118,6 +119,7 @@ impl WaitGroup {
     /// wg.add(1);
     /// wg.done();
     /// ```
+    #[track_caller]
     pub fn done(&self) {
         self.add(-1)
     }
@@ -133,6 +135,7 @@ impl WaitGroup {
     ///     wg.wait();
     /// });
     /// ```
+    #[track_caller]
     pub fn wait(&self) {
         let inner = &*self.inner;
         let mut state = inner.state.load(Ordering::Acquire);

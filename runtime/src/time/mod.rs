@@ -31,6 +31,7 @@ use crate::sched::{self, Shared, WaitReason};
 ///     assert!(t.elapsed() >= Duration::from_millis(20));
 /// });
 /// ```
+#[track_caller]
 pub fn sleep(d: Duration) {
     if d.is_zero() {
         return;
@@ -65,8 +66,9 @@ pub fn sleep(d: Duration) {
 ///     }
 /// });
 /// ```
+#[track_caller]
 pub fn after(d: Duration) -> Chan<Instant> {
-    Timer::new(d).core.ch.clone()
+    Timer::start(d, None, "gort::time::after").core.ch.clone()
 }
 
 /// A channel that receives the time every `d`, forever (Go's `time.Tick`: the ticker is
@@ -86,8 +88,12 @@ pub fn after(d: Duration) -> Chan<Instant> {
 ///     assert!(t1 > t0);
 /// });
 /// ```
+#[track_caller]
 pub fn tick(d: Duration) -> Chan<Instant> {
-    let t = Ticker::new(d);
+    assert!(!d.is_zero(), "non-positive interval for NewTicker");
+    let t = Ticker {
+        timer: Timer::start(d, Some(d), "gort::time::tick"),
+    };
     let ch = t.chan().clone();
     std::mem::forget(t);
     ch
@@ -134,13 +140,15 @@ impl TimerCore {
     }
 }
 
+#[track_caller]
 fn runtime(what: &str) -> Arc<Shared> {
-    sched::current_shared().unwrap_or_else(|| {
-        panic!(
+    match sched::current_shared() {
+        Some(s) => s,
+        None => panic!(
             "gort: {what} must be called inside a gort runtime (a goroutine, or a thread in \
              Handle::enter)"
-        )
-    })
+        ),
+    }
 }
 
 /// A single event (Go's `time.Timer`): after its duration the current time is sent on
@@ -167,10 +175,12 @@ impl Timer {
     ///
     /// # Panics
     /// Outside a runtime.
+    #[track_caller]
     pub fn new(d: Duration) -> Timer {
         Timer::start(d, None, "gort::time::Timer::new")
     }
 
+    #[track_caller]
     fn start(d: Duration, period: Option<Duration>, what: &str) -> Timer {
         let shared = runtime(what);
         let when = timers::deadline(shared.epoch, d);
@@ -239,6 +249,7 @@ impl Ticker {
     ///
     /// # Panics
     /// Outside a runtime, or if `d` is zero (Go: `non-positive interval for NewTicker`).
+    #[track_caller]
     pub fn new(d: Duration) -> Ticker {
         assert!(!d.is_zero(), "non-positive interval for NewTicker");
         Ticker {
@@ -260,6 +271,7 @@ impl Ticker {
     ///
     /// # Panics
     /// If `d` is zero.
+    #[track_caller]
     pub fn reset(&self, d: Duration) {
         assert!(!d.is_zero(), "non-positive interval for Ticker.Reset");
         self.timer.core.state.lock().period = Some(d);
