@@ -164,9 +164,23 @@ fn deadlock_report_names_where_each_goroutine_waits_and_was_created() {
     );
 }
 
-/// The location a panic inside `f` (run in a goroutine) reports.
-fn panic_line(f: impl FnOnce() + Send + 'static) -> (String, u32) {
-    gort::run(gort::frame!(move || -> (String, u32) {
+/// The line `at!(expr)` stands on, recorded as `expr` runs (a panic in `expr` must report
+/// this line).
+static AT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+macro_rules! at {
+    ($e:expr) => {{
+        AT.store(line!(), std::sync::atomic::Ordering::SeqCst);
+        $e
+    }};
+}
+
+type Check = Box<dyn FnOnce() + Send>;
+
+/// The file and line a panic inside `f` (run in a goroutine) reports, and the line `at!`
+/// recorded.
+fn panic_line(f: impl FnOnce() + Send + 'static) -> ((String, u32), (String, u32)) {
+    let got = gort::run(gort::frame!(move || -> (String, u32) {
         defer!(|r| {
             let p = gort::recover().expect("f panics");
             let l = p.location().expect("std reported it");
@@ -174,60 +188,62 @@ fn panic_line(f: impl FnOnce() + Send + 'static) -> (String, u32) {
         });
         f();
         unreachable!("f panics")
-    }))
+    }));
+    let want = (
+        file!().to_string(),
+        AT.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    (got, want)
 }
 
 #[test]
 fn panics_of_the_public_api_point_at_the_callers_line() {
-    let here = file!();
-    let (f, l) = panic_line(|| {
-        let c = Chan::new(1);
-        c.close();
-        c.send(1)
-    });
-    assert_eq!(
-        (f.as_str(), l),
-        (here, line!() - 2),
-        "send on closed channel"
-    );
-    let (f, l) = panic_line(|| {
-        let c: Chan<u8> = Chan::new(1);
-        c.close();
-        c.close()
-    });
-    assert_eq!(
-        (f.as_str(), l),
-        (here, line!() - 2),
-        "close of closed channel"
-    );
-    let (f, l) = panic_line(|| Chan::<u8>::nil().close());
-    assert_eq!((f.as_str(), l), (here, line!() - 1), "close of nil channel");
-    let (f, l) = panic_line(|| WaitGroup::new().done());
-    assert_eq!(
-        (f.as_str(), l),
-        (here, line!() - 1),
-        "negative WaitGroup counter"
-    );
-    let (f, l) = panic_line(|| {
-        let c: Chan<u8> = Chan::new(0);
-        c.close();
-        gort::select! { // a select! panics at its own line
-            send(c, 1) => {}
-        }
-    });
-    assert_eq!(
-        (f.as_str(), l),
-        (here, line!() - 4),
-        "select send on closed channel"
-    );
-    let (f, l) = panic_line(|| {
-        let _ = Chan::<u64>::new(usize::MAX);
-    });
-    assert_eq!((f.as_str(), l), (here, line!() - 2), "makechan");
-    let (f, l) = panic_line(|| {
-        gort::time::Ticker::new(Duration::ZERO);
-    });
-    assert_eq!((f.as_str(), l), (here, line!() - 2), "zero ticker interval");
+    let checks: Vec<(&str, Check)> = vec![
+        (
+            "send on closed channel",
+            Box::new(|| {
+                let c = Chan::new(1);
+                c.close();
+                at!(c.send(1))
+            }),
+        ),
+        (
+            "close of closed channel",
+            Box::new(|| {
+                let c: Chan<u8> = Chan::new(1);
+                c.close();
+                at!(c.close())
+            }),
+        ),
+        (
+            "close of nil channel",
+            Box::new(|| at!(Chan::<u8>::nil().close())),
+        ),
+        (
+            "negative WaitGroup counter",
+            Box::new(|| at!(WaitGroup::new().done())),
+        ),
+        (
+            "select send on closed channel (a select! panics at its own line)",
+            Box::new(|| {
+                let c: Chan<u8> = Chan::new(0);
+                c.close();
+                at!(gort::select! { send(c, 1) => {} })
+            }),
+        ),
+        (
+            "makechan",
+            Box::new(|| drop(at!(Chan::<u64>::new(usize::MAX)))),
+        ),
+        (
+            "zero ticker interval",
+            Box::new(|| drop(at!(gort::time::Ticker::new(Duration::ZERO)))),
+        ),
+    ];
+    for (what, f) in checks {
+        let (got, want) = panic_line(f);
+        assert_eq!(got, want, "{what}");
+    }
 }
 
 child_test!(outside_child, {
@@ -435,7 +451,6 @@ fn runtime_error_of(f: impl FnOnce() + Send + 'static) -> Option<String> {
 fn rust_run_time_checks_read_as_go_runtime_errors() {
     use std::hint::black_box;
     let v = vec![0u8; 10];
-    type Check = Box<dyn FnOnce() + Send>;
     let cases: Vec<(Check, &str)> = vec![
         (
             Box::new(move || {

@@ -120,25 +120,74 @@ pub(crate) enum RecvPoll<T> {
     Empty,
 }
 
+/// The channel's lock, held: the state through `Deref`/`DerefMut`, unlocked on drop (also
+/// when a panic unwinds through the holder). A blocked operation moves its guard into the park
+/// function, so the lock is released only after the goroutine has switched out.
+pub(crate) struct Locked<'a, T> {
+    c: &'a ChanInner<T>,
+}
+
+impl<T> std::ops::Deref for Locked<'_, T> {
+    type Target = State<T>;
+    #[inline(always)]
+    fn deref(&self) -> &State<T> {
+        // SAFETY: the guard holds the lock, which makes it the state's only user.
+        unsafe { &*self.c.state.get() }
+    }
+}
+
+impl<T> std::ops::DerefMut for Locked<'_, T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut State<T> {
+        // SAFETY: as in `deref`; `&mut self` makes this borrow unique.
+        unsafe { &mut *self.c.state.get() }
+    }
+}
+
+impl<T> Drop for Locked<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the guard was made by `ChanInner::lock`, which took the lock.
+        unsafe { self.c.lock.unlock() }
+    }
+}
+
 impl<T> ChanInner<T> {
-    /// Locks and returns the state.
+    /// Takes the channel's lock.
+    #[inline(always)]
+    pub(crate) fn lock(&self) -> Locked<'_, T> {
+        self.lock.lock();
+        Locked { c: self }
+    }
+
+    /// Takes the lock without a guard, for `select`, which holds several channels' locks at
+    /// once in address order and releases them together.
     ///
     /// # Safety
-    /// The caller calls `unlock` exactly once afterwards and does not keep the reference past it.
+    /// The caller calls `unlock_raw` exactly once afterwards, and touches the state only in
+    /// between (through `state_locked`).
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn lock(&self) -> &mut State<T> {
+    pub(crate) unsafe fn lock_raw(&self) {
         self.lock.lock();
-        // SAFETY: we hold the lock.
-        unsafe { &mut *self.state.get() }
     }
 
     /// # Safety
-    /// The caller holds the lock (from `lock`).
+    /// The caller holds the lock (from `lock_raw`).
     #[inline]
-    pub(crate) unsafe fn unlock(&self) {
+    pub(crate) unsafe fn unlock_raw(&self) {
         // SAFETY: per the contract.
         unsafe { self.lock.unlock() }
+    }
+
+    /// The state, under a lock taken with `lock_raw`.
+    ///
+    /// # Safety
+    /// The caller holds the lock and has no other reference to the state.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn state_locked(&self) -> &mut State<T> {
+        // SAFETY: per the contract.
+        unsafe { &mut *self.state.get() }
     }
 
     pub(crate) fn addr(&self) -> usize {
@@ -179,9 +228,9 @@ impl<T> ChanInner<T> {
             // SAFETY: we claimed it: we alone take its value and complete its `Sel`.
             let (v, w) = unsafe {
                 let sg = sg.as_ref();
-                let v = (*sg.elem.get())
-                    .take()
-                    .expect("a waiting sender holds its value");
+                let v = (*sg.elem.get()).take().unwrap_or_else(|| {
+                    crate::panic::throw("chanrecv: a waiting sender has no value")
+                });
                 (v, sg.sel.as_ref().complete(true))
             };
             if self.cap == 0 {
@@ -189,7 +238,9 @@ impl<T> ChanInner<T> {
             }
             // A sender waits only on a full buffer: take its head, the sender's value goes
             // to the tail.
-            let head = st.buf.pop_front().expect("senders wait on a full buffer");
+            let head = st.buf.pop_front().unwrap_or_else(|| {
+                crate::panic::throw("chanrecv: a sender waits on a buffer with room")
+            });
             st.buf.push_back(v);
             return RecvPoll::Value(head, w);
         }
@@ -528,31 +579,26 @@ impl<T: Send> Chan<T> {
         let Some(c) = self.raw() else {
             block_forever(WaitReason::ChanSendNil)
         };
-        // SAFETY: unlocked on every path below.
-        let st = unsafe { c.lock() };
-        // SAFETY: `st` is locked.
-        match unsafe { c.poll_send(st, v) } {
+        let mut st = c.lock();
+        // SAFETY: `st` is this channel's state, locked.
+        match unsafe { c.poll_send(&mut st, v) } {
             SendPoll::Done(w) => {
-                // SAFETY: locked above.
-                unsafe { c.unlock() };
+                drop(st);
                 wake(w);
             }
             SendPoll::Closed(v) => {
-                // SAFETY: locked above.
-                unsafe { c.unlock() };
+                drop(st);
                 drop(v);
                 chan_panic("send on closed channel")
             }
             SendPoll::Full(v) => {
                 let op = OpBox::new(Some(v));
-                ChanInner::enqueue_send(st, &op.sg);
+                ChanInner::enqueue_send(&mut st, &op.sg);
                 block_current(WaitReason::ChanSend, |w| {
-                    // SAFETY: we still hold the lock taken above; a receiver can claim the
-                    // sudog only after we release it here.
-                    unsafe {
-                        op.sel.register(w);
-                        c.unlock();
-                    }
+                    // SAFETY: we still hold the lock (`st`); a receiver can claim the sudog
+                    // only after it is released here.
+                    unsafe { op.sel.register(w) };
+                    drop(st);
                 });
                 if !op.sel.ok() {
                     chan_panic("send on closed channel")
@@ -568,30 +614,25 @@ impl<T: Send> Chan<T> {
         let Some(c) = self.raw() else {
             block_forever(WaitReason::ChanReceiveNil)
         };
-        // SAFETY: unlocked on every path below.
-        let st = unsafe { c.lock() };
-        // SAFETY: `st` is locked.
-        match unsafe { c.poll_recv(st) } {
+        let mut st = c.lock();
+        // SAFETY: `st` is this channel's state, locked.
+        match unsafe { c.poll_recv(&mut st) } {
             RecvPoll::Value(v, w) => {
-                // SAFETY: locked above.
-                unsafe { c.unlock() };
+                drop(st);
                 wake(w);
                 Some(v)
             }
             RecvPoll::Closed => {
-                // SAFETY: locked above.
-                unsafe { c.unlock() };
+                drop(st);
                 None
             }
             RecvPoll::Empty => {
                 let op = OpBox::new(None);
-                ChanInner::enqueue_recv(st, &op.sg);
+                ChanInner::enqueue_recv(&mut st, &op.sg);
                 block_current(WaitReason::ChanReceive, |w| {
                     // SAFETY: as in `send`.
-                    unsafe {
-                        op.sel.register(w);
-                        c.unlock();
-                    }
+                    unsafe { op.sel.register(w) };
+                    drop(st);
                 });
                 if op.sel.ok() {
                     // SAFETY: the sender filled the slot before waking us; nobody else
@@ -611,12 +652,10 @@ impl<T: Send> Chan<T> {
         let Some(c) = self.raw() else {
             return Err(TrySendError::Full(v));
         };
-        // SAFETY: unlocked right after.
-        let st = unsafe { c.lock() };
-        // SAFETY: `st` is locked.
-        let r = unsafe { c.poll_send(st, v) };
-        // SAFETY: locked above.
-        unsafe { c.unlock() };
+        let mut st = c.lock();
+        // SAFETY: `st` is this channel's state, locked.
+        let r = unsafe { c.poll_send(&mut st, v) };
+        drop(st);
         match r {
             SendPoll::Done(w) => {
                 wake(w);
@@ -632,12 +671,10 @@ impl<T: Send> Chan<T> {
         let Some(c) = self.raw() else {
             return Err(TryRecvError::Empty);
         };
-        // SAFETY: unlocked right after.
-        let st = unsafe { c.lock() };
-        // SAFETY: `st` is locked.
-        let r = unsafe { c.poll_recv(st) };
-        // SAFETY: locked above.
-        unsafe { c.unlock() };
+        let mut st = c.lock();
+        // SAFETY: `st` is this channel's state, locked.
+        let r = unsafe { c.poll_recv(&mut st) };
+        drop(st);
         match r {
             RecvPoll::Value(v, w) => {
                 wake(w);
@@ -707,16 +744,15 @@ impl<T: Send> Chan<T> {
         let Some(c) = self.raw() else {
             chan_panic("close of nil channel")
         };
-        // SAFETY: unlocked on every path below.
-        let st = unsafe { c.lock() };
+        let mut st = c.lock();
         if st.closed {
-            // SAFETY: locked above.
-            unsafe { c.unlock() };
+            drop(st);
             chan_panic("close of closed channel")
         }
         st.closed = true;
         let mut wake = Vec::new();
-        for q in [&mut st.recvq, &mut st.sendq] {
+        let state = &mut *st;
+        for q in [&mut state.recvq, &mut state.sendq] {
             for sg in q.drain() {
                 // SAFETY: queued sudogs are alive (waitq.rs); we hold the lock.
                 unsafe {
@@ -727,8 +763,7 @@ impl<T: Send> Chan<T> {
                 }
             }
         }
-        // SAFETY: locked above.
-        unsafe { c.unlock() };
+        drop(st);
         for w in wake {
             w.wake();
         }
@@ -758,12 +793,8 @@ impl<T: Send> Chan<T> {
         let Some(c) = self.raw() else {
             return R::default();
         };
-        // SAFETY: unlocked right after.
-        let st = unsafe { c.lock() };
-        let r = f(st);
-        // SAFETY: locked above.
-        unsafe { c.unlock() };
-        r
+        let st = c.lock();
+        f(&st)
     }
 }
 

@@ -105,7 +105,7 @@ fn case_addr<T>(ch: Option<&ChanInner<T>>) -> usize {
 unsafe fn case_lock<T>(ch: Option<&ChanInner<T>>) {
     if let Some(c) = ch {
         // SAFETY: the caller unlocks it (`case_unlock`).
-        unsafe { c.lock() };
+        unsafe { c.lock_raw() };
     }
 }
 
@@ -114,7 +114,7 @@ unsafe fn case_lock<T>(ch: Option<&ChanInner<T>>) {
 unsafe fn case_unlock<T>(ch: Option<&ChanInner<T>>) {
     if let Some(c) = ch {
         // SAFETY: locked by `case_lock`.
-        unsafe { c.unlock() };
+        unsafe { c.unlock_raw() };
     }
 }
 
@@ -161,7 +161,7 @@ unsafe impl<T: Send> SelectCase for RecvCase<'_, T> {
             return Poll::NotReady;
         };
         // SAFETY: the channel is locked by this select.
-        let st = unsafe { &mut *c.state.get() };
+        let st = unsafe { c.state_locked() };
         // SAFETY: as above.
         match unsafe { c.poll_recv(st) } {
             RecvPoll::Value(v, w) => {
@@ -179,14 +179,14 @@ unsafe impl<T: Send> SelectCase for RecvCase<'_, T> {
         if let Some(c) = self.ch {
             let sg = Box::new(Sudog::new(sel, case, None));
             // SAFETY: the channel is locked by this select.
-            ChanInner::enqueue_recv(unsafe { &mut *c.state.get() }, &sg);
+            ChanInner::enqueue_recv(unsafe { c.state_locked() }, &sg);
             self.sg = Some(sg);
         }
     }
     unsafe fn dequeue(&mut self) {
         if let (Some(c), Some(sg)) = (self.ch, &self.sg) {
             // SAFETY: the channel is locked by this select.
-            ChanInner::dequeue_recv(unsafe { &mut *c.state.get() }, sg);
+            ChanInner::dequeue_recv(unsafe { c.state_locked() }, sg);
         }
     }
     fn woken(&mut self, ok: bool) -> bool {
@@ -243,7 +243,7 @@ unsafe impl<T: Send> SelectCase for SendCase<'_, T> {
             return Poll::NotReady;
         };
         // SAFETY: the channel is locked by this select.
-        let st = unsafe { &mut *c.state.get() };
+        let st = unsafe { c.state_locked() };
         // SAFETY: as above.
         match unsafe { c.poll_send(st, v) } {
             SendPoll::Done(w) => Poll::Ready(Wakeup(w)),
@@ -261,14 +261,14 @@ unsafe impl<T: Send> SelectCase for SendCase<'_, T> {
         if let Some(c) = self.ch {
             let sg = Box::new(Sudog::new(sel, case, self.value.take()));
             // SAFETY: the channel is locked by this select.
-            ChanInner::enqueue_send(unsafe { &mut *c.state.get() }, &sg);
+            ChanInner::enqueue_send(unsafe { c.state_locked() }, &sg);
             self.sg = Some(sg);
         }
     }
     unsafe fn dequeue(&mut self) {
         if let (Some(c), Some(sg)) = (self.ch, &self.sg) {
             // SAFETY: the channel is locked by this select.
-            ChanInner::dequeue_send(unsafe { &mut *c.state.get() }, sg);
+            ChanInner::dequeue_send(unsafe { c.state_locked() }, sg);
             // The value was not sent: keep it (`into_value`).
             // SAFETY: the sudog is out of the queue; only we touch it.
             self.value = unsafe { (*sg.elem.get()).take() };
@@ -392,7 +392,9 @@ pub fn select(cases: &mut [&mut dyn SelectCase], has_default: bool) -> usize {
             unlock_all(cases);
         });
     }
-    let won = sel.winner().expect("a woken select was claimed");
+    let won = sel
+        .winner()
+        .unwrap_or_else(|| crate::panic::throw("select: woken but not claimed"));
     lock_all(cases);
     for (i, c) in cases.iter_mut().enumerate() {
         if i != won {

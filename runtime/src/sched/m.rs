@@ -137,7 +137,9 @@ impl MContext {
     /// The held P. Ms hold one whenever goroutine code runs.
     #[inline]
     fn p(&self) -> &Processor {
-        let id = self.p.get().expect("M holds a P while scheduling");
+        let Some(id) = self.p.get() else {
+            crate::panic::throw("schedule: M holds no P")
+        };
         &self.shared.procs[id]
     }
 
@@ -290,10 +292,9 @@ impl MContext {
         }
         self.curg.set(Arc::as_ptr(&g));
         // SAFETY: as above; `start_g` is done with its reference.
-        let coro = unsafe { g.inner() }
-            .coro
-            .as_mut()
-            .expect("a started goroutine has a coroutine");
+        let coro = unsafe { g.inner() }.coro.as_mut().unwrap_or_else(|| {
+            crate::panic::throw("execute: a started goroutine has no coroutine")
+        });
         let req = coro.resume();
         self.curg.set(std::ptr::null());
         match req {
@@ -325,10 +326,9 @@ impl MContext {
     fn gdestroy(&self, p: &Processor, g: GRef) {
         // SAFETY: the goroutine finished on this M, which owns its record.
         let inner = unsafe { g.inner() };
-        let coro = inner
-            .coro
-            .take()
-            .expect("a goroutine that ran has a coroutine");
+        let coro = inner.coro.take().unwrap_or_else(|| {
+            crate::panic::throw("gdestroy: a goroutine that ran has no coroutine")
+        });
         self.stack_put(p, coro.into_stack());
         inner.exit_notify = None;
         inner.suspender = std::ptr::null();
@@ -629,7 +629,11 @@ fn startm(shared: &Arc<Shared>) {
     let t = std::thread::Builder::new()
         .name(name)
         .spawn(move || mstart(sh, m, pid, true))
-        .expect("gort: cannot start an M thread");
+        .unwrap_or_else(|e| {
+            crate::panic::throw(&format!(
+                "newosproc: runtime: failed to create new OS thread (have {id} already): {e}"
+            ))
+        });
     s.threads.push(t);
 }
 

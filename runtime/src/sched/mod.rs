@@ -436,7 +436,7 @@ fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
         inner
             .entry
             .take()
-            .expect("an unstarted goroutine has its function")
+            .unwrap_or_else(|| crate::panic::throw("an unstarted goroutine has no function"))
     };
     // SAFETY: as above.
     let g = unsafe { &*gp };
@@ -614,12 +614,14 @@ pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) {
 /// re-armed): no reference count of the runtime is touched.
 pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) {
     let ctx = ctx_ptr();
-    assert!(!ctx.is_null(), "add_timer_here runs on an M");
+    if ctx.is_null() {
+        crate::panic::throw("add_timer_here: not on an M");
+    }
     // SAFETY: see `current_g`.
     let ctx = unsafe { &*ctx };
     let p = ctx
         .p_ref()
-        .expect("add_timer_here runs on an M holding a P");
+        .unwrap_or_else(|| crate::panic::throw("add_timer_here: the M holds no P"));
     p.timers.push(when, fire);
     kick(&ctx.shared, when);
 }
