@@ -404,3 +404,70 @@ fn goroutines_migrate_between_threads() {
     });
     assert!(moved, "a parked goroutine resumed on another thread");
 }
+
+/// A goroutine that calls `gort::run` is counted once among the runtimes' threads, so a plain
+/// thread that will still send is seen, and no deadlock is reported (it used to be reported at
+/// once: the nested caller was counted twice, hiding the plain thread). Both runtimes are
+/// what `#[gort::test]` makes (`__private::test`), so that the harness's main thread is the
+/// only thread the count tolerates, as in a program's `main`.
+#[test]
+fn nested_run_with_a_plain_sender_is_no_deadlock() {
+    // In a child process: other tests' threads would hide the miscount.
+    if !support::is_child() {
+        let out = support::run_child("nested_run_with_a_plain_sender_is_no_deadlock", &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let v = gort::__private::test(Some(1), || {
+        gort::__private::test(Some(1), || {
+            let ch: gort::Chan<u32> = gort::Chan::new(0);
+            let c = ch.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                c.send(42);
+            });
+            ch.recv()
+        })
+    });
+    assert_eq!(v, Some(42));
+}
+
+/// Two runtimes that talk through a channel: a goroutine of one waits for a goroutine of the
+/// other, which is busy for a while first. Neither may call that a deadlock: every thread of
+/// the process belongs to a runtime (the harness's main thread is tolerated), so only rule 5
+/// of `check_dead` (other runtimes must be quiescent) keeps the waiting one from reporting.
+#[test]
+fn two_runtimes_talking_through_a_channel_are_no_deadlock() {
+    if !support::is_child() {
+        let out = support::run_child(
+            "two_runtimes_talking_through_a_channel_are_no_deadlock",
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let ch: gort::Chan<u32> = gort::Chan::new(0);
+    let c = ch.clone();
+    let other = std::thread::spawn(move || {
+        gort::Builder::new().procs(1).run(move || {
+            // Busy (and then sleeping on a timer) before sending.
+            let t = std::time::Instant::now();
+            while t.elapsed() < std::time::Duration::from_millis(100) {
+                gort::yield_now();
+            }
+            gort::time::sleep(std::time::Duration::from_millis(100));
+            c.send(7);
+        })
+    });
+    let v = gort::__private::test(Some(1), move || ch.recv());
+    other.join().unwrap();
+    assert_eq!(v, Some(7));
+}

@@ -106,6 +106,11 @@ impl IdleCounts {
         last
     }
 
+    /// Idle Ps now (racy unless read under the sched lock).
+    pub(crate) fn idle_ps(&self) -> usize {
+        self.npidle.load(Ordering::SeqCst)
+    }
+
     /// A P went onto the idle list (call under the sched lock).
     pub(crate) fn p_idle(&self) {
         self.npidle.fetch_add(1, Ordering::SeqCst);

@@ -145,6 +145,9 @@ pub(crate) struct Shared {
     pub(crate) dead_blocked_since: AtomicU64,
     /// The "cannot tell whether this is a deadlock" notice was printed (once per runtime).
     dead_notice: AtomicBool,
+    /// Goroutines of this runtime whose thread waits in a nested `gort::run`: their Ps are
+    /// busy but run nothing, which deadlock detection (of either runtime) must know.
+    nested_waiting: AtomicUsize,
     outcome: Mutex<Outcome>,
     outcome_cv: Condvar,
 }
@@ -232,7 +235,7 @@ impl Shared {
         let n = config.procs;
         crate::coro::signal::install();
         crate::panic::install_hook();
-        Arc::new(Shared {
+        let shared = Arc::new(Shared {
             procs: (0..n).map(Processor::new).collect(),
             global: Injector::new(),
             idle: IdleCounts::new(n, n),
@@ -255,10 +258,30 @@ impl Shared {
             dead_next_check: AtomicU64::new(0),
             dead_blocked_since: AtomicU64::new(0),
             dead_notice: AtomicBool::new(false),
+            nested_waiting: AtomicUsize::new(0),
             outcome: Mutex::new(Outcome::default()),
             outcome_cv: Condvar::new(),
             config,
-        })
+        });
+        let mut all = RUNTIMES.lock();
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&shared));
+        drop(all);
+        shared
+    }
+
+    /// Nothing of this runtime runs or can run by itself: every P is idle (or held by a
+    /// goroutine waiting in a nested `run`), the global queue is empty, and no timer is
+    /// pending. Racy; deadlock detection only acts on it together with its other checks.
+    fn quiescent(&self) -> bool {
+        if self.is_shutdown() {
+            // Shut down (records of it may outlive it in channel queues): nothing of it runs
+            // again.
+            return true;
+        }
+        self.idle.idle_ps() + self.nested_waiting.load(Ordering::SeqCst) >= self.procs.len()
+            && self.global.is_empty()
+            && self.procs.iter().all(|p| p.timers.next() == u64::MAX)
     }
 
     #[inline]
@@ -487,8 +510,14 @@ fn fatal(shared: &Shared, payload: Box<dyn Any + Send>, report: String) {
 }
 
 /// Threads of live runtimes in this process: their Ms, and the threads waiting in `run` or
-/// `#[gort::main]`. Deadlock detection compares it with the process's thread count.
+/// `#[gort::main]` (an M that waits in a nested `run` is counted once, as an M). Deadlock
+/// detection compares it with the process's thread count.
 pub(crate) static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Every runtime of the process (dead entries are pruned when one is added): a goroutine of
+/// one runtime can wake a goroutine of another through a channel, so deadlock detection looks
+/// at all of them.
+static RUNTIMES: Mutex<Vec<std::sync::Weak<Shared>>> = Mutex::new(Vec::new());
 
 /// Threads of this process (`/proc/self/stat`, field 20); `usize::MAX` if unknown.
 fn process_threads() -> usize {
@@ -512,14 +541,14 @@ fn process_threads() -> usize {
 /// 2. at least one goroutine is alive: each is parked on a channel, select, lock, `WaitGroup`,
 ///    `Cond`, join, or blocks forever (a nil channel, an empty select);
 /// 3. no timer is pending on any P (a timer could wake one);
-/// 4. no thread outside the runtime could wake one: the process has no threads but the Ms
+/// 4. no thread outside the runtimes could wake one: the process has no threads but the Ms
 ///    of gort runtimes and the threads waiting in `run` / `#[gort::main]` (and, under
 ///    `#[gort::test]`, the harness's main thread). Any other thread may hold a channel or a
 ///    `Handle`, so its presence only postpones the decision: it is looked at again after a
-///    back-off (10 ms doubling to 1 s), and the returned instant says when.
-///
-/// Goroutines of two runtimes that talk through a channel are not seen by each other's
-/// detection (documented in `docs/channels-select.md`).
+///    back-off (10 ms doubling to 1 s), and the returned instant says when;
+/// 5. every other runtime of the process is quiescent (`Shared::quiescent`): a goroutine of
+///    another runtime that runs, or a timer of it, could wake one of ours through a channel.
+///    A busy runtime postpones the decision the same way.
 pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instant> {
     let live = shared.num_goroutine();
     if live == 0 && shared.main_goexited.load(Ordering::SeqCst) {
@@ -540,16 +569,38 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
     if now < next {
         return Some(shared.epoch + Duration::from_nanos(next));
     }
-    let tolerated = usize::from(shared.config.test_harness);
-    if process_threads() > RUNTIME_THREADS.load(Ordering::SeqCst) + tolerated {
-        undecided_notice(shared, now);
+    let backoff = || {
         let ms = shared.dead_backoff_ms.load(Ordering::Relaxed);
         shared
             .dead_backoff_ms
             .store((ms * 2).min(1000), Ordering::Relaxed);
         let next = now + ms * 1_000_000;
         shared.dead_next_check.store(next, Ordering::Relaxed);
-        return Some(shared.epoch + Duration::from_nanos(next));
+        Some(shared.epoch + Duration::from_nanos(next))
+    };
+    // Rule 5 first (and rule 1 again after it): a goroutine of another runtime that readied
+    // one of ours did so before its P went idle, so once that runtime reads as idle, our
+    // global queue shows the goroutine.
+    let mut harness = shared.config.test_harness;
+    {
+        let all = RUNTIMES.lock();
+        for o in all.iter().filter_map(std::sync::Weak::upgrade) {
+            if std::ptr::eq(&*o, shared) {
+                continue;
+            }
+            harness |= o.config.test_harness;
+            if !o.quiescent() {
+                drop(all);
+                return backoff();
+            }
+        }
+    }
+    if !shared.global.is_empty() {
+        return None;
+    }
+    if process_threads() > RUNTIME_THREADS.load(Ordering::SeqCst) + usize::from(harness) {
+        undecided_notice(shared, now);
+        return backoff();
     }
     let msg = "fatal error: all goroutines are asleep - deadlock!";
     let mut report = format!("{msg}\n");
@@ -801,11 +852,21 @@ where
             }
         }
     };
-    RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
+    // The thread that waits: counted among the runtimes' threads, unless it is an M of
+    // another runtime (a goroutine calling `run`), which is counted already; that runtime
+    // then has a P that runs nothing until this returns.
+    let outer = with_current_shared(Arc::clone).filter(|_| !ctx_ptr().is_null());
+    match &outer {
+        Some(o) => o.nested_waiting.fetch_add(1, Ordering::SeqCst),
+        None => RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst),
+    };
     let id = spawn_external(&shared, main, None, None, None);
     debug_assert_eq!(id, 1, "main is goroutine 1");
     let panic = shared.wait_outcome();
-    RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
+    match &outer {
+        Some(o) => o.nested_waiting.fetch_sub(1, Ordering::SeqCst),
+        None => RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst),
+    };
     if mode == Mode::Process {
         // Go: when main returns the program exits; other goroutines are not awaited and the
         // runtime is not torn down (the process exit does it).
