@@ -94,6 +94,16 @@ impl Sel {
         }
     }
 
+    /// Whether the registered waiter is a goroutine of a runtime that has shut down.
+    ///
+    /// # Safety
+    /// As `complete`: the caller won `claim` and holds the channel's lock.
+    pub(crate) unsafe fn waiter_is_gone(&self) -> bool {
+        // SAFETY: registration happened before the sudog could be dequeued; only the claimer
+        // (the caller) touches the waiter now.
+        unsafe { (*self.waiter.get()).as_ref().is_some_and(Waiter::is_gone) }
+    }
+
     /// The outcome, read by the owner after it was woken.
     pub(crate) fn ok(&self) -> bool {
         // SAFETY: written before the wake that resumed us.
@@ -155,15 +165,20 @@ impl<T> WaitQ<T> {
     }
 
     /// The oldest waiter whose `Sel` this call claims (Go's `dequeue`, which skips selects
-    /// that another channel already completed).
+    /// that another channel already completed). Waiters that are goroutines of a runtime that
+    /// shut down are dropped from the queue on the way: they were discarded, and handing them
+    /// a value would lose it (their sudogs stay valid: discarded goroutines leak them).
     ///
     /// # Safety
     /// Every sudog in the queue is alive (module docs).
     pub(crate) unsafe fn dequeue_claimed(&mut self) -> Option<NonNull<Sudog<T>>> {
         while let Some(s) = self.q.pop_front() {
-            // SAFETY: per the contract; we hold the queue's lock.
-            if unsafe { s.as_ref().claim() } {
-                return Some(s);
+            // SAFETY: per the contract; we hold the queue's lock, and after a won claim we
+            // are the only one to look at the waiter.
+            unsafe {
+                if s.as_ref().claim() && !s.as_ref().sel.as_ref().waiter_is_gone() {
+                    return Some(s);
+                }
             }
         }
         None

@@ -246,6 +246,20 @@ impl Goroutine {
         self.status.store(s as u8, Ordering::Release)
     }
 
+    /// `Waiting` to `Runnable`, unless something else (shutdown's discard) changed the status
+    /// first; true if this call did it. For wake-ups from outside the goroutine's runtime.
+    pub(crate) fn make_runnable_from_waiting(&self) -> bool {
+        // AcqRel: pairs with `claim_dead`; Release also publishes, as `set_status` does.
+        self.status
+            .compare_exchange(
+                Status::Waiting as u8,
+                Status::Runnable as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
     /// Marks the record dead unless it already is; true if this call did it. Used by shutdown,
     /// where a racing `ready` from outside the runtime may discard the same record.
     pub(crate) fn claim_dead(&self) -> bool {

@@ -778,15 +778,24 @@ where
 pub(crate) fn ready(g: GRef) {
     g.prefetch_stack();
     g.set_wait_reason(WaitReason::None);
-    g.set_status(Status::Runnable);
     let ctx = ctx_ptr();
     if !ctx.is_null() {
         // SAFETY: see `current_g`.
         let ctx = unsafe { &*ctx };
         if Arc::ptr_eq(&ctx.shared, &g.shared) && ctx.has_p() {
+            // An M of `g`'s runtime: shutdown joins this M before it discards anything, so
+            // `g` is still waiting and a plain store will do.
+            g.set_status(Status::Runnable);
             ctx.ready_local(g);
             return;
         }
+    }
+    // From anywhere else (a plain thread, another runtime), `g`'s runtime may be shutting
+    // down and discarding `g` at this moment (`Shared::discard`). Only a goroutine still
+    // waiting becomes runnable; a discarded one stays dead (overwriting its status made both
+    // sides discard it: a leaked stack segment, or a double free).
+    if !g.make_runnable_from_waiting() {
+        return;
     }
     let shared = g.shared.clone();
     shared.inject(g);

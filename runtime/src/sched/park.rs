@@ -26,6 +26,16 @@ pub(crate) enum Waiter {
 }
 
 impl Waiter {
+    /// A goroutine whose runtime has shut down: it was discarded (or is being discarded) and
+    /// will never run again, so it must not be handed a value.
+    #[inline]
+    pub(crate) fn is_gone(&self) -> bool {
+        match self {
+            Waiter::G(g) => g.shared.is_shutdown(),
+            Waiter::Thread(_) => false,
+        }
+    }
+
     /// Wakes the waiter (Go's `goready` for a goroutine).
     pub(crate) fn wake(self) {
         match self {
