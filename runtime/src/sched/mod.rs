@@ -651,7 +651,8 @@ fn undecided_notice(shared: &Shared, now: u64) {
 
 /// Adds a timer: to the calling M's P, or P 0 from elsewhere; wakes a sleeping M if it would
 /// otherwise sleep past `when`.
-pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) {
+/// Returns the index of the P whose heap holds the timer.
+pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) -> usize {
     let ctx = ctx_ptr();
     // SAFETY: see `current_g`.
     if !ctx.is_null() && unsafe { Arc::ptr_eq(&(*ctx).shared, shared) && (*ctx).has_p() } {
@@ -659,11 +660,12 @@ pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) {
     }
     shared.procs[0].timers.push(when, fire);
     kick(shared, when);
+    0
 }
 
 /// `add_timer` on an M of the timer's runtime that holds a P (a park function, a timer being
 /// re-armed): no reference count of the runtime is touched.
-pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) {
+pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) -> usize {
     let ctx = ctx_ptr();
     if ctx.is_null() {
         crate::panic::throw("add_timer_here: not on an M");
@@ -675,6 +677,7 @@ pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) {
         .unwrap_or_else(|| crate::panic::throw("add_timer_here: the M holds no P"));
     p.timers.push(when, fire);
     kick(&ctx.shared, when);
+    p.id
 }
 
 /// Wakes an M if a timer at `when` is earlier than any sleeping M will wake for.

@@ -13,8 +13,19 @@
 //! - Adding a timer earlier than what the sleeping Ms will wake for wakes one of them
 //!   (`kick`), which re-computes its deadline (Go's `wakeNetPoller`).
 //!
-//! Stopping or resetting a `Timer` bumps its generation; heap entries of an old generation are
-//! dropped when they come due (Go's deleted timers), so stop is O(1).
+//! Stopping or resetting a `Timer` bumps its generation and marks its heap entry stale: O(1),
+//! without searching the heap (Go 1.14's deleted timers). Stale entries are garbage that must
+//! stay bounded and must not count as pending (a stopped timer cannot wake anyone, so it must
+//! not keep deadlock detection from reporting). As Go's `cleantimers` and
+//! `clearDeletedTimers` do:
+//!
+//! - stale entries at the top of a heap are removed whenever the top is looked at (after a
+//!   push, a stop, a due timer), so `next` is always a live deadline or none;
+//! - when more than a quarter of a heap (and at least 64 entries) is stale, the heap is
+//!   rebuilt without them.
+//!
+//! Invariants (under the heap's lock): `next` is the deadline of the top entry, which is live;
+//! `stale` is at least the number of stale entries (it may over-count entries a firing took).
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -61,9 +72,44 @@ impl Ord for Entry {
     }
 }
 
+impl Entry {
+    /// A `Timer`'s entry of a generation it has moved past (stopped or reset since).
+    fn is_stale(&self) -> bool {
+        match &self.fire {
+            Fire::Wake(_) => false,
+            Fire::Send(core, gen) => !core.is_armed(*gen),
+        }
+    }
+}
+
+/// A heap and its count of stale entries.
+struct Heap {
+    entries: BinaryHeap<Entry>,
+    stale: usize,
+}
+
+impl Heap {
+    /// Removes stale entries from the top; returns the earliest live deadline.
+    fn clean_top(&mut self) -> u64 {
+        while let Some(top) = self.entries.peek() {
+            if !top.is_stale() {
+                return top.when;
+            }
+            self.entries.pop();
+            self.stale = self.stale.saturating_sub(1);
+        }
+        self.stale = 0;
+        u64::MAX
+    }
+}
+
+/// Stale entries a heap may hold before a rebuild (with at least this many, and more than a
+/// quarter of the heap).
+const REBUILD_MIN_STALE: usize = 64;
+
 /// One P's timers.
 pub(crate) struct Timers {
-    heap: Mutex<BinaryHeap<Entry>>,
+    heap: Mutex<Heap>,
     /// The earliest `when` in the heap, or `u64::MAX` (Go's `timer0When`).
     next: AtomicU64,
 }
@@ -71,7 +117,10 @@ pub(crate) struct Timers {
 impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
-            heap: Mutex::new(BinaryHeap::new()),
+            heap: Mutex::new(Heap {
+                entries: BinaryHeap::new(),
+                stale: 0,
+            }),
             next: AtomicU64::new(u64::MAX),
         }
     }
@@ -84,26 +133,52 @@ impl Timers {
 
     pub(crate) fn push(&self, when: u64, fire: Fire) {
         let mut h = self.heap.lock();
-        h.push(Entry { when, fire });
-        let top = h.peek().map_or(u64::MAX, |e| e.when);
+        h.entries.push(Entry { when, fire });
+        let top = h.clean_top();
         self.next.store(top, Ordering::Release);
     }
 
-    /// Takes the entries due at `now` (their actions run after the lock is released).
+    /// A timer whose entry is on this heap was stopped or reset: its entry is garbage now.
+    pub(crate) fn note_stale(&self) {
+        let mut h = self.heap.lock();
+        h.stale += 1;
+        if h.stale >= REBUILD_MIN_STALE && h.stale * 4 > h.entries.len() {
+            // Go's clearDeletedTimers: one pass, O(n), paid for by the n/4 stops before it.
+            let entries = std::mem::take(&mut h.entries);
+            h.entries = entries.into_iter().filter(|e| !e.is_stale()).collect();
+            h.stale = 0;
+        }
+        let top = h.clean_top();
+        self.next.store(top, Ordering::Release);
+    }
+
+    /// Takes the entries due at `now` (their actions run after the lock is released); stale
+    /// ones are dropped.
     pub(crate) fn take_due(&self, now: u64, out: &mut Vec<Entry>) {
         let mut h = self.heap.lock();
-        while h.peek().is_some_and(|e| e.when <= now) {
-            out.push(h.pop().expect("peeked"));
+        while h.entries.peek().is_some_and(|e| e.when <= now) {
+            let e = h.entries.pop().expect("peeked");
+            if e.is_stale() {
+                h.stale = h.stale.saturating_sub(1);
+            } else {
+                out.push(e);
+            }
         }
-        let top = h.peek().map_or(u64::MAX, |e| e.when);
+        let top = h.clean_top();
         self.next.store(top, Ordering::Release);
+    }
+
+    /// Entries on the heap, stale ones included (tests and statistics).
+    pub(crate) fn len(&self) -> usize {
+        self.heap.lock().entries.len()
     }
 
     /// Everything left (shutdown): the caller discards it.
     pub(crate) fn drain(&self) -> Vec<Entry> {
         let mut h = self.heap.lock();
         self.next.store(u64::MAX, Ordering::Release);
-        std::mem::take(&mut *h).into_vec()
+        h.stale = 0;
+        std::mem::take(&mut h.entries).into_vec()
     }
 }
 

@@ -9,6 +9,7 @@
 //! `sleep` works anywhere (a plain thread sleeps); timers need a runtime: inside a goroutine,
 //! or on a thread that entered one with `Handle::enter`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +45,7 @@ pub fn sleep(d: Duration) {
     let shared: &Arc<Shared> = unsafe { &(*gp).shared };
     let when = timers::deadline(shared.epoch, d);
     sched::park(WaitReason::Sleep, move |g| {
-        sched::add_timer_here(when, Fire::Wake(g));
+        let _ = sched::add_timer_here(when, Fire::Wake(g));
         None
     });
 }
@@ -102,8 +103,13 @@ pub fn tick(d: Duration) -> Chan<Instant> {
 /// The shared part of a `Timer` or `Ticker`: its channel and the state its heap entries check.
 pub(crate) struct TimerCore {
     state: Mutex<CoreState>,
+    /// The generation whose heap entry is live, or `NOT_ARMED`: read without the lock by the
+    /// heaps' garbage collection (`sched/timers.rs`); written under `state`.
+    armed: AtomicU64,
     ch: Chan<Instant>,
 }
+
+const NOT_ARMED: u64 = u64::MAX;
 
 struct CoreState {
     /// Bumped by stop and reset; heap entries of an older generation do nothing.
@@ -112,9 +118,27 @@ struct CoreState {
     period: Option<Duration>,
     /// When the current entry is due (runtime clock).
     when: u64,
+    /// The P whose heap holds the current entry.
+    p: usize,
+}
+
+impl CoreState {
+    /// Makes the current entry garbage (stop, reset); returns its P to tell.
+    fn disarm(&mut self, core: &TimerCore) -> Option<usize> {
+        let was = self.active;
+        self.active = false;
+        self.gen += 1;
+        core.armed.store(NOT_ARMED, Ordering::Release);
+        was.then_some(self.p)
+    }
 }
 
 impl TimerCore {
+    /// Whether the heap entry of generation `gen` is the live one.
+    pub(crate) fn is_armed(&self, gen: u64) -> bool {
+        self.armed.load(Ordering::Acquire) == gen
+    }
+
     /// A due heap entry of generation `gen` (runs on an M, after the heap's lock is released).
     pub(crate) fn fire(self: Arc<Self>, shared: &Arc<Shared>, gen: u64) {
         let mut st = self.state.lock();
@@ -127,15 +151,17 @@ impl TimerCore {
         match st.period {
             Some(p) => {
                 // Go's ticker: the next tick after now, skipping ticks a slow reader missed.
+                // The same generation stays armed; its next entry goes on this M's P.
                 let now = timers::nanos_since(shared.epoch, Instant::now());
                 let p = p.as_nanos().max(1) as u64;
                 let behind = now.saturating_sub(st.when);
                 st.when = st.when.saturating_add(p * (1 + behind / p));
-                let when = st.when;
-                drop(st);
-                sched::add_timer(shared, when, Fire::Send(self.clone(), gen));
+                st.p = sched::add_timer(shared, st.when, Fire::Send(self.clone(), gen));
             }
-            None => st.active = false,
+            None => {
+                st.active = false;
+                self.armed.store(NOT_ARMED, Ordering::Release);
+            }
         }
     }
 }
@@ -190,10 +216,15 @@ impl Timer {
                 active: true,
                 period,
                 when,
+                p: 0,
             }),
+            armed: AtomicU64::new(0),
             ch: Chan::new(1),
         });
-        sched::add_timer(&shared, when, Fire::Send(core.clone(), 0));
+        {
+            let mut st = core.state.lock();
+            st.p = sched::add_timer(&shared, when, Fire::Send(core.clone(), 0));
+        }
         Timer { core, shared }
     }
 
@@ -205,24 +236,29 @@ impl Timer {
     /// Stops the timer; true if it had not fired or been stopped yet. A value already sent
     /// stays in the channel (Go's rule: drain it after a false `stop` if needed).
     pub fn stop(&self) -> bool {
-        let mut st = self.core.state.lock();
-        let was = st.active;
-        st.active = false;
-        st.gen += 1;
-        was
+        let old = self.core.state.lock().disarm(&self.core);
+        if let Some(p) = old {
+            self.shared.procs[p].timers.note_stale();
+        }
+        old.is_some()
     }
 
     /// Restarts the timer to fire `d` from now; true if it was active.
     pub fn reset(&self, d: Duration) -> bool {
         let mut st = self.core.state.lock();
-        let was = st.active;
+        let old = st.disarm(&self.core);
         st.active = true;
-        st.gen += 1;
         st.when = timers::deadline(self.shared.epoch, d);
-        let (when, gen) = (st.when, st.gen);
+        self.core.armed.store(st.gen, Ordering::Release);
+        // Pushed under the timer's lock, so that `p` names the heap of the live entry when a
+        // later stop reads it (the heap's lock nests inside; nothing takes them the other
+        // way round: heaps read `armed` without the timer's lock).
+        st.p = sched::add_timer(&self.shared, st.when, Fire::Send(self.core.clone(), st.gen));
         drop(st);
-        sched::add_timer(&self.shared, when, Fire::Send(self.core.clone(), gen));
-        was
+        if let Some(p) = old {
+            self.shared.procs[p].timers.note_stale();
+        }
+        old.is_some()
     }
 }
 
@@ -282,5 +318,46 @@ impl Ticker {
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.timer.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heap_entries() -> usize {
+        let shared = sched::current_shared().expect("in a runtime");
+        shared.procs.iter().map(|p| p.timers.len()).sum()
+    }
+
+    #[test]
+    fn stopped_and_reset_timers_leave_bounded_garbage() {
+        crate::Builder::new().procs(1).run(|| {
+            let hour = Duration::from_secs(3600);
+            for _ in 0..10_000 {
+                Timer::new(hour).stop();
+            }
+            let n = heap_entries();
+            assert!(n <= 100, "10k new+stop left {n} heap entries");
+            let t = Timer::new(hour);
+            for i in 0..10_000u64 {
+                t.reset(hour + Duration::from_nanos(i));
+            }
+            let n = heap_entries();
+            assert!(n <= 100, "10k resets left {n} heap entries");
+            // Live timers are kept: 1000 pending ones, each stopped later.
+            let live: Vec<Timer> = (0..1000).map(|_| Timer::new(hour)).collect();
+            assert!(heap_entries() >= 1000);
+            for t in &live {
+                assert!(t.stop());
+            }
+            t.stop();
+            assert!(heap_entries() <= 100, "{}", heap_entries());
+            let shared = sched::current_shared().expect("in a runtime");
+            assert!(
+                shared.procs.iter().all(|p| p.timers.next() == u64::MAX),
+                "no stopped timer counts as pending"
+            );
+        });
     }
 }
