@@ -199,3 +199,43 @@ fn stop_and_reset_do_not_grow_memory() {
     });
     assert!(grown < 16 << 10, "RSS grew by {grown} KiB");
 }
+
+#[test]
+fn drop_panic_child() {
+    if !support::is_child() {
+        return;
+    }
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("from drop");
+        }
+    }
+    gort::Builder::new().procs(1).run(|| {
+        let _b = Bomb;
+        panic!("first");
+    });
+}
+
+/// A panic in `Drop` while a goroutine unwinds makes std abort; gort used to print only std's
+/// "thread caused non-unwinding panic. aborting.", swallowing both panics.
+#[test]
+fn a_panic_in_drop_during_unwinding_names_both_panics() {
+    let (err, code) = child_within("drop_panic_child", &[], Duration::from_secs(30));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "panic: first\n\tpanic: from drop [in a destructor while unwinding]\nfatal error: \
+             panic in a destructor during cleanup\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("\tfirst panicked at runtime/tests/sched_reliability.rs:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\tpanicked at runtime/tests/sched_reliability.rs:"),
+        "{err}"
+    );
+}

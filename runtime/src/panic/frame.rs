@@ -126,6 +126,12 @@ pub(crate) struct DeferState {
     /// What the panic hook saw of the newest panic.
     fresh_location: Option<PanicLocation>,
     fresh_backtrace: Option<Backtrace>,
+    /// The text of the newest panic and of the one before it (string payloads only; buffers
+    /// reused, so a warm goroutine copies without allocating), with the older one's location:
+    /// what the report of a panic in a destructor during unwinding names (`on_panic`).
+    fresh_text: String,
+    prev_text: String,
+    prev_location: Option<PanicLocation>,
 }
 
 impl DeferState {
@@ -140,6 +146,9 @@ impl DeferState {
             propagating: false,
             fresh_location: None,
             fresh_backtrace: None,
+            fresh_text: String::new(),
+            prev_text: String::new(),
+            prev_location: None,
         }
     }
 
@@ -174,8 +183,10 @@ impl DeferState {
                 drop_quietly(rec.payload);
             }
         }
-        self.fresh_location = location;
+        self.prev_location = std::mem::replace(&mut self.fresh_location, location);
         self.fresh_backtrace = backtrace;
+        std::mem::swap(&mut self.prev_text, &mut self.fresh_text);
+        self.fresh_text.clear();
     }
 
     /// Go's `printpanics`: the chain oldest first, later records indented by a tab; Goexit
@@ -1002,8 +1013,14 @@ pub(crate) mod backtrace_policy {
 /// recovered panic prints nothing in Go; an unrecovered one is reported by the goroutine's
 /// top). Returns false to let the previous hook print (plain threads).
 pub(crate) fn on_panic(info: &panic::PanicHookInfo<'_>) -> bool {
-    let on_goroutine = crate::sched::current_g().is_some();
+    let g = crate::sched::current_g();
+    let on_goroutine = g.is_some();
     let location = info.location().map(PanicLocation::from_std);
+    if let (Some(g), Some(msg @ (PANIC_IN_CLEANUP | PANIC_NO_UNWIND))) = (g, info.payload_as_str())
+    {
+        // SAFETY: our own state; the running goroutine's record is alive.
+        unsafe { abort_report(&*state_ptr(), &*g, msg, location.as_ref()) }
+    }
     let bt = match &location {
         Some(l) => backtrace_policy::capture_for(l),
         None if backtrace_policy::wanted() => Some(Backtrace::force_capture()),
@@ -1012,7 +1029,59 @@ pub(crate) fn on_panic(info: &panic::PanicHookInfo<'_>) -> bool {
     // SAFETY: our own state (the hook runs on the panicking goroutine or thread).
     let st = unsafe { &mut *state_ptr() };
     st.begin_fresh(location, bt);
+    if on_goroutine {
+        if let Some(s) = info.payload_as_str() {
+            st.fresh_text.push_str(s);
+        }
+    }
     on_goroutine
+}
+
+/// What std raises (and then aborts on) when a panic unwinds out of a destructor that runs
+/// during an unwind, and out of a function that cannot unwind.
+const PANIC_IN_CLEANUP: &str = "panic in a destructor during cleanup";
+const PANIC_NO_UNWIND: &str = "panic in a function that cannot unwind";
+
+/// A goroutine panicked inside a `Drop` while it was unwinding (or out of a function that
+/// cannot unwind): std is about to abort with only "thread caused non-unwinding panic". Print
+/// both panics Go-style instead (the first, the one raised in the destructor, where each
+/// started) and end the process with status 2, as a fatal error.
+fn abort_report(
+    st: &DeferState,
+    g: &crate::sched::Goroutine,
+    msg: &str,
+    at: Option<&PanicLocation>,
+) -> ! {
+    let text = |t: &str| {
+        if t.is_empty() {
+            "(a panic value that is not a string)".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    let mut report = String::new();
+    if msg == PANIC_IN_CLEANUP {
+        let _ = writeln!(report, "panic: {}", text(&st.prev_text));
+        let _ = writeln!(
+            report,
+            "\tpanic: {} [in a destructor while unwinding]",
+            text(&st.fresh_text)
+        );
+    } else {
+        let _ = writeln!(report, "panic: {}", text(&st.fresh_text));
+    }
+    let _ = writeln!(report, "fatal error: {msg}\n");
+    let _ = writeln!(report, "goroutine {} [running]:", g.id());
+    if msg == PANIC_IN_CLEANUP {
+        if let Some(l) = &st.prev_location {
+            let _ = writeln!(report, "\tfirst panicked at {l}");
+        }
+    }
+    if let Some(l) = st.fresh_location.as_ref().or(at) {
+        let _ = writeln!(report, "\tpanicked at {l}");
+    }
+    g.describe_created(&mut report);
+    super::die(&report)
 }
 
 /// A backtrace without the panic machinery above the panicking frame (the hook, std's and

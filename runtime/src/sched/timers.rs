@@ -169,6 +169,7 @@ impl Timers {
     }
 
     /// Entries on the heap, stale ones included (tests and statistics).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         self.heap.lock().entries.len()
     }
