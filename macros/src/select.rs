@@ -117,43 +117,46 @@ pub(crate) fn expand(s: Select) -> TokenStream2 {
             Case::Default { .. } => unreachable!("filtered above"),
         }
     }
-    let drop_all = |except: Option<usize>| {
-        let ids = case_ids
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| Some(*i) != except)
-            .map(|(_, id)| id);
-        quote! { #( ::core::mem::drop(#ids); )* }
-    };
+    // After the select, one linear pass takes the winner's value and drops every case (their
+    // borrows of the channels end here, so a body may assign to a channel variable: Go's
+    // `ch = nil` idiom). Each arm then only binds its value: the expansion is linear in the
+    // number of cases (dropping the other cases in every arm was quadratic: 100 cases took
+    // 47 s to compile, 1,000 exhausted memory).
+    let won = format_ident!("__gort_won", span = Span::mixed_site());
+    let mut extract = TokenStream2::new();
     let mut arms = TokenStream2::new();
     for (i, c) in ops.iter().enumerate() {
         let id = &case_ids[i];
-        let others = drop_all(Some(i));
         match c {
-            Case::Recv { pat, body, .. } => arms.extend(quote! {
-                #i => {
-                    let #pat = #id.into_value();
-                    #others
-                    #body
-                }
-            }),
-            Case::Send { body, .. } => arms.extend(quote! {
-                #i => {
-                    ::core::mem::drop(#id);
-                    #others
-                    #body
-                }
-            }),
+            Case::Recv { pat, body, .. } => {
+                let v = format_ident!("__gort_v{}", i, span = Span::mixed_site());
+                extract.extend(quote! {
+                    let #v = if #won == #i {
+                        ::core::option::Option::Some(#id.into_value())
+                    } else {
+                        ::core::mem::drop(#id);
+                        ::core::option::Option::None
+                    };
+                });
+                arms.extend(quote! {
+                    #i => {
+                        let #pat = #p::select_won(#v);
+                        #body
+                    }
+                });
+            }
+            Case::Send { body, .. } => {
+                extract.extend(quote! { ::core::mem::drop(#id); });
+                arms.extend(quote! { #i => { #body } });
+            }
             Case::Default { .. } => unreachable!("filtered above"),
         }
     }
-    let all = drop_all(None);
     let has_default = default.is_some();
     let default_arm = match default {
-        Some(body) => quote! { _ => { #all #body } },
+        Some(body) => quote! { _ => { #body } },
         None => quote! { _ => ::core::unreachable!("select! without default returned no case") },
     };
-    let won = format_ident!("__gort_won", span = Span::mixed_site());
     quote! {{
         #[allow(unused_imports)]
         use #p::CaseChan as _;
@@ -162,6 +165,7 @@ pub(crate) fn expand(s: Select) -> TokenStream2 {
             &mut [ #( &mut #case_ids as &mut dyn #p::SelectCase ),* ],
             #has_default,
         );
+        #extract
         #[allow(unreachable_code)]
         match #won {
             #arms

@@ -785,6 +785,16 @@ pub mod __private {
         crate::sched::spawn(f, None, None);
     }
 
+    /// Used by gort-macros: the received value of the `select!` case that won (`select!`
+    /// takes it out right after the select, before any arm runs).
+    #[inline(always)]
+    pub fn select_won<T>(v: Option<Option<T>>) -> Option<T> {
+        match v {
+            Some(v) => v,
+            None => crate::panic::throw("select!: the winning case has no value"),
+        }
+    }
+
     /// Used by gort-macros: drops a goroutine function's result (Go discards it).
     #[inline(always)]
     pub fn discard<T>(_: T) {}
