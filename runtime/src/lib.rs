@@ -361,13 +361,18 @@ impl Builder {
     /// 16 KiB). Each goroutine reserves this much address space; memory is committed only as
     /// pages are touched. [`GoBuilder::stack_size`] overrides it for one goroutine.
     ///
+    /// # Panics
+    /// Above 1 GiB, the largest goroutine stack (Go's limit too).
+    ///
     /// ```
     /// gort::Builder::new().stack_size(1 << 20).run(|| {
     ///     fn depth(n: u64) -> u64 { let pad = [n; 64]; if n == 0 { pad[0] } else { depth(n - 1) + pad[1] } }
     ///     assert!(depth(1000) > 0);
     /// });
     /// ```
+    #[track_caller]
     pub fn stack_size(mut self, bytes: usize) -> Builder {
+        coro::stack::check_size(bytes, "Builder::stack_size");
         self.stack_size = bytes;
         self
     }
@@ -517,8 +522,20 @@ impl GoBuilder {
         GoBuilder::default()
     }
 
-    /// This goroutine's usable stack size (rounded up to whole pages, at least 16 KiB).
+    /// This goroutine's usable stack size: the runtime's default if it rounds to that (whole
+    /// pages), otherwise the next power of two (at least 16 KiB), so that programs asking for
+    /// many different sizes share a few pools of stacks.
+    ///
+    /// # Panics
+    /// Above 1 GiB, the largest goroutine stack (Go's limit too).
+    ///
+    /// ```
+    /// let r = std::panic::catch_unwind(|| gort::GoBuilder::new().stack_size(usize::MAX));
+    /// assert!(r.is_err());
+    /// ```
+    #[track_caller]
     pub fn stack_size(mut self, bytes: usize) -> GoBuilder {
+        coro::stack::check_size(bytes, "GoBuilder::stack_size");
         self.stack_size = Some(bytes);
         self
     }

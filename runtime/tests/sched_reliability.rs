@@ -239,3 +239,105 @@ fn a_panic_in_drop_during_unwinding_names_both_panics() {
         "{err}"
     );
 }
+
+/// Sets this process's address-space limit (`ulimit -v`), in bytes.
+fn limit_address_space(bytes: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit with a valid struct; lowering a limit needs no privilege.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+}
+
+#[test]
+fn address_limit_child() {
+    if !support::is_child() {
+        return;
+    }
+    limit_address_space(3 << 30);
+    let n = gort::Builder::new().procs(2).run(|| {
+        let wg = gort::WaitGroup::new();
+        let gate = gort::WaitGroup::new();
+        gate.add(1);
+        for _ in 0..2000 {
+            wg.add(1);
+            let (w, g) = (wg.clone(), gate.clone());
+            gort::go!(move || {
+                w.done();
+                g.wait();
+            });
+        }
+        wg.wait();
+        let n = gort::num_goroutine();
+        gate.done();
+        n
+    });
+    assert_eq!(n, 2001);
+    eprintln!("ran under the limit");
+}
+
+/// Under an address-space limit below 16 GiB (containers and batch systems set such limits;
+/// Go runs under 4 GB), the first stack segment's reservation failed, the M died holding its
+/// P, and every gort program hung at start without a word.
+#[test]
+fn runs_under_an_address_space_limit() {
+    let (err, code) = child_within("address_limit_child", &[], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("ran under the limit"), "{err}");
+}
+
+#[test]
+fn unmappable_stack_child() {
+    if !support::is_child() {
+        return;
+    }
+    limit_address_space(1 << 30);
+    gort::Builder::new().procs(1).run(|| {
+        gort::GoBuilder::new()
+            .stack_size(1 << 30)
+            .spawn(|| ())
+            .join();
+    });
+}
+
+/// A stack that cannot be mapped at all is a fatal error with a report, never a hang.
+#[test]
+fn a_stack_that_cannot_be_mapped_is_a_fatal_error_not_a_hang() {
+    let (err, code) = child_within("unmappable_stack_child", &[], Duration::from_secs(60));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("fatal error: cannot map a 1073741824-byte goroutine stack"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stack_sizes_are_checked_where_they_are_given() {
+    for f in [
+        || drop(gort::Builder::new().stack_size(usize::MAX)),
+        || drop(gort::Builder::new().stack_size(64 << 40)),
+        || drop(gort::GoBuilder::new().stack_size((1 << 30) + 1)),
+    ] {
+        let e = std::panic::catch_unwind(f).expect_err("refused");
+        let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("exceeds the largest goroutine stack"), "{msg}");
+    }
+}
+
+/// A program asking for many distinct stack sizes used to fill the segment registry (one
+/// class, and 16 GiB of address space, per size) at the 1024th and then hang.
+#[test]
+fn many_distinct_stack_sizes_share_a_few_classes() {
+    let sum = gort::Builder::new().procs(2).run(|| {
+        let hs: Vec<_> = (1..=1100usize)
+            .map(|i| {
+                gort::GoBuilder::new()
+                    .stack_size(16 * 1024 + i * 4096)
+                    .spawn(move || i)
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join()).sum::<usize>()
+    });
+    assert_eq!(sum, 1100 * 1101 / 2);
+}

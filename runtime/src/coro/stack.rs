@@ -62,15 +62,41 @@ pub(crate) const SCRUB_KEEP: usize = 32 * 1024;
 /// Smallest usable window: room for the goroutine entry frames and a Rust panic (8 KiB needed).
 pub(crate) const MIN_WINDOW: usize = 16 * 1024;
 
-/// Address space reserved by one segment (rounded to whole windows).
+/// Address space a segment reserves at first (rounded to whole windows). Under an
+/// address-space limit (`ulimit -v`, `RLIMIT_AS`, strict overcommit) a reservation this size
+/// fails: the class then halves its request until one succeeds (down to a single window) and
+/// keeps asking for that size.
 const SEGMENT_BYTES: usize = 16 << 30;
+
+/// The largest goroutine stack (Go's `maxstacksize` on 64-bit is 1 GB).
+pub(crate) const MAX_STACK: usize = 1 << 30;
 
 /// `MADV_GUARD_INSTALL` (Linux 6.13+; not yet in the `libc` crate).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
-/// Round `n` up to a multiple of the page size.
+/// Round `n` up to a multiple of the page size (at least `MIN_WINDOW`; `n` at most
+/// `MAX_STACK`, checked where users give sizes).
 pub(crate) fn round_to_page(n: usize) -> usize {
-    n.max(MIN_WINDOW).div_ceil(PAGE) * PAGE
+    n.clamp(MIN_WINDOW, MAX_STACK).div_ceil(PAGE) * PAGE
+}
+
+/// The window size a goroutine asking for `n` bytes gets when `n` is not the runtime's
+/// default: the next power of two (at least `MIN_WINDOW`). Size classes stay few (at most 17
+/// between 16 KiB and 1 GiB), so neither the classes nor their segments can exhaust the
+/// segment registry however many distinct sizes a program asks for.
+pub(crate) fn class_size(n: usize) -> usize {
+    n.clamp(MIN_WINDOW, MAX_STACK).next_power_of_two()
+}
+
+/// Checks a stack size a user asked for; the message names the limit.
+#[track_caller]
+pub(crate) fn check_size(n: usize, what: &str) {
+    if n > MAX_STACK {
+        panic!(
+            "gort: {what}({n}) exceeds the largest goroutine stack, {MAX_STACK} bytes (1 GiB, \
+             Go's limit)"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,7 +149,7 @@ static REGISTRY: [SegSlot; REGISTRY_SLOTS] = [EMPTY_SLOT; REGISTRY_SLOTS];
 /// Serialises slot claims (not reads).
 static REGISTRY_LOCK: Mutex<()> = Mutex::new(());
 
-fn register_segment(start: usize, end: usize, stride: usize) -> usize {
+fn register_segment(start: usize, end: usize, stride: usize) -> Option<usize> {
     let _g = REGISTRY_LOCK.lock();
     for (i, slot) in REGISTRY.iter().enumerate() {
         if slot.start.load(Ordering::Relaxed) == 0 {
@@ -131,10 +157,10 @@ fn register_segment(start: usize, end: usize, stride: usize) -> usize {
             slot.stride.store(stride, Ordering::Relaxed);
             // Release: pairs with the Acquire load in `guard_hit`.
             slot.start.store(start, Ordering::Release);
-            return i;
+            return Some(i);
         }
     }
-    panic!("gort: more than {REGISTRY_SLOTS} stack segments are mapped in this process");
+    None
 }
 
 fn unregister_segment(slot: usize) {
@@ -229,6 +255,8 @@ struct Segment {
     base: usize,
     len: usize,
     slot: usize,
+    /// Windows this segment holds.
+    windows: usize,
 }
 
 /// Windows of one usable size.
@@ -241,6 +269,8 @@ struct SizeClass {
 
 struct ClassState {
     segments: Vec<Segment>,
+    /// Bytes the next segment asks for (halved after a refusal, see `SEGMENT_BYTES`).
+    seg_bytes: usize,
     /// Windows already carved from the last segment.
     carved: usize,
     /// Free windows a goroutine used since their last scrub (deep pages may be committed).
@@ -258,6 +288,7 @@ impl SizeClass {
             stride: usable + PAGE,
             state: Mutex::new(ClassState {
                 segments: Vec::new(),
+                seg_bytes: SEGMENT_BYTES,
                 carved: 0,
                 dirty: Vec::new(),
                 clean: Vec::new(),
@@ -266,8 +297,23 @@ impl SizeClass {
         }
     }
 
-    fn windows_per_segment(&self) -> usize {
-        (SEGMENT_BYTES / self.stride).max(16)
+    /// Maps a new segment, as large as the address space allows (see `SEGMENT_BYTES`).
+    fn grow(&self, st: &mut ClassState) -> io::Result<()> {
+        loop {
+            let windows = (st.seg_bytes / self.stride).max(1);
+            match map_segment(windows * self.stride, self.stride) {
+                Ok(mut seg) => {
+                    seg.windows = windows;
+                    st.segments.push(seg);
+                    st.carved = 0;
+                    return Ok(());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOMEM) && windows > 1 => {
+                    st.seg_bytes = (windows / 2) * self.stride;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn alloc(&self) -> io::Result<GStack> {
@@ -277,11 +323,12 @@ impl SizeClass {
             st.out += 1;
             return Ok(s);
         }
-        let per = self.windows_per_segment();
-        if st.segments.is_empty() || st.carved == per {
-            let seg = map_segment(per * self.stride, self.stride)?;
-            st.segments.push(seg);
-            st.carved = 0;
+        let full = match st.segments.last() {
+            Some(seg) => st.carved == seg.windows,
+            None => true,
+        };
+        if full {
+            self.grow(&mut st)?;
         }
         let seg = st.segments.last().expect("a segment was just ensured");
         let guard = seg.base + st.carved * self.stride;
@@ -370,8 +417,19 @@ fn map_segment(len: usize, stride: usize) -> io::Result<Segment> {
             return Err(e);
         }
     }
-    let slot = register_segment(base, base + len, stride);
-    Ok(Segment { base, len, slot })
+    let Some(slot) = register_segment(base, base + len, stride) else {
+        // SAFETY: unmapping the mapping we just made, which nothing uses.
+        unsafe { libc::munmap(base as *mut libc::c_void, len) };
+        return Err(io::Error::other(format!(
+            "more than {REGISTRY_SLOTS} stack segments are mapped in this process"
+        )));
+    };
+    Ok(Segment {
+        base,
+        len,
+        slot,
+        windows: 0,
+    })
 }
 
 /// Makes the window whose guard page starts at `guard` usable and guarded.
@@ -433,9 +491,14 @@ impl StackPool {
         }
     }
 
-    /// The usable size a goroutine asking for `requested` bytes gets (the default if `None`).
+    /// The usable size a goroutine asking for `requested` bytes gets (the default if `None`,
+    /// or if it rounds to the default; otherwise a power-of-two class, `class_size`).
     pub(crate) fn size_for(&self, requested: Option<usize>) -> usize {
-        requested.map_or(self.default.usable, round_to_page)
+        match requested {
+            None => self.default.usable,
+            Some(n) if round_to_page(n) == self.default.usable => self.default.usable,
+            Some(n) => class_size(n),
+        }
     }
 
     /// The default usable window size.
@@ -451,7 +514,12 @@ impl StackPool {
         } else {
             self.with_class(usable, |c| c.alloc())
         };
-        r.unwrap_or_else(|e| panic!("gort: cannot map a {usable}-byte goroutine stack: {e}"))
+        match r {
+            Ok(s) => s,
+            // Go's "out of memory": not recoverable. This runs on an M (a goroutine's first
+            // run), whose failure ends the process with a `fatal error:` report.
+            Err(e) => panic!("cannot map a {usable}-byte goroutine stack: {e}"),
+        }
     }
 
     /// Returns a stack to its class's free list.
@@ -582,11 +650,40 @@ mod tests {
     }
 
     #[test]
-    fn odd_sizes_get_their_own_class() {
+    fn odd_sizes_get_a_power_of_two_class() {
         let pool = StackPool::new(64 * 1024);
-        let s = pool.alloc(round_to_page(100_000));
-        assert_eq!(s.usable(), 102_400);
+        let size = pool.size_for(Some(100_000));
+        assert_eq!(size, 128 * 1024);
+        let s = pool.alloc(size);
+        assert_eq!(s.usable(), 128 * 1024);
         pool.free(s);
+        assert_eq!(
+            pool.size_for(Some(60_000)),
+            64 * 1024,
+            "rounds to the default"
+        );
+        assert_eq!(pool.size_for(Some(1)), 16 * 1024);
+        // A thousand distinct sizes make a handful of classes.
+        let mut sizes: Vec<usize> = (1..1000).map(|i| pool.size_for(Some(i * 4099))).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        assert!(sizes.len() <= 12, "{sizes:?}");
         assert_eq!(pool.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_refused_reservation_is_retried_smaller() {
+        // An address-space limit below 16 GiB refuses the first reservation; the class halves
+        // its request until one fits. A limit is per process, so this runs in the class
+        // directly: ask for a stride so large that 16 GiB holds only a few windows, and check
+        // that segments hold what was reserved.
+        let c = SizeClass::new(MAX_STACK);
+        let s = c.alloc().expect("a 1 GiB window fits 64-bit address space");
+        {
+            let st = c.state.lock();
+            assert_eq!(st.segments[0].windows * c.stride, st.segments[0].len);
+        }
+        c.free(s);
+        assert!(c.release());
     }
 }
