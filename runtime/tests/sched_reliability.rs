@@ -315,9 +315,15 @@ fn a_stack_that_cannot_be_mapped_is_a_fatal_error_not_a_hang() {
 #[test]
 fn stack_sizes_are_checked_where_they_are_given() {
     for f in [
-        || drop(gort::Builder::new().stack_size(usize::MAX)),
-        || drop(gort::Builder::new().stack_size(64 << 40)),
-        || drop(gort::GoBuilder::new().stack_size((1 << 30) + 1)),
+        || {
+            gort::Builder::new().stack_size(usize::MAX);
+        },
+        || {
+            gort::Builder::new().stack_size(64 << 40);
+        },
+        || {
+            gort::GoBuilder::new().stack_size((1 << 30) + 1);
+        },
     ] {
         let e = std::panic::catch_unwind(f).expect_err("refused");
         let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();

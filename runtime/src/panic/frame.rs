@@ -1016,8 +1016,13 @@ pub(crate) fn on_panic(info: &panic::PanicHookInfo<'_>) -> bool {
     let g = crate::sched::current_g();
     let on_goroutine = g.is_some();
     let location = info.location().map(PanicLocation::from_std);
-    if let (Some(g), Some(msg @ (PANIC_IN_CLEANUP | PANIC_NO_UNWIND))) = (g, info.payload_as_str())
-    {
+    let text = {
+        let p = info.payload();
+        p.downcast_ref::<&str>()
+            .copied()
+            .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+    };
+    if let (Some(g), Some(msg @ (PANIC_IN_CLEANUP | PANIC_NO_UNWIND))) = (g, text) {
         // SAFETY: our own state; the running goroutine's record is alive.
         unsafe { abort_report(&*state_ptr(), &*g, msg, location.as_ref()) }
     }
@@ -1030,7 +1035,7 @@ pub(crate) fn on_panic(info: &panic::PanicHookInfo<'_>) -> bool {
     let st = unsafe { &mut *state_ptr() };
     st.begin_fresh(location, bt);
     if on_goroutine {
-        if let Some(s) = info.payload_as_str() {
+        if let Some(s) = text {
             st.fresh_text.push_str(s);
         }
     }
