@@ -9,7 +9,7 @@ fn a_select_with_300_cases() {
     let chans: Vec<Chan<u32>> = (0..300).map(|_| Chan::new(1)).collect();
     for k in [0usize, 1, 150, 299] {
         chans[k].send(k as u32 * 7);
-        let mut got = None;
+        let got: Option<(usize, Option<u32>)>;
         select! {
             recv(chans[0]) -> v => got = Some((0, v)),
             recv(chans[1]) -> v => got = Some((1, v)),
