@@ -3,6 +3,10 @@
 //! and review the diff).
 
 #[test]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "trybuild compiles its cases with the sanitizer flags and a different std"
+)]
 fn defer_misuse_does_not_compile() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");

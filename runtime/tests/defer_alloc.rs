@@ -84,6 +84,10 @@ fn steady_state_defers_do_not_allocate() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "ASan builds std with other allocations"
+)]
 fn recover_allocates_only_what_std_does() {
     // RUST_BACKTRACE makes every panic capture a backtrace (and allocate): run in a child
     // process without it.
@@ -100,8 +104,10 @@ fn recover_allocates_only_what_std_does() {
         let x = Cell::new(0);
         // std allocates the payload's box and its exception object (2); gort copies the
         // location's file name (1) and keeps the text of a recovered value for a later crash
-        // report (1, none for a `&'static str`).
+        // report (1, none for a `&'static str`). The message text the hook copies goes into
+        // two buffers a goroutine reuses (two panics warm them up).
         for (static_str, most) in [(true, 3.0), (false, 4.0)] {
+            recovers(&x, static_str);
             recovers(&x, static_str);
             let before = allocs();
             for _ in 0..100 {
@@ -110,6 +116,6 @@ fn recover_allocates_only_what_std_does() {
             let per = (allocs() - before) as f64 / 100.0;
             assert!(per <= most, "{per} allocations per panic+recover");
         }
-        assert_eq!(x.get(), 202);
+        assert_eq!(x.get(), 204);
     });
 }

@@ -18,6 +18,10 @@ fn recurse(n: u64) -> u64 {
 }
 
 #[gort::test(procs = 2)]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "ASan's redzones make frames several times larger"
+)]
 fn deep_recursion_inside_a_window_works() {
     let frame = recurse_frame();
     // About 75% of the default 256 KiB window.
@@ -111,6 +115,10 @@ fn overflow_outside_goroutines_is_left_to_std_child() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "ASan installs its own SIGSEGV handler"
+)]
 fn overflow_of_a_plain_thread_still_reaches_std() {
     let out = support::run_child("overflow_outside_goroutines_is_left_to_std_child", &[]);
     let err = String::from_utf8_lossy(&out.stderr);

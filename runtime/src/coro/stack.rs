@@ -168,6 +168,45 @@ fn unregister_segment(slot: usize) {
     REGISTRY[slot].start.store(0, Ordering::Release);
 }
 
+/// The usable range `[low, top)` of the goroutine window that contains `addr`, if any.
+#[cfg_attr(not(feature = "sanitizer"), allow(dead_code))]
+pub(crate) fn window_of(addr: usize) -> Option<(usize, usize)> {
+    for slot in REGISTRY.iter() {
+        // Acquire: pairs with the Release store in `register_segment`.
+        let start = slot.start.load(Ordering::Acquire);
+        if start == 0 || addr < start || addr >= slot.end.load(Ordering::Relaxed) {
+            continue;
+        }
+        let stride = slot.stride.load(Ordering::Relaxed);
+        let guard = start + (addr - start) / stride * stride;
+        return Some((guard + PAGE, guard + stride));
+    }
+    None
+}
+
+/// LeakSanitizer support (the `sanitizer` feature, for ASan builds).
+///
+/// gort leaks on purpose what discarded goroutines held (Go's process just ends; dropping
+/// would run user code), and LeakSanitizer does not scan goroutine stacks, which are not
+/// thread stacks. So in a sanitizer build a discarded goroutine's window is kept mapped and
+/// never reused, and registered as a root region: what its stack points to is reachable, as
+/// it is in fact. Goroutines still alive when a `#[gort::main]` program exits are registered
+/// the same way (`register_live_stacks`).
+#[cfg(feature = "sanitizer")]
+pub(crate) mod lsan {
+    extern "C" {
+        fn __lsan_register_root_region(p: *const libc::c_void, size: usize);
+    }
+
+    /// Makes LeakSanitizer scan `[low, high)` for pointers.
+    pub(crate) fn root(low: usize, high: usize) {
+        // SAFETY: the ASan runtime is linked into sanitizer builds (the feature's contract);
+        // the range is mapped memory that stays mapped (never unmapped in sanitizer builds
+        // while a leaked window is in it).
+        unsafe { __lsan_register_root_region(low as *const libc::c_void, high - low) };
+    }
+}
+
 /// If `addr` lies in the guard page of some goroutine window, returns that window's usable size.
 /// Async-signal-safe: only atomic loads.
 pub(crate) fn guard_hit(addr: usize) -> Option<usize> {
@@ -279,6 +318,9 @@ struct ClassState {
     clean: Vec<GStack>,
     /// Windows handed out and not yet returned (for leak checks at shutdown).
     out: usize,
+    /// Windows given up by discarded goroutines in sanitizer builds (`StackPool::leak`): the
+    /// class's segments then stay mapped.
+    leaked: usize,
 }
 
 impl SizeClass {
@@ -293,6 +335,7 @@ impl SizeClass {
                 dirty: Vec::new(),
                 clean: Vec::new(),
                 out: 0,
+                leaked: 0,
             }),
         }
     }
@@ -357,7 +400,7 @@ impl SizeClass {
     /// Unmaps every segment if no window of this class is handed out; returns whether it did.
     fn release(&self) -> bool {
         let mut st = self.state.lock();
-        if st.out != 0 {
+        if st.out != 0 || st.leaked != 0 {
             return false;
         }
         st.dirty.clear();
@@ -538,6 +581,24 @@ impl StackPool {
         }
         others.push(SizeClass::new(usable));
         f(others.last().expect("just pushed"))
+    }
+
+    /// Gives up a discarded goroutine's stack for good, keeping its contents (sanitizer
+    /// builds; see `lsan`): it is never reused, and its segment never unmapped.
+    #[cfg(feature = "sanitizer")]
+    pub(crate) fn leak(&self, s: GStack) {
+        let (low, top) = (s.top - s.usable, s.top);
+        let mut leak_in = |c: &SizeClass| {
+            let mut st = c.state.lock();
+            st.out -= 1;
+            st.leaked += 1;
+        };
+        if s.usable == self.default.usable {
+            leak_in(&self.default)
+        } else {
+            self.with_class(s.usable, |c| leak_in(c))
+        }
+        lsan::root(low, top);
     }
 
     /// Scrubs up to `budget` dirty stacks on the pool's free lists, moving them to the clean

@@ -54,10 +54,15 @@ pub(crate) fn throw(msg: &str) -> ! {
 }
 
 /// Prints `report` and exits with status 2, as Go does for an unrecovered panic or a fatal
-/// error. Other goroutines do not run again: the process ends here.
+/// error. Other goroutines do not run again: the process ends here, as Go's does, without
+/// running exit handlers (`_exit`): nothing is torn down for a crash, and a sanitizer's leak
+/// check would only report what the crashed program still held. Buffered stdout is written
+/// first.
 pub(crate) fn die(report: &str) -> ! {
+    let _ = std::io::stdout().lock().flush();
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(report.as_bytes());
     let _ = err.flush();
-    std::process::exit(2)
+    // SAFETY: `_exit` has no preconditions; it ends the process at once.
+    unsafe { libc::_exit(2) }
 }

@@ -340,6 +340,12 @@ impl Goroutine {
         self.describe(out, state, at.as_deref());
     }
 
+    /// Roughly where the goroutine's stack pointer was when it last parked (0: never).
+    #[cfg_attr(not(feature = "sanitizer"), allow(dead_code))]
+    pub(crate) fn park_sp(&self) -> usize {
+        self.park_sp.load(Ordering::Relaxed)
+    }
+
     #[inline]
     pub(crate) fn set_park_sp(&self, sp: usize) {
         self.park_sp.store(sp, Ordering::Relaxed)

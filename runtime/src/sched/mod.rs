@@ -360,6 +360,9 @@ impl Shared {
             // SAFETY: the coroutine is suspended or not started, and wait-queue nodes live off
             // goroutine stacks, so nothing points into its stack.
             let s = unsafe { c.discard() };
+            #[cfg(feature = "sanitizer")]
+            self.stacks.leak(s);
+            #[cfg(not(feature = "sanitizer"))]
             self.stacks.free(s);
         }
         // Values owned by the goroutine (its unstarted function, its locals) are leaked rather
@@ -513,6 +516,9 @@ fn fatal(shared: &Shared, payload: Box<dyn Any + Send>, report: String) {
 /// `#[gort::main]` (an M that waits in a nested `run` is counted once, as an M). Deadlock
 /// detection compares it with the process's thread count.
 pub(crate) static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The runtime of `#[gort::main]` after main returned: not torn down, the process exits.
+static PROCESS_RUNTIME: Mutex<Vec<Arc<Shared>>> = Mutex::new(Vec::new());
 
 /// Every runtime of the process (dead entries are pruned when one is added): a goroutine of
 /// one runtime can wake a goroutine of another through a channel, so deadlock detection looks
@@ -882,8 +888,20 @@ where
     if mode == Mode::Process {
         // Go: when main returns the program exits; other goroutines are not awaited and the
         // runtime is not torn down (the process exit does it).
+        #[cfg(feature = "sanitizer")]
+        for g in shared.allgs.lock().iter() {
+            // What goroutines still alive hold is reachable from their stacks (see
+            // `coro::stack::lsan`).
+            if matches!(g.status(), Status::Waiting | Status::Runnable) {
+                if let Some((low, high)) = crate::coro::stack::window_of(g.park_sp()) {
+                    crate::coro::stack::lsan::root(low, high);
+                }
+            }
+        }
         let v = slot.lock().take();
-        std::mem::forget(shared);
+        // Kept for the rest of the process (a static, rather than `mem::forget`, so that what
+        // it holds stays reachable for leak checkers).
+        PROCESS_RUNTIME.lock().push(shared);
         return v.expect("main finished with a value");
     }
     shared.shutdown();
