@@ -41,6 +41,7 @@ extern crate self as gort;
 
 pub mod chan;
 mod coro;
+pub mod debug;
 mod join;
 mod local;
 mod loom;
@@ -320,6 +321,7 @@ pub struct Builder {
     procs: Option<usize>,
     stack_size: usize,
     thread_name: String,
+    max_threads: usize,
 }
 
 /// Default usable stack window per goroutine.
@@ -344,7 +346,21 @@ impl Builder {
             procs: None,
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "gort-m".to_string(),
+            max_threads: 10_000,
         }
+    }
+
+    /// Sets the most threads the runtime may start (Go's `debug.SetMaxThreads`; default
+    /// 10,000). Threads blocked in calls gort cannot see do not count against GOMAXPROCS, so a
+    /// program that blocks many goroutines at once (see [`blocking`]) needs one thread each;
+    /// past this limit the program ends with `fatal error: thread exhaustion`.
+    ///
+    /// ```
+    /// assert_eq!(gort::Builder::new().max_threads(64).run(|| 1), 1);
+    /// ```
+    pub fn max_threads(mut self, n: usize) -> Builder {
+        self.max_threads = n.max(1);
+        self
     }
 
     /// Sets GOMAXPROCS, overriding the environment. Zero is treated as one.
@@ -398,12 +414,16 @@ impl Builder {
                 .filter(|&n| n > 0)
                 .unwrap_or_else(num_cpus::get)
         });
+        let (schedtrace_ms, scheddetail) = debug::godebug();
         sched::Config {
             procs,
             stack_size: self.stack_size,
             thread_name: self.thread_name.clone(),
             mode,
             test_harness: false,
+            max_threads: self.max_threads,
+            schedtrace_ms,
+            scheddetail,
         }
     }
 
@@ -651,6 +671,38 @@ impl std::fmt::Debug for EnterGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("EnterGuard")
     }
+}
+
+/// Runs `f`, which may block its thread for a long time (file I/O, a blocking library, a
+/// `std::sync` lock, DNS), without holding up other goroutines: Go's system-call hand-off,
+/// tokio's `block_in_place`.
+///
+/// If goroutines already wait for this goroutine's processor, it is handed to another thread
+/// at once; otherwise sysmon hands it off after 20 µs if any start waiting. When `f` returns
+/// and nobody took the processor, the call costs two stores: use it freely around calls that
+/// *may* block. Outside a goroutine it just calls `f`.
+///
+/// Unmarked blocking calls are handled too (sysmon sees a thread asleep in the kernel, or a
+/// goroutine computing for 10 ms while others wait), only later.
+///
+/// ```
+/// use std::time::Duration;
+/// gort::Builder::new().procs(1).run(|| {
+///     let wg = gort::WaitGroup::new();
+///     wg.add(1);
+///     let w = wg.clone();
+///     gort::go!(move || {
+///         // Blocks its thread for 50 ms; the other goroutines keep running meanwhile.
+///         gort::blocking(|| std::thread::sleep(Duration::from_millis(50)));
+///         w.done();
+///     });
+///     gort::yield_now();
+///     assert!(!gort::blocking(|| std::path::Path::new("/").exists()) == false);
+///     wg.wait();
+/// });
+/// ```
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    sched::syscall::blocking(f)
 }
 
 /// Yields the processor so other goroutines can run (Go's `runtime.Gosched`). The goroutine

@@ -2,17 +2,17 @@
 //!
 //! Modules whose protocols have loom models (`sched::runnext`, `sched::idle`, the channel
 //! waiter's claim in `chan::waitq`, the channel lock and hand-off in `chan`, the thread parker
-//! in `sched::park`) take their atomic and lock types from here, so that `RUSTFLAGS="--cfg loom" cargo test -p gort --lib loom` explores every
+//! in `sched::park`, the P hand-off in `sched::pslot`) take their atomic and lock types from here, so that `RUSTFLAGS="--cfg loom" cargo test -p gort --lib loom` explores every
 //! interleaving of the very code the runtime runs. Under `cfg(loom)` only those models are
 //! meant to run: the rest of the runtime uses loom atomics outside a model and would panic.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex};
 

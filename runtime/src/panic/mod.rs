@@ -53,6 +53,14 @@ pub(crate) fn throw(msg: &str) -> ! {
     die(&report)
 }
 
+/// A throw whose report is `text` as it stands (Go's messages that come with a `runtime:`
+/// line of their own, such as thread exhaustion); exit status 2.
+#[cold]
+#[inline(never)]
+pub(crate) fn throw_plain(text: &str) -> ! {
+    die(&format!("{text}\n"))
+}
+
 /// Prints `report` and exits with status 2, as Go does for an unrecovered panic or a fatal
 /// error. Other goroutines do not run again: the process ends here, as Go's does, without
 /// running exit handlers (`_exit`): nothing is torn down for a crash, and a sanitizer's leak

@@ -21,7 +21,7 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt::Write as _;
 use std::panic::Location;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::coro::{Coro, Suspender};
@@ -163,6 +163,9 @@ pub(crate) struct Goroutine {
     /// a thread outside the runtime). Null for main.
     created_at: AtomicPtr<Location<'static>>,
     created_by: AtomicU64,
+    /// When it last parked, in sysmon's coarse seconds (Go's `waitsince`): dumps print how
+    /// long a goroutine has been waiting.
+    wait_since: AtomicU32,
     /// The runtime this record belongs to.
     pub(crate) shared: Arc<Shared>,
     inner: UnsafeCell<GInner>,
@@ -192,6 +195,7 @@ impl Goroutine {
             park_loc: AtomicPtr::new(std::ptr::null_mut()),
             created_at: AtomicPtr::new(std::ptr::null_mut()),
             created_by: AtomicU64::new(0),
+            wait_since: AtomicU32::new(0),
             shared,
             inner: UnsafeCell::new(GInner {
                 entry: None,
@@ -260,11 +264,26 @@ impl Goroutine {
             .is_ok()
     }
 
-    /// Marks the record dead unless it already is; true if this call did it. Used by shutdown,
-    /// where a racing `ready` from outside the runtime may discard the same record.
+    /// Marks the record dead unless it already is or is running; true if this call did it.
+    /// Used by shutdown, where a racing `ready` from outside the runtime may discard the same
+    /// record, and where a goroutine may still run on an M left to finish its blocking call.
     pub(crate) fn claim_dead(&self) -> bool {
-        // AcqRel: pairs with `set_status` (Release) so the winner sees the owner's writes.
-        self.status.swap(Status::Dead as u8, Ordering::AcqRel) != Status::Dead as u8
+        let mut cur = self.status.load(Ordering::Acquire);
+        loop {
+            if cur == Status::Dead as u8 || cur == Status::Running as u8 {
+                return false;
+            }
+            // AcqRel: pairs with `set_status` (Release) so the winner sees the owner's writes.
+            match self.status.compare_exchange_weak(
+                cur,
+                Status::Dead as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(c) => cur = c,
+            }
+        }
     }
 
     #[inline]
@@ -277,11 +296,21 @@ impl Goroutine {
         self.wait_reason.store(r as u8, Ordering::Relaxed)
     }
 
-    /// Records the user's call that parks the goroutine now.
+    /// Records the user's call that parks the goroutine now, and when (coarsely).
     #[inline]
     pub(crate) fn set_park_loc(&self, l: &'static Location<'static>) {
         self.park_loc
-            .store(l as *const Location<'static> as *mut _, Ordering::Relaxed)
+            .store(l as *const Location<'static> as *mut _, Ordering::Relaxed);
+        self.wait_since.store(
+            self.shared.sysmon.coarse_secs.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whole minutes the goroutine has been waiting, as Go's dumps print them.
+    pub(crate) fn waiting_minutes(&self) -> u32 {
+        let now = self.shared.sysmon.coarse_secs.load(Ordering::Relaxed);
+        now.saturating_sub(self.wait_since.load(Ordering::Relaxed)) / 60
     }
 
     /// Records where and by whom the goroutine was started.
@@ -334,10 +363,15 @@ impl Goroutine {
             .filter(|_| self.status() == Status::Waiting)
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
         let state = match self.status() {
-            Status::Runnable => "runnable",
-            _ => self.wait_reason().as_str(),
+            Status::Runnable => "runnable".to_string(),
+            Status::Running => "running".to_string(),
+            _ => match self.waiting_minutes() {
+                0 => self.wait_reason().as_str().to_string(),
+                1 => format!("{}, 1 minute", self.wait_reason().as_str()),
+                n => format!("{}, {n} minutes", self.wait_reason().as_str()),
+            },
         };
-        self.describe(out, state, at.as_deref());
+        self.describe(out, &state, at.as_deref());
     }
 
     /// Roughly where the goroutine's stack pointer was when it last parked (0: never).

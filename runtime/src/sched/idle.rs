@@ -106,6 +106,11 @@ impl IdleCounts {
         last
     }
 
+    /// Spinning Ms now (racy; statistics).
+    pub(crate) fn spinning(&self) -> usize {
+        self.nmspinning.load(Ordering::Relaxed)
+    }
+
     /// Idle Ps now (racy unless read under the sched lock).
     pub(crate) fn idle_ps(&self) -> usize {
         self.npidle.load(Ordering::SeqCst)

@@ -1,5 +1,16 @@
 //! The machine (Go's `m`): an OS thread, its schedule loop, and finding work.
 //!
+//! # Holding a P
+//!
+//! An M holds its P through its slot (`pslot.rs`): scheduler code reaches the owned half
+//! (`PCore`) with [`MContext::with_p`], and so does goroutine code that needs it (`go!` puts
+//! the child in `runnext`, a channel hand-off readies its partner there). The slot's protocol
+//! lets sysmon take the P from an M that is running user code, at any moment; the M learns it
+//! at its next entry into the runtime. A runtime call that finds its P gone takes the path a
+//! plain thread takes (the global queue, the global caches); at its next schedule point the M
+//! finishes the goroutine's switch without a P and then looks for an idle P, or sleeps (Go's
+//! `exitsyscall` slow path).
+//!
 //! # find_runnable (Go's `findRunnable`), in order
 //!
 //! 1. Every 61st schedule tick, one goroutine from the global queue first, so that two
@@ -19,16 +30,18 @@
 //! `wakep` runs after work became stealable; if no M spins and a P is idle, it takes the idle
 //! P and a sleeping M (or starts a new thread) and hands the P over, marking the M spinning.
 //! A spinning M that finds work stops spinning and, if it was the last spinner, calls `wakep`.
+//! sysmon hands a P it took from a blocked M to another M the same way (`start_with`).
 
 use std::cell::Cell;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::Steal;
 use parking_lot::{Condvar, Mutex};
 
-use super::p::{self, Processor, GFREE_CAP, STACK_CACHE_CAP};
+use super::p::{PCore, Processor, GFREE_CAP, STACK_CACHE_CAP};
+use super::pslot::{Entry, PSlot};
 use super::timers;
 use super::{init_g, start_g, ExitNotify, GRef, Goroutine, Shared, Status, CTX};
 use crate::coro::signal::AltStack;
@@ -45,29 +58,53 @@ const SCRUB_PER_IDLE: usize = 16;
 
 /// An OS thread of the runtime.
 pub(crate) struct Machine {
+    /// Go's `m.id`: 0, 1, 2, ... in order of creation.
+    pub(crate) id: usize,
     /// Go's `m.park` note: protected by its mutex.
     note: Mutex<Note>,
     cv: Condvar,
+    /// The P this M holds, if any, and the hand-off protocol with sysmon.
+    pub(crate) slot: PSlot<PCore>,
+    /// The kernel's id of the thread (for sysmon's look at whether it is blocked).
+    pub(crate) tid: AtomicI32,
+    /// The M's thread has left its schedule loop.
+    pub(crate) exited: AtomicBool,
+    /// Sleeping on its note (idle, counted as an idle thread).
+    pub(crate) sleeping: AtomicBool,
+    /// The P it holds or last held (sysmon's index into `Shared::procs`).
+    pub(crate) pid: AtomicUsize,
+    /// Inside `gort::blocking` (sysmon retakes its P after a short wait).
+    pub(crate) in_blocking: AtomicBool,
 }
 
-#[derive(Default)]
 struct Note {
     /// The P handed over by a waker (Go's `m.nextp`).
-    nextp: Option<usize>,
+    nextp: Option<Box<PCore>>,
     spinning: bool,
     exit: bool,
 }
 
 impl Machine {
-    fn new() -> Machine {
+    fn new(id: usize) -> Machine {
         Machine {
-            note: Mutex::new(Note::default()),
+            id,
+            note: Mutex::new(Note {
+                nextp: None,
+                spinning: false,
+                exit: false,
+            }),
             cv: Condvar::new(),
+            slot: PSlot::new(),
+            tid: AtomicI32::new(0),
+            exited: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            pid: AtomicUsize::new(0),
+            in_blocking: AtomicBool::new(false),
         }
     }
 
     /// Hands a sleeping M a P (Go's `notewakeup(&mp.park)` after setting `nextp`).
-    fn wake_with(&self, p: usize, spinning: bool) {
+    fn wake_with(&self, p: Box<PCore>, spinning: bool) {
         let mut n = self.note.lock();
         n.nextp = Some(p);
         n.spinning = spinning;
@@ -84,29 +121,32 @@ impl Machine {
     /// Sleeps until handed a P, told to exit, or (with a deadline) the deadline passes.
     fn sleep(&self, deadline: Option<Instant>) -> Woken {
         let mut n = self.note.lock();
-        loop {
+        self.sleeping.store(true, Ordering::Relaxed);
+        let w = loop {
             if n.exit {
-                return Woken::Exit;
+                break Woken::Exit;
             }
             if let Some(p) = n.nextp.take() {
-                return Woken::P(p, std::mem::take(&mut n.spinning));
+                break Woken::P(p, std::mem::take(&mut n.spinning));
             }
             match deadline {
                 None => self.cv.wait(&mut n),
                 Some(d) => {
                     if self.cv.wait_until(&mut n, d).timed_out() && !n.exit && n.nextp.is_none() {
-                        return Woken::Timeout;
+                        break Woken::Timeout;
                     }
                 }
             }
-        }
+        };
+        self.sleeping.store(false, Ordering::Relaxed);
+        w
     }
 }
 
 /// Why `Machine::sleep` returned.
 enum Woken {
     /// Handed a P (and whether to spin).
-    P(usize, bool),
+    P(Box<PCore>, bool),
     Exit,
     /// The deadline passed: timers may be due, or deadlock detection wants another look.
     Timeout,
@@ -115,49 +155,74 @@ enum Woken {
 /// Per-thread state of a running M; lives on the M thread's stack, reached through `CTX`.
 pub(crate) struct MContext {
     pub(crate) shared: Arc<Shared>,
-    m: Arc<Machine>,
-    /// The held P, as an index into `shared.procs`.
-    p: Cell<Option<usize>>,
-    /// The goroutine running now (null on the M's own stack).
+    pub(crate) m: Arc<Machine>,
+    /// The goroutine running now (null on the M's own stack, in scheduler code).
     pub(crate) curg: Cell<*const Goroutine>,
     spinning: Cell<bool>,
+    /// A `&mut PCore` from `with_p` is alive (a nested borrow would alias it).
+    borrowed: Cell<bool>,
+    /// The last P this M held: where its timers go, and the P it asks for first after a loss.
+    last_p: Cell<usize>,
 }
 
 impl MContext {
+    /// Runs `f` with this M's P (owned and shared halves), if it holds one; `None` if it holds
+    /// none (never had one, or sysmon took it while a goroutine ran). From goroutine code this
+    /// enters and leaves the runtime (`pslot.rs`); from scheduler code the M is in it already.
+    /// `f` must not call anything that needs the P again.
     #[inline]
-    pub(crate) fn has_p(&self) -> bool {
-        self.p.get().is_some()
-    }
-
-    /// The held P, if any.
-    pub(crate) fn p_ref(&self) -> Option<&Processor> {
-        self.p.get().map(|id| &self.shared.procs[id])
-    }
-
-    /// The held P. Ms hold one whenever goroutine code runs.
-    #[inline]
-    fn p(&self) -> &Processor {
-        let Some(id) = self.p.get() else {
-            crate::panic::throw("schedule: M holds no P")
+    pub(crate) fn with_p<R>(&self, f: impl FnOnce(&mut PCore, &Processor) -> R) -> Option<R> {
+        if self.borrowed.get() {
+            crate::panic::throw("with_p: the P is borrowed already");
+        }
+        let goroutine = !self.curg.get().is_null();
+        let held = if goroutine {
+            self.m.slot.enter() == Entry::Held
+        } else {
+            self.m.slot.held()
         };
-        &self.shared.procs[id]
+        let r = if held {
+            self.borrowed.set(true);
+            // SAFETY: entered (or in scheduler code) with the P held, and `borrowed` rules out
+            // a second reference.
+            let core = unsafe { self.m.slot.core() };
+            let p = &self.shared.procs[core.id];
+            let r = f(core, p);
+            self.borrowed.set(false);
+            Some(r)
+        } else {
+            None
+        };
+        if goroutine {
+            self.m.slot.leave();
+        }
+        r
     }
 
-    /// `go!` from a goroutine (Go's `newproc` with `runqput(pp, newg, true)`).
+    /// Whether this M holds a P (scheduler code; from goroutine code use `with_p`).
+    #[inline]
+    fn has_p(&self) -> bool {
+        self.m.slot.held()
+    }
+
+    /// The P timers of this M go to: its own, or the last it held.
+    pub(crate) fn timer_p(&self) -> usize {
+        self.last_p.get()
+    }
+
+    /// `go!` from a goroutine (Go's `newproc` with `runqput(pp, newg, true)`). `None` if the
+    /// M has lost its P: the caller spawns as a plain thread would.
     pub(crate) fn spawn_local<F>(
         &self,
         f: F,
         stack_size: Option<usize>,
         notify: Option<Arc<dyn ExitNotify>>,
         at: &'static std::panic::Location<'static>,
-    ) -> u64
+    ) -> Result<u64, (F, Option<Arc<dyn ExitNotify>>)>
     where
         F: FnOnce() + Send + 'static,
     {
         let shared = &self.shared;
-        let p = self.p();
-        let size = shared.stacks.size_for(stack_size);
-        let g = self.gfget(p);
         let parent = self.curg.get();
         let by = if parent.is_null() {
             0
@@ -165,36 +230,60 @@ impl MContext {
             // SAFETY: a non-null `curg` is the running goroutine, whose record is alive.
             unsafe { (*parent).id() }
         };
-        init_g(
-            &g,
-            super::entry::Entry::new(f),
-            size,
-            notify,
-            Some((at, by)),
-        );
-        // SAFETY: this M holds `p`.
-        let local = unsafe { p.local() };
-        if local.goid_next == local.goid_end {
-            local.goid_next = shared.take_goid(GOID_BATCH);
-            local.goid_end = local.goid_next + GOID_BATCH;
+        let mut f = Some(f);
+        let mut notify = Some(notify);
+        let r = self.with_p(|core, p| {
+            let size = shared.stacks.size_for(stack_size);
+            let g = gfget(shared, core);
+            init_g(
+                &g,
+                super::entry::Entry::new(f.take().expect("taken once")),
+                size,
+                notify.take().expect("taken once"),
+                Some((at, by)),
+            );
+            if core.goid_next == core.goid_end {
+                core.goid_next = shared.take_goid(GOID_BATCH);
+                core.goid_end = core.goid_next + GOID_BATCH;
+            }
+            let id = core.goid_next;
+            core.goid_next += 1;
+            g.set_id(id);
+            core.add_live(p, 1);
+            (id, core.runq_put(p, g, true, &shared.global))
+        });
+        match r {
+            Some((id, grew)) => {
+                if grew {
+                    self.wakep();
+                }
+                Ok(id)
+            }
+            None => Err((
+                f.take().expect("not taken"),
+                notify.take().expect("not taken"),
+            )),
         }
-        let id = local.goid_next;
-        local.goid_next += 1;
-        g.set_id(id);
-        // SAFETY: this M holds `p`.
-        unsafe { p.add_live(1) };
-        // SAFETY: this M holds `p`.
-        if unsafe { p.runq_put(g, true, &shared.global) } {
-            self.wakep();
-        }
-        id
     }
 
-    /// `ready` of a goroutine of this runtime from this M.
-    pub(crate) fn ready_local(&self, g: GRef) {
-        // SAFETY: `ready` checked that this M holds a P.
-        if unsafe { self.p().runq_put(g, true, &self.shared.global) } {
-            self.wakep();
+    /// `ready` of a goroutine of this runtime from this M; gives `g` back if the M holds no P.
+    pub(crate) fn ready_local(&self, g: GRef) -> Result<(), GRef> {
+        let mut g = Some(g);
+        let r = self.with_p(|core, p| {
+            let g = g.take().expect("taken once");
+            // An M holding a P of `g`'s runtime: shutdown takes every P before it discards
+            // anything, so `g` is still waiting and a plain store will do.
+            g.set_status(Status::Runnable);
+            core.runq_put(p, g, true, &self.shared.global)
+        });
+        match r {
+            Some(grew) => {
+                if grew {
+                    self.wakep();
+                }
+                Ok(())
+            }
+            None => Err(g.take().expect("not taken")),
         }
     }
 
@@ -207,103 +296,58 @@ impl MContext {
         }
     }
 
-    /// Go's `gfget`: a dead record from this P, the global cache (a batch), or a new one.
-    fn gfget(&self, p: &Processor) -> GRef {
-        // SAFETY: this M holds `p`.
-        let local = unsafe { p.local() };
-        if let Some(g) = local.gfree.pop() {
-            return g;
-        }
-        {
-            let mut global = self.shared.gfree.lock();
-            let n = global.len().min(GFREE_CAP / 2);
-            let at = global.len() - n;
-            local.gfree.extend(global.drain(at..));
-        }
-        local.gfree.pop().unwrap_or_else(|| self.shared.new_g())
-    }
-
-    /// Go's `gfput`: keep the record (and its stack) on this P; past the cap, move half to the
-    /// global cache.
-    fn gfput(&self, p: &Processor, g: GRef) {
-        // SAFETY: this M holds `p`.
-        let local = unsafe { p.local() };
-        local.gfree.push(g);
-        if local.gfree.len() >= GFREE_CAP {
-            let at = local.gfree.len() - GFREE_CAP / 2;
-            self.shared.gfree.lock().extend(local.gfree.drain(at..));
-        }
-    }
-
-    /// A stack for a goroutine about to start: this P's cache, else the pool.
-    fn stack_get(&self, p: &Processor, size: usize) -> GStack {
-        let stacks = &self.shared.stacks;
-        if size == stacks.default_size() {
-            // SAFETY: this M holds `p`.
-            if let Some(s) = unsafe { p.local() }.stacks.pop() {
-                return s;
-            }
-        }
-        stacks.alloc(size)
-    }
-
-    /// Keeps a dead goroutine's stack on this P; past the cap, half go back to the pool.
-    fn stack_put(&self, p: &Processor, s: GStack) {
-        let stacks = &self.shared.stacks;
-        if s.usable() != stacks.default_size() {
-            stacks.free(s);
-            return;
-        }
-        // SAFETY: this M holds `p`.
-        let cache = &mut unsafe { p.local() }.stacks;
-        cache.push(s);
-        if cache.len() >= STACK_CACHE_CAP {
-            for s in cache.drain(STACK_CACHE_CAP / 2..) {
-                stacks.free(s);
-            }
-        }
-    }
-
-    fn acquirep(&self, id: usize) {
-        debug_assert!(self.p.get().is_none());
-        self.p.set(Some(id));
-    }
-
     /// Runs `g` until it yields, parks or ends (Go's `execute` + the second half of `mcall`).
+    /// Called with the P held; afterwards the M may have lost it.
     fn execute(&self, g: GRef, inherit: bool) {
-        let p = self.p();
-        if !inherit {
-            // SAFETY: this M holds `p`.
-            let l = unsafe { p.local() };
-            l.schedtick = l.schedtick.wrapping_add(1);
+        let shared = &self.shared;
+        let first = self.with_p(|core, p| {
+            if !inherit {
+                core.schedtick = core.schedtick.wrapping_add(1);
+            }
+            // One plain store per switch: sysmon's "still inside the same run" measure.
+            p.switches.store(
+                p.switches.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+            // SAFETY: this M owns the runnable goroutine's record.
+            let inner = unsafe { g.inner() };
+            if inner.coro.is_none() {
+                // Before `curg` is set: a failure here (no address space for a stack) is the
+                // M's, not the goroutine's, and must end the process (`mstart`).
+                Some(stack_get(shared, core, inner.stack_size))
+            } else {
+                None
+            }
+        });
+        let Some(stack) = first else {
+            crate::panic::throw("execute: no P")
+        };
+        if g.status() != Status::Runnable {
+            crate::panic::throw("execute: a queued goroutine is not runnable");
         }
-        debug_assert_eq!(
-            g.status(),
-            Status::Runnable,
-            "only runnable goroutines are queued"
-        );
+        if let Some(stack) = stack {
+            start_g(&g, stack);
+        }
         g.set_status(Status::Running);
         // SAFETY: this M owns the running goroutine's record.
-        let inner = unsafe { g.inner() };
-        if inner.coro.is_none() {
-            // Before `curg` is set: a failure here (no address space for a stack) is the M's,
-            // not the goroutine's, and must end the process (`mstart`).
-            start_g(&g, self.stack_get(p, inner.stack_size));
-        }
-        self.curg.set(Arc::as_ptr(&g));
-        // SAFETY: as above; `start_g` is done with its reference.
         let coro = unsafe { g.inner() }.coro.as_mut().unwrap_or_else(|| {
             crate::panic::throw("execute: a started goroutine has no coroutine")
         });
+        self.curg.set(Arc::as_ptr(&g));
+        self.m.slot.leave();
         let req = coro.resume();
         self.curg.set(std::ptr::null());
+        let held = self.m.slot.enter() == Entry::Held;
         match req {
             Some(Switch::Yield) => {
                 g.set_status(Status::Runnable);
                 // The queue grew: an idle P may take the yielder (or what it yields to).
-                // SAFETY: this M holds `p`.
-                if unsafe { p.runq_put(g, false, &self.shared.global) } {
-                    self.wakep();
+                let grew =
+                    self.with_p(|core, p| core.runq_put(p, g.clone(), false, &shared.global));
+                match grew {
+                    Some(true) => self.wakep(),
+                    Some(false) => {}
+                    None => shared.inject(g),
                 }
             }
             Some(Switch::Park(reason, f)) => {
@@ -314,41 +358,62 @@ impl MContext {
                 if let Some(g) = unsafe { (*f)(g) } {
                     g.set_wait_reason(super::WaitReason::None);
                     g.set_status(Status::Runnable);
-                    // SAFETY: this M holds `p`.
-                    unsafe { p.runq_put(g, true, &self.shared.global) };
+                    let put =
+                        self.with_p(|core, p| core.runq_put(p, g.clone(), true, &shared.global));
+                    if put.is_none() {
+                        shared.inject(g);
+                    }
                 }
             }
-            None => self.gdestroy(p, g),
+            None => self.gdestroy(g),
+        }
+        if !held {
+            shared.lost_p_running.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// A goroutine returned: keep its record and stack for the next one (Go's `goexit0`).
-    fn gdestroy(&self, p: &Processor, g: GRef) {
+    /// A goroutine returned: keep its record and stack for the next one (Go's `goexit0`); on
+    /// the P if the M holds one, else in the global caches.
+    fn gdestroy(&self, g: GRef) {
+        let shared = &self.shared;
         // SAFETY: the goroutine finished on this M, which owns its record.
         let inner = unsafe { g.inner() };
         let coro = inner.coro.take().unwrap_or_else(|| {
             crate::panic::throw("gdestroy: a goroutine that ran has no coroutine")
         });
-        self.stack_put(p, coro.into_stack());
         inner.exit_notify = None;
         inner.suspender = std::ptr::null();
         g.set_status(Status::Dead);
-        // SAFETY: this M holds `p`.
-        unsafe { p.add_live(-1) };
-        self.gfput(p, g);
+        let mut parts = Some((coro.into_stack(), g));
+        let done = self.with_p(|core, p| {
+            let (stack, g) = parts.take().expect("taken once");
+            stack_put(shared, core, stack);
+            core.add_live(p, -1);
+            gfput(shared, core, g);
+        });
+        if done.is_none() {
+            let (stack, g) = parts.take().expect("not taken");
+            shared.stacks.free(stack);
+            shared
+                .ext_live
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            if !shared.is_shutdown() {
+                shared.gfree.lock().push(g);
+            }
+            // After shutdown the record just goes: kept in the runtime's cache it would keep
+            // the runtime alive (the record refers to it) and its stacks mapped.
+        }
     }
 
     /// A batch from the global queue into the local one (Go's `globrunqget`).
-    fn global_get_batch(&self, p: &Processor) -> Option<GRef> {
+    fn global_get_batch(&self, core: &mut PCore) -> Option<GRef> {
         let shared = &self.shared;
         if shared.global.is_empty() {
             return None;
         }
-        let n = (shared.global.len() / shared.procs.len() + 1).min(p::RUNQ_CAP / 2);
-        // SAFETY: this M holds `p`.
-        let q = unsafe { p.runq() };
+        let n = (shared.global.len() / shared.procs.len() + 1).min(super::p::RUNQ_CAP / 2);
         loop {
-            match shared.global.steal_batch_with_limit_and_pop(q, n) {
+            match shared.global.steal_batch_with_limit_and_pop(core.runq(), n) {
                 Steal::Success(g) => return Some(g),
                 Steal::Retry => continue,
                 Steal::Empty => return None,
@@ -357,29 +422,55 @@ impl MContext {
     }
 
     /// Go's `stealWork`.
-    fn steal_work(&self, p: &Processor) -> Option<GRef> {
+    fn steal_work(&self, core: &mut PCore) -> Option<GRef> {
         let procs = &self.shared.procs;
         let n = procs.len();
-        // SAFETY: this M holds `p`.
-        let q = unsafe { p.runq() };
         for pass in 0..STEAL_TRIES {
             let last = pass == STEAL_TRIES - 1;
-            // SAFETY: this M holds `p`.
-            let start = unsafe { p.rand() } as usize % n;
+            let start = core.rand() as usize % n;
             for i in 0..n {
                 if self.shared.is_shutdown() {
                     return None;
                 }
                 let victim = &procs[(start + i) % n];
-                if victim.id == p.id {
+                if victim.id == core.id {
                     continue;
                 }
-                if let Some(g) = victim.steal_into(q, last) {
+                if let Some(g) = victim.steal_into(core.runq(), last) {
+                    let own = &procs[core.id];
+                    own.steals.fetch_add(1, Ordering::Relaxed);
                     return Some(g);
                 }
             }
         }
         None
+    }
+
+    /// An M without a P (after a loss, or woken without one) looks for an idle P, its last
+    /// one first (Go's `exitsyscall`); `false` if there is none.
+    fn acquire_idle_p(&self) -> bool {
+        let shared = &self.shared;
+        let mut s = shared.sched.lock();
+        let want = self.last_p.get();
+        let at = s
+            .pidle
+            .iter()
+            .position(|c| c.id == want)
+            .or_else(|| s.pidle.len().checked_sub(1));
+        let Some(i) = at else { return false };
+        let core = s.pidle.swap_remove(i);
+        shared.idle.p_busy();
+        drop(s);
+        self.install(core);
+        true
+    }
+
+    fn install(&self, core: Box<PCore>) {
+        self.last_p.set(core.id);
+        self.m.pid.store(core.id, Ordering::Relaxed);
+        self.m.slot.install(core);
+        // A P left the idle list: sysmon watches busy Ps.
+        self.shared.sysmon.wake();
     }
 
     /// Steps 1-7 of the module docs. Returns the goroutine to run and whether it inherits the
@@ -390,33 +481,49 @@ impl MContext {
             if shared.is_shutdown() {
                 return None;
             }
-            let p = self.p();
-            self.run_timers_of(p, &mut None);
-            // SAFETY: this M holds `p`.
-            if unsafe { p.local() }.schedtick % GLOBAL_QUEUE_INTERVAL == 0 {
-                if let Some(g) = shared.global_pop() {
-                    return Some((g, false));
+            if !self.has_p() && !self.acquire_idle_p() {
+                // Lost the P and none is idle: sleep until handed one (Go's `stopm`).
+                match self.stop()? {
+                    Some(spinning) => {
+                        self.spinning.set(spinning);
+                        continue 'top;
+                    }
+                    None => continue 'top,
                 }
             }
-            // SAFETY: this M holds `p`.
-            if let Some(r) = unsafe { p.runq_get() } {
-                return Some(r);
-            }
-            if let Some(g) = self.global_get_batch(p) {
-                return Some((g, false));
-            }
-            if self.spinning.get() || shared.idle.try_start_spinning() {
-                self.spinning.set(true);
-                if let Some(g) = self.steal_work(p) {
+            let pid = self.last_p.get();
+            self.run_timers_of(&shared.procs[pid], &mut None);
+            let found = self.with_p(|core, p| {
+                if core.schedtick % GLOBAL_QUEUE_INTERVAL == 0 {
+                    if let Some(g) = shared.global_pop() {
+                        return Some((g, false));
+                    }
+                }
+                if let Some(r) = core.runq_get(p) {
+                    return Some(r);
+                }
+                if let Some(g) = self.global_get_batch(core) {
                     return Some((g, false));
                 }
+                if self.spinning.get() || shared.idle.try_start_spinning() {
+                    self.spinning.set(true);
+                    if let Some(g) = self.steal_work(core) {
+                        return Some((g, false));
+                    }
+                }
+                None
+            });
+            match found {
+                None => continue 'top, // sysmon cannot take a P from scheduler code; defensive
+                Some(Some(r)) => return Some(r),
+                Some(None) => {}
             }
             // Timers of other Ps that came due while their Ms were busy or asleep.
-            if self.run_other_timers(p) {
+            if self.run_other_timers(pid) {
                 continue 'top;
             }
             // Idle: a little housekeeping while we still hold the P.
-            self.scrub_stacks(p);
+            let _ = self.with_p(|core, _| scrub_stacks(shared, core));
 
             // Step 6: give up the P.
             {
@@ -426,94 +533,96 @@ impl MContext {
                 }
                 if !shared.global.is_empty() {
                     drop(s);
-                    if let Some(g) = self.global_get_batch(p) {
+                    if let Some(Some(g)) = self.with_p(|core, _| self.global_get_batch(core)) {
                         return Some((g, false));
                     }
                     continue 'top;
                 }
-                s.pidle.push(p.id);
+                let core = self.m.slot.remove();
+                s.pidle.push(core);
                 shared.idle.p_idle();
-                self.p.set(None);
             }
             if self.spinning.replace(false) {
                 // The last spinner re-checks before sleeping (idle.rs); any spinner may.
                 let _ = shared.idle.stop_spinning();
                 let work =
                     !shared.global.is_empty() || shared.procs.iter().any(|p| !p.runq_empty());
-                if work {
+                if work && self.acquire_idle_p() {
+                    self.spinning.set(true);
+                    shared.idle.resume_spinning();
+                    continue 'top;
+                }
+            }
+            if let Some(spinning) = self.stop()? {
+                self.spinning.set(spinning);
+            }
+        }
+    }
+
+    /// Step 7: sleeps until handed a P, or until the earliest timer (or a deadlock re-check) is
+    /// due. `None`: shut down. `Some(Some(spinning))`: woken with a P (installed).
+    /// `Some(None)`: woke with an idle P of its own, or without one (the caller looks again).
+    fn stop(&self) -> Option<Option<bool>> {
+        let shared = &self.shared;
+        let deadline = {
+            let mut s = shared.sched.lock();
+            if shared.is_shutdown() {
+                return None;
+            }
+            let mut deadline = self.timer_deadline();
+            if s.pidle.len() == shared.procs.len() {
+                if let Some(recheck) = super::checkdead::check_dead(shared, deadline.is_some()) {
+                    deadline = Some(deadline.map_or(recheck, |d| d.min(recheck)));
+                }
+            }
+            s.midle.push(self.m.clone());
+            deadline
+        };
+        let when = deadline.map(|d| timers::nanos_since(shared.epoch, d));
+        if let Some(w) = when {
+            shared.timer_sleep_until.fetch_min(w, Ordering::AcqRel);
+        }
+        let mut woken = self.m.sleep(deadline);
+        if let Some(w) = when {
+            // Awake: later timers must kick someone again.
+            let _ = shared.timer_sleep_until.compare_exchange(
+                w,
+                u64::MAX,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        loop {
+            match woken {
+                Woken::Exit => return None,
+                Woken::P(core, spinning) => {
+                    // Work arrived: whatever was blocked is moving again.
+                    shared.dead_blocked_since.store(0, Ordering::Relaxed);
+                    self.install(core);
+                    return Some(Some(spinning));
+                }
+                Woken::Timeout => {
                     let mut s = shared.sched.lock();
-                    if let Some(id) = s.pidle.pop() {
-                        shared.idle.p_busy();
-                        drop(s);
-                        self.acquirep(id);
-                        self.spinning.set(true);
-                        shared.idle.resume_spinning();
-                        continue 'top;
-                    }
-                }
-            }
-            // Step 7: sleep until handed a P, or until the earliest timer (or a deadlock
-            // re-check) is due.
-            let deadline = {
-                let mut s = shared.sched.lock();
-                if shared.is_shutdown() {
-                    return None;
-                }
-                let mut deadline = self.timer_deadline();
-                if s.pidle.len() == shared.procs.len() {
-                    if let Some(recheck) = super::check_dead(shared, deadline.is_some()) {
-                        deadline = Some(deadline.map_or(recheck, |d| d.min(recheck)));
-                    }
-                }
-                s.midle.push(self.m.clone());
-                deadline
-            };
-            let when = deadline.map(|d| timers::nanos_since(shared.epoch, d));
-            if let Some(w) = when {
-                shared.timer_sleep_until.fetch_min(w, Ordering::AcqRel);
-            }
-            let mut woken = self.m.sleep(deadline);
-            if let Some(w) = when {
-                // Awake: later timers must kick someone again.
-                let _ = shared.timer_sleep_until.compare_exchange(
-                    w,
-                    u64::MAX,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-            }
-            loop {
-                match woken {
-                    Woken::Exit => return None,
-                    Woken::P(id, spinning) => {
-                        // Work arrived: whatever was blocked is moving again.
-                        shared.dead_blocked_since.store(0, Ordering::Relaxed);
-                        self.acquirep(id);
-                        self.spinning.set(spinning);
-                        continue 'top;
-                    }
-                    Woken::Timeout => {
-                        let mut s = shared.sched.lock();
-                        let listed = s.midle.iter().position(|m| Arc::ptr_eq(m, &self.m));
-                        match listed {
-                            Some(i) => {
-                                s.midle.swap_remove(i);
-                                if let Some(id) = s.pidle.pop() {
-                                    shared.idle.p_busy();
-                                    drop(s);
-                                    self.acquirep(id);
-                                    continue 'top;
-                                }
-                                // Every P is busy; their Ms run timers at their schedule points.
-                                s.midle.push(self.m.clone());
+                    let listed = s.midle.iter().position(|m| Arc::ptr_eq(m, &self.m));
+                    match listed {
+                        Some(i) => {
+                            s.midle.swap_remove(i);
+                            if let Some(core) = s.pidle.pop() {
+                                shared.idle.p_busy();
                                 drop(s);
-                                woken = self.m.sleep(None);
+                                self.install(core);
+                                return Some(None);
                             }
-                            None => {
-                                // A waker took us off the list: a P is on its way.
-                                drop(s);
-                                woken = self.m.sleep(None);
-                            }
+                            // Every P is busy; their Ms run timers at their schedule points,
+                            // and sysmon runs those of Ms that stay busy.
+                            s.midle.push(self.m.clone());
+                            drop(s);
+                            woken = self.m.sleep(None);
+                        }
+                        None => {
+                            // A waker took us off the list: a P is on its way.
+                            drop(s);
+                            woken = self.m.sleep(None);
                         }
                     }
                 }
@@ -525,30 +634,15 @@ impl MContext {
     /// and only if some timer might be due.
     #[inline]
     fn run_timers_of(&self, p: &Processor, now: &mut Option<u64>) -> bool {
-        let next = p.timers.next();
-        if next == u64::MAX {
-            return false;
-        }
-        let now =
-            *now.get_or_insert_with(|| timers::nanos_since(self.shared.epoch, Instant::now()));
-        if next > now {
-            return false;
-        }
-        let mut due = Vec::new();
-        p.timers.take_due(now, &mut due);
-        let any = !due.is_empty();
-        for e in due {
-            super::fire_timer(&self.shared, e.fire);
-        }
-        any
+        super::run_due_timers(&self.shared, p, now)
     }
 
     /// Runs the due timers of the other Ps (this M's own were run at the top of
     /// `find_runnable`); true if any fired (their goroutines are now runnable here).
-    fn run_other_timers(&self, own: &Processor) -> bool {
+    fn run_other_timers(&self, own: usize) -> bool {
         let mut now = None;
         let mut any = false;
-        for p in self.shared.procs.iter().filter(|p| p.id != own.id) {
+        for p in self.shared.procs.iter().filter(|p| p.id != own) {
             any |= self.run_timers_of(p, &mut now);
         }
         any
@@ -566,21 +660,6 @@ impl MContext {
         (next != u64::MAX).then(|| self.shared.epoch + Duration::from_nanos(next))
     }
 
-    /// Releases deep stack pages of stacks cached on `p` and in the pool.
-    fn scrub_stacks(&self, p: &Processor) {
-        let mut budget = SCRUB_PER_IDLE;
-        // SAFETY: this M holds `p`; cached stacks belong to no goroutine.
-        for s in unsafe { p.local() }.stacks.iter_mut().rev() {
-            if budget == 0 {
-                return;
-            }
-            if s.scrub() {
-                budget -= 1;
-            }
-        }
-        self.shared.stacks.scrub(budget);
-    }
-
     /// Go's `schedule` loop.
     fn schedule(&self) {
         while let Some((g, inherit)) = self.find_runnable() {
@@ -593,62 +672,156 @@ impl MContext {
     }
 }
 
-/// Go's `wakep`: if no M is spinning and a P is idle, start an M spinning on it.
-pub(crate) fn wakep(shared: &Arc<Shared>) {
-    if shared.idle.try_begin_wake() {
-        startm(shared);
+/// Go's `gfget`: a dead record from this P, the global cache (a batch), or a new one.
+fn gfget(shared: &Arc<Shared>, core: &mut PCore) -> GRef {
+    if let Some(g) = core.gfree.pop() {
+        return g;
+    }
+    {
+        let mut global = shared.gfree.lock();
+        let n = global.len().min(GFREE_CAP / 2);
+        let at = global.len() - n;
+        core.gfree.extend(global.drain(at..));
+    }
+    core.gfree.pop().unwrap_or_else(|| shared.new_g())
+}
+
+/// Go's `gfput`: keep the record (and its stack) on this P; past the cap, move half to the
+/// global cache.
+fn gfput(shared: &Shared, core: &mut PCore, g: GRef) {
+    core.gfree.push(g);
+    if core.gfree.len() >= GFREE_CAP {
+        let at = core.gfree.len() - GFREE_CAP / 2;
+        shared.gfree.lock().extend(core.gfree.drain(at..));
     }
 }
 
-/// Go's `startm(nil, spinning=true)`: an idle P to a sleeping M, or to a new thread.
-fn startm(shared: &Arc<Shared>) {
-    let mut s = shared.sched.lock();
-    let Some(pid) = s.pidle.pop() else {
-        drop(s);
-        shared.idle.cancel_wake();
+/// A stack for a goroutine about to start: this P's cache, else the pool.
+fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> GStack {
+    let stacks = &shared.stacks;
+    if size == stacks.default_size() {
+        if let Some(s) = core.stacks.pop() {
+            return s;
+        }
+    }
+    stacks.alloc(size)
+}
+
+/// Keeps a dead goroutine's stack on this P; past the cap, half go back to the pool.
+fn stack_put(shared: &Shared, core: &mut PCore, s: GStack) {
+    let stacks = &shared.stacks;
+    if s.usable() != stacks.default_size() {
+        stacks.free(s);
         return;
-    };
-    shared.idle.p_busy();
+    }
+    core.stacks.push(s);
+    if core.stacks.len() >= STACK_CACHE_CAP {
+        for s in core.stacks.drain(STACK_CACHE_CAP / 2..) {
+            stacks.free(s);
+        }
+    }
+}
+
+/// Releases deep stack pages of stacks cached on a P and in the pool.
+fn scrub_stacks(shared: &Shared, core: &mut PCore) {
+    let mut budget = SCRUB_PER_IDLE;
+    for s in core.stacks.iter_mut().rev() {
+        if budget == 0 {
+            return;
+        }
+        if s.scrub() {
+            budget -= 1;
+        }
+    }
+    shared.stacks.scrub(budget);
+}
+
+/// Go's `wakep`: if no M is spinning and a P is idle, start an M spinning on it.
+pub(crate) fn wakep(shared: &Arc<Shared>) {
+    if shared.idle.try_begin_wake() {
+        let core = {
+            let mut s = shared.sched.lock();
+            match s.pidle.pop() {
+                Some(c) => {
+                    shared.idle.p_busy();
+                    c
+                }
+                None => {
+                    drop(s);
+                    shared.idle.cancel_wake();
+                    return;
+                }
+            }
+        };
+        if let Err(core) = start_with(shared, core, true) {
+            shared.sched.lock().pidle.push(core);
+            shared.idle.p_idle();
+            shared.idle.cancel_wake();
+        }
+    }
+}
+
+/// Go's `startm(pp, spinning)`: hands `core` to a sleeping M, or to a new thread. Gives it back
+/// after shutdown.
+pub(crate) fn start_with(
+    shared: &Arc<Shared>,
+    core: Box<PCore>,
+    spinning: bool,
+) -> Result<(), Box<PCore>> {
+    let mut s = shared.sched.lock();
     if let Some(m) = s.midle.pop() {
         drop(s);
-        m.wake_with(pid, true);
-        return;
+        m.wake_with(core, spinning);
+        return Ok(());
     }
     if shared.is_shutdown() {
-        s.pidle.push(pid);
-        shared.idle.p_idle();
-        drop(s);
-        shared.idle.cancel_wake();
-        return;
+        return Err(core);
     }
     let id = s.mcount;
+    if id >= shared.config.max_threads {
+        drop(s);
+        crate::panic::throw_plain(&format!(
+            "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion",
+            shared.config.max_threads
+        ));
+    }
     s.mcount += 1;
     let name = format!("{}{}", shared.config.thread_name, id);
-    let m = Arc::new(Machine::new());
+    let m = Arc::new(Machine::new(id));
+    s.allm.push(m.clone());
     let sh = shared.clone();
     let t = std::thread::Builder::new()
         .name(name)
-        .spawn(move || mstart(sh, m, pid, true))
+        .spawn(move || mstart(sh, m, core, spinning))
         .unwrap_or_else(|e| {
             crate::panic::throw(&format!(
                 "newosproc: runtime: failed to create new OS thread (have {id} already): {e}"
             ))
         });
     s.threads.push(t);
+    Ok(())
 }
 
 /// Body of an M thread (Go's `mstart`).
-fn mstart(shared: Arc<Shared>, m: Arc<Machine>, pid: usize, spinning: bool) {
+fn mstart(shared: Arc<Shared>, m: Arc<Machine>, core: Box<PCore>, spinning: bool) {
     let _alt = AltStack::ensure();
+    // SAFETY: gettid has no preconditions.
+    m.tid.store(
+        unsafe { libc::syscall(libc::SYS_gettid) } as i32,
+        Ordering::Relaxed,
+    );
     let ctx = MContext {
         shared,
         m,
-        p: Cell::new(Some(pid)),
         curg: Cell::new(std::ptr::null()),
         spinning: Cell::new(spinning),
+        borrowed: Cell::new(false),
+        last_p: Cell::new(core.id),
     };
     CTX.with(|c| c.set(&ctx));
     super::RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
+    let _ = ctx.m.slot.enter();
+    ctx.install(core);
     // Goroutines' panics never reach here (their tops catch them); anything that does is a
     // failure of the runtime itself (say, no address space left for a stack). An M that died
     // would take its P with it and `run` would wait forever: end the process instead, as
@@ -661,9 +834,15 @@ fn mstart(shared: Arc<Shared>, m: Arc<Machine>, pid: usize, spinning: bool) {
             "fatal error: {msg}\n\nruntime stack:\n\tthe schedule loop of runtime thread {name}\n"
         ));
     }
+    // Shutdown: give the P back for shutdown to drain.
+    if ctx.m.slot.held() {
+        let core = ctx.m.slot.remove();
+        ctx.shared.sched.lock().pidle.push(core);
+    }
     super::RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
     CTX.with(|c| c.set(std::ptr::null()));
     if ctx.spinning.get() {
         let _ = ctx.shared.idle.stop_spinning();
     }
+    ctx.m.exited.store(true, Ordering::Release);
 }

@@ -46,33 +46,36 @@
 //! 4. Unmap the stack segments. A wait queue outside the runtime may still hold a record; a
 //!    later `ready` of it sees a dead record and drops it.
 
+pub(crate) mod checkdead;
 mod entry;
 pub(crate) mod g;
 pub(crate) mod idle;
-mod m;
+pub(crate) mod m;
 pub(crate) mod p;
 pub(crate) mod park;
+pub(crate) mod pslot;
 pub(crate) mod runnext;
+mod shared;
+pub(crate) mod syscall;
+pub(crate) mod sysmon;
 pub(crate) mod timers;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle as ThreadHandle;
-use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
-use crate::coro::{Coro, GStack, StackPool, Suspender, Switch};
+use crate::coro::{Coro, GStack, Suspender, Switch};
 use crate::panic::frame::{self, TopEnd};
 
+pub(crate) use checkdead::{PROCESS_RUNTIME, RUNTIMES, RUNTIME_THREADS};
 use entry::Entry;
 pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
-use idle::IdleCounts;
-use m::{MContext, Machine};
-use p::Processor;
+use m::MContext;
+pub(crate) use shared::Shared;
 
 /// The global run queue (Go's `sched.runq`).
 pub(crate) type Injector = crossbeam_deque::Injector<GRef>;
@@ -101,63 +104,12 @@ pub(crate) struct Config {
     /// Run by `#[gort::test]`: the test harness's main thread only waits for results, so
     /// deadlock detection does not count it as a thread that could wake a goroutine.
     pub(crate) test_harness: bool,
-}
-
-/// How main ended, as seen by the thread that called `run`.
-#[derive(Default)]
-struct Outcome {
-    finished: bool,
-    /// An unrecovered panic or fatal error: its value and report.
-    panic: Option<(Box<dyn Any + Send>, String)>,
-}
-
-/// Everything the Ms of one runtime share (Go's `sched` plus `allp`, `allgs`).
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) procs: Box<[Processor]>,
-    pub(crate) global: Injector,
-    pub(crate) idle: IdleCounts,
-    /// Go's `sched.lock`: idle Ps and Ms, the thread list.
-    sched: Mutex<Sched>,
-    shutdown: AtomicBool,
-    /// Every goroutine record ever made (Go's `allgs`); protected by its mutex.
-    allgs: Mutex<Vec<GRef>>,
-    /// Dead records shared between Ps (Go's `sched.gFree`).
-    gfree: Mutex<Vec<GRef>>,
-    pub(crate) stacks: StackPool,
-    next_goid: AtomicU64,
-    /// Goroutines started minus ended outside any P (spawns from plain threads).
-    ext_live: AtomicI64,
-    /// Main (goroutine 1) ended with Goexit; the program dies when no goroutine is left.
-    main_goexited: AtomicBool,
-    /// The zero of the timers' clock (`timers.rs`).
-    pub(crate) epoch: Instant,
-    /// The earliest deadline a sleeping M will wake for (`u64::MAX`: none); a timer added
-    /// before it wakes an M (`kick`).
-    pub(crate) timer_sleep_until: AtomicU64,
-    /// Milliseconds before deadlock detection looks again after threads outside the runtime
-    /// kept it from deciding (doubles up to a second).
-    dead_backoff_ms: AtomicU64,
-    /// Runtime clock before which deadlock detection does not look at threads again.
-    dead_next_check: AtomicU64,
-    /// Runtime clock (+1) since which every goroutine has been blocked while threads outside
-    /// the runtime kept detection from deciding; 0 once an M is woken with work.
-    pub(crate) dead_blocked_since: AtomicU64,
-    /// The "cannot tell whether this is a deadlock" notice was printed (once per runtime).
-    dead_notice: AtomicBool,
-    /// Goroutines of this runtime whose thread waits in a nested `gort::run`: their Ps are
-    /// busy but run nothing, which deadlock detection (of either runtime) must know.
-    nested_waiting: AtomicUsize,
-    outcome: Mutex<Outcome>,
-    outcome_cv: Condvar,
-}
-
-/// Protected by `Shared::sched`.
-struct Sched {
-    pidle: Vec<usize>,
-    midle: Vec<Arc<Machine>>,
-    threads: Vec<ThreadHandle<()>>,
-    mcount: usize,
+    /// The most Ms the runtime may start (Go's `SetMaxThreads`, default 10,000).
+    pub(crate) max_threads: usize,
+    /// `GODEBUG=schedtrace=MS`: sysmon prints the scheduler's state every MS milliseconds
+    /// (`scheddetail=1`: every P, M and G too).
+    pub(crate) schedtrace_ms: u64,
+    pub(crate) scheddetail: bool,
 }
 
 thread_local! {
@@ -230,227 +182,6 @@ pub(crate) fn expect_g(what: &str) -> *const Goroutine {
     }
 }
 
-impl Shared {
-    pub(crate) fn new(config: Config) -> Arc<Shared> {
-        let n = config.procs;
-        crate::coro::signal::install();
-        crate::panic::install_hook();
-        let shared = Arc::new(Shared {
-            procs: (0..n).map(Processor::new).collect(),
-            global: Injector::new(),
-            idle: IdleCounts::new(n, n),
-            sched: Mutex::new(Sched {
-                pidle: (0..n).rev().collect(),
-                midle: Vec::new(),
-                threads: Vec::new(),
-                mcount: 0,
-            }),
-            shutdown: AtomicBool::new(false),
-            allgs: Mutex::new(Vec::new()),
-            gfree: Mutex::new(Vec::new()),
-            stacks: StackPool::new(config.stack_size),
-            next_goid: AtomicU64::new(1),
-            ext_live: AtomicI64::new(0),
-            main_goexited: AtomicBool::new(false),
-            epoch: Instant::now(),
-            timer_sleep_until: AtomicU64::new(u64::MAX),
-            dead_backoff_ms: AtomicU64::new(10),
-            dead_next_check: AtomicU64::new(0),
-            dead_blocked_since: AtomicU64::new(0),
-            dead_notice: AtomicBool::new(false),
-            nested_waiting: AtomicUsize::new(0),
-            outcome: Mutex::new(Outcome::default()),
-            outcome_cv: Condvar::new(),
-            config,
-        });
-        let mut all = RUNTIMES.lock();
-        all.retain(|w| w.strong_count() > 0);
-        all.push(Arc::downgrade(&shared));
-        drop(all);
-        shared
-    }
-
-    /// Nothing of this runtime runs or can run by itself: every P is idle (or held by a
-    /// goroutine waiting in a nested `run`), the global queue is empty, and no timer is
-    /// pending. Racy; deadlock detection only acts on it together with its other checks.
-    fn quiescent(&self) -> bool {
-        if self.is_shutdown() {
-            // Shut down (records of it may outlive it in channel queues): nothing of it runs
-            // again.
-            return true;
-        }
-        self.idle.idle_ps() + self.nested_waiting.load(Ordering::SeqCst) >= self.procs.len()
-            && self.global.is_empty()
-            && self.procs.iter().all(|p| p.timers.next() == u64::MAX)
-    }
-
-    #[inline]
-    pub(crate) fn is_shutdown(&self) -> bool {
-        self.shutdown.load(Ordering::SeqCst)
-    }
-
-    /// Go's `gcount`: goroutines alive now.
-    pub(crate) fn num_goroutine(&self) -> usize {
-        let n: i64 = self.procs.iter().map(|p| p.live()).sum::<i64>()
-            + self.ext_live.load(Ordering::Relaxed);
-        n.max(0) as usize
-    }
-
-    /// Puts `g` on the global queue and wakes an M if needed (Go's `globrunqput` + `wakep`).
-    /// After shutdown the goroutine is discarded instead.
-    pub(crate) fn inject(self: &Arc<Self>, g: GRef) {
-        if self.is_shutdown() {
-            self.discard(g);
-            return;
-        }
-        self.global.push(g);
-        // SeqCst: pairs with the store in `shutdown`; whichever of us comes second drains.
-        if self.is_shutdown() {
-            self.drain_global();
-            return;
-        }
-        m::wakep(self);
-    }
-
-    /// One goroutine from the global queue, retrying lost races.
-    pub(crate) fn global_pop(&self) -> Option<GRef> {
-        loop {
-            match self.global.steal() {
-                crossbeam_deque::Steal::Success(g) => return Some(g),
-                crossbeam_deque::Steal::Retry => continue,
-                crossbeam_deque::Steal::Empty => return None,
-            }
-        }
-    }
-
-    fn drain_global(self: &Arc<Self>) {
-        while let Some(g) = self.global_pop() {
-            self.discard(g);
-        }
-    }
-
-    /// `n` fresh goroutine ids (Ms take them in batches of 16, Go's `goidcache`).
-    fn take_goid(&self, n: u64) -> u64 {
-        self.next_goid.fetch_add(n, Ordering::Relaxed)
-    }
-
-    /// A dead record to reuse, or a new one (registered in `allgs`).
-    fn gfget_global(self: &Arc<Self>) -> GRef {
-        if let Some(g) = self.gfree.lock().pop() {
-            return g;
-        }
-        self.new_g()
-    }
-
-    fn new_g(self: &Arc<Self>) -> GRef {
-        let g = Arc::new(Goroutine::new(self.clone()));
-        self.allgs.lock().push(g.clone());
-        g
-    }
-
-    /// Ends a goroutine without running anything more of it; see the module docs (step 3).
-    pub(crate) fn discard(&self, g: GRef) {
-        if !g.claim_dead() {
-            return;
-        }
-        // SAFETY: `claim_dead` made us the only party that may touch the record: no M runs it
-        // (it was queued, parked, or every M has stopped) and any other discarder lost the race.
-        let inner = unsafe { g.inner() };
-        if let Some(c) = inner.coro.take() {
-            // SAFETY: the coroutine is suspended or not started, and wait-queue nodes live off
-            // goroutine stacks, so nothing points into its stack.
-            let s = unsafe { c.discard() };
-            #[cfg(feature = "sanitizer")]
-            self.stacks.leak(s);
-            #[cfg(not(feature = "sanitizer"))]
-            self.stacks.free(s);
-        }
-        // Values owned by the goroutine (its unstarted function, its locals) are leaked rather
-        // than dropped: dropping runs user code.
-        std::mem::forget(inner.entry.take());
-        std::mem::forget(std::mem::take(&mut inner.locals));
-        // Deferred calls and panic values are leaked, not run or dropped.
-        if let Some(st) = g.defer_state_if_any() {
-            // SAFETY: as above: we own the dead record and its state.
-            unsafe { (*st).reset() };
-        }
-        if let Some(n) = inner.exit_notify.take() {
-            n.abandoned();
-        }
-    }
-
-    /// Records how main ended and wakes the thread waiting in `run`.
-    fn finish(&self, panic: Option<(Box<dyn Any + Send>, String)>) {
-        let mut o = self.outcome.lock();
-        if o.finished {
-            return;
-        }
-        o.finished = true;
-        o.panic = panic;
-        self.outcome_cv.notify_all();
-    }
-
-    /// Waits until main returned or a goroutine panicked.
-    fn wait_outcome(&self) -> Option<(Box<dyn Any + Send>, String)> {
-        let mut o = self.outcome.lock();
-        while !o.finished {
-            self.outcome_cv.wait(&mut o);
-        }
-        o.panic.take()
-    }
-
-    /// Shutdown steps 1-4 (module docs).
-    fn shutdown(self: &Arc<Self>) {
-        self.shutdown.store(true, Ordering::SeqCst);
-        let threads = {
-            let mut s = self.sched.lock();
-            for m in s.midle.drain(..) {
-                m.wake_exit();
-            }
-            std::mem::take(&mut s.threads)
-        };
-        for t in threads {
-            let _ = t.join();
-        }
-        // Ms that were being started during step 1 register their handle under the lock.
-        let late = std::mem::take(&mut self.sched.lock().threads);
-        for t in late {
-            let _ = t.join();
-        }
-        for p in self.procs.iter() {
-            // SAFETY: every M has stopped, so nobody holds any P.
-            for g in unsafe { p.drain() } {
-                self.discard(g);
-            }
-        }
-        self.drain_global();
-        for p in self.procs.iter() {
-            // Sleeping goroutines are discarded with the rest (below); timer channels go.
-            drop(p.timers.drain());
-        }
-        let all = std::mem::take(&mut *self.allgs.lock());
-        for g in &all {
-            self.discard(g.clone());
-        }
-        for p in self.procs.iter() {
-            // SAFETY: no M holds the P any more.
-            let local = unsafe { p.local() };
-            local.gfree.clear();
-            for s in local.stacks.drain(..) {
-                self.stacks.free(s);
-            }
-        }
-        self.gfree.lock().clear();
-        drop(all);
-        let out = self.stacks.outstanding();
-        debug_assert_eq!(
-            out, 0,
-            "gort: {out} goroutine stacks not returned at shutdown"
-        );
-        self.stacks.release();
-    }
-}
-
 /// The body every goroutine's coroutine runs: the goroutine's top, where an unwind that no
 /// frame stopped ends (Goexit, or an unrecovered panic: Go crashes the program).
 fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
@@ -512,156 +243,13 @@ fn fatal(shared: &Shared, payload: Box<dyn Any + Send>, report: String) {
     }
 }
 
-/// Threads of live runtimes in this process: their Ms, and the threads waiting in `run` or
-/// `#[gort::main]` (an M that waits in a nested `run` is counted once, as an M). Deadlock
-/// detection compares it with the process's thread count.
-pub(crate) static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
-
-/// The runtime of `#[gort::main]` after main returned: not torn down, the process exits.
-static PROCESS_RUNTIME: Mutex<Vec<Arc<Shared>>> = Mutex::new(Vec::new());
-
-/// Every runtime of the process (dead entries are pruned when one is added): a goroutine of
-/// one runtime can wake a goroutine of another through a channel, so deadlock detection looks
-/// at all of them.
-static RUNTIMES: Mutex<Vec<std::sync::Weak<Shared>>> = Mutex::new(Vec::new());
-
-/// Threads of this process (`/proc/self/stat`, field 20); `usize::MAX` if unknown.
-fn process_threads() -> usize {
-    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
-        return usize::MAX;
-    };
-    s.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(usize::MAX)
-}
-
-/// Go's `checkdead`, run by an M about to sleep with every P idle (`timers_pending`: some P
-/// has a timer, which will wake an M); with every P idle the per-P goroutine counts are
-/// stable.
-///
-/// If main called Goexit and no goroutine is left: `fatal error: no goroutines (main called
-/// runtime.Goexit) - deadlock!`. Otherwise it reports a deadlock when all of these hold:
-///
-/// 1. every P is idle and the global queue is empty: no goroutine is running or runnable;
-/// 2. at least one goroutine is alive: each is parked on a channel, select, lock, `WaitGroup`,
-///    `Cond`, join, or blocks forever (a nil channel, an empty select);
-/// 3. no timer is pending on any P (a timer could wake one);
-/// 4. no thread outside the runtimes could wake one: the process has no threads but the Ms
-///    of gort runtimes and the threads waiting in `run` / `#[gort::main]` (and, under
-///    `#[gort::test]`, the harness's main thread). Any other thread may hold a channel or a
-///    `Handle`, so its presence only postpones the decision: it is looked at again after a
-///    back-off (10 ms doubling to 1 s), and the returned instant says when;
-/// 5. every other runtime of the process is quiescent (`Shared::quiescent`): a goroutine of
-///    another runtime that runs, or a timer of it, could wake one of ours through a channel.
-///    A busy runtime postpones the decision the same way.
-pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instant> {
-    let live = shared.num_goroutine();
-    if live == 0 && shared.main_goexited.load(Ordering::SeqCst) {
-        let msg = "fatal error: no goroutines (main called runtime.Goexit) - deadlock!";
-        fatal(shared, Box::new(msg), format!("{msg}\n"));
-        return None;
-    }
-    if timers_pending || !shared.global.is_empty() || live == 0 {
-        return None;
-    }
-    if shared.outcome.lock().finished {
-        return None;
-    }
-    // Reading the thread count costs a file read: while other threads keep the decision
-    // open, look again only after the back-off (an M going idle often must not pay for it).
-    let now = timers::nanos_since(shared.epoch, Instant::now());
-    let next = shared.dead_next_check.load(Ordering::Relaxed);
-    if now < next {
-        return Some(shared.epoch + Duration::from_nanos(next));
-    }
-    let backoff = || {
-        let ms = shared.dead_backoff_ms.load(Ordering::Relaxed);
-        shared
-            .dead_backoff_ms
-            .store((ms * 2).min(1000), Ordering::Relaxed);
-        let next = now + ms * 1_000_000;
-        shared.dead_next_check.store(next, Ordering::Relaxed);
-        Some(shared.epoch + Duration::from_nanos(next))
-    };
-    // Rule 5 first (and rule 1 again after it): a goroutine of another runtime that readied
-    // one of ours did so before its P went idle, so once that runtime reads as idle, our
-    // global queue shows the goroutine.
-    let mut harness = shared.config.test_harness;
-    {
-        let all = RUNTIMES.lock();
-        for o in all.iter().filter_map(std::sync::Weak::upgrade) {
-            if std::ptr::eq(&*o, shared) {
-                continue;
-            }
-            harness |= o.config.test_harness;
-            if !o.quiescent() {
-                drop(all);
-                return backoff();
-            }
-        }
-    }
-    if !shared.global.is_empty() {
-        return None;
-    }
-    if process_threads() > RUNTIME_THREADS.load(Ordering::SeqCst) + usize::from(harness) {
-        undecided_notice(shared, now);
-        return backoff();
-    }
-    let msg = "fatal error: all goroutines are asleep - deadlock!";
-    let mut report = format!("{msg}\n");
-    for g in shared.allgs.lock().iter() {
-        if matches!(g.status(), Status::Waiting | Status::Runnable) {
-            report.push('\n');
-            g.describe_waiting(&mut report);
-        }
-    }
-    fatal(shared, Box::new(msg), report);
-    None
-}
-
-/// How long everything may stay blocked, undecided, before `undecided_notice` speaks.
-const UNDECIDED_NOTICE_AFTER: Duration = Duration::from_secs(5);
-
-/// Deadlock detection could not decide because other threads exist: after
-/// `UNDECIDED_NOTICE_AFTER` of nothing running, say so once on stderr, so that a program (most
-/// often a plain `#[test]` around `gort::run`, whose harness threads are such threads) does
-/// not hang without a word. The runtime keeps waiting: one of those threads may still wake a
-/// goroutine.
-fn undecided_notice(shared: &Shared, now: u64) {
-    let since = shared.dead_blocked_since.load(Ordering::Relaxed);
-    if since == 0 {
-        shared.dead_blocked_since.store(now + 1, Ordering::Relaxed);
-        return;
-    }
-    if now.saturating_sub(since - 1) < UNDECIDED_NOTICE_AFTER.as_nanos() as u64
-        || shared.dead_notice.swap(true, Ordering::Relaxed)
-    {
-        return;
-    }
-    let mut blocked = String::new();
-    for g in shared.allgs.lock().iter() {
-        if matches!(g.status(), Status::Waiting) {
-            blocked.push('\n');
-            g.describe_waiting(&mut blocked);
-        }
-    }
-    eprint!(
-        "gort: every goroutine has been blocked for {} s, but this process has threads outside \
-         the runtime, which might still wake one, so gort cannot report a deadlock. If this is \
-         a plain #[test] that calls gort::run, the test harness's threads are such threads: \
-         use #[gort::test], which reports a deadlock at once. Blocked:\n{blocked}",
-        UNDECIDED_NOTICE_AFTER.as_secs()
-    );
-}
-
-/// Adds a timer: to the calling M's P, or P 0 from elsewhere; wakes a sleeping M if it would
-/// otherwise sleep past `when`.
-/// Returns the index of the P whose heap holds the timer.
+/// Adds a timer: to the heap of the calling M's P (or the last it held), or P 0's from
+/// elsewhere; wakes a sleeping M if it would otherwise sleep past `when`. Timers need no P
+/// held: each heap has its own lock. Returns the index of the P whose heap holds the timer.
 pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) -> usize {
     let ctx = ctx_ptr();
     // SAFETY: see `current_g`.
-    if !ctx.is_null() && unsafe { Arc::ptr_eq(&(*ctx).shared, shared) && (*ctx).has_p() } {
+    if !ctx.is_null() && unsafe { Arc::ptr_eq(&(*ctx).shared, shared) } {
         return add_timer_here(when, fire);
     }
     shared.procs[0].timers.push(when, fire);
@@ -669,8 +257,8 @@ pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) -> 
     0
 }
 
-/// `add_timer` on an M of the timer's runtime that holds a P (a park function, a timer being
-/// re-armed): no reference count of the runtime is touched.
+/// `add_timer` on an M of the timer's runtime (a park function, a timer being re-armed): no
+/// reference count of the runtime is touched.
 pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) -> usize {
     let ctx = ctx_ptr();
     if ctx.is_null() {
@@ -678,12 +266,35 @@ pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) -> usize {
     }
     // SAFETY: see `current_g`.
     let ctx = unsafe { &*ctx };
-    let p = ctx
-        .p_ref()
-        .unwrap_or_else(|| crate::panic::throw("add_timer_here: the M holds no P"));
+    let p = &ctx.shared.procs[ctx.timer_p()];
     p.timers.push(when, fire);
     kick(&ctx.shared, when);
     p.id
+}
+
+/// Runs `p`'s due timers; true if any fired. `now` is read from the clock at most once, and
+/// only if some timer might be due. Any thread may do this (an M, sysmon).
+pub(crate) fn run_due_timers(
+    shared: &Arc<Shared>,
+    p: &p::Processor,
+    now: &mut Option<u64>,
+) -> bool {
+    let next = p.timers.next();
+    if next == u64::MAX {
+        return false;
+    }
+    let now =
+        *now.get_or_insert_with(|| timers::nanos_since(shared.epoch, std::time::Instant::now()));
+    if next > now {
+        return false;
+    }
+    let mut due = Vec::new();
+    p.timers.take_due(now, &mut due);
+    let any = !due.is_empty();
+    for e in due {
+        fire_timer(shared, e.fire);
+    }
+    any
 }
 
 /// Wakes an M if a timer at `when` is earlier than any sleeping M will wake for.
@@ -740,13 +351,16 @@ where
 {
     let at = std::panic::Location::caller();
     let ctx = ctx_ptr();
-    if !ctx.is_null() {
+    let (f, notify) = if ctx.is_null() {
+        (f, notify)
+    } else {
         // SAFETY: see `current_g`.
         let ctx = unsafe { &*ctx };
-        if ctx.has_p() {
-            return ctx.spawn_local(f, stack_size, notify, at);
+        match ctx.spawn_local(f, stack_size, notify, at) {
+            Ok(id) => return id,
+            Err(back) => back, // the M lost its P: spawn as a plain thread would
         }
-    }
+    };
     let Some(shared) = current_shared() else {
         panic!(
             "gort: go!/spawn called outside a gort runtime; use gort::run, #[gort::main], or \
@@ -788,17 +402,20 @@ pub(crate) fn ready(g: GRef) {
     g.prefetch_stack();
     g.set_wait_reason(WaitReason::None);
     let ctx = ctx_ptr();
-    if !ctx.is_null() {
+    let g = if ctx.is_null() {
+        g
+    } else {
         // SAFETY: see `current_g`.
         let ctx = unsafe { &*ctx };
-        if Arc::ptr_eq(&ctx.shared, &g.shared) && ctx.has_p() {
-            // An M of `g`'s runtime: shutdown joins this M before it discards anything, so
-            // `g` is still waiting and a plain store will do.
-            g.set_status(Status::Runnable);
-            ctx.ready_local(g);
-            return;
+        if Arc::ptr_eq(&ctx.shared, &g.shared) {
+            match ctx.ready_local(g) {
+                Ok(()) => return,
+                Err(g) => g, // this M holds no P (sysmon took it): as from elsewhere
+            }
+        } else {
+            g
         }
-    }
+    };
     // From anywhere else (a plain thread, another runtime), `g`'s runtime may be shutting
     // down and discarding `g` at this moment (`Shared::discard`). Only a goroutine still
     // waiting becomes runnable; a discarded one stays dead (overwriting its status made both
@@ -858,6 +475,7 @@ where
 {
     let mode = config.mode;
     let shared = Shared::new(config);
+    sysmon::start(&shared);
     let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
     let main = {
         let slot = slot.clone();

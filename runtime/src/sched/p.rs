@@ -1,26 +1,29 @@
-//! The processor (Go's `p`): a local run queue, the `runnext` slot, and per-P caches.
+//! The processor (Go's `p`), in two halves: what only its holder touches ([`PCore`], owned)
+//! and what everyone may read or race on ([`Processor`], shared).
 //!
 //! A P is the right to run goroutines. There are GOMAXPROCS of them; an M must hold one to run
-//! goroutine code. Everything a P owns is touched without locks by the M that holds it.
+//! goroutine code from its queues. Holding a P *is* owning its `PCore`: a `Box<PCore>` lives
+//! in the idle list (under the sched lock), in a woken M's note, in an M's slot (`pslot.rs`,
+//! while the M runs goroutines), or with sysmon for the moment it hands a P from a blocked M
+//! to another. Everything that needs the P takes `&mut PCore`, which only those owners can
+//! produce, so "the caller holds this processor" is checked by the compiler rather than stated
+//! by `unsafe fn`s.
+//!
+//! Shared half (`Processor`, in `Shared::procs`): the `runnext` slot, the run queue's stealer,
+//! the timers (own lock), the live-goroutine delta, and what sysmon reads (the switch count,
+//! whether a blocking section runs).
 //!
 //! Run queue: a crossbeam FIFO `Worker` (owner pushes at the back, pops at the front; thieves
 //! take half from the front with its `Stealer`). Go's ring holds 256; crossbeam's grows, so the
 //! cap is enforced here: a push onto a full queue moves half of it, plus the new goroutine, to
-//! the global queue in one go (Go's `runqputslow`), which keeps the global queue's lock-free
-//! pushes rare and lets other Ps share the surplus.
+//! the global queue in one go (Go's `runqputslow`).
 //!
 //! `runnext`: see `runnext.rs`. A goroutine that runs from `runnext` inherits the time slice
 //! (the schedule tick is not advanced), and at most [`MAX_RUNNEXT_STREAK`] of them run in a
 //! row before the local queue gets a turn (tokio's LIFO cap), so a ping-ponging pair cannot
 //! starve the queue.
-//!
-//! Invariants (protected by holding the P):
-//! - `runq` pushes/pops, and every field of `PLocal`, happen only on the M holding the P; the P
-//!   changes hands only through the idle list under the sched lock, which orders the accesses;
-//! - `live` has a single writer (the holder); readers only sum it.
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_deque::{Steal, Stealer, Worker};
 
@@ -50,8 +53,10 @@ pub(crate) fn xorshift(state: &mut u64) -> u64 {
     x
 }
 
-/// State only the holding M touches.
-pub(crate) struct PLocal {
+/// The owned half of a P: only its holder touches it.
+pub(crate) struct PCore {
+    pub(crate) id: usize,
+    runq: Worker<GRef>,
     /// Go's `schedtick`: goroutines started from the queues (not from `runnext`).
     pub(crate) schedtick: u32,
     runnext_streak: u32,
@@ -66,96 +71,88 @@ pub(crate) struct PLocal {
     rng: u64,
 }
 
+/// The shared half of a P.
 pub(crate) struct Processor {
     pub(crate) id: usize,
     runnext: RunNext<Goroutine>,
-    runq: UnsafeCell<Worker<GRef>>,
     stealer: Stealer<GRef>,
-    local: UnsafeCell<PLocal>,
-    /// Goroutines started minus goroutines ended on this P (may be negative).
+    /// Goroutines started minus goroutines ended on this P (may be negative). Single writer:
+    /// the holder (through `PCore`).
     live: AtomicI64,
     /// This P's timers (`timers.rs`); any M may run them under their lock.
     pub(crate) timers: Timers,
+    /// Goroutine runs started on this P (every `execute`, `runnext` too): sysmon's measure of
+    /// "still inside the same run". Written by the holder, read by sysmon.
+    pub(crate) switches: AtomicU32,
+    /// Goroutines this P stole from others, and Ps sysmon took from this P's M (statistics).
+    pub(crate) steals: AtomicU64,
+    pub(crate) handoffs: AtomicU64,
 }
 
-// SAFETY: `runq` and `local` are touched only by the M holding the P (module invariants); the
-// hand-over of a P between Ms goes through the sched mutex, which orders those accesses.
-// `runnext`, `stealer` and `live` are safe to share.
-unsafe impl Sync for Processor {}
+/// Makes the two halves of P `id`.
+pub(crate) fn new_p(id: usize) -> (Processor, Box<PCore>) {
+    let runq = Worker::new_fifo();
+    let stealer = runq.stealer();
+    let shared = Processor {
+        id,
+        runnext: RunNext::new(),
+        stealer,
+        live: AtomicI64::new(0),
+        timers: Timers::new(),
+        switches: AtomicU32::new(0),
+        steals: AtomicU64::new(0),
+        handoffs: AtomicU64::new(0),
+    };
+    let core = Box::new(PCore {
+        id,
+        runq,
+        schedtick: 0,
+        runnext_streak: 0,
+        gfree: Vec::new(),
+        stacks: Vec::new(),
+        goid_next: 0,
+        goid_end: 0,
+        rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+    });
+    (shared, core)
+}
 
-impl Processor {
-    pub(crate) fn new(id: usize) -> Processor {
-        let runq = Worker::new_fifo();
-        let stealer = runq.stealer();
-        Processor {
-            id,
-            runnext: RunNext::new(),
-            runq: UnsafeCell::new(runq),
-            stealer,
-            timers: Timers::new(),
-            local: UnsafeCell::new(PLocal {
-                schedtick: 0,
-                runnext_streak: 0,
-                gfree: Vec::new(),
-                stacks: Vec::new(),
-                goid_next: 0,
-                goid_end: 0,
-                rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
-            }),
-            live: AtomicI64::new(0),
-        }
-    }
-
-    /// The holder's queue.
-    ///
-    /// # Safety
-    /// The caller holds this P.
-    #[inline]
-    pub(crate) unsafe fn runq(&self) -> &Worker<GRef> {
-        // SAFETY: only the holder reaches the Worker, by the caller's contract.
-        unsafe { &*self.runq.get() }
-    }
-
-    /// The holder's private state.
-    ///
-    /// # Safety
-    /// The caller holds this P and has no other reference from this method alive.
-    #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn local(&self) -> &mut PLocal {
-        // SAFETY: exclusive by the caller's contract.
-        unsafe { &mut *self.local.get() }
+impl PCore {
+    /// The run queue, for stealing into it.
+    pub(crate) fn runq(&self) -> &Worker<GRef> {
+        &self.runq
     }
 
     /// Go's `runqput`. With `next`, `g` goes to `runnext` and the goroutine it displaces (if
     /// any) to the back of the queue. Returns whether the queue (stealable work) grew, which is
     /// when the caller should `wakep`.
-    ///
-    /// # Safety
-    /// The caller holds this P.
     #[inline]
-    pub(crate) unsafe fn runq_put(&self, g: GRef, next: bool, global: &super::Injector) -> bool {
+    pub(crate) fn runq_put(
+        &mut self,
+        p: &Processor,
+        g: GRef,
+        next: bool,
+        global: &super::Injector,
+    ) -> bool {
         let g = if next {
-            match self.runnext.put(g) {
+            match p.runnext.put(g) {
                 None => return false,
                 Some(old) => old,
             }
         } else {
             g
         };
-        // SAFETY: the caller holds this P.
-        let q = unsafe { self.runq() };
-        if q.len() >= RUNQ_CAP {
+        if self.runq.len() >= RUNQ_CAP {
             // Go's runqputslow: half the queue and `g` move to the global queue.
             for _ in 0..RUNQ_CAP / 2 {
-                match q.pop() {
+                match self.runq.pop() {
                     Some(o) => global.push(o),
                     None => break,
                 }
             }
             global.push(g);
         } else {
-            q.push(g);
+            self.runq.push(g);
         }
         true
     }
@@ -163,33 +160,56 @@ impl Processor {
     /// Go's `runqget`: `runnext` first (inheriting the time slice) unless it has run
     /// [`MAX_RUNNEXT_STREAK`] times in a row, then the queue. Returns the goroutine and whether
     /// it inherits the time slice.
-    ///
-    /// # Safety
-    /// The caller holds this P.
     #[inline]
-    pub(crate) unsafe fn runq_get(&self) -> Option<(GRef, bool)> {
-        // SAFETY: the caller holds this P.
-        let local = unsafe { self.local() };
-        if local.runnext_streak < MAX_RUNNEXT_STREAK {
-            if let Some(g) = self.runnext.take() {
-                local.runnext_streak += 1;
+    pub(crate) fn runq_get(&mut self, p: &Processor) -> Option<(GRef, bool)> {
+        if self.runnext_streak < MAX_RUNNEXT_STREAK {
+            if let Some(g) = p.runnext.take() {
+                self.runnext_streak += 1;
                 return Some((g, true));
             }
         }
-        local.runnext_streak = 0;
-        // SAFETY: the caller holds this P.
-        if let Some(g) = unsafe { self.runq() }.pop() {
+        self.runnext_streak = 0;
+        if let Some(g) = self.runq.pop() {
             return Some((g, false));
         }
-        self.runnext.take().map(|g| {
-            local.runnext_streak = 1;
+        p.runnext.take().map(|g| {
+            self.runnext_streak = 1;
             (g, true)
         })
     }
 
+    /// Takes everything queued on this P (shutdown only).
+    pub(crate) fn drain(&mut self, p: &Processor) -> Vec<GRef> {
+        let mut v: Vec<GRef> = p.runnext.take().into_iter().collect();
+        while let Some(g) = self.runq.pop() {
+            v.push(g);
+        }
+        v
+    }
+
+    /// Adds `d` to this P's live-goroutine delta (single writer: the holder).
+    #[inline]
+    pub(crate) fn add_live(&mut self, p: &Processor, d: i64) {
+        // A plain load/store pair, no locked instruction: only the holder writes.
+        p.live
+            .store(p.live.load(Ordering::Relaxed) + d, Ordering::Relaxed);
+    }
+
+    /// A random number for victim selection.
+    pub(crate) fn rand(&mut self) -> u64 {
+        xorshift(&mut self.rng)
+    }
+}
+
+impl Processor {
     /// Whether this P has no queued goroutine (racy; for re-checks before sleeping).
     pub(crate) fn runq_empty(&self) -> bool {
         self.stealer.is_empty() && self.runnext.is_empty()
+    }
+
+    /// Goroutines queued on this P (racy; statistics and sysmon).
+    pub(crate) fn runq_len(&self) -> usize {
+        self.stealer.len() + usize::from(!self.runnext.is_empty())
     }
 
     /// Go's `runqsteal`: moves about half of this P's queue into `dest` and returns one of the
@@ -215,41 +235,12 @@ impl Processor {
         None
     }
 
-    /// Takes everything queued on this P (shutdown only).
-    ///
-    /// # Safety
-    /// The caller holds this P, or no M runs any more.
-    pub(crate) unsafe fn drain(&self) -> Vec<GRef> {
-        let mut v: Vec<GRef> = self.runnext.take().into_iter().collect();
-        // SAFETY: per the caller's contract.
-        let q = unsafe { self.runq() };
-        while let Some(g) = q.pop() {
-            v.push(g);
-        }
-        v
-    }
-
-    /// Adds `d` to this P's live-goroutine delta.
-    ///
-    /// # Safety
-    /// The caller holds this P (single writer).
-    #[inline]
-    pub(crate) unsafe fn add_live(&self, d: i64) {
-        // Single writer: a plain load/store pair, no locked instruction.
-        self.live
-            .store(self.live.load(Ordering::Relaxed) + d, Ordering::Relaxed);
+    /// Takes the `runnext` goroutine (shutdown, and Ms without a P at shutdown).
+    pub(crate) fn take_runnext(&self) -> Option<GRef> {
+        self.runnext.take()
     }
 
     pub(crate) fn live(&self) -> i64 {
         self.live.load(Ordering::Relaxed)
-    }
-
-    /// A random number for victim selection.
-    ///
-    /// # Safety
-    /// The caller holds this P.
-    pub(crate) unsafe fn rand(&self) -> u64 {
-        // SAFETY: per the caller's contract.
-        xorshift(&mut unsafe { self.local() }.rng)
     }
 }

@@ -1,0 +1,319 @@
+//! Looking inside a running program: goroutine dumps (on `SIGQUIT`, as Go does, or through
+//! [`write_goroutines`]), the scheduler's numbers ([`sched_stats`]) and Go's
+//! `GODEBUG=schedtrace` lines (printed by sysmon).
+//!
+//! A dump shows every goroutine Go-style:
+//!
+//! ```text
+//! goroutine 7 [chan receive, 3 minutes]:
+//!         src/main.rs:42:17
+//! created by goroutine 1
+//!         src/main.rs:30:5
+//! ```
+//!
+//! The location under the header is where the goroutine parked (the user's call of the
+//! channel operation, lock, sleep or join, recorded through `#[track_caller]` at one pointer
+//! store per park); `created by` names the goroutine and the `go!`/`spawn` site that started it.
+//! Go prints each goroutine's whole stack. A backtrace of a parked goroutine's own stack is
+//! possible in principle (its saved registers are at its parked stack pointer, and the
+//! unwinder could start there on a copy of its context), but needs an unwinder that starts
+//! from a given register set (the `backtrace` crate cannot); it is not done.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::sched::{Shared, Status};
+
+/// Writes every goroutine of every runtime in this process, Go-style (see the module docs).
+/// With several runtimes, each one's goroutines follow a `runtime N:` line.
+///
+/// # Example
+///
+/// ```
+/// gort::run(|| {
+///     let ch: gort::Chan<u8> = gort::Chan::new(0);
+///     let c = ch.clone();
+///     gort::go!(move || {
+///         c.recv();
+///     });
+///     gort::yield_now(); // the child parks in recv
+///     let mut out = Vec::new();
+///     gort::debug::write_goroutines(&mut out).unwrap();
+///     let dump = String::from_utf8(out).unwrap();
+///     assert!(dump.contains("[chan receive]:"), "{dump}");
+///     assert!(dump.contains("created by goroutine 1"), "{dump}");
+///     ch.send(1);
+/// });
+/// ```
+pub fn write_goroutines(w: &mut impl Write) -> std::io::Result<()> {
+    let all = runtimes();
+    for (i, shared) in all.iter().enumerate() {
+        if all.len() > 1 {
+            writeln!(w, "runtime {}:", i + 1)?;
+        }
+        w.write_all(dump(shared).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The live runtimes of the process.
+fn runtimes() -> Vec<Arc<Shared>> {
+    crate::sched::RUNTIMES
+        .lock()
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .filter(|s| !s.is_shutdown())
+        .collect()
+}
+
+/// One runtime's goroutines.
+fn dump(shared: &Shared) -> String {
+    let mut out = String::new();
+    let gs = shared.allgs.lock().clone();
+    for g in gs {
+        match g.status() {
+            Status::Dead | Status::Idle => continue,
+            _ => {
+                g.describe_waiting(&mut out);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The scheduler's numbers at one moment (racy: each is read on its own), for programs that
+/// export metrics.
+///
+/// ```
+/// let s = gort::Builder::new().procs(2).run(gort::debug::sched_stats);
+/// assert_eq!(s.gomaxprocs, 2);
+/// assert_eq!(s.goroutines, 1); // main
+/// assert_eq!(s.local_queues.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SchedStats {
+    /// Goroutines alive (`gort::num_goroutine`).
+    pub goroutines: usize,
+    /// Processors (GOMAXPROCS).
+    pub gomaxprocs: usize,
+    /// Processors with nothing to run.
+    pub idle_procs: usize,
+    /// Threads the runtime started (Ms), not counting sysmon.
+    pub threads: usize,
+    /// Ms asleep, waiting for work.
+    pub idle_threads: usize,
+    /// Ms looking for work to steal.
+    pub spinning_threads: usize,
+    /// Ms running a goroutine without a processor (sysmon took it while the goroutine was
+    /// blocked, or `gort::blocking` gave it up).
+    pub blocked_threads: usize,
+    /// Goroutines in the global run queue.
+    pub global_queue: usize,
+    /// Goroutines queued on each processor (`runnext` included).
+    pub local_queues: Vec<usize>,
+    /// Steals so far (each took one or more goroutines from another processor).
+    pub steals: u64,
+    /// Processors sysmon or `gort::blocking` handed from a blocked thread to another.
+    pub handoffs: u64,
+}
+
+/// The numbers of the calling goroutine's runtime (or the thread's, inside
+/// `Handle::enter`).
+///
+/// # Panics
+/// Outside a runtime.
+#[track_caller]
+pub fn sched_stats() -> SchedStats {
+    match crate::sched::with_current_shared(|s| stats(s)) {
+        Some(s) => s,
+        None => panic!("gort::debug::sched_stats called outside a gort runtime"),
+    }
+}
+
+pub(crate) fn stats(shared: &Shared) -> SchedStats {
+    let (threads, idle_threads) = {
+        let s = shared.sched.lock();
+        let idle = s
+            .allm
+            .iter()
+            .filter(|m| m.sleeping.load(Ordering::Relaxed))
+            .count();
+        (s.mcount, idle)
+    };
+    SchedStats {
+        goroutines: shared.num_goroutine(),
+        gomaxprocs: shared.procs.len(),
+        idle_procs: shared.idle.idle_ps(),
+        threads,
+        idle_threads,
+        spinning_threads: shared.idle.spinning(),
+        blocked_threads: shared.lost_p_running.load(Ordering::Relaxed),
+        global_queue: shared.global.len(),
+        local_queues: shared.procs.iter().map(|p| p.runq_len()).collect(),
+        steals: shared
+            .procs
+            .iter()
+            .map(|p| p.steals.load(Ordering::Relaxed))
+            .sum(),
+        handoffs: shared
+            .procs
+            .iter()
+            .map(|p| p.handoffs.load(Ordering::Relaxed))
+            .sum(),
+    }
+}
+
+/// Go's `schedtrace` line (and, with `scheddetail`, a line per P, M and G):
+/// `SCHED 1004ms: gomaxprocs=2 idleprocs=0 threads=5 spinningthreads=0 idlethreads=2
+/// runqueue=0 [0 0]`. `threads` counts the Ms and sysmon, as Go's does.
+pub(crate) fn schedtrace(shared: &Shared, start: Instant, out: &mut String) {
+    use std::fmt::Write as _;
+    let s = stats(shared);
+    let queues: Vec<String> = s.local_queues.iter().map(|n| n.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} \
+         runqueue={} [{}]",
+        start.elapsed().as_millis(),
+        s.gomaxprocs,
+        s.idle_procs,
+        s.threads + 1,
+        s.spinning_threads,
+        s.idle_threads,
+        s.global_queue,
+        queues.join(" ")
+    );
+    if !shared.config.scheddetail {
+        return;
+    }
+    for p in shared.procs.iter() {
+        let _ = writeln!(
+            out,
+            "  P{}: switches={} runqsize={} timers={} steals={} handoffs={}",
+            p.id,
+            p.switches.load(Ordering::Relaxed),
+            p.runq_len(),
+            p.timers.len(),
+            p.steals.load(Ordering::Relaxed),
+            p.handoffs.load(Ordering::Relaxed)
+        );
+    }
+    let ms = shared.sched.lock().allm.clone();
+    for m in ms {
+        let held = m.slot.holds();
+        let _ = writeln!(
+            out,
+            "  M{}: p={} sleeping={} blocking={} exited={}",
+            m.id,
+            if held {
+                m.pid.load(Ordering::Relaxed) as i64
+            } else {
+                -1
+            },
+            m.sleeping.load(Ordering::Relaxed),
+            m.in_blocking.load(Ordering::Relaxed),
+            m.exited.load(Ordering::Relaxed)
+        );
+    }
+    for g in shared.allgs.lock().iter() {
+        let st = g.status();
+        if matches!(st, Status::Dead | Status::Idle) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  G{}: status={:?}({})",
+            g.id(),
+            st,
+            g.wait_reason().as_str()
+        );
+    }
+}
+
+/// `GODEBUG=schedtrace=MS,scheddetail=1` from the environment (Go's variable and keys).
+pub(crate) fn godebug() -> (u64, bool) {
+    let Ok(v) = std::env::var("GODEBUG") else {
+        return (0, false);
+    };
+    let mut trace = 0;
+    let mut detail = false;
+    for kv in v.split(',') {
+        match kv.trim().split_once('=') {
+            Some(("schedtrace", ms)) => trace = ms.trim().parse().unwrap_or(0),
+            Some(("scheddetail", d)) => detail = d.trim() == "1",
+            _ => {}
+        }
+    }
+    (trace, detail)
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGQUIT
+
+/// The write end of the pipe the `SIGQUIT` handler writes to (-1 before installation).
+static QUIT_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// On `SIGQUIT` (Ctrl-\), print every goroutine and exit with status 2, as Go does. Installed
+/// once per process, when the first runtime starts, and only over the default disposition (a
+/// program that handles `SIGQUIT` itself keeps its handler).
+pub(crate) fn install_sigquit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: querying the current disposition with a null new action.
+        let current = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGQUIT, std::ptr::null(), &mut old);
+            old.sa_sigaction
+        };
+        if current != libc::SIG_DFL {
+            return;
+        }
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return;
+        }
+        let read_fd = fds[0];
+        QUIT_PIPE.store(fds[1], Ordering::SeqCst);
+        let watcher = std::thread::Builder::new()
+            .name("gort-sigquit".to_string())
+            .spawn(move || {
+                let mut b = [0u8; 1];
+                // SAFETY: reading one byte into a live buffer from our pipe.
+                let n = unsafe { libc::read(read_fd, b.as_mut_ptr().cast(), 1) };
+                if n == 1 {
+                    let mut out = Vec::new();
+                    let _ = writeln!(out, "SIGQUIT: quit\n");
+                    let _ = write_goroutines(&mut out);
+                    crate::panic::die(&String::from_utf8_lossy(&out));
+                }
+            });
+        if watcher.is_err() {
+            return;
+        }
+        // The watcher thread only reads a pipe: it can wake no goroutine.
+        crate::sched::RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: a zeroed sigaction is "no flags, empty mask"; the handler only calls
+        // write(2), which is async-signal-safe.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_sigquit as *const () as usize;
+            act.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(libc::SIGQUIT, &act, std::ptr::null_mut());
+        }
+    });
+}
+
+extern "C" fn on_sigquit(_: libc::c_int) {
+    let fd = QUIT_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = [1u8];
+        // SAFETY: write(2) of one byte from a live buffer; async-signal-safe.
+        unsafe { libc::write(fd, b.as_ptr().cast(), 1) };
+    }
+}

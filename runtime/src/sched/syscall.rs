@@ -1,0 +1,57 @@
+//! Known blocking sections: `gort::blocking` (Go's `entersyscall` / `exitsyscall`, tokio's
+//! `block_in_place`).
+//!
+//! 1. Enter: the M marks itself blocking (sysmon then retakes its P after 20 µs instead of
+//!    10 ms). If goroutines already wait on its P, or in the global queue, the M hands its P
+//!    to another M at once (Go's `entersyscallblock`): they would otherwise wait for sysmon.
+//! 2. The section runs on the M, with or without the P.
+//! 3. Exit, fast path: the M still holds its P (nobody needed it): clear the mark, done. No
+//!    atomic read-modify-write on either side: a round trip costs two plain stores and a
+//!    thread-local read.
+//! 4. Exit, slow path: the P was handed off. The goroutine runs on without a P until its
+//!    next schedule point, where the M looks for an idle P (its old one first) or puts the
+//!    goroutine on the global queue and sleeps (`m.rs`).
+
+use std::sync::atomic::Ordering;
+
+use super::ctx_ptr;
+use super::pslot::Entry;
+
+/// See `gort::blocking`.
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let ctx = ctx_ptr();
+    // SAFETY: see `current_g`.
+    if ctx.is_null() || unsafe { (*ctx).curg.get().is_null() } {
+        return f(); // a plain thread (or an M's own stack): nothing to hand off
+    }
+    // SAFETY: as above; the M context lives as long as the M's schedule loop below us.
+    let ctx = unsafe { &*ctx };
+    let m = &ctx.m;
+    let shared = &ctx.shared;
+    m.in_blocking.store(true, Ordering::Relaxed);
+    let waiting = ctx.with_p(|_, p| p.runq_len() > 0).unwrap_or(false) || !shared.global.is_empty();
+    if waiting && m.slot.enter() == Entry::Held {
+        // Step 1's hand-off. Counted before the P leaves (see `sysmon::retake`).
+        shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
+        let core = m.slot.remove();
+        m.slot.leave();
+        shared.procs[core.id]
+            .handoffs
+            .fetch_add(1, Ordering::Relaxed);
+        if let Err(core) = super::m::start_with(shared, core, false) {
+            shared.sched.lock().pidle.push(core);
+            shared.idle.p_idle();
+        }
+    } else if waiting {
+        m.slot.leave();
+    }
+    /// Clears the mark also when `f` panics.
+    struct Unmark<'a>(&'a super::m::Machine);
+    impl Drop for Unmark<'_> {
+        fn drop(&mut self) {
+            self.0.in_blocking.store(false, Ordering::Relaxed);
+        }
+    }
+    let _unmark = Unmark(m);
+    f()
+}

@@ -1,0 +1,277 @@
+//! sysmon (Go's `sysmon`): a thread of its own, without a P, that keeps one blocked goroutine
+//! from stalling the others.
+//!
+//! # What it does, each round
+//!
+//! 1. Runs the due timers of every P (an M that is busy running a goroutine does not reach
+//!    its schedule point to run them).
+//! 2. For every M that runs goroutine code with a P (`PSlot::in_user_code`), compares its P's
+//!    switch count with the last round's. A P that has stayed inside one goroutine run while
+//!    other goroutines wait (its `runnext` or queue, or the global queue) is:
+//!    - left to an idle P if there is one (woken with `wakep`: a spinning M steals the
+//!      waiting goroutines, `runnext` included on its last pass);
+//!    - otherwise **retaken**: taken from the M (`PSlot::try_take`) and handed to another M
+//!      (an idle one, or a new thread, Go's `handoffp`). The M that lost it carries on with its
+//!      goroutine and learns of the loss at its next entry into the runtime (`m.rs`).
+//!
+//!    gort cannot see when Rust code blocks, so the wait before a retake depends on what the
+//!    M's thread is doing: inside `gort::blocking`, or asleep in the kernel (the thread's
+//!    state in `/proc`), 20 µs (Go's wait for a P in a system call); computing, 10 ms (Go's
+//!    `forcePreemptNS`).
+//! 3. Prints the `GODEBUG=schedtrace` line when one is due.
+//!
+//! It sleeps 20 µs between rounds, doubling after 50 rounds in which it did nothing, up to
+//! 10 ms; any action resets it (Go's delays). While every P is idle nothing can be stuck: it
+//! sleeps on its note until a P leaves the idle list (`SysmonNote::wake`).
+//!
+//! The hook for the network poller (a later issue) goes at the top of a round: poll when
+//! nobody has for 10 ms.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::Shared;
+
+/// The shortest and longest sleep between rounds (Go: 20 µs, 10 ms).
+const MIN_DELAY: Duration = Duration::from_micros(20);
+const MAX_DELAY: Duration = Duration::from_millis(10);
+/// Rounds without action before the sleep starts doubling (Go: 50, about 1 ms).
+const IDLE_ROUNDS: u32 = 50;
+/// How long a P may stay in one goroutine run, with others waiting, before sysmon retakes it:
+/// the goroutine is blocked (in the kernel, or in `gort::blocking`), or it computes.
+const BLOCKED_WAIT: Duration = Duration::from_micros(20);
+const RUNNING_WAIT: Duration = Duration::from_millis(10);
+/// While every P is idle sysmon sleeps until woken, but wakes this often anyway.
+const DEEP_SLEEP: Duration = Duration::from_secs(1);
+
+/// sysmon's thread and the note it sleeps on.
+pub(crate) struct SysmonNote {
+    state: Mutex<NoteState>,
+    cv: Condvar,
+    /// Sleeping until woken (every P idle): a P leaving the idle list must wake it.
+    deep: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Seconds since the runtime's epoch, as of sysmon's last round: the coarse clock parked
+    /// goroutines stamp themselves with (`Goroutine::wait_since`), one load per park.
+    pub(crate) coarse_secs: AtomicU32,
+}
+
+#[derive(Default)]
+struct NoteState {
+    stop: bool,
+    kicked: bool,
+}
+
+impl SysmonNote {
+    pub(crate) fn new() -> SysmonNote {
+        SysmonNote {
+            state: Mutex::new(NoteState::default()),
+            cv: Condvar::new(),
+            deep: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            coarse_secs: AtomicU32::new(0),
+        }
+    }
+
+    /// A P left the idle list: if sysmon sleeps until woken, wake it.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        if self.deep.load(Ordering::Relaxed) {
+            let mut st = self.state.lock();
+            st.kicked = true;
+            self.cv.notify_one();
+        }
+    }
+
+    /// Tells sysmon to exit (shutdown).
+    pub(crate) fn stop(&self) {
+        let mut st = self.state.lock();
+        st.stop = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits for sysmon's thread to exit (after `stop`).
+    pub(crate) fn join(&self) {
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Sleeps `d` (or until woken, with `deep`); true if told to stop.
+    fn sleep(&self, d: Duration, deep: bool) -> bool {
+        let mut st = self.state.lock();
+        if deep {
+            self.deep.store(true, Ordering::SeqCst);
+        }
+        if !st.stop && !st.kicked {
+            let _ = self.cv.wait_for(&mut st, d);
+        }
+        st.kicked = false;
+        self.deep.store(false, Ordering::Relaxed);
+        st.stop
+    }
+}
+
+/// Starts sysmon for `shared`.
+pub(crate) fn start(shared: &Arc<Shared>) {
+    let sh = shared.clone();
+    let t = std::thread::Builder::new()
+        .name(format!("{}sysmon", shared.config.thread_name))
+        .spawn(move || sysmon(sh))
+        .unwrap_or_else(|e| crate::panic::throw(&format!("newosproc: cannot start sysmon: {e}")));
+    *shared.sysmon.thread.lock() = Some(t);
+}
+
+/// What sysmon saw of one P last round.
+#[derive(Clone, Copy)]
+struct Seen {
+    switches: u32,
+    m: usize,
+    since: Instant,
+}
+
+fn sysmon(shared: Arc<Shared>) {
+    super::checkdead::RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
+    let start = Instant::now();
+    let mut delay = MIN_DELAY;
+    let mut idle_rounds = 0u32;
+    let mut seen: Vec<Option<Seen>> = vec![None; shared.procs.len()];
+    let trace = Duration::from_millis(shared.config.schedtrace_ms);
+    let mut next_trace = start + trace;
+    loop {
+        let nprocs = shared.procs.len();
+        let all_idle =
+            shared.idle.idle_ps() >= nprocs && shared.lost_p_running.load(Ordering::SeqCst) == 0;
+        let stop = if all_idle && trace.is_zero() {
+            // Nothing runs, so nothing can be stuck; Ms asleep wake for their own timers.
+            delay = MIN_DELAY;
+            idle_rounds = 0;
+            shared.sysmon.sleep(DEEP_SLEEP, true)
+        } else {
+            let d = if trace.is_zero() {
+                delay
+            } else {
+                delay.min(next_trace.saturating_duration_since(Instant::now()))
+            };
+            shared.sysmon.sleep(d, false)
+        };
+        if stop || shared.is_shutdown() {
+            break;
+        }
+        let now = Instant::now();
+        shared.sysmon.coarse_secs.store(
+            now.saturating_duration_since(shared.epoch).as_secs() as u32,
+            Ordering::Relaxed,
+        );
+        let mut acted = false;
+        // 1. Timers of every P (cheap unless one is due).
+        let mut clock = None;
+        for p in shared.procs.iter() {
+            acted |= super::run_due_timers(&shared, p, &mut clock);
+        }
+        // 2. Ps stuck in one goroutine run.
+        acted |= retake(&shared, &mut seen, now);
+        // 3. schedtrace.
+        if !trace.is_zero() && now >= next_trace {
+            let mut out = String::new();
+            crate::debug::schedtrace(&shared, start, &mut out);
+            eprint!("{out}");
+            next_trace = now + trace;
+        }
+        if acted {
+            delay = MIN_DELAY;
+            idle_rounds = 0;
+        } else {
+            idle_rounds += 1;
+            if idle_rounds > IDLE_ROUNDS {
+                delay = (delay * 2).min(MAX_DELAY);
+            }
+        }
+    }
+    super::checkdead::RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Step 2 of the round; true if it woke or handed off anything.
+fn retake(shared: &Arc<Shared>, seen: &mut [Option<Seen>], now: Instant) -> bool {
+    // Cheap looks under the sched lock; the expensive ones (the thread's state, the take)
+    // after it.
+    let mut stuck: Vec<(Arc<super::m::Machine>, usize, Duration)> = Vec::new();
+    {
+        let s = shared.sched.lock();
+        for m in s.allm.iter() {
+            if !m.slot.in_user_code() {
+                continue;
+            }
+            let pid = m.pid.load(Ordering::Relaxed);
+            let p = &shared.procs[pid];
+            let switches = p.switches.load(Ordering::Relaxed);
+            match &mut seen[pid] {
+                Some(s) if s.switches == switches && s.m == m.id => {
+                    stuck.push((m.clone(), pid, now.saturating_duration_since(s.since)));
+                }
+                slot => {
+                    *slot = Some(Seen {
+                        switches,
+                        m: m.id,
+                        since: now,
+                    })
+                }
+            }
+        }
+    }
+    let mut acted = false;
+    for (m, pid, for_how_long) in stuck {
+        let p = &shared.procs[pid];
+        let waiting = p.runq_len() > 0 || !shared.global.is_empty();
+        if !waiting || for_how_long < BLOCKED_WAIT {
+            continue;
+        }
+        if shared.idle.idle_ps() > 0 {
+            // An idle P can take the waiting goroutines: a spinning M steals them.
+            super::m::wakep(shared);
+            acted = true;
+            continue;
+        }
+        let blocked =
+            m.in_blocking.load(Ordering::Relaxed) || thread_blocked(m.tid.load(Ordering::Relaxed));
+        if !blocked && for_how_long < RUNNING_WAIT {
+            continue;
+        }
+        // Counted before the take: the M that lost its P decrements at its next schedule
+        // point, which cannot come before the take.
+        shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
+        let Some(core) = m.slot.try_take() else {
+            shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        };
+        p.handoffs.fetch_add(1, Ordering::Relaxed);
+        seen[pid] = None;
+        acted = true;
+        if let Err(core) = super::m::start_with(shared, core, false) {
+            // Shutting down: the P goes where shutdown collects them.
+            shared.sched.lock().pidle.push(core);
+            shared.idle.p_idle();
+        }
+    }
+    acted
+}
+
+/// Whether thread `tid` of this process is asleep in the kernel (state `S` or `D` in
+/// `/proc/self/task/<tid>/stat`): blocked in a system call rather than computing.
+fn thread_blocked(tid: i32) -> bool {
+    if tid == 0 {
+        return false;
+    }
+    let Ok(s) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+        return false;
+    };
+    matches!(
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next()),
+        Some("S" | "D")
+    )
+}
