@@ -193,9 +193,8 @@ pub(crate) fn schedtrace(shared: &Shared, start: Instant, out: &mut String) {
     for p in shared.procs.iter() {
         let _ = writeln!(
             out,
-            "  P{}: switches={} runqsize={} timers={} steals={} handoffs={}",
+            "  P{}: runqsize={} timers={} steals={} handoffs={}",
             p.id,
-            p.switches.load(Ordering::Relaxed),
             p.runq_len(),
             p.timers.len(),
             p.steals.load(Ordering::Relaxed),

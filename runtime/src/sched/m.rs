@@ -159,8 +159,16 @@ pub(crate) struct MContext {
     /// The goroutine running now (null on the M's own stack, in scheduler code).
     pub(crate) curg: Cell<*const Goroutine>,
     spinning: Cell<bool>,
-    /// A `&mut PCore` from `with_p` is alive (a nested borrow would alias it).
+    /// A `&mut PCore` from `with_p` is alive (a nested borrow would alias it); checked in
+    /// debug builds, which the test suite runs.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     borrowed: Cell<bool>,
+    /// The held P's two halves (null: none), cached for scheduler code: once an entry into
+    /// the runtime saw the P held, nobody can take it until the M leaves (`pslot.rs`), so
+    /// scheduler code need not look at the slot again. Set by `install` and a successful
+    /// entry; cleared by `remove` and a failed one. The core's `Box` does not move while held.
+    held_core: Cell<*mut PCore>,
+    held_p: Cell<*const Processor>,
     /// The last P this M held: where its timers go, and the P it asks for first after a loss.
     last_p: Cell<usize>,
 }
@@ -170,39 +178,64 @@ impl MContext {
     /// none (never had one, or sysmon took it while a goroutine ran). From goroutine code this
     /// enters and leaves the runtime (`pslot.rs`); from scheduler code the M is in it already.
     /// `f` must not call anything that needs the P again.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with_p<R>(&self, f: impl FnOnce(&mut PCore, &Processor) -> R) -> Option<R> {
+        let core = self.held_core.get();
+        if core.is_null() {
+            return None;
+        }
+        #[cfg(debug_assertions)]
         if self.borrowed.get() {
             crate::panic::throw("with_p: the P is borrowed already");
         }
         let goroutine = !self.curg.get().is_null();
-        let held = if goroutine {
-            self.m.slot.enter() == Entry::Held
-        } else {
-            self.m.slot.held()
-        };
-        let r = if held {
-            self.borrowed.set(true);
-            // SAFETY: entered (or in scheduler code) with the P held, and `borrowed` rules out
-            // a second reference.
-            let core = unsafe { self.m.slot.core() };
-            let p = &self.shared.procs[core.id];
-            let r = f(core, p);
-            self.borrowed.set(false);
-            Some(r)
-        } else {
-            None
-        };
+        if goroutine && self.m.slot.enter() != Entry::Held {
+            // sysmon took the P while the goroutine ran user code.
+            self.forget_p();
+            self.m.slot.leave();
+            return None;
+        }
+        #[cfg(debug_assertions)]
+        self.borrowed.set(true);
+        // SAFETY: the P is held (scheduler code after a successful entry, or the entry just
+        // made), its core does not move while held, and no `f` calls `with_p` again (the
+        // runtime's own discipline: `f`s only touch the P; debug builds check it with
+        // `borrowed`); the shared half lives as long as the runtime.
+        let r = unsafe { f(&mut *core, &*self.held_p.get()) };
+        #[cfg(debug_assertions)]
+        self.borrowed.set(false);
         if goroutine {
             self.m.slot.leave();
         }
-        r
+        Some(r)
     }
 
     /// Whether this M holds a P (scheduler code; from goroutine code use `with_p`).
     #[inline]
     fn has_p(&self) -> bool {
-        self.m.slot.held()
+        !self.held_core.get().is_null()
+    }
+
+    /// Caches the held P's halves (after `install` or a successful entry).
+    fn remember_p(&self) {
+        // SAFETY: called right after an entry saw the P held, or an install: the core is
+        // ours until we leave, and its Box does not move while held.
+        let core: *mut PCore = unsafe { self.m.slot.core() };
+        // SAFETY: as above.
+        let id = unsafe { (*core).id };
+        self.held_core.set(core);
+        self.held_p.set(&self.shared.procs[id]);
+    }
+
+    fn forget_p(&self) {
+        self.held_core.set(std::ptr::null_mut());
+        self.held_p.set(std::ptr::null());
+    }
+
+    /// Gives the held P up (to the idle list, or at exit).
+    pub(crate) fn remove_p(&self) -> Box<PCore> {
+        self.forget_p();
+        self.m.slot.remove()
     }
 
     /// The P timers of this M go to: its own, or the last it held.
@@ -296,37 +329,30 @@ impl MContext {
         }
     }
 
-    /// Runs `g` until it yields, parks or ends (Go's `execute` + the second half of `mcall`).
-    /// Called with the P held; afterwards the M may have lost it.
-    fn execute(&self, g: GRef, inherit: bool) {
+    /// The first half of Go's `execute`, under the P found with `g`: counts the run (a new
+    /// time slice unless `inherit`) and gives a goroutine that never ran its stack and
+    /// coroutine.
+    #[inline(always)]
+    fn prepare(&self, core: &mut PCore, g: &GRef, inherit: bool) {
+        if !inherit {
+            core.schedtick = core.schedtick.wrapping_add(1);
+        }
+        // SAFETY: this M owns the runnable goroutine's record.
+        let inner = unsafe { g.inner() };
+        if inner.coro.is_none() {
+            // Before `curg` is set: a failure here (no address space for a stack) is the M's,
+            // not the goroutine's, and must end the process (`mstart`).
+            let stack = stack_get(&self.shared, core, inner.stack_size);
+            start_g(g, stack);
+        }
+    }
+
+    /// Runs `g` (prepared) until it yields, parks or ends (Go's `execute` + the second half of
+    /// `mcall`). Called with the P held; afterwards the M may have lost it.
+    fn execute(&self, g: GRef) {
         let shared = &self.shared;
-        let first = self.with_p(|core, p| {
-            if !inherit {
-                core.schedtick = core.schedtick.wrapping_add(1);
-            }
-            // One plain store per switch: sysmon's "still inside the same run" measure.
-            p.switches.store(
-                p.switches.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-            // SAFETY: this M owns the runnable goroutine's record.
-            let inner = unsafe { g.inner() };
-            if inner.coro.is_none() {
-                // Before `curg` is set: a failure here (no address space for a stack) is the
-                // M's, not the goroutine's, and must end the process (`mstart`).
-                Some(stack_get(shared, core, inner.stack_size))
-            } else {
-                None
-            }
-        });
-        let Some(stack) = first else {
-            crate::panic::throw("execute: no P")
-        };
         if g.status() != Status::Runnable {
             crate::panic::throw("execute: a queued goroutine is not runnable");
-        }
-        if let Some(stack) = stack {
-            start_g(&g, stack);
         }
         g.set_status(Status::Running);
         // SAFETY: this M owns the running goroutine's record.
@@ -338,16 +364,23 @@ impl MContext {
         let req = coro.resume();
         self.curg.set(std::ptr::null());
         let held = self.m.slot.enter() == Entry::Held;
+        if !held {
+            self.forget_p();
+        }
         match req {
             Some(Switch::Yield) => {
                 g.set_status(Status::Runnable);
-                // The queue grew: an idle P may take the yielder (or what it yields to).
-                let grew =
-                    self.with_p(|core, p| core.runq_put(p, g.clone(), false, &shared.global));
+                // The queue grew: an idle P may take the yielder (or what it yields to). The
+                // record moves into the closure (no reference-count traffic) and comes back if
+                // the M holds no P.
+                let mut g = Some(g);
+                let grew = self.with_p(|core, p| {
+                    core.runq_put(p, g.take().expect("taken once"), false, &shared.global)
+                });
                 match grew {
                     Some(true) => self.wakep(),
                     Some(false) => {}
-                    None => shared.inject(g),
+                    None => shared.inject(g.take().expect("not taken")),
                 }
             }
             Some(Switch::Park(reason, f)) => {
@@ -358,10 +391,12 @@ impl MContext {
                 if let Some(g) = unsafe { (*f)(g) } {
                     g.set_wait_reason(super::WaitReason::None);
                     g.set_status(Status::Runnable);
-                    let put =
-                        self.with_p(|core, p| core.runq_put(p, g.clone(), true, &shared.global));
+                    let mut g = Some(g);
+                    let put = self.with_p(|core, p| {
+                        core.runq_put(p, g.take().expect("taken once"), true, &shared.global)
+                    });
                     if put.is_none() {
-                        shared.inject(g);
+                        shared.inject(g.take().expect("not taken"));
                     }
                 }
             }
@@ -469,13 +504,14 @@ impl MContext {
         self.last_p.set(core.id);
         self.m.pid.store(core.id, Ordering::Relaxed);
         self.m.slot.install(core);
+        self.remember_p();
         // A P left the idle list: sysmon watches busy Ps.
         self.shared.sysmon.wake();
     }
 
-    /// Steps 1-7 of the module docs. Returns the goroutine to run and whether it inherits the
-    /// time slice, or `None` when the runtime shuts down.
-    fn find_runnable(&self) -> Option<(GRef, bool)> {
+    /// Steps 1-7 of the module docs. Returns the goroutine to run, prepared (`prepare`), or
+    /// `None` when the runtime shuts down.
+    fn find_runnable(&self) -> Option<GRef> {
         let shared = &self.shared;
         'top: loop {
             if shared.is_shutdown() {
@@ -493,25 +529,44 @@ impl MContext {
             }
             let pid = self.last_p.get();
             self.run_timers_of(&shared.procs[pid], &mut None);
-            let found = self.with_p(|core, p| {
+            // Fast path, small enough to inline: `runnext` or the local queue, outside the
+            // global queue's turn.
+            let fast = self.with_p(|core, p| {
                 if core.schedtick % GLOBAL_QUEUE_INTERVAL == 0 {
-                    if let Some(g) = shared.global_pop() {
+                    return None;
+                }
+                let (g, inherit) = core.runq_get(p)?;
+                self.prepare(core, &g, inherit);
+                Some(g)
+            });
+            if let Some(Some(g)) = fast {
+                return Some(g);
+            }
+            let found = self.with_p(|core, p| {
+                let found = (|| {
+                    if core.schedtick % GLOBAL_QUEUE_INTERVAL == 0 {
+                        if let Some(g) = shared.global_pop() {
+                            return Some((g, false));
+                        }
+                    }
+                    if let Some(r) = core.runq_get(p) {
+                        return Some(r);
+                    }
+                    if let Some(g) = self.global_get_batch(core) {
                         return Some((g, false));
                     }
-                }
-                if let Some(r) = core.runq_get(p) {
-                    return Some(r);
-                }
-                if let Some(g) = self.global_get_batch(core) {
-                    return Some((g, false));
-                }
-                if self.spinning.get() || shared.idle.try_start_spinning() {
-                    self.spinning.set(true);
-                    if let Some(g) = self.steal_work(core) {
-                        return Some((g, false));
+                    if self.spinning.get() || shared.idle.try_start_spinning() {
+                        self.spinning.set(true);
+                        if let Some(g) = self.steal_work(core) {
+                            return Some((g, false));
+                        }
                     }
-                }
-                None
+                    None
+                })();
+                found.map(|(g, inherit)| {
+                    self.prepare(core, &g, inherit);
+                    g
+                })
             });
             match found {
                 None => continue 'top, // sysmon cannot take a P from scheduler code; defensive
@@ -533,12 +588,18 @@ impl MContext {
                 }
                 if !shared.global.is_empty() {
                     drop(s);
-                    if let Some(Some(g)) = self.with_p(|core, _| self.global_get_batch(core)) {
-                        return Some((g, false));
+                    let found = self.with_p(|core, _| {
+                        self.global_get_batch(core).map(|g| {
+                            self.prepare(core, &g, false);
+                            g
+                        })
+                    });
+                    if let Some(Some(r)) = found {
+                        return Some(r);
                     }
                     continue 'top;
                 }
-                let core = self.m.slot.remove();
+                let core = self.remove_p();
                 s.pidle.push(core);
                 shared.idle.p_idle();
             }
@@ -662,12 +723,12 @@ impl MContext {
 
     /// Go's `schedule` loop.
     fn schedule(&self) {
-        while let Some((g, inherit)) = self.find_runnable() {
+        while let Some(g) = self.find_runnable() {
             if self.spinning.replace(false) && self.shared.idle.stop_spinning() {
                 // Go's `resetspinning`: the last spinner found work; there may be more.
                 wakep(&self.shared);
             }
-            self.execute(g, inherit);
+            self.execute(g);
         }
     }
 }
@@ -816,6 +877,8 @@ fn mstart(shared: Arc<Shared>, m: Arc<Machine>, core: Box<PCore>, spinning: bool
         curg: Cell::new(std::ptr::null()),
         spinning: Cell::new(spinning),
         borrowed: Cell::new(false),
+        held_core: Cell::new(std::ptr::null_mut()),
+        held_p: Cell::new(std::ptr::null()),
         last_p: Cell::new(core.id),
     };
     CTX.with(|c| c.set(&ctx));
@@ -835,8 +898,8 @@ fn mstart(shared: Arc<Shared>, m: Arc<Machine>, core: Box<PCore>, spinning: bool
         ));
     }
     // Shutdown: give the P back for shutdown to drain.
-    if ctx.m.slot.held() {
-        let core = ctx.m.slot.remove();
+    if ctx.has_p() {
+        let core = ctx.remove_p();
         ctx.shared.sched.lock().pidle.push(core);
     }
     super::RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);

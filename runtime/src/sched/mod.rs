@@ -274,15 +274,21 @@ pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) -> usize {
 
 /// Runs `p`'s due timers; true if any fired. `now` is read from the clock at most once, and
 /// only if some timer might be due. Any thread may do this (an M, sysmon).
+#[inline]
 pub(crate) fn run_due_timers(
     shared: &Arc<Shared>,
     p: &p::Processor,
     now: &mut Option<u64>,
 ) -> bool {
-    let next = p.timers.next();
-    if next == u64::MAX {
+    if p.timers.next() == u64::MAX {
         return false;
     }
+    run_due_timers_slow(shared, p, now)
+}
+
+#[inline(never)]
+fn run_due_timers_slow(shared: &Arc<Shared>, p: &p::Processor, now: &mut Option<u64>) -> bool {
+    let next = p.timers.next();
     let now =
         *now.get_or_insert_with(|| timers::nanos_since(shared.epoch, std::time::Instant::now()));
     if next > now {

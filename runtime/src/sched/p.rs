@@ -10,8 +10,7 @@
 //! by `unsafe fn`s.
 //!
 //! Shared half (`Processor`, in `Shared::procs`): the `runnext` slot, the run queue's stealer,
-//! the timers (own lock), the live-goroutine delta, and what sysmon reads (the switch count,
-//! whether a blocking section runs).
+//! the timers (own lock), the live-goroutine delta, and statistics.
 //!
 //! Run queue: a crossbeam FIFO `Worker` (owner pushes at the back, pops at the front; thieves
 //! take half from the front with its `Stealer`). Go's ring holds 256; crossbeam's grows, so the
@@ -23,7 +22,7 @@
 //! row before the local queue gets a turn (tokio's LIFO cap), so a ping-ponging pair cannot
 //! starve the queue.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crossbeam_deque::{Steal, Stealer, Worker};
 
@@ -81,9 +80,6 @@ pub(crate) struct Processor {
     live: AtomicI64,
     /// This P's timers (`timers.rs`); any M may run them under their lock.
     pub(crate) timers: Timers,
-    /// Goroutine runs started on this P (every `execute`, `runnext` too): sysmon's measure of
-    /// "still inside the same run". Written by the holder, read by sysmon.
-    pub(crate) switches: AtomicU32,
     /// Goroutines this P stole from others, and Ps sysmon took from this P's M (statistics).
     pub(crate) steals: AtomicU64,
     pub(crate) handoffs: AtomicU64,
@@ -99,7 +95,6 @@ pub(crate) fn new_p(id: usize) -> (Processor, Box<PCore>) {
         stealer,
         live: AtomicI64::new(0),
         timers: Timers::new(),
-        switches: AtomicU32::new(0),
         steals: AtomicU64::new(0),
         handoffs: AtomicU64::new(0),
     };
@@ -126,7 +121,7 @@ impl PCore {
     /// Go's `runqput`. With `next`, `g` goes to `runnext` and the goroutine it displaces (if
     /// any) to the back of the queue. Returns whether the queue (stealable work) grew, which is
     /// when the caller should `wakep`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn runq_put(
         &mut self,
         p: &Processor,
@@ -160,7 +155,7 @@ impl PCore {
     /// Go's `runqget`: `runnext` first (inheriting the time slice) unless it has run
     /// [`MAX_RUNNEXT_STREAK`] times in a row, then the queue. Returns the goroutine and whether
     /// it inherits the time slice.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn runq_get(&mut self, p: &Processor) -> Option<(GRef, bool)> {
         if self.runnext_streak < MAX_RUNNEXT_STREAK {
             if let Some(g) = p.runnext.take() {

@@ -16,16 +16,16 @@
 //!
 //! # The protocol (an asymmetric Dekker pair)
 //!
-//! The M announces that it is in runtime code with a plain store (`busy = true`), then reads
+//! The M announces that it is in runtime code with a plain store (`busy` made odd), then reads
 //! the slot's `state`. sysmon announces a claim with a compare-and-swap (`OWNED -> CLAIMING`),
 //! then runs a process-wide memory barrier (`membarrier(2)`, which makes every running thread
 //! of the process execute a full fence), then reads `busy`:
 //!
 //! ```text
 //!  M (entering runtime code)        sysmon (retake)
-//!  busy = true                      CAS state OWNED -> CLAIMING
+//!  busy = odd                       CAS state OWNED -> CLAIMING
 //!  compiler fence                   membarrier()            <- the expensive side
-//!  s = state                        if busy: state = OWNED (revoke)
+//!  s = state                        if busy odd: state = OWNED (revoke)
 //!  OWNED: use the P                 else:    take the core; state = TAKEN
 //!  CLAIMING: wait for sysmon
 //!  TAKEN: the P is gone
@@ -46,14 +46,20 @@
 //!   announced `busy` and checked `state` (scheduler code between goroutine runs, or a
 //!   goroutine's runtime call), or by sysmon between its claim and `TAKEN`, or by the M while
 //!   the slot is `EMPTY` (installing a P);
-//! - once the M's check in an entry saw `OWNED`, the P stays this M's until `busy` is cleared:
-//!   any later claim is followed by a barrier that makes `busy` visible, so it is revoked;
+//! - once the M's check in an entry saw `OWNED`, the P stays this M's until `busy` is made
+//!   even: any later claim is followed by a barrier that makes `busy` visible, so it is
+//!   revoked;
 //! - only the M moves `TAKEN` to `EMPTY` (acknowledging the loss), and only the M installs.
+//!
+//! `busy` counts entries and exits (odd: in runtime code, even: in user code; only the M
+//! writes it), so that it also tells sysmon whether an M has stayed in user code since sysmon
+//! last looked: an even value that has not changed. That costs the M nothing beyond the two
+//! stores the protocol needs anyway.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU8 as StdAtomicU8, Ordering};
 
-use crate::loom::{fence, AtomicBool, AtomicU8};
+use crate::loom::{fence, AtomicU32, AtomicU8};
 
 const EMPTY: u8 = 0;
 const OWNED: u8 = 1;
@@ -64,7 +70,7 @@ const TAKEN: u8 = 3;
 pub(crate) struct PSlot<T> {
     core: UnsafeCell<Option<Box<T>>>,
     state: AtomicU8,
-    busy: AtomicBool,
+    busy: AtomicU32,
 }
 
 // SAFETY: `core` is accessed by one party at a time, as the module's invariants state; the
@@ -88,7 +94,7 @@ impl<T> PSlot<T> {
         PSlot {
             core: UnsafeCell::new(None),
             state: AtomicU8::new(EMPTY),
-            busy: AtomicBool::new(true),
+            busy: AtomicU32::new(1),
         }
     }
 
@@ -97,7 +103,11 @@ impl<T> PSlot<T> {
     /// slot without a P may stay busy).
     #[inline]
     pub(crate) fn enter(&self) -> Entry {
-        self.busy.store(true, Ordering::Relaxed);
+        // Only this M writes `busy`: a plain read of its own last store.
+        let n = self.busy.load(Ordering::Relaxed);
+        if n & 1 == 0 {
+            self.busy.store(n + 1, Ordering::Relaxed);
+        }
         light_fence();
         loop {
             match self.state.load(Ordering::Acquire) {
@@ -108,7 +118,7 @@ impl<T> PSlot<T> {
                     self.state.store(EMPTY, Ordering::Relaxed);
                     return Entry::NoP;
                 }
-                _ => std::hint::spin_loop(), // CLAIMING: sysmon decides within microseconds
+                _ => spin(), // CLAIMING: sysmon decides within microseconds
             }
         }
     }
@@ -118,19 +128,8 @@ impl<T> PSlot<T> {
     pub(crate) fn leave(&self) {
         // Release: pairs with sysmon's Acquire load of `busy`, publishing the M's writes to
         // the core to whoever takes it next.
-        self.busy.store(false, Ordering::Release);
-    }
-
-    /// Whether this M holds its P now. Call between `enter` and `leave`.
-    #[inline]
-    pub(crate) fn held(&self) -> bool {
-        loop {
-            match self.state.load(Ordering::Acquire) {
-                OWNED => return true,
-                CLAIMING => std::hint::spin_loop(), // will be revoked: we are busy
-                _ => return false,
-            }
-        }
+        let n = self.busy.load(Ordering::Relaxed);
+        self.busy.store((n | 1) + 1, Ordering::Release);
     }
 
     /// The held core.
@@ -171,7 +170,7 @@ impl<T> PSlot<T> {
                 .compare_exchange(OWNED, EMPTY, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => break,
-                Err(CLAIMING) => std::hint::spin_loop(),
+                Err(CLAIMING) => spin(),
                 Err(_) => crate::panic::throw("pslot: remove without a P"),
             }
         }
@@ -194,7 +193,7 @@ impl<T> PSlot<T> {
         }
         heavy_fence();
         // Acquire: pairs with `leave`'s Release.
-        if self.busy.load(Ordering::Acquire) {
+        if self.busy.load(Ordering::Acquire) & 1 == 1 {
             self.state.store(OWNED, Ordering::Release);
             return None;
         }
@@ -213,13 +212,28 @@ impl<T> PSlot<T> {
 
     /// Shutdown: whether the slot's M holds no P and is running user code (a racy hint).
     pub(crate) fn idle_user_code(&self) -> bool {
-        self.state.load(Ordering::Relaxed) != OWNED && !self.busy.load(Ordering::Relaxed)
+        self.state.load(Ordering::Relaxed) != OWNED && self.busy.load(Ordering::Relaxed) & 1 == 0
     }
 
     /// sysmon: whether the slot's M holds a P and is running user code (a racy hint).
     pub(crate) fn in_user_code(&self) -> bool {
-        self.state.load(Ordering::Relaxed) == OWNED && !self.busy.load(Ordering::Relaxed)
+        self.state.load(Ordering::Relaxed) == OWNED && self.busy.load(Ordering::Relaxed) & 1 == 0
     }
+
+    /// sysmon: the M's entry count (odd: in runtime code). Unchanged and even between two
+    /// looks: the M stayed in user code all along.
+    pub(crate) fn entries(&self) -> u32 {
+        self.busy.load(Ordering::Relaxed)
+    }
+}
+
+/// Waits a moment for sysmon's verdict on a claim (loom: lets the model run sysmon).
+#[inline]
+fn spin() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,6 +345,38 @@ mod loom_tests {
             } else {
                 assert_eq!(touched, 2);
                 assert_eq!(slot.enter(), Entry::Held);
+            }
+        });
+    }
+
+    /// `gort::blocking` hands its P off itself (`remove`) while sysmon tries to retake it:
+    /// exactly one of them ends up with the core, and the M's removal never sees a half-made
+    /// claim (it waits the claim out, which is then revoked).
+    #[test]
+    fn loom_self_hand_off_races_a_retake() {
+        loom::model(|| {
+            init();
+            let slot = Arc::new(PSlot::<Cell<u32>>::new());
+            assert_eq!(slot.enter(), Entry::NoP);
+            slot.install(Box::new(Cell::new(0)));
+            slot.leave();
+            let s = slot.clone();
+            let sysmon = loom::thread::spawn(move || s.try_take());
+            let mine = if slot.enter() == Entry::Held {
+                Some(slot.remove())
+            } else {
+                None
+            };
+            slot.leave();
+            let theirs = sysmon.join().unwrap();
+            assert!(
+                mine.is_some() != theirs.is_some(),
+                "exactly one owner: M {} sysmon {}",
+                mine.is_some(),
+                theirs.is_some()
+            );
+            for c in mine.iter().chain(theirs.iter()) {
+                c.with_mut(|v| unsafe { *v += 1 });
             }
         });
     }

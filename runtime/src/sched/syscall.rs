@@ -33,7 +33,7 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     if waiting && m.slot.enter() == Entry::Held {
         // Step 1's hand-off. Counted before the P leaves (see `sysmon::retake`).
         shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
-        let core = m.slot.remove();
+        let core = ctx.remove_p();
         m.slot.leave();
         shared.procs[core.id]
             .handoffs

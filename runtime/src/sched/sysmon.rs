@@ -5,9 +5,10 @@
 //!
 //! 1. Runs the due timers of every P (an M that is busy running a goroutine does not reach
 //!    its schedule point to run them).
-//! 2. For every M that runs goroutine code with a P (`PSlot::in_user_code`), compares its P's
-//!    switch count with the last round's. A P that has stayed inside one goroutine run while
-//!    other goroutines wait (its `runnext` or queue, or the global queue) is:
+//! 2. For every M that runs goroutine code with a P (`PSlot::in_user_code`), compares its
+//!    entry count (`PSlot::entries`) with the last round's. A P whose M has stayed in user code
+//!    (no switch, no runtime call) while other goroutines wait (its `runnext` or queue, or the
+//!    global queue) is:
 //!    - left to an idle P if there is one (woken with `wakep`: a spinning M steals the
 //!      waiting goroutines, `runnext` included on its last pass);
 //!    - otherwise **retaken**: taken from the M (`PSlot::try_take`) and handed to another M
@@ -129,7 +130,7 @@ pub(crate) fn start(shared: &Arc<Shared>) {
 /// What sysmon saw of one P last round.
 #[derive(Clone, Copy)]
 struct Seen {
-    switches: u32,
+    entries: u32,
     m: usize,
     since: Instant,
 }
@@ -207,15 +208,14 @@ fn retake(shared: &Arc<Shared>, seen: &mut [Option<Seen>], now: Instant) -> bool
                 continue;
             }
             let pid = m.pid.load(Ordering::Relaxed);
-            let p = &shared.procs[pid];
-            let switches = p.switches.load(Ordering::Relaxed);
+            let entries = m.slot.entries();
             match &mut seen[pid] {
-                Some(s) if s.switches == switches && s.m == m.id => {
+                Some(s) if s.entries == entries && s.m == m.id => {
                     stuck.push((m.clone(), pid, now.saturating_duration_since(s.since)));
                 }
                 slot => {
                     *slot = Some(Seen {
-                        switches,
+                        entries,
                         m: m.id,
                         since: now,
                     })

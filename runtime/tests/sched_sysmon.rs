@@ -1,0 +1,297 @@
+//! sysmon and the blocking hand-off: a goroutine that blocks its thread (marked with
+//! `gort::blocking` or not) or computes for a long time does not stall the others; `run`
+//! returns while one is still blocked; threads are bounded and reused; deadlock detection
+//! still works; the goroutine dump on SIGQUIT and schedtrace. Bounded in time and count.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gort::Chan;
+
+/// Round trips two goroutines complete over a channel pair in `window`.
+fn ping_pong_for(window: Duration) -> u64 {
+    let (ping, pong): (Chan<u64>, Chan<u64>) = (Chan::new(0), Chan::new(0));
+    let (p2, q2) = (ping.clone(), pong.clone());
+    gort::go!(move || {
+        while let Some(v) = p2.recv() {
+            q2.send(v + 1);
+        }
+    });
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < window {
+        ping.send(n);
+        n = pong.recv().expect("open");
+    }
+    ping.close();
+    n
+}
+
+/// Starts a goroutine that runs `f` after saying so; returns once it has started (at P=1 the
+/// caller can continue only once the P was handed to another thread, if `f` blocks).
+fn start_and_wait(f: impl FnOnce() + Send + 'static) -> Arc<AtomicBool> {
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
+    gort::go!(move || {
+        s.store(true, Ordering::SeqCst);
+        f();
+    });
+    while !started.load(Ordering::SeqCst) {
+        gort::yield_now();
+    }
+    started
+}
+
+#[test]
+fn an_unmarked_blocking_call_does_not_stall_the_others_at_p1() {
+    let t = Instant::now();
+    let trips = gort::Builder::new().procs(1).run(|| {
+        // Blocks its thread for a second, with no annotation.
+        start_and_wait(|| std::thread::sleep(Duration::from_secs(1)));
+        ping_pong_for(Duration::from_millis(300))
+    });
+    // `run` returned while the sleeper still sleeps (it is left to finish on its own).
+    assert!(t.elapsed() < Duration::from_millis(900), "{:?}", t.elapsed());
+    assert!(trips > 1000, "only {trips} round trips while one goroutine slept");
+}
+
+#[test]
+fn a_marked_blocking_call_hands_its_processor_off() {
+    let trips = gort::Builder::new().procs(1).run(|| {
+        start_and_wait(|| gort::blocking(|| std::thread::sleep(Duration::from_millis(700))));
+        let n = ping_pong_for(Duration::from_millis(300));
+        let s = gort::debug::sched_stats();
+        assert!(s.handoffs >= 1, "{s:?}");
+        n
+    });
+    assert!(trips > 1000, "only {trips} round trips");
+}
+
+#[test]
+fn a_cpu_loop_does_not_stop_a_ticker_at_p1() {
+    let (ticks, worst) = gort::Builder::new().procs(1).run(|| {
+        // Computes for a second without a single gort call.
+        start_and_wait(|| {
+            let t = Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < Duration::from_secs(1) {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        });
+        let tick = gort::time::Ticker::new(Duration::from_millis(10));
+        let mut last = Instant::now();
+        let mut worst = Duration::ZERO;
+        let mut ticks = 0;
+        let end = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < end {
+            tick.chan().recv();
+            let now = Instant::now();
+            worst = worst.max(now - last);
+            last = now;
+            ticks += 1;
+        }
+        (ticks, worst)
+    });
+    // 50 ticks in 500 ms; sysmon retakes a P whose goroutine computes after 10 ms, so the
+    // first tick may come that late and the rest on time.
+    assert!(ticks >= 30, "{ticks} ticks in 500 ms");
+    assert!(worst < Duration::from_millis(100), "a tick came {worst:?} late");
+}
+
+#[test]
+fn many_blocking_sections_run_in_parallel_and_threads_are_reused() {
+    gort::Builder::new().procs(2).run(|| {
+        let batch = || {
+            let t = Instant::now();
+            let wg = gort::WaitGroup::new();
+            for _ in 0..100 {
+                wg.add(1);
+                let w = wg.clone();
+                gort::go!(move || {
+                    gort::blocking(|| std::thread::sleep(Duration::from_millis(100)));
+                    w.done();
+                });
+            }
+            wg.wait();
+            t.elapsed()
+        };
+        let first = batch();
+        assert!(
+            first < Duration::from_millis(1500),
+            "100 blocking sections of 100 ms took {first:?} at P=2"
+        );
+        let after_first = gort::debug::sched_stats();
+        // Give the extra threads time to go idle, then run a second batch: it reuses them.
+        gort::time::sleep(Duration::from_millis(50));
+        let idle = gort::debug::sched_stats().idle_threads;
+        assert!(idle > 10, "extra threads went idle: {idle}");
+        let second = batch();
+        let after_second = gort::debug::sched_stats();
+        assert!(second < Duration::from_millis(1500), "{second:?}");
+        assert!(
+            after_second.threads <= after_first.threads + 10,
+            "threads were not reused: {} then {}",
+            after_first.threads,
+            after_second.threads
+        );
+    });
+}
+
+#[test]
+fn no_deadlock_is_reported_while_a_goroutine_blocks() {
+    if !support::is_child() {
+        let out = support::run_child("no_deadlock_is_reported_while_a_goroutine_blocks", &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    // What `#[gort::test]` expands to: deadlock detection is exact here (the harness's main
+    // thread is known to only wait).
+    for marked in [false, true] {
+        let v = gort::__private::test(Some(1), move || {
+            let ch: Chan<u8> = Chan::new(0);
+            let c = ch.clone();
+            gort::go!(move || {
+                let nap = || std::thread::sleep(Duration::from_millis(300));
+                if marked {
+                    gort::blocking(nap);
+                } else {
+                    nap();
+                }
+                c.send(7);
+            });
+            ch.recv() // every other goroutine waits on a channel meanwhile
+        });
+        assert_eq!(v, Some(7));
+    }
+}
+
+#[test]
+fn thread_exhaustion_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(1).max_threads(3).run(|| {
+        let wg = gort::WaitGroup::new();
+        for _ in 0..6 {
+            wg.add(1);
+            let w = wg.clone();
+            gort::go!(move || {
+                gort::blocking(|| std::thread::sleep(Duration::from_millis(500)));
+                w.done();
+            });
+        }
+        wg.wait();
+    });
+}
+
+#[test]
+fn too_many_blocked_threads_end_with_thread_exhaustion() {
+    let out = support::run_child("thread_exhaustion_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("runtime: program exceeds 3-thread limit\nfatal error: thread exhaustion"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigquit_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(2).run(|| {
+        let ch: Chan<u8> = Chan::new(0);
+        for _ in 0..3 {
+            let c = ch.clone();
+            gort::go!(move || {
+                c.recv();
+            });
+        }
+        gort::yield_now();
+        // SAFETY: raising a signal at ourselves.
+        unsafe { libc::raise(libc::SIGQUIT) };
+        gort::time::sleep(Duration::from_secs(10));
+    });
+}
+
+#[test]
+fn sigquit_prints_every_goroutine_and_exits_2() {
+    let out = support::run_child("sigquit_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("SIGQUIT: quit\n"), "{err}");
+    assert!(err.contains("goroutine 1 [sleep]:\n\truntime/tests/sched_sysmon.rs:"), "{err}");
+    assert_eq!(
+        err.matches("[chan receive]:\n\truntime/tests/sched_sysmon.rs:").count(),
+        3,
+        "{err}"
+    );
+    assert_eq!(err.matches("created by goroutine 1\n").count(), 3, "{err}");
+}
+
+#[test]
+fn schedtrace_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(2).run(|| {
+        let busy = Arc::new(AtomicU64::new(0));
+        let b = busy.clone();
+        gort::go!(move || {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(250) {
+                b.fetch_add(1, Ordering::Relaxed);
+                gort::yield_now();
+            }
+        });
+        gort::time::sleep(Duration::from_millis(300));
+    });
+}
+
+#[test]
+fn godebug_schedtrace_prints_gos_line() {
+    let out = support::run_child(
+        "schedtrace_child",
+        &[("GODEBUG", "schedtrace=50,scheddetail=1")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
+    assert!(lines.len() >= 3, "{err}");
+    for l in &lines {
+        // SCHED 1004ms: gomaxprocs=2 idleprocs=0 threads=5 spinningthreads=0 idlethreads=2
+        // runqueue=0 [0 0]
+        let rest = l.strip_prefix("SCHED ").unwrap();
+        let (ms, rest) = rest.split_once("ms: ").unwrap_or_else(|| panic!("{l}"));
+        assert!(ms.parse::<u64>().is_ok(), "{l}");
+        let keys: Vec<&str> = rest
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "gomaxprocs",
+                "idleprocs",
+                "threads",
+                "spinningthreads",
+                "idlethreads",
+                "runqueue"
+            ],
+            "{l}"
+        );
+        assert!(rest.contains("gomaxprocs=2 "), "{l}");
+        assert!(rest.ends_with(']') && rest.contains(" ["), "{l}");
+    }
+    assert!(err.contains("  P0: runqsize="), "scheddetail: {err}");
+    assert!(err.contains("  M0: p="), "scheddetail: {err}");
+    assert!(err.contains("  G1: status="), "scheddetail: {err}");
+}
