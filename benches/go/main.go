@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -220,6 +221,13 @@ func main() {
 			res <- [2]interface{}{timeCalls(n, func(x *uint64) { heapDefer(x, one) }), "ns"}
 		case "panic_recover":
 			res <- [2]interface{}{timeCalls(n, panicRecover), "ns"}
+		case "blocking":
+			// A system call's enter/exit round trip (entersyscall/exitsyscall) around getpid.
+			t := time.Now()
+			for i := uint64(0); i < n; i++ {
+				syscall.Getpid()
+			}
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(n), "ns"}
 		default:
 			fmt.Fprintln(os.Stderr, "unknown workload", w)
 			os.Exit(64)

@@ -54,8 +54,15 @@ fn an_unmarked_blocking_call_does_not_stall_the_others_at_p1() {
         ping_pong_for(Duration::from_millis(300))
     });
     // `run` returned while the sleeper still sleeps (it is left to finish on its own).
-    assert!(t.elapsed() < Duration::from_millis(900), "{:?}", t.elapsed());
-    assert!(trips > 1000, "only {trips} round trips while one goroutine slept");
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        trips > 1000,
+        "only {trips} round trips while one goroutine slept"
+    );
 }
 
 #[test]
@@ -98,7 +105,10 @@ fn a_cpu_loop_does_not_stop_a_ticker_at_p1() {
     // 50 ticks in 500 ms; sysmon retakes a P whose goroutine computes after 10 ms, so the
     // first tick may come that late and the rest on time.
     assert!(ticks >= 30, "{ticks} ticks in 500 ms");
-    assert!(worst < Duration::from_millis(100), "a tick came {worst:?} late");
+    assert!(
+        worst < Duration::from_millis(100),
+        "a tick came {worst:?} late"
+    );
 }
 
 #[test]
@@ -228,9 +238,13 @@ fn sigquit_prints_every_goroutine_and_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.starts_with("SIGQUIT: quit\n"), "{err}");
-    assert!(err.contains("goroutine 1 [sleep]:\n\truntime/tests/sched_sysmon.rs:"), "{err}");
+    assert!(
+        err.contains("goroutine 1 [sleep]:\n\truntime/tests/sched_sysmon.rs:"),
+        "{err}"
+    );
     assert_eq!(
-        err.matches("[chan receive]:\n\truntime/tests/sched_sysmon.rs:").count(),
+        err.matches("[chan receive]:\n\truntime/tests/sched_sysmon.rs:")
+            .count(),
         3,
         "{err}"
     );

@@ -163,6 +163,27 @@ fn sleepers(a: &Args) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
+/// `gort::blocking` around getpid(2), n times; ns per call (Go: `syscall.Getpid()`, whose
+/// system-call wrapper does entersyscall/exitsyscall).
+fn blocking(a: &Args) -> f64 {
+    let t = Instant::now();
+    for _ in 0..a.n {
+        // SAFETY: getpid has no preconditions.
+        std::hint::black_box(gort::blocking(|| unsafe { libc::getpid() }));
+    }
+    ns_per(t, a.n)
+}
+
+/// getpid(2) alone, n times: the floor under `blocking`.
+fn getpid(a: &Args) -> f64 {
+    let t = Instant::now();
+    for _ in 0..a.n {
+        // SAFETY: getpid has no preconditions.
+        std::hint::black_box(unsafe { libc::getpid() });
+    }
+    ns_per(t, a.n)
+}
+
 fn main() {
     let a = args();
     if a.workload == "unwind_floor" {
@@ -188,6 +209,8 @@ fn main() {
             "defer_open" => (defers::time(defers::open_defer, a.n), "ns"),
             "defer_list" => (defers::time(defers::list_defer, a.n), "ns"),
             "panic_recover" => (defers::time(defers::panic_recover, a.n), "ns"),
+            "blocking" => (blocking(&a), "ns"),
+            "getpid" => (getpid(&a), "ns"),
             w => {
                 eprintln!("gort_peer: unknown workload {w}");
                 std::process::exit(64)

@@ -185,6 +185,16 @@ async fn sleepers(a: &Args) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
+/// `block_in_place` around getpid(2), n times; ns per call.
+fn blocking(a: &Args) -> f64 {
+    let t = Instant::now();
+    for _ in 0..a.n {
+        // SAFETY: getpid has no preconditions.
+        std::hint::black_box(tokio::task::block_in_place(|| unsafe { libc::getpid() }));
+    }
+    ns_per(t, a.n)
+}
+
 fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -203,6 +213,7 @@ fn main() {
                 "ring" => (ring(&a).await, "ns"),
                 "mutex" => (mutex(&a).await, "ns"),
                 "sleepers" => (sleepers(&a).await, "ms"),
+                "blocking" => (blocking(&a), "ns"),
                 w => {
                     eprintln!("tokio_peer: unknown workload {w}");
                     std::process::exit(64)

@@ -589,10 +589,8 @@ impl MContext {
                 if !shared.global.is_empty() {
                     drop(s);
                     let found = self.with_p(|core, _| {
-                        self.global_get_batch(core).map(|g| {
-                            self.prepare(core, &g, false);
-                            g
-                        })
+                        self.global_get_batch(core)
+                            .inspect(|g| self.prepare(core, g, false))
                     });
                     if let Some(Some(r)) = found {
                         return Some(r);

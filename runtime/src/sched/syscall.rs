@@ -29,7 +29,9 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let m = &ctx.m;
     let shared = &ctx.shared;
     m.in_blocking.store(true, Ordering::Relaxed);
-    let waiting = ctx.with_p(|_, p| p.runq_len() > 0).unwrap_or(false) || !shared.global.is_empty();
+    // A racy look at the shared half (no entry into the runtime): a goroutine queued just
+    // after it is sysmon's to notice.
+    let waiting = shared.procs[ctx.timer_p()].runq_len() > 0 || !shared.global.is_empty();
     if waiting && m.slot.enter() == Entry::Held {
         // Step 1's hand-off. Counted before the P leaves (see `sysmon::retake`).
         shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
