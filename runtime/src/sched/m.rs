@@ -123,11 +123,14 @@ impl Machine {
         let mut n = self.note.lock();
         self.sleeping.store(true, Ordering::Relaxed);
         let w = loop {
-            if n.exit {
-                break Woken::Exit;
-            }
+            // A P handed over comes first, also when told to exit at the same time: the M
+            // installs it and, seeing the shutdown, gives it back where shutdown collects
+            // the Ps (dropping it here would lose its cached stacks).
             if let Some(p) = n.nextp.take() {
                 break Woken::P(p, std::mem::take(&mut n.spinning));
+            }
+            if n.exit {
+                break Woken::Exit;
             }
             match deadline {
                 None => self.cv.wait(&mut n),
