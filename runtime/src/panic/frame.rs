@@ -227,7 +227,7 @@ impl DeferState {
         self.fresh_backtrace = None;
         for p in self.panics.drain(..) {
             // A panic value's `Drop` is user code that may panic; the goroutine is over.
-            std::mem::forget(p.payload);
+            crate::sched::leak(p.payload);
         }
         // Frames ran or dropped their records; anything left belongs to frames that never
         // ended (a discarded goroutine) and is leaked rather than run.

@@ -75,7 +75,7 @@ pub(crate) use checkdead::{PROCESS_RUNTIME, RUNTIMES, RUNTIME_THREADS};
 use entry::Entry;
 pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
 use m::MContext;
-pub(crate) use shared::Shared;
+pub(crate) use shared::{leak, Shared};
 
 /// The global run queue (Go's `sched.runq`).
 pub(crate) type Injector = crossbeam_deque::Injector<GRef>;

@@ -231,8 +231,8 @@ impl Shared {
         }
         // Values owned by the goroutine (its unstarted function, its locals) are leaked rather
         // than dropped: dropping runs user code.
-        std::mem::forget(inner.entry.take());
-        std::mem::forget(std::mem::take(&mut inner.locals));
+        leak(inner.entry.take());
+        leak(std::mem::take(&mut inner.locals));
         // Deferred calls and panic values are leaked, not run or dropped.
         if let Some(st) = g.defer_state_if_any() {
             // SAFETY: as above: we own the dead record and its state.
@@ -374,4 +374,17 @@ impl Shared {
         );
         self.stacks.release();
     }
+}
+
+/// Leaks `v`: a discarded goroutine's values are not dropped (dropping runs user code). In
+/// sanitizer builds they are kept in a static instead, where LeakSanitizer sees them as
+/// reachable, which they would be in a program that simply exits.
+pub(crate) fn leak<T: Send + 'static>(v: T) {
+    #[cfg(feature = "sanitizer")]
+    {
+        static KEPT: Mutex<Vec<Box<dyn std::any::Any + Send>>> = Mutex::new(Vec::new());
+        KEPT.lock().push(Box::new(v));
+    }
+    #[cfg(not(feature = "sanitizer"))]
+    std::mem::forget(v);
 }
