@@ -45,6 +45,8 @@ pub mod debug;
 mod join;
 mod local;
 mod loom;
+pub mod net;
+mod netpoll;
 mod panic;
 mod sched;
 mod sync;

@@ -63,6 +63,7 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
         || !shared.global.is_empty()
         || live == 0
         || shared.lost_p_running.load(Ordering::SeqCst) != 0
+        || crate::netpoll::waiters() != 0
     {
         // Something runs or will: a timer, a queued goroutine, or an M that lost its P in a
         // blocking call (Go counts Ms in system calls as running).

@@ -85,6 +85,8 @@ pub(crate) enum WaitReason {
     Semacquire,
     /// `Cond::wait`.
     CondWait,
+    /// A socket read, write, accept or connect (the network poller).
+    IoWait,
 }
 
 impl WaitReason {
@@ -103,11 +105,12 @@ impl WaitReason {
             WaitReason::Sleep => "sleep",
             WaitReason::Semacquire => "semacquire",
             WaitReason::CondWait => "sync.Cond.Wait",
+            WaitReason::IoWait => "IO wait",
         }
     }
 
     fn from_u8(v: u8) -> WaitReason {
-        const ALL: [WaitReason; 12] = [
+        const ALL: [WaitReason; 13] = [
             WaitReason::None,
             WaitReason::WaitGroupWait,
             WaitReason::Join,
@@ -120,6 +123,7 @@ impl WaitReason {
             WaitReason::Sleep,
             WaitReason::Semacquire,
             WaitReason::CondWait,
+            WaitReason::IoWait,
         ];
         ALL.get(v as usize).copied().unwrap_or(WaitReason::None)
     }

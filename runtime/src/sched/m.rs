@@ -75,6 +75,8 @@ pub(crate) struct Machine {
     pub(crate) pid: AtomicUsize,
     /// Inside `gort::blocking` (sysmon retakes its P after a short wait).
     pub(crate) in_blocking: AtomicBool,
+    /// Blocked in the network poll instead of on its note: a waker must interrupt the poll.
+    polling: AtomicBool,
 }
 
 struct Note {
@@ -100,22 +102,46 @@ impl Machine {
             sleeping: AtomicBool::new(false),
             pid: AtomicUsize::new(0),
             in_blocking: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
         }
     }
 
     /// Hands a sleeping M a P (Go's `notewakeup(&mp.park)` after setting `nextp`).
     fn wake_with(&self, p: Box<PCore>, spinning: bool) {
-        let mut n = self.note.lock();
-        n.nextp = Some(p);
-        n.spinning = spinning;
-        self.cv.notify_one();
+        {
+            let mut n = self.note.lock();
+            n.nextp = Some(p);
+            n.spinning = spinning;
+            self.cv.notify_one();
+        }
+        self.break_poll();
     }
 
     /// Tells a sleeping M to exit (shutdown).
     pub(crate) fn wake_exit(&self) {
+        {
+            let mut n = self.note.lock();
+            n.exit = true;
+            self.cv.notify_one();
+        }
+        self.break_poll();
+    }
+
+    /// An M blocked in the network poll rather than on its note: interrupt the poll. (SeqCst:
+    /// pairs with the M's store before it looks at its note; one of the two sees the other.)
+    fn break_poll(&self) {
+        if self.polling.load(Ordering::SeqCst) {
+            crate::netpoll::brk();
+        }
+    }
+
+    /// What a waker left on the note, without waiting.
+    fn try_take_note(&self) -> Option<Woken> {
         let mut n = self.note.lock();
-        n.exit = true;
-        self.cv.notify_one();
+        if let Some(p) = n.nextp.take() {
+            return Some(Woken::P(p, std::mem::take(&mut n.spinning)));
+        }
+        n.exit.then_some(Woken::Exit)
     }
 
     /// Sleeps until handed a P, told to exit, or (with a deadline) the deadline passes.
@@ -558,12 +584,6 @@ impl MContext {
                     if let Some(g) = self.global_get_batch(core) {
                         return Some((g, false));
                     }
-                    if self.spinning.get() || shared.idle.try_start_spinning() {
-                        self.spinning.set(true);
-                        if let Some(g) = self.steal_work(core) {
-                            return Some((g, false));
-                        }
-                    }
                     None
                 })();
                 found.map(|(g, inherit)| {
@@ -575,6 +595,26 @@ impl MContext {
                 None => continue 'top, // sysmon cannot take a P from scheduler code; defensive
                 Some(Some(r)) => return Some(r),
                 Some(None) => {}
+            }
+            // Step 4: the network, without blocking (Go: "only an optimization before we
+            // resort to stealing"). What it readies lands on this P.
+            if let Some(poller) = crate::netpoll::active() {
+                if poller.poll_now() > 0 {
+                    continue 'top;
+                }
+            }
+            let stolen = self.with_p(|core, _| {
+                if self.spinning.get() || shared.idle.try_start_spinning() {
+                    self.spinning.set(true);
+                    if let Some(g) = self.steal_work(core) {
+                        self.prepare(core, &g, false);
+                        return Some(g);
+                    }
+                }
+                None
+            });
+            if let Some(Some(g)) = stolen {
+                return Some(g);
             }
             // Timers of other Ps that came due while their Ms were busy or asleep.
             if self.run_other_timers(pid) {
@@ -644,7 +684,7 @@ impl MContext {
         if let Some(w) = when {
             shared.timer_sleep_until.fetch_min(w, Ordering::AcqRel);
         }
-        let mut woken = self.m.sleep(deadline);
+        let mut woken = self.sleep_or_poll(deadline);
         if let Some(w) = when {
             // Awake: later timers must kick someone again.
             let _ = shared.timer_sleep_until.compare_exchange(
@@ -690,6 +730,30 @@ impl MContext {
                 }
             }
         }
+    }
+
+    /// Sleeps on the note until handed a P or the deadline; or, if goroutines wait on sockets
+    /// and no other M does, blocks in the network poll instead (Go: the last idle M blocks in
+    /// `netpoll(delay)`). A waker that hands this M a P interrupts the poll (`Machine::wake_with`).
+    /// After a poll the caller looks again, as after a timeout: what the poll readied went to
+    /// the global queues.
+    fn sleep_or_poll(&self, deadline: Option<Instant>) -> Woken {
+        if let Some(poller) = crate::netpoll::active() {
+            if poller.try_block() {
+                self.m.polling.store(true, Ordering::SeqCst);
+                if let Some(w) = self.m.try_take_note() {
+                    // Handed a P (or told to exit) before the poll could start.
+                    self.m.polling.store(false, Ordering::SeqCst);
+                    poller.poll_blocking(Some(Duration::ZERO));
+                    return w;
+                }
+                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                poller.poll_blocking(timeout);
+                self.m.polling.store(false, Ordering::SeqCst);
+                return self.m.try_take_note().unwrap_or(Woken::Timeout);
+            }
+        }
+        self.m.sleep(deadline)
     }
 
     /// Runs `p`'s due timers; true if any fired. `now` is read from the clock at most once,

@@ -315,6 +315,7 @@ pub(crate) fn fire_timer(shared: &Arc<Shared>, fire: timers::Fire) {
     match fire {
         timers::Fire::Wake(g) => ready(g),
         timers::Fire::Send(core, gen) => core.fire(shared, gen),
+        timers::Fire::Net(t, gen) => t.fire(gen),
     }
 }
 

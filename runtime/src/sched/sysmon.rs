@@ -169,6 +169,12 @@ fn sysmon(shared: Arc<Shared>) {
             Ordering::Relaxed,
         );
         let mut acted = false;
+        // 0. The network, if nobody has polled for 10 ms (Go's sysmon does the same).
+        if let Some(poller) = crate::netpoll::active() {
+            if poller.since_last_poll() > Duration::from_millis(10) {
+                acted |= poller.poll_now() > 0;
+            }
+        }
         // 1. Timers of every P (cheap unless one is due).
         let mut clock = None;
         for p in shared.procs.iter() {

@@ -44,6 +44,8 @@ pub(crate) enum Fire {
     Wake(GRef),
     /// A `Timer`, `Ticker` or `after`: send the time if the generation is current.
     Send(Arc<TimerCore>, u64),
+    /// A socket's deadline (`netpoll`): wake its waiter if the generation is current.
+    Net(&'static crate::netpoll::desc::NetTimer, u64),
 }
 
 pub(crate) struct Entry {
@@ -78,6 +80,7 @@ impl Entry {
         match &self.fire {
             Fire::Wake(_) => false,
             Fire::Send(core, gen) => !core.is_armed(*gen),
+            Fire::Net(t, gen) => !t.is_armed(*gen),
         }
     }
 }

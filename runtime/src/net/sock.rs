@@ -1,0 +1,196 @@
+//! One registered socket: the mio source, its poll descriptor, and the loop every blocking
+//! operation runs (try; on `WouldBlock` wait for readiness, a deadline or a close; try again).
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::netpoll::desc::{self, WaitError};
+use crate::netpoll::{Mode, PollDesc};
+
+/// A socket registered with the poller, shared by the handles of one socket (`try_clone`).
+pub(crate) struct Sock<S: mio::event::Source + AsRawFd> {
+    io: Option<S>,
+    pd: &'static PollDesc,
+    /// `std`'s per-operation timeouts, in nanoseconds (0: none).
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+    /// `set_nonblocking(true)`: operations return `WouldBlock` instead of waiting.
+    nonblocking: AtomicBool,
+}
+
+/// Go's `ErrNetClosing` text.
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "use of closed network connection",
+    )
+}
+
+/// Go's `i/o timeout` text.
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
+}
+
+impl<S: mio::event::Source + AsRawFd> Sock<S> {
+    /// Registers `io` (non-blocking already) with the poller, edge-triggered, for both
+    /// directions at once (Go registers each socket once, at open).
+    pub(crate) fn new(mut io: S) -> io::Result<Sock<S>> {
+        let pd = PollDesc::alloc();
+        if let Err(e) = crate::netpoll::poller().registry().register(
+            &mut io,
+            pd.token(),
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        ) {
+            pd.free();
+            return Err(e);
+        }
+        Ok(Sock {
+            io: Some(io),
+            pd,
+            read_timeout: AtomicU64::new(0),
+            write_timeout: AtomicU64::new(0),
+            nonblocking: AtomicBool::new(false),
+        })
+    }
+
+    /// The mio source.
+    pub(crate) fn io(&self) -> &S {
+        match &self.io {
+            Some(io) => io,
+            None => unreachable!("a socket has its source until it is taken apart"),
+        }
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.io().as_raw_fd()
+    }
+
+    /// Runs `f` until it does not return `WouldBlock`, waiting for readiness in `mode` between
+    /// tries: the goroutine parks on the poller, a plain thread blocks in `poll(2)`. Fails with
+    /// `TimedOut` past the direction's deadline or the operation's timeout, and with
+    /// `NotConnected` once the socket is closed.
+    pub(crate) fn run<R>(&self, mode: Mode, f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        let timeout = match mode {
+            Mode::Read => &self.read_timeout,
+            Mode::Write => &self.write_timeout,
+        }
+        .load(Ordering::Relaxed);
+        let op_deadline = (timeout != 0).then(|| Instant::now() + Duration::from_nanos(timeout));
+        self.run_until(mode, op_deadline, f)
+    }
+
+    /// `run` with the operation's own deadline (`connect_timeout`) instead of the socket's
+    /// timeout.
+    pub(crate) fn run_until<R>(
+        &self,
+        mode: Mode,
+        op_deadline: Option<Instant>,
+        mut f: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            self.check(mode, op_deadline)?;
+            match f(self.io()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.nonblocking.load(Ordering::Relaxed) {
+                        return Err(e);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+            if crate::sched::current_g().is_some() {
+                // `false`: a close or a deadline (the loop's check says which), or a spurious
+                // wake-up (a deadline was changed): look again.
+                let _ = self.pd.block(mode, op_deadline);
+            } else {
+                let deadline = match (self.pd.deadline(mode), op_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let _ = desc::wait_thread(self.fd(), mode, deadline);
+            }
+        }
+    }
+
+    /// `std`'s `set_nonblocking`: with `true`, operations that would wait return
+    /// `WouldBlock` (the descriptor is non-blocking either way).
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.store(on, Ordering::Relaxed);
+    }
+
+    fn check(&self, mode: Mode, op_deadline: Option<Instant>) -> io::Result<()> {
+        match self.pd.check(mode, op_deadline) {
+            Ok(()) => Ok(()),
+            Err(WaitError::Closed) => Err(closed()),
+            Err(WaitError::TimedOut) => Err(timed_out()),
+        }
+    }
+
+    /// `std`'s `set_read_timeout` / `set_write_timeout`: `Some(0)` is refused, as in `std`.
+    pub(crate) fn set_timeout(&self, mode: Mode, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        let nanos = t.map_or(0, |t| (t.as_nanos().min(u64::MAX as u128) as u64).max(1));
+        match mode {
+            Mode::Read => &self.read_timeout,
+            Mode::Write => &self.write_timeout,
+        }
+        .store(nanos, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn timeout(&self, mode: Mode) -> Option<Duration> {
+        match match mode {
+            Mode::Read => &self.read_timeout,
+            Mode::Write => &self.write_timeout,
+        }
+        .load(Ordering::Relaxed)
+        {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    /// Go's `SetReadDeadline` / `SetWriteDeadline`.
+    pub(crate) fn set_deadline(&self, mode: Mode, d: Option<Instant>) {
+        self.pd.set_deadline(mode, d);
+    }
+
+    /// Go's `Close`: operations waiting on the socket fail at once, and so do later ones.
+    /// The connection is shut down in both directions, so the peer sees it closed now (and a
+    /// plain thread blocked in `poll(2)` wakes up); the descriptor itself is released with the
+    /// last handle.
+    pub(crate) fn close(&self) {
+        self.pd.close();
+        // SAFETY: `fd` is open for as long as `self` is (the source owns it). Errors
+        // (ENOTCONN for a socket that never connected) are irrelevant: the flag already fails
+        // every operation.
+        unsafe { libc::shutdown(self.fd(), libc::SHUT_RDWR) };
+    }
+
+    /// Takes the source out, deregistered (`into_std`).
+    pub(crate) fn into_inner(mut self) -> io::Result<S> {
+        let mut io = self.io.take().expect("present until here");
+        let r = crate::netpoll::poller().registry().deregister(&mut io);
+        self.pd.free();
+        r.map(|()| io)
+    }
+}
+
+impl<S: mio::event::Source + AsRawFd> Drop for Sock<S> {
+    fn drop(&mut self) {
+        if let Some(mut io) = self.io.take() {
+            let _ = crate::netpoll::poller().registry().deregister(&mut io);
+            // Closing the descriptor (dropping `io`) after deregistering: a later event for it
+            // carries the old generation and is dropped.
+            drop(io);
+            self.pd.free();
+        }
+    }
+}

@@ -1,0 +1,598 @@
+//! TCP: `std::net::TcpListener` and `TcpStream`, parking goroutines instead of threads.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::sock::Sock;
+use crate::netpoll::Mode;
+
+/// A TCP server socket, as `std::net::TcpListener`; `accept` parks the goroutine until a
+/// connection arrives.
+///
+/// Handles made by [`try_clone`](TcpListener::try_clone) share the socket: [`close`]
+/// (TcpListener::close) on any of them makes an `accept` waiting on another fail, as Go's
+/// `Listener.Close` does.
+///
+/// ```
+/// use gort::net::{TcpListener, TcpStream};
+///
+/// gort::run(|| {
+///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = ln.local_addr().unwrap();
+///     gort::go!(move || {
+///         for conn in ln.incoming().take(2) {
+///             drop(conn.unwrap()); // a real server would go!(handle(conn))
+///         }
+///     });
+///     TcpStream::connect(addr).unwrap();
+///     TcpStream::connect(addr).unwrap();
+/// });
+/// ```
+pub struct TcpListener {
+    sock: Arc<Sock<mio::net::TcpListener>>,
+}
+
+/// A TCP connection, as `std::net::TcpStream`; reads, writes and `connect` park the goroutine
+/// until the socket is ready. `Read` and `Write` are implemented for `TcpStream` and
+/// `&TcpStream`, so one goroutine may read while another writes.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use gort::net::{TcpListener, TcpStream};
+///
+/// gort::run(|| {
+///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = ln.local_addr().unwrap();
+///     gort::go!(move || {
+///         let (mut c, _) = ln.accept().unwrap();
+///         c.write_all(b"hi").unwrap();
+///     });
+///     let mut s = TcpStream::connect(addr).unwrap();
+///     let mut got = String::new();
+///     s.read_to_string(&mut got).unwrap(); // to end of stream: the server dropped its end
+///     assert_eq!(got, "hi");
+/// });
+/// ```
+pub struct TcpStream {
+    sock: Arc<Sock<mio::net::TcpStream>>,
+}
+
+/// An iterator over a listener's connections ([`TcpListener::incoming`]); never ends.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+/// Go's listen backlog: the system's maximum (`net.core.somaxconn`), so that a burst of
+/// connections is queued rather than dropped (`std` and mio use 128).
+pub(super) fn max_backlog() -> i32 {
+    static BACKLOG: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *BACKLOG.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(libc::SOMAXCONN)
+    })
+}
+
+impl TcpListener {
+    /// Binds a listener to `addr` (each resolved address in turn, as `std`), with the socket
+    /// reusable at once (`SO_REUSEADDR`) and the system's maximum backlog, as Go does.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     assert_ne!(ln.local_addr().unwrap().port(), 0);
+    /// });
+    /// ```
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        super::each_addr(addr, |a| {
+            let ln = mio::net::TcpListener::bind(a)?;
+            // SAFETY: a listening socket we own; listen() again only changes its backlog.
+            if unsafe { libc::listen(ln.as_raw_fd(), max_backlog()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(TcpListener {
+                sock: Arc::new(Sock::new(ln)?),
+            })
+        })
+    }
+
+    /// Wraps a listener from `std`, made non-blocking and registered with the poller.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let std_ln = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let ln = gort::net::TcpListener::from_std(std_ln).unwrap();
+    ///     assert!(ln.local_addr().is_ok());
+    /// });
+    /// ```
+    pub fn from_std(ln: std::net::TcpListener) -> io::Result<TcpListener> {
+        ln.set_nonblocking(true)?;
+        Ok(TcpListener {
+            sock: Arc::new(Sock::new(mio::net::TcpListener::from_std(ln))?),
+        })
+    }
+
+    /// The listener back as `std`'s, in blocking mode. Fails if other handles
+    /// ([`try_clone`](TcpListener::try_clone)) share it.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let std_ln = ln.into_std().unwrap();
+    ///     assert!(std_ln.local_addr().is_ok());
+    /// });
+    /// ```
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        let sock = Arc::try_unwrap(self.sock).map_err(|_| super::shared())?;
+        let ln: std::net::TcpListener = sock.into_inner()?.into();
+        ln.set_nonblocking(false)?;
+        Ok(ln)
+    }
+
+    /// Waits for a connection: parks the goroutine until one arrives, the deadline passes
+    /// (`TimedOut`), or the listener is closed (`NotConnected`). The connection's socket is
+    /// registered with the poller, non-blocking and close-on-exec.
+    ///
+    /// ```
+    /// use gort::net::{TcpListener, TcpStream};
+    ///
+    /// gort::run(|| {
+    ///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = ln.local_addr().unwrap();
+    ///     let c = gort::spawn(move || TcpStream::connect(addr).unwrap().local_addr().unwrap());
+    ///     let (_conn, peer) = ln.accept().unwrap();
+    ///     assert_eq!(peer, c.join());
+    /// });
+    /// ```
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, addr) = self.sock.run(Mode::Read, |ln| ln.accept())?;
+        Ok((TcpStream::from_mio(s)?, addr))
+    }
+
+    /// An iterator of `accept`'s connections (without the addresses), as `std`'s.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.io().local_addr()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.io().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.io().ttl()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.io().take_error()
+    }
+
+    /// With `true`, `accept` returns `WouldBlock` instead of waiting, as `std`'s.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.sock.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// A second handle to the same listener (one descriptor, one registration; `std`
+    /// duplicates the descriptor instead). Never fails; `io::Result` for `std`'s signature.
+    #[allow(clippy::unnecessary_wraps)]
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            sock: self.sock.clone(),
+        })
+    }
+
+    /// Go's `Listener.Close`: an `accept` waiting on this listener (any handle) fails with
+    /// `NotConnected` ("use of closed network connection"), and so does every later one.
+    /// The port is released when the last handle is dropped.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let ln2 = ln.try_clone().unwrap();
+    ///     let waiter = gort::spawn(move || ln2.accept().map(|_| ()));
+    ///     gort::time::sleep(std::time::Duration::from_millis(10));
+    ///     ln.close();
+    ///     let err = waiter.join().unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+    /// });
+    /// ```
+    pub fn close(&self) {
+        self.sock.close();
+    }
+
+    /// Go's `SetDeadline` for `accept`: past `deadline`, `accept` fails with `TimedOut`
+    /// (`None` clears it). Changing it wakes a waiting `accept` to look at the new one.
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.set_deadline(Mode::Read, deadline);
+        Ok(())
+    }
+}
+
+impl<'a> Iterator for Incoming<'a> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+impl TcpStream {
+    fn from_mio(s: mio::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            sock: Arc::new(Sock::new(s)?),
+        })
+    }
+
+    /// Connects to `addr` (each resolved address in turn, as `std`): parks the goroutine
+    /// until the connection is established or refused.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     assert_eq!(s.peer_addr().unwrap(), ln.local_addr().unwrap());
+    /// });
+    /// ```
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        super::each_addr(addr, |a| TcpStream::connect_until(a, None))
+    }
+
+    /// Connects to one address, failing with `TimedOut` after `timeout` (zero is refused,
+    /// as in `std`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = ln.local_addr().unwrap();
+    ///     assert!(gort::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok());
+    /// });
+    /// ```
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        TcpStream::connect_until(*addr, Instant::now().checked_add(timeout))
+    }
+
+    fn connect_until(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let s = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        // The connection is established when the socket turns writable: SO_ERROR says
+        // whether it failed, the peer address that it succeeded (Go's `connect` loop).
+        s.sock.run_until(Mode::Write, deadline, |io| {
+            if let Some(e) = io.take_error()? {
+                return Err(e);
+            }
+            match io.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(s)
+    }
+
+    /// Wraps a connected stream from `std`, made non-blocking and registered with the poller.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let ln = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let s = std::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     let s = gort::net::TcpStream::from_std(s).unwrap();
+    ///     assert!(s.peer_addr().is_ok());
+    /// });
+    /// ```
+    pub fn from_std(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        s.set_nonblocking(true)?;
+        TcpStream::from_mio(mio::net::TcpStream::from_std(s))
+    }
+
+    /// The stream back as `std`'s, in blocking mode. Fails if other handles
+    /// ([`try_clone`](TcpStream::try_clone)) share it.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let sock = Arc::try_unwrap(self.sock).map_err(|_| super::shared())?;
+        let s: std::net::TcpStream = sock.into_inner()?.into();
+        s.set_nonblocking(false)?;
+        Ok(s)
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.io().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.io().local_addr()
+    }
+
+    /// Shuts down the read half, the write half (the peer reads end of stream: a half-close)
+    /// or both, as `std`'s. The socket stays open; see [`close`](TcpStream::close).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::Shutdown;
+    /// use gort::net::{TcpListener, TcpStream};
+    ///
+    /// gort::run(|| {
+    ///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = ln.local_addr().unwrap();
+    ///     gort::go!(move || {
+    ///         let (mut c, _) = ln.accept().unwrap();
+    ///         let mut req = Vec::new();
+    ///         c.read_to_end(&mut req).unwrap(); // ends at the client's half-close
+    ///         c.write_all(&req).unwrap();
+    ///     });
+    ///     let mut s = TcpStream::connect(addr).unwrap();
+    ///     s.write_all(b"ping").unwrap();
+    ///     s.shutdown(Shutdown::Write).unwrap();
+    ///     let mut back = Vec::new();
+    ///     s.read_to_end(&mut back).unwrap();
+    ///     assert_eq!(back, b"ping");
+    /// });
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.io().shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY` (Go sets it on every connection; `std` and gort leave the system's
+    /// default, off, as `std` does).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.sock.io().set_nodelay(nodelay)
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.sock.io().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.io().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.io().ttl()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.io().take_error()
+    }
+
+    /// Reads without consuming: parks until data, end of stream, or an error.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.run(Mode::Read, |s| s.peek(buf))
+    }
+
+    /// `std`'s per-operation read timeout: a read that waits longer fails with `TimedOut`
+    /// (`std` says `WouldBlock` on Linux; gort says what happened). `Some(ZERO)` is refused.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.sock.set_timeout(Mode::Read, dur)
+    }
+
+    /// `std`'s per-operation write timeout; see `set_read_timeout`.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.sock.set_timeout(Mode::Write, dur)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.sock.timeout(Mode::Read))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.sock.timeout(Mode::Write))
+    }
+
+    /// Go's `SetDeadline`: both directions' deadlines at once.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     s.set_deadline(Some(Instant::now() + Duration::from_millis(20))).unwrap();
+    ///     let err = s.read(&mut [0; 8]).unwrap_err(); // nobody writes
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// });
+    /// ```
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.set_deadline(Mode::Read, deadline);
+        self.sock.set_deadline(Mode::Write, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetReadDeadline`: an absolute time after which reads (and a read waiting now)
+    /// fail with `TimedOut`; `None` clears it. Unlike a timeout it does not restart with each
+    /// read: a server sets it once per request.
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.set_deadline(Mode::Read, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetWriteDeadline`; see `set_read_deadline`.
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.set_deadline(Mode::Write, deadline);
+        Ok(())
+    }
+
+    /// With `true`, reads and writes return `WouldBlock` instead of waiting, as `std`'s.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.sock.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// A second handle to the same connection (one descriptor, one registration), typically
+    /// for a reader and a writer goroutine. Never fails; `io::Result` for `std`'s signature.
+    #[allow(clippy::unnecessary_wraps)]
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            sock: self.sock.clone(),
+        })
+    }
+
+    /// Go's `Conn.Close`: reads and writes waiting on the connection (any handle) fail with
+    /// `NotConnected` ("use of closed network connection"), as does every later one, and the
+    /// peer sees the connection closed. The descriptor is released with the last handle.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     let mut reader = s.try_clone().unwrap();
+    ///     let r = gort::spawn(move || reader.read(&mut [0; 8]));
+    ///     gort::time::sleep(std::time::Duration::from_millis(10));
+    ///     s.close(); // wakes the reader
+    ///     assert_eq!(r.join().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    /// });
+    /// ```
+    pub fn close(&self) {
+        self.sock.close();
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.run(Mode::Read, |mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.sock.run(Mode::Read, |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.run(Mode::Write, |mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.sock.run(Mode::Write, |mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl From<std::net::TcpStream> for TcpStream {
+    /// [`TcpStream::from_std`], panicking if the socket cannot be registered with the poller
+    /// (the system is out of memory or descriptors).
+    #[track_caller]
+    fn from(s: std::net::TcpStream) -> TcpStream {
+        match TcpStream::from_std(s) {
+            Ok(s) => s,
+            Err(e) => panic!("gort::net: cannot register a TcpStream with the poller: {e}"),
+        }
+    }
+}
+
+impl From<std::net::TcpListener> for TcpListener {
+    /// [`TcpListener::from_std`], panicking if the socket cannot be registered with the
+    /// poller.
+    #[track_caller]
+    fn from(ln: std::net::TcpListener) -> TcpListener {
+        match TcpListener::from_std(ln) {
+            Ok(ln) => ln,
+            Err(e) => panic!("gort::net: cannot register a TcpListener with the poller: {e}"),
+        }
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.io().as_fd()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.io().as_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TcpStream");
+        if let Ok(a) = self.local_addr() {
+            d.field("addr", &a);
+        }
+        if let Ok(a) = self.peer_addr() {
+            d.field("peer", &a);
+        }
+        d.field("fd", &self.sock.fd()).finish()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TcpListener");
+        if let Ok(a) = self.local_addr() {
+            d.field("addr", &a);
+        }
+        d.field("fd", &self.sock.fd()).finish()
+    }
+}

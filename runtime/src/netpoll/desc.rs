@@ -1,0 +1,462 @@
+//! A socket's poll descriptor (Go's `pollDesc`): who waits for readiness in each direction,
+//! the deadlines, and the closing flag. See `mod.rs` for the protocol.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::loom::AtomicUsize;
+
+use parking_lot::Mutex;
+
+use crate::sched::{GRef, Goroutine, WaitReason};
+
+/// Nobody waits and no readiness is pending.
+const NIL: usize = 0;
+/// Readiness arrived that nobody has consumed yet.
+const READY: usize = 1;
+/// A goroutine is about to park.
+const WAIT: usize = 2;
+
+/// The waiter's first step (Go's `netpollblock` loop): consumes pending readiness (`true`:
+/// retry the I/O) or announces `WAIT` (`false`: check the flags, then park).
+fn word_prepare(w: &AtomicUsize) -> bool {
+    loop {
+        if w.compare_exchange(READY, NIL, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return true;
+        }
+        // SeqCst, as the flag loads after it and the stores of closing/deadline and
+        // `word_unblock`'s load: of a waiter announcing WAIT then reading the flags and an
+        // unblocker setting a flag then reading the word, one sees the other (a Dekker pair).
+        if w.compare_exchange(NIL, WAIT, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return false;
+        }
+        let v = w.load(Ordering::Acquire);
+        if v != READY && v != NIL {
+            crate::panic::throw("netpollblock: two goroutines wait on one socket direction");
+        }
+    }
+}
+
+/// The park function's commit (Go's `netpollblockcommit`): stores the waiter (`raw`, not 0,
+/// 1 or 2); `false` if an unblock came first (resume at once).
+fn word_commit(w: &AtomicUsize, raw: usize) -> bool {
+    // Release: publishes the record to the unblocker (Acquire in `word_unblock`).
+    w.compare_exchange(WAIT, raw, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// After the wait: clears the word; `true` if readiness is what ended it.
+fn word_finish(w: &AtomicUsize) -> bool {
+    w.swap(NIL, Ordering::AcqRel) == READY
+}
+
+/// Go's `netpollunblock` on one word: readiness (`io`) or a close/deadline. Returns the stored
+/// waiter, if one had committed.
+fn word_unblock(w: &AtomicUsize, io: bool) -> Option<usize> {
+    loop {
+        // SeqCst: the other half of the Dekker pair in `word_prepare`.
+        let old = w.load(Ordering::SeqCst);
+        if old == READY {
+            return None;
+        }
+        if old == NIL && !io {
+            return None;
+        }
+        let new = if io { READY } else { NIL };
+        // AcqRel: Acquire takes the parked record the waiter published (Release in its
+        // commit); Release publishes the readiness to the waiter's later swap.
+        if w.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return (old != WAIT && old != NIL).then_some(old);
+        }
+    }
+}
+
+/// A direction of a socket.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    Read,
+    Write,
+}
+
+/// Why a wait ended without readiness.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WaitError {
+    /// The socket was closed (`close`) while or before waiting.
+    Closed,
+    /// The direction's deadline passed.
+    TimedOut,
+}
+
+/// One socket's poll descriptor. Never freed (see `mod.rs`).
+pub(crate) struct PollDesc {
+    rg: AtomicUsize,
+    wg: AtomicUsize,
+    closing: AtomicBool,
+    /// Bumped when the descriptor is reused: events and timers of an older generation are
+    /// dropped.
+    gen: AtomicU32,
+    /// Deadlines, as nanoseconds since `EPOCH` (0: none).
+    rd: AtomicU64,
+    wd: AtomicU64,
+    /// The deadline timers of the two directions (armed while a goroutine waits with a
+    /// deadline).
+    pub(crate) rtimer: NetTimer,
+    pub(crate) wtimer: NetTimer,
+}
+
+/// The zero of deadlines.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn epoch() -> Instant {
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn to_nanos(t: Instant) -> u64 {
+    (t.saturating_duration_since(epoch()).as_nanos() as u64).max(1)
+}
+
+/// Descriptors of closed sockets, for reuse.
+static FREE: Mutex<Vec<&'static PollDesc>> = Mutex::new(Vec::new());
+
+impl PollDesc {
+    /// A descriptor for a new socket.
+    pub(crate) fn alloc() -> &'static PollDesc {
+        if let Some(pd) = FREE.lock().pop() {
+            pd.closing.store(false, Ordering::Relaxed);
+            pd.rd.store(0, Ordering::Relaxed);
+            pd.wd.store(0, Ordering::Relaxed);
+            pd.rg.store(NIL, Ordering::Relaxed);
+            pd.wg.store(NIL, Ordering::Relaxed);
+            // Release: a token of the new generation is published with the registration.
+            pd.gen.fetch_add(1, Ordering::Release);
+            return pd;
+        }
+        let pd: &'static PollDesc = Box::leak(Box::new(PollDesc {
+            rg: AtomicUsize::new(NIL),
+            wg: AtomicUsize::new(NIL),
+            closing: AtomicBool::new(false),
+            gen: AtomicU32::new(1),
+            rd: AtomicU64::new(0),
+            wd: AtomicU64::new(0),
+            rtimer: NetTimer::new(Mode::Read),
+            wtimer: NetTimer::new(Mode::Write),
+        }));
+        pd.rtimer
+            .pd
+            .store(pd as *const PollDesc as usize, Ordering::Relaxed);
+        pd.wtimer
+            .pd
+            .store(pd as *const PollDesc as usize, Ordering::Relaxed);
+        pd
+    }
+
+    /// Gives a closed socket's descriptor back (after deregistration).
+    pub(crate) fn free(&'static self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.gen.fetch_add(1, Ordering::Release);
+        FREE.lock().push(self);
+    }
+
+    /// The registration token: the address (48 bits on the platforms gort runs on) and the
+    /// generation's low 16 bits.
+    pub(crate) fn token(&'static self) -> mio::Token {
+        let addr = self as *const PollDesc as usize;
+        let gen = self.gen.load(Ordering::Acquire) as usize & 0xffff;
+        mio::Token(addr | (gen << 48))
+    }
+
+    /// The descriptor of a token, if its generation is still the current one.
+    pub(crate) fn from_token(t: mio::Token) -> Option<&'static PollDesc> {
+        let addr = t.0 & ((1 << 48) - 1);
+        let gen = (t.0 >> 48) as u32;
+        // SAFETY: every token was made by `token` from a leaked (never freed) descriptor.
+        let pd = unsafe { &*(addr as *const PollDesc) };
+        (pd.gen.load(Ordering::Acquire) & 0xffff == gen).then_some(pd)
+    }
+
+    fn word(&self, mode: Mode) -> &AtomicUsize {
+        match mode {
+            Mode::Read => &self.rg,
+            Mode::Write => &self.wg,
+        }
+    }
+
+    fn deadline_word(&self, mode: Mode) -> &AtomicU64 {
+        match mode {
+            Mode::Read => &self.rd,
+            Mode::Write => &self.wd,
+        }
+    }
+
+    /// The direction's deadline, if set.
+    pub(crate) fn deadline(&self, mode: Mode) -> Option<Instant> {
+        match self.deadline_word(mode).load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(epoch() + std::time::Duration::from_nanos(n)),
+        }
+    }
+
+    /// Sets (or clears) a direction's deadline, and wakes its waiter so that it looks at the
+    /// new one (Go's `poll_runtime_pollSetDeadline` wakes waiters of a past deadline; gort
+    /// wakes them on any change, and they re-arm).
+    pub(crate) fn set_deadline(&self, mode: Mode, d: Option<Instant>) {
+        // SeqCst: a flag of the Dekker pair (see `word_prepare`).
+        self.deadline_word(mode)
+            .store(d.map_or(0, to_nanos), Ordering::SeqCst);
+        if let Some(g) = self.unblock(mode, false) {
+            crate::sched::ready(g);
+        }
+    }
+
+    /// Marks the socket closed and wakes both waiters with an error (Go's `pollUnblock`).
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        for mode in [Mode::Read, Mode::Write] {
+            if let Some(g) = self.unblock(mode, false) {
+                crate::sched::ready(g);
+            }
+        }
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Go's `netpollcheckerr`: closed, or the deadline (`extra`, the operation's own timeout,
+    /// counts too) passed.
+    pub(crate) fn check(&self, mode: Mode, extra: Option<Instant>) -> Result<(), WaitError> {
+        if self.is_closing() {
+            return Err(WaitError::Closed);
+        }
+        let d = match (self.deadline(mode), extra) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if d.is_some_and(|d| Instant::now() >= d) {
+            return Err(WaitError::TimedOut);
+        }
+        Ok(())
+    }
+
+    /// Go's `netpollunblock`: readiness (`io`) or a close/deadline for `mode`. Returns the
+    /// goroutine to ready, if one was parked.
+    pub(crate) fn unblock(&self, mode: Mode, io: bool) -> Option<GRef> {
+        let raw = word_unblock(self.word(mode), io)?;
+        // SAFETY: a stored waiter is a record the waiter stored with `Arc::into_raw` and that
+        // nobody has taken since (the unblock's compare-and-swap took it).
+        Some(unsafe { Arc::from_raw(raw as *const Goroutine) })
+    }
+
+    /// Go's `netpollblock` for a goroutine: parks until readiness, a close or the deadline.
+    /// Returns `true` on readiness (retry the I/O), `false` otherwise (look at `check`).
+    #[track_caller]
+    pub(crate) fn block(&'static self, mode: Mode, extra: Option<Instant>) -> bool {
+        let w = self.word(mode);
+        if word_prepare(w) {
+            return true;
+        }
+        // Flags are set before a close or deadline unblocks, and read after WAIT: neither can
+        // slip between.
+        if self.check(mode, extra).is_ok() {
+            let deadline = match (self.deadline(mode), extra) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let armed = deadline.map(|d| self.timer(mode).arm(d));
+            let p = super::poller();
+            p.waiting(1);
+            crate::sched::park(WaitReason::IoWait, move |g: GRef| {
+                let raw = Arc::into_raw(g) as usize;
+                if word_commit(w, raw) {
+                    None
+                } else {
+                    // Readiness, a close or a deadline came first: resume at once.
+                    // SAFETY: `raw` came from `Arc::into_raw` just above and was not stored.
+                    Some(unsafe { Arc::from_raw(raw as *const Goroutine) })
+                }
+            });
+            p.waiting(-1);
+            if let Some(a) = armed {
+                a.disarm();
+            }
+        }
+        word_finish(w)
+    }
+
+    fn timer(&self, mode: Mode) -> &NetTimer {
+        match mode {
+            Mode::Read => &self.rtimer,
+            Mode::Write => &self.wtimer,
+        }
+    }
+}
+
+/// A direction's deadline timer: armed on the waiting goroutine's runtime while it waits with
+/// a deadline, fired by the runtime's timers (`sched::timers::Fire::Net`), disarmed when the
+/// wait ends (a stale heap entry is garbage the heaps collect).
+pub(crate) struct NetTimer {
+    pd: AtomicUsize,
+    mode: Mode,
+    /// The armed generation, or `u64::MAX`.
+    armed: AtomicU64,
+    next: AtomicU64,
+}
+
+/// An armed deadline: where its heap entry lies.
+pub(crate) struct Armed {
+    timer: &'static NetTimer,
+    shared: Arc<crate::sched::Shared>,
+    p: usize,
+}
+
+impl NetTimer {
+    fn new(mode: Mode) -> NetTimer {
+        NetTimer {
+            pd: AtomicUsize::new(0),
+            mode,
+            armed: AtomicU64::new(u64::MAX),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the heap entry of generation `gen` is the live one.
+    pub(crate) fn is_armed(&self, gen: u64) -> bool {
+        self.armed.load(Ordering::Acquire) == gen
+    }
+
+    fn arm(&'static self, d: Instant) -> Armed {
+        let gen = self.next.fetch_add(1, Ordering::Relaxed);
+        self.armed.store(gen, Ordering::Release);
+        let shared = crate::sched::current_shared()
+            .unwrap_or_else(|| crate::panic::throw("netpoll: a goroutine outside a runtime"));
+        let when = crate::sched::timers::nanos_since(shared.epoch, d);
+        let p = crate::sched::add_timer(&shared, when, crate::sched::timers::Fire::Net(self, gen));
+        Armed {
+            timer: self,
+            shared,
+            p,
+        }
+    }
+
+    /// A due deadline of generation `gen` (runs on whatever thread runs the timers).
+    pub(crate) fn fire(&self, gen: u64) {
+        if !self.is_armed(gen) {
+            return;
+        }
+        // SAFETY: `pd` was set to the leaked descriptor that owns this timer.
+        let pd = unsafe { &*(self.pd.load(Ordering::Relaxed) as *const PollDesc) };
+        if let Some(g) = pd.unblock(self.mode, false) {
+            crate::sched::ready(g);
+        }
+    }
+}
+
+impl Armed {
+    fn disarm(self) {
+        self.timer.armed.store(u64::MAX, Ordering::Release);
+        self.shared.procs[self.p].timers.note_stale();
+    }
+}
+
+/// A plain thread's wait (no goroutine to park): `poll(2)` on the descriptor until it is ready
+/// in `mode`, or the deadline. Returns `false` on timeout.
+pub(crate) fn wait_thread(fd: i32, mode: Mode, deadline: Option<Instant>) -> bool {
+    let events = match mode {
+        Mode::Read => libc::POLLIN,
+        Mode::Write => libc::POLLOUT,
+    };
+    loop {
+        let timeout = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                left.as_millis().clamp(1, i32::MAX as u128) as i32
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on the stack.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout) };
+        if n > 0 {
+            return true;
+        }
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return true; // let the I/O call report the error
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The readiness-before-park race: a waiter announces WAIT, checks nothing is pending, and
+    //! "parks" (a thread signal stands in for the goroutine park; the commit runs before it
+    //! sleeps, as the park function runs after the switch); the poller delivers readiness at
+    //! any moment. In every interleaving the waiter wakes and sees readiness (loom reports a
+    //! deadlock if a wake-up is lost).
+    use super::*;
+    use crate::sched::park::ThreadSignal;
+    use loom::sync::Arc;
+
+    #[test]
+    fn loom_readiness_is_never_lost() {
+        loom::model(|| {
+            let w = Arc::new(AtomicUsize::new(NIL));
+            let sig = std::sync::Arc::new(ThreadSignal::new());
+            // The "record" the waiter stores: any value above WAIT.
+            const ME: usize = 0x1000;
+            let (w2, s2) = (w.clone(), sig.clone());
+            let poller = loom::thread::spawn(move || {
+                if let Some(raw) = word_unblock(&w2, true) {
+                    assert_eq!(raw, ME);
+                    s2.notify();
+                }
+            });
+            let ready = if word_prepare(&w) {
+                true
+            } else {
+                if word_commit(&w, ME) {
+                    sig.wait();
+                }
+                word_finish(&w)
+            };
+            assert!(ready, "the waiter saw the readiness");
+            poller.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_close_wakes_a_waiter() {
+        loom::model(|| {
+            let w = Arc::new(AtomicUsize::new(NIL));
+            let closing = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let sig = std::sync::Arc::new(ThreadSignal::new());
+            const ME: usize = 0x1000;
+            let (w2, c2, s2) = (w.clone(), closing.clone(), sig.clone());
+            let closer = loom::thread::spawn(move || {
+                c2.store(true, Ordering::SeqCst);
+                if let Some(raw) = word_unblock(&w2, false) {
+                    assert_eq!(raw, ME);
+                    s2.notify();
+                }
+            });
+            if !word_prepare(&w) && !closing.load(Ordering::SeqCst) && word_commit(&w, ME) {
+                sig.wait();
+            }
+            let _ = word_finish(&w);
+            closer.join().unwrap();
+        });
+    }
+}

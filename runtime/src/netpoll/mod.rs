@@ -1,0 +1,220 @@
+//! The network poller (Go's `netpoll.go`, `netpoll_epoll.go`): goroutines that wait for a
+//! socket park, and the poller readies them when the kernel says the socket is ready.
+//!
+//! # Design
+//!
+//! One epoll instance for the process (through mio: edge-triggered, a registration per socket,
+//! an eventfd `Waker` to interrupt a blocked poll), shared by every runtime. Each socket has a
+//! [`PollDesc`] (Go's `pollDesc`): one reader and one writer may wait on it at once (a read and
+//! a write of the same socket from two goroutines is normal Go code), each with a deadline;
+//! closing it wakes both with an error.
+//!
+//! The poller is called from the schedule loop, as Go does:
+//!
+//! 1. `find_runnable`, out of local and global work and before stealing, polls without
+//!    blocking (if goroutines wait on sockets and nobody else is polling);
+//! 2. the last M to go idle blocks in the poll instead of on its note, with the earliest timer
+//!    as its timeout; whoever hands it a P (or adds an earlier timer) interrupts the poll;
+//! 3. sysmon polls when nobody has for 10 ms.
+//!
+//! Readied goroutines go to the poller's P (a batch, from `find_runnable`) or to their
+//! runtime's global queue; goroutines of another runtime go to theirs.
+//!
+//! # The no-lost-wake-up protocol (Go's `netpollblock` / `netpollunblock`)
+//!
+//! Each direction of a `PollDesc` is a word: `NIL`, `READY` (an edge arrived that nobody has
+//! consumed), `WAIT` (a goroutine is about to park), or the parked goroutine's record.
+//!
+//! ```text
+//!  waiter (I/O returned WouldBlock)          poller (readiness) / close / deadline
+//!  CAS READY -> NIL: ready, retry the I/O    loop { old = word
+//!  CAS NIL -> WAIT                              READY: nothing to do
+//!  check closing / deadline                     NIL and not readiness: nothing to do
+//!  park; after the switch:                      CAS old -> (readiness ? READY : NIL)
+//!    CAS WAIT -> g  (fails: woken already,      old was g: ready g }
+//!                    resume at once)
+//!  after waking: swap -> NIL; READY? retry
+//! ```
+//!
+//! Readiness that arrives before the waiter commits turns `WAIT` into `READY`, so the commit's
+//! compare-and-swap fails and the goroutine does not sleep; readiness after the commit finds the
+//! record and readies it. A close or a deadline sets its flag before unblocking, and the waiter
+//! checks the flags after announcing `WAIT`, so neither can slip between. The protocol has a
+//! loom model.
+//!
+//! Invariants:
+//! - at most one goroutine waits per direction (a second is a runtime error, `throw`);
+//! - a record stored in a word is owned by the word (`Arc::into_raw`) until an unblock takes
+//!   it;
+//! - `PollDesc`s are never freed: a socket's is returned to a free list with a new generation,
+//!   and events for an old generation (a socket closed while an event was in flight) are
+//!   dropped.
+
+pub(crate) mod desc;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+pub(crate) use desc::{Mode, PollDesc};
+
+/// The token of the poller's own waker.
+const WAKER: mio::Token = mio::Token(usize::MAX);
+
+/// The process's poller.
+pub(crate) struct Poller {
+    state: Mutex<PollState>,
+    registry: mio::Registry,
+    waker: mio::Waker,
+    /// Goroutines parked on a `PollDesc` (Go's `netpollWaiters`).
+    waiters: AtomicUsize,
+    /// An M is blocked in the poll (it needs `brk` to wake up early).
+    blocked: AtomicBool,
+    /// When anyone last polled (nanoseconds since `epoch`).
+    last_poll: AtomicU64,
+    epoch: Instant,
+}
+
+struct PollState {
+    poll: mio::Poll,
+    events: mio::Events,
+}
+
+static POLLER: OnceLock<Poller> = OnceLock::new();
+
+/// The poller, made on first use (a socket's registration).
+pub(crate) fn poller() -> &'static Poller {
+    POLLER.get_or_init(|| {
+        let poll = mio::Poll::new()
+            .unwrap_or_else(|e| crate::panic::throw(&format!("netpoll: cannot create epoll: {e}")));
+        let registry = poll.registry().try_clone().unwrap_or_else(|e| {
+            crate::panic::throw(&format!("netpoll: cannot clone the registry: {e}"))
+        });
+        let waker = mio::Waker::new(&registry, WAKER).unwrap_or_else(|e| {
+            crate::panic::throw(&format!("netpoll: cannot create the waker: {e}"))
+        });
+        Poller {
+            state: Mutex::new(PollState {
+                poll,
+                events: mio::Events::with_capacity(1024),
+            }),
+            registry,
+            waker,
+            waiters: AtomicUsize::new(0),
+            blocked: AtomicBool::new(false),
+            last_poll: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    })
+}
+
+/// The poller if it exists and goroutines wait on it: the schedule loop's cheap check.
+#[inline]
+pub(crate) fn active() -> Option<&'static Poller> {
+    let p = POLLER.get()?;
+    (p.waiters.load(Ordering::SeqCst) > 0).then_some(p)
+}
+
+/// Interrupts a blocked poll, if there is a poller (`Machine::break_poll`).
+pub(crate) fn brk() {
+    if let Some(p) = POLLER.get() {
+        p.brk();
+    }
+}
+
+/// Goroutines parked on sockets (deadlock detection: they are not deadlocked, as Go's
+/// checkdead does not report while the poller has waiters).
+pub(crate) fn waiters() -> usize {
+    POLLER.get().map_or(0, |p| p.waiters.load(Ordering::SeqCst))
+}
+
+impl Poller {
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        &self.registry
+    }
+
+    /// Polls once without blocking, unless another thread is polling; readies what is ready.
+    /// Returns how many goroutines it readied.
+    pub(crate) fn poll_now(&self) -> usize {
+        let Some(mut st) = self.state.try_lock() else {
+            return 0;
+        };
+        self.poll_locked(&mut st, Some(Duration::ZERO))
+    }
+
+    /// The last idle M: becomes the one M blocked in the poll, if nobody is; `false` if
+    /// another M already is.
+    pub(crate) fn try_block(&self) -> bool {
+        self.blocked
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// Blocks in the poll until an event, the `timeout`, or `brk`; readies what is ready.
+    /// Call after `try_block` succeeded; ends the blocking role.
+    pub(crate) fn poll_blocking(&self, timeout: Option<Duration>) -> usize {
+        let n = {
+            let mut st = self.state.lock();
+            self.poll_locked(&mut st, timeout)
+        };
+        self.blocked.store(false, Ordering::SeqCst);
+        n
+    }
+
+    /// Interrupts a blocked poll (Go's `netpollBreak`).
+    pub(crate) fn brk(&self) {
+        if self.blocked.load(Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Nanoseconds since anyone last polled (sysmon polls after 10 ms).
+    pub(crate) fn since_last_poll(&self) -> Duration {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        Duration::from_nanos(now.saturating_sub(self.last_poll.load(Ordering::Relaxed)))
+    }
+
+    fn poll_locked(&self, st: &mut PollState, timeout: Option<Duration>) -> usize {
+        let PollState { poll, events } = st;
+        if let Err(e) = poll.poll(events, timeout) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                crate::panic::throw(&format!("netpoll: epoll_wait failed: {e}"));
+            }
+        }
+        self.last_poll
+            .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let mut ready = Vec::new();
+        for ev in events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            let Some(pd) = PollDesc::from_token(ev.token()) else {
+                continue; // a socket closed since the event was queued
+            };
+            let closed = ev.is_error();
+            if ev.is_readable() || ev.is_read_closed() || closed {
+                ready.extend(pd.unblock(Mode::Read, true));
+            }
+            if ev.is_writable() || ev.is_write_closed() || closed {
+                ready.extend(pd.unblock(Mode::Write, true));
+            }
+        }
+        let n = ready.len();
+        // After the lock is released by the caller would be nicer, but readying touches no
+        // poller state: the goroutines go to their runtimes now.
+        for g in ready {
+            crate::sched::ready(g);
+        }
+        n
+    }
+
+    fn waiting(&self, delta: isize) {
+        if delta > 0 {
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}

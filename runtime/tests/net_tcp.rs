@@ -1,0 +1,481 @@
+//! TCP through the network poller, over loopback: accept, connect, echo, deadlines, close,
+//! resets, half-close, large writes, plain threads, and deadlock detection's view of
+//! goroutines waiting on sockets. Bounded in time and count.
+
+#[macro_use]
+mod support;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gort::net::{TcpListener, TcpStream};
+use gort::Chan;
+
+/// A server that echoes every connection until end of stream, one goroutine each.
+fn echo_server() -> SocketAddr {
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    gort::go!(move || {
+        for conn in ln.incoming() {
+            let mut c = match conn {
+                Ok(c) => c,
+                Err(_) => return,
+            };
+            gort::go!(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+rt_test! {
+    fn echo_many_clients() {
+        let addr = echo_server();
+        let wg = gort::WaitGroup::new();
+        let ok = Arc::new(AtomicUsize::new(0));
+        for i in 0..200u32 {
+            wg.add(1);
+            let (wg, ok) = (wg.clone(), ok.clone());
+            gort::go!(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                for round in 0..5u32 {
+                    let msg = format!("client {i} round {round}");
+                    s.write_all(msg.as_bytes()).unwrap();
+                    let mut back = vec![0; msg.len()];
+                    s.read_exact(&mut back).unwrap();
+                    assert_eq!(back, msg.as_bytes());
+                }
+                ok.fetch_add(1, Ordering::Relaxed);
+                wg.done();
+            });
+        }
+        wg.wait();
+        assert_eq!(ok.load(Ordering::Relaxed), 200);
+    }
+}
+
+rt_test! {
+    fn accept_storm() {
+        // Many clients connect at once; every one is accepted, answered and counted.
+        const N: usize = 2000;
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let acc = accepted.clone();
+        gort::go!(move || {
+            for _ in 0..N {
+                let (mut c, _) = ln.accept().unwrap();
+                acc.fetch_add(1, Ordering::Relaxed);
+                gort::go!(move || {
+                    let mut b = [0u8; 1];
+                    c.read_exact(&mut b).unwrap();
+                    c.write_all(&[b[0] ^ 0xff]).unwrap();
+                });
+            }
+        });
+        let wg = gort::WaitGroup::new();
+        for i in 0..N {
+            wg.add(1);
+            let wg = wg.clone();
+            gort::go!(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(&[i as u8]).unwrap();
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b).unwrap();
+                assert_eq!(b[0], (i as u8) ^ 0xff);
+                wg.done();
+            });
+        }
+        wg.wait();
+        assert_eq!(accepted.load(Ordering::Relaxed), N);
+    }
+}
+
+rt_test! {
+    fn read_deadline_expires() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let (_peer, _) = ln.accept().unwrap(); // open, silent
+        let t = Instant::now();
+        s.set_read_deadline(Some(Instant::now() + Duration::from_millis(50))).unwrap();
+        let err = s.read(&mut [0; 16]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), "i/o timeout");
+        assert!(t.elapsed() >= Duration::from_millis(50), "{:?}", t.elapsed());
+        // The deadline stays past: the next read fails at once, as in Go.
+        assert_eq!(s.read(&mut [0; 16]).unwrap_err().kind(), io::ErrorKind::TimedOut);
+        // Cleared, reads work again.
+        s.set_read_deadline(None).unwrap();
+        (&_peer).write_all(b"x").unwrap();
+        assert_eq!(s.read(&mut [0; 16]).unwrap(), 1);
+    }
+}
+
+rt_test! {
+    fn write_deadline_expires_with_a_full_buffer() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let (_peer, _) = ln.accept().unwrap(); // never reads
+        s.set_write_deadline(Some(Instant::now() + Duration::from_millis(100))).unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        let mut written = 0usize;
+        let err = loop {
+            match s.write(&chunk) {
+                Ok(n) => written += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(written > 0, "the buffers took something before they filled");
+    }
+}
+
+rt_test! {
+    fn moving_a_deadline_wakes_the_waiter() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let (_peer, _) = ln.accept().unwrap();
+        let reader = s.try_clone().unwrap();
+        let t = Instant::now();
+        let h = gort::spawn(move || (&reader).read(&mut [0; 8]).map_err(|e| e.kind()));
+        gort::time::sleep(Duration::from_millis(20));
+        // A deadline already past, set while the reader waits with none: it wakes now.
+        s.set_read_deadline(Some(Instant::now())).unwrap();
+        assert_eq!(h.join(), Err(io::ErrorKind::TimedOut));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
+
+rt_test! {
+    fn std_read_timeout_applies_per_read() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let (peer, _) = ln.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+        assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(30)));
+        assert_eq!(s.read(&mut [0; 8]).unwrap_err().kind(), io::ErrorKind::TimedOut);
+        // Unlike a deadline, the next read waits afresh.
+        gort::go!(move || {
+            gort::time::sleep(Duration::from_millis(5));
+            (&peer).write_all(b"late").unwrap();
+        });
+        let mut b = [0; 4];
+        s.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"late");
+        assert_eq!(
+            s.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+}
+
+rt_test! {
+    fn close_wakes_a_blocked_reader_and_writer() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let (peer, _) = ln.accept().unwrap();
+        let r = s.try_clone().unwrap();
+        let w = s.try_clone().unwrap();
+        let reader = gort::spawn(move || (&r).read(&mut [0; 8]).map_err(|e| e.kind()));
+        let writer = gort::spawn(move || {
+            let chunk = vec![0u8; 64 * 1024];
+            loop {
+                if let Err(e) = (&w).write(&chunk) {
+                    return e.kind();
+                }
+            }
+        });
+        gort::time::sleep(Duration::from_millis(50));
+        s.close();
+        assert_eq!(reader.join(), Err(io::ErrorKind::NotConnected));
+        assert_eq!(writer.join(), io::ErrorKind::NotConnected);
+        // Later operations fail too, with Go's message.
+        let err = (&s).read(&mut [0; 8]).unwrap_err();
+        assert_eq!(err.to_string(), "use of closed network connection");
+        // The peer sees the connection closed (end of stream) although `s` still exists.
+        let mut rest = Vec::new();
+        let _ = (&peer).read_to_end(&mut rest);
+    }
+}
+
+rt_test! {
+    fn closing_a_listener_wakes_accept() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ln2 = ln.try_clone().unwrap();
+        let h = gort::spawn(move || ln2.accept().map(|_| ()).map_err(|e| e.kind()));
+        gort::time::sleep(Duration::from_millis(20));
+        ln.close();
+        assert_eq!(h.join(), Err(io::ErrorKind::NotConnected));
+    }
+}
+
+/// Makes `s`'s close send a reset (`SO_LINGER` 0).
+fn linger_zero(s: &TcpStream) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a valid option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+}
+
+rt_test! {
+    fn a_peer_reset_is_an_error_not_a_hang() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let (peer, _) = ln.accept().unwrap();
+        // The reader is parked when the reset arrives.
+        let r = s.try_clone().unwrap();
+        let reader = gort::spawn(move || (&r).read(&mut [0; 8]).map_err(|e| e.kind()));
+        gort::time::sleep(Duration::from_millis(20));
+        linger_zero(&peer);
+        drop(peer);
+        assert_eq!(reader.join(), Err(io::ErrorKind::ConnectionReset));
+        // Writing to a reset connection fails too.
+        let err = loop {
+            if let Err(e) = s.write(b"after the reset") {
+                break e;
+            }
+        };
+        assert!(
+            matches!(err.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset),
+            "{err:?}"
+        );
+    }
+}
+
+rt_test! {
+    fn connect_to_a_closed_port_is_refused() {
+        let addr = {
+            let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+            ln.local_addr().unwrap()
+        };
+        let err = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        let err = TcpStream::connect_timeout(&addr, Duration::ZERO).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}
+
+rt_test! {
+    fn half_close() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        gort::go!(move || {
+            let (mut c, _) = ln.accept().unwrap();
+            let mut req = Vec::new();
+            c.read_to_end(&mut req).unwrap(); // until the client's FIN
+            req.reverse();
+            c.write_all(&req).unwrap();
+        });
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"abcdef").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        assert_eq!(resp, b"fedcba");
+    }
+}
+
+rt_test! {
+    fn sixteen_mib_to_a_slow_reader() {
+        const LEN: usize = 16 << 20;
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        let reader = gort::spawn(move || {
+            let (mut c, _) = ln.accept().unwrap();
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut reads = 0u64;
+            loop {
+                let n = c.read(&mut buf).unwrap();
+                if n == 0 {
+                    return got;
+                }
+                for (i, b) in buf[..n].iter().enumerate() {
+                    assert_eq!(*b, ((got + i) % 251) as u8, "byte {}", got + i);
+                }
+                got += n;
+                reads += 1;
+                if reads % 64 == 0 {
+                    gort::time::sleep(Duration::from_millis(1)); // slow
+                }
+            }
+        });
+        let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&data).unwrap(); // parks whenever the socket buffer is full
+        s.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(reader.join(), LEN);
+    }
+}
+
+rt_test! {
+    fn a_reader_and_a_writer_on_one_socket() {
+        // Full duplex: one goroutine reads while another writes the same connection.
+        let addr = echo_server();
+        let s = TcpStream::connect(addr).unwrap();
+        let w = s.try_clone().unwrap();
+        const LEN: usize = 1 << 20;
+        let writer = gort::spawn(move || {
+            let data: Vec<u8> = (0..LEN).map(|i| (i % 253) as u8).collect();
+            (&w).write_all(&data).unwrap();
+        });
+        let mut got = vec![0u8; LEN];
+        (&s).read_exact(&mut got).unwrap();
+        writer.join();
+        assert!(got.iter().enumerate().all(|(i, b)| *b == (i % 253) as u8));
+    }
+}
+
+rt_test! {
+    fn nonblocking_mode_returns_would_block() {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        ln.set_nonblocking(true).unwrap();
+        assert_eq!(ln.accept().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        s.set_nonblocking(true).unwrap();
+        assert_eq!((&s).read(&mut [0; 4]).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    }
+}
+
+rt_test! {
+    fn std_conversions() {
+        let std_ln = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_ln.local_addr().unwrap();
+        let ln = TcpListener::from(std_ln);
+        let c = TcpStream::from(std::net::TcpStream::connect(addr).unwrap());
+        let (s, _) = ln.accept().unwrap();
+        let mut std_s = s.into_std().unwrap(); // blocking again
+        std_s.write_all(b"z").unwrap();
+        let mut b = [0; 1];
+        (&c).read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"z");
+        // A shared stream cannot be taken apart.
+        let c2 = c.try_clone().unwrap();
+        assert!(c.into_std().is_err());
+        drop(c2);
+        assert!(ln.into_std().is_ok());
+    }
+}
+
+#[test]
+fn plain_threads_block_on_the_same_types() {
+    // No runtime at all: the calls block their thread (in poll(2)), as `std`'s do.
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = ln.accept().unwrap();
+        let mut b = [0; 5];
+        c.read_exact(&mut b).unwrap();
+        c.write_all(&b).unwrap();
+        c // kept open
+    });
+    let mut s = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // the server thread waits in accept/read
+    s.write_all(b"plain").unwrap();
+    let mut b = [0; 5];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"plain");
+    let _open = server.join().unwrap();
+    // Deadlines work there too.
+    s.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)))
+        .unwrap();
+    assert_eq!(s.read(&mut b).unwrap_err().kind(), io::ErrorKind::TimedOut);
+}
+
+#[test]
+fn a_goroutine_server_and_a_plain_thread_client() {
+    gort::Builder::new().procs(2).run(|| {
+        let addr = echo_server();
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            for i in 0..100u32 {
+                s.write_all(&i.to_le_bytes()).unwrap();
+                let mut b = [0; 4];
+                s.read_exact(&mut b).unwrap();
+                assert_eq!(u32::from_le_bytes(b), i);
+            }
+        });
+        // The main goroutine waits for a thread: park on a channel the thread's end closes.
+        let done: Chan<()> = Chan::new(0);
+        let d = done.clone();
+        std::thread::spawn(move || {
+            client.join().unwrap();
+            d.close();
+        });
+        assert_eq!(done.recv(), None);
+    });
+}
+
+#[test]
+fn a_server_waiting_in_accept_is_not_deadlocked() {
+    if !support::is_child() {
+        let out = support::run_child("a_server_waiting_in_accept_is_not_deadlocked", &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("deadlock"), "{stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("served 1"));
+        return;
+    }
+    gort::Builder::new().procs(1).run(|| {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        let served: Chan<usize> = Chan::new(0);
+        let tx = served.clone();
+        gort::go!(move || {
+            let (mut c, _) = ln.accept().unwrap();
+            let mut b = [0; 1];
+            c.read_exact(&mut b).unwrap();
+            tx.send(1);
+        });
+        // A client from outside the runtime, after every goroutine has been asleep for a
+        // while: main in recv, the server in accept. Go reports no deadlock here.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"!").unwrap();
+        });
+        println!("served {}", served.recv().unwrap());
+    });
+}
+
+#[test]
+fn goroutine_dump_says_io_wait() {
+    gort::Builder::new().procs(1).run(|| {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ln2 = ln.try_clone().unwrap();
+        let h = gort::spawn(move || ln2.accept().map(|_| ()).map_err(|e| e.kind()));
+        gort::time::sleep(Duration::from_millis(20));
+        let mut dump = Vec::new();
+        gort::debug::write_goroutines(&mut dump).unwrap();
+        let dump = String::from_utf8(dump).unwrap();
+        assert!(dump.contains("[IO wait]"), "{dump}");
+        ln.close();
+        assert!(h.join().is_err());
+    });
+}
