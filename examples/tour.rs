@@ -264,6 +264,46 @@ fn main() {
         t.elapsed()
     );
 
+    // 14. Network I/O parks goroutines, not threads: a server and 100 clients over loopback,
+    //     std's types and blocking-style code, on GOMAXPROCS threads.
+    let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    gort::go!(move || {
+        for conn in ln.incoming() {
+            let conn = conn.unwrap();
+            // One goroutine per connection: read a request line, answer it.
+            gort::go!(move || {
+                use std::io::{BufRead, Write};
+                let mut line = String::new();
+                std::io::BufReader::new(&conn).read_line(&mut line).unwrap();
+                let n: u64 = line.trim().parse().unwrap();
+                writeln!(&conn, "{}", n * n).unwrap();
+            });
+        }
+    });
+    let t = Instant::now();
+    let sum = Arc::new(AtomicU64::new(0));
+    let wg = gort::WaitGroup::new();
+    for n in 1..=100u64 {
+        wg.add(1);
+        let (sum, wg) = (sum.clone(), wg.clone());
+        gort::go!(move || {
+            use std::io::{BufRead, Write};
+            let conn = gort::net::TcpStream::connect(addr).unwrap();
+            writeln!(&conn, "{n}").unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(&conn).read_line(&mut line).unwrap();
+            sum.fetch_add(line.trim().parse::<u64>().unwrap(), Ordering::Relaxed);
+            wg.done();
+        });
+    }
+    wg.wait();
+    println!(
+        "14. 100 TCP clients asked a goroutine server for squares over loopback: sum {} in {:?}",
+        sum.load(Ordering::Relaxed),
+        t.elapsed()
+    );
+
     println!("   goroutines alive now: {}", gort::num_goroutine());
     println!("== main returns: the process exits without waiting for other goroutines");
 }
