@@ -3,6 +3,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -228,6 +230,8 @@ func main() {
 				syscall.Getpid()
 			}
 			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(n), "ns"}
+		case "tcp_echo":
+			res <- [2]interface{}{tcpEcho(n), "ns"}
 		default:
 			fmt.Fprintln(os.Stderr, "unknown workload", w)
 			os.Exit(64)
@@ -235,4 +239,65 @@ func main() {
 	}()
 	r := <-res
 	fmt.Printf("workload=%s procs=%d n=%d value=%.3f unit=%s\n", w, procs, n, r[0], r[1])
+}
+
+// TCP echo over loopback: n connections, each ping-ponging 64-byte messages with an echo
+// goroutine of the same process, 100,000 messages in all; ns per message.
+func tcpEcho(conns uint64) float64 {
+	const total, size = 100000, 64
+	per := total / conns
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				panic(err)
+			}
+			go func(c net.Conn) {
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	for i := uint64(0); i < conns; i++ {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				panic(err)
+			}
+			msg := make([]byte, size)
+			back := make([]byte, size)
+			ready.Done()
+			<-start
+			for j := uint64(0); j < per; j++ {
+				if _, err := c.Write(msg); err != nil {
+					panic(err)
+				}
+				if _, err := io.ReadFull(c, back); err != nil {
+					panic(err)
+				}
+			}
+			done.Done()
+		}()
+	}
+	ready.Wait()
+	t := time.Now()
+	close(start)
+	done.Wait()
+	return float64(time.Since(t).Nanoseconds()) / float64(per*conns)
 }

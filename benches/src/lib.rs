@@ -56,6 +56,11 @@ pub fn vm_rss() -> u64 {
 
 /// Goroutines in the `ring` workload.
 pub const RING: usize = 10_000;
+/// Messages (64-byte round trips) of a `tcp_echo` run, spread over its `n` connections.
+pub const ECHO_MSGS: u64 = 100_000;
+/// The size of a `tcp_echo` message.
+pub const ECHO_SIZE: usize = 64;
+
 /// Goroutines contending in the `mutex` workload.
 pub const CONTENDERS: u64 = 1_000;
 

@@ -302,6 +302,35 @@ rt_test! {
 }
 
 rt_test! {
+    fn data_and_end_of_stream_in_one_event() {
+        // The FIN arrives with (or right after) the data, before the reader wakes: the read
+        // that drains the data is short, and the end of stream must still be seen.
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = ln.local_addr().unwrap();
+        for _ in 0..20 {
+            let mut c = TcpStream::connect(addr).unwrap();
+            let (mut s, _) = ln.accept().unwrap();
+            // The server reads once first, so its next reads use the short-read shortcut.
+            c.write_all(b"first").unwrap();
+            let mut buf = [0u8; 1024];
+            assert_eq!(s.read(&mut buf).unwrap(), 5);
+            c.write_all(b"0123456789").unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            gort::time::sleep(Duration::from_millis(2));
+            let mut got = Vec::new();
+            loop {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"0123456789");
+        }
+    }
+}
+
+rt_test! {
     fn sixteen_mib_to_a_slow_reader() {
         const LEN: usize = 16 << 20;
         let ln = TcpListener::bind("127.0.0.1:0").unwrap();

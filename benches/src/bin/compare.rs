@@ -35,6 +35,9 @@ const JOBS: &[(&str, usize, u64)] = &[
     ("panic_recover", 1, 1_000_000),
     ("unwind_floor", 1, 1_000_000),
     ("blocking", 1, 10_000_000),
+    ("tcp_echo", 2, 1),
+    ("tcp_echo", 2, 100),
+    ("tcp_echo", 2, 1000),
 ];
 
 /// Workloads only some peers have: defer and panic exist in gort and Go (tokio and may have
@@ -47,6 +50,8 @@ fn runs(workload: &str, peer: &str) -> bool {
         "unwind_floor" => peer == "gort",
         // A blocking section's hand-off round trip: may has no such thing.
         "blocking" => peer != "may",
+        // Network I/O: gort, Go's net and tokio (the peers).
+        "tcp_echo" => peer != "may",
         _ => true,
     }
 }

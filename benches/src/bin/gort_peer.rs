@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use gort_benches::{args, defers, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, RING};
+use gort_benches::{
+    args, defers, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, ECHO_MSGS, ECHO_SIZE, RING,
+};
 
 fn done(wg: gort::WaitGroup) {
     wg.done();
@@ -174,6 +176,58 @@ fn blocking(a: &Args) -> f64 {
     ns_per(t, a.n)
 }
 
+/// TCP echo over loopback: `n` connections, each ping-ponging 64-byte messages with an echo
+/// goroutine of the same process, `ECHO_MSGS` in all; ns per message (one round trip).
+fn tcp_echo(a: &Args) -> f64 {
+    use gort::net::{TcpListener, TcpStream};
+    use std::io::{Read, Write};
+    let conns = a.n;
+    let per = ECHO_MSGS / conns;
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    gort::go!(move || {
+        for c in ln.incoming() {
+            let mut c = c.unwrap();
+            c.set_nodelay(true).unwrap();
+            gort::go!(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => c.write_all(&buf[..n]).unwrap(),
+                    }
+                }
+            });
+        }
+    });
+    let ready = gort::WaitGroup::new();
+    let done = gort::WaitGroup::new();
+    let start: gort::Chan<()> = gort::Chan::new(0);
+    for _ in 0..conns {
+        ready.add(1);
+        done.add(1);
+        let (ready, done, start) = (ready.clone(), done.clone(), start.clone());
+        gort::go!(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            let msg = [7u8; ECHO_SIZE];
+            let mut back = [0u8; ECHO_SIZE];
+            ready.done();
+            start.recv();
+            for _ in 0..per {
+                s.write_all(&msg).unwrap();
+                s.read_exact(&mut back).unwrap();
+            }
+            done.done();
+        });
+    }
+    ready.wait();
+    let t = Instant::now();
+    start.close();
+    done.wait();
+    ns_per(t, per * conns)
+}
+
 /// getpid(2) alone, n times: the floor under `blocking`.
 fn getpid(a: &Args) -> f64 {
     let t = Instant::now();
@@ -211,6 +265,7 @@ fn main() {
             "panic_recover" => (defers::time(defers::panic_recover, a.n), "ns"),
             "blocking" => (blocking(&a), "ns"),
             "getpid" => (getpid(&a), "ns"),
+            "tcp_echo" => (tcp_echo(&a), "ns"),
             w => {
                 eprintln!("gort_peer: unknown workload {w}");
                 std::process::exit(64)

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, RING};
+use gort_benches::{
+    args, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, ECHO_MSGS, ECHO_SIZE, RING,
+};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 #[derive(Clone)]
@@ -195,11 +197,63 @@ fn blocking(a: &Args) -> f64 {
     ns_per(t, a.n)
 }
 
+/// TCP echo over loopback (see gort_peer's `tcp_echo`): tasks instead of goroutines.
+async fn tcp_echo(a: &Args) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    let conns = a.n;
+    let per = ECHO_MSGS / conns;
+    let ln = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = ln.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut c, _) = ln.accept().await.unwrap();
+            c.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match c.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => c.write_all(&buf[..n]).await.unwrap(),
+                    }
+                }
+            });
+        }
+    });
+    let ready = Arc::new(tokio::sync::Barrier::new(conns as usize + 1));
+    let start = Arc::new(Notify::new());
+    let mut tasks = Vec::with_capacity(conns as usize);
+    for _ in 0..conns {
+        let (ready, start) = (ready.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.set_nodelay(true).unwrap();
+            let msg = [7u8; ECHO_SIZE];
+            let mut back = [0u8; ECHO_SIZE];
+            let go = start.notified();
+            ready.wait().await;
+            go.await;
+            for _ in 0..per {
+                s.write_all(&msg).await.unwrap();
+                s.read_exact(&mut back).await.unwrap();
+            }
+        }));
+    }
+    ready.wait().await;
+    let t = Instant::now();
+    start.notify_waiters();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    ns_per(t, per * conns)
+}
+
 fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(a.procs)
         .enable_time()
+        .enable_io()
         .build()
         .unwrap();
     let (value, unit) = rt.block_on(async move {
@@ -214,6 +268,7 @@ fn main() {
                 "mutex" => (mutex(&a).await, "ns"),
                 "sleepers" => (sleepers(&a).await, "ms"),
                 "blocking" => (blocking(&a), "ns"),
+                "tcp_echo" => (tcp_echo(&a).await, "ns"),
                 w => {
                     eprintln!("tokio_peer: unknown workload {w}");
                     std::process::exit(64)

@@ -18,6 +18,16 @@ pub(crate) struct Sock<S: mio::event::Source + AsRawFd> {
     write_timeout: AtomicU64,
     /// `set_nonblocking(true)`: operations return `WouldBlock` instead of waiting.
     nonblocking: AtomicBool,
+    /// Per direction: the last stream read came back short (the receive buffer was drained)
+    /// or the last write did (the send buffer was full), so the next operation would find
+    /// nothing and fail with `WouldBlock`: it waits for an edge first instead of paying for
+    /// that system call (tokio clears its readiness the same way). An edge for anything that
+    /// arrives after the drain is never lost: it is in the descriptor's word (`READY`) or it
+    /// wakes the waiter. What arrived before the drain but is not data (the peer's FIN or
+    /// reset, which a read reports only after the data) sends no new edge: the poller's
+    /// sticky hang-up flag (`PollDesc::is_hup`) turns the shortcut off.
+    read_drained: AtomicBool,
+    write_drained: AtomicBool,
 }
 
 /// Go's `ErrNetClosing` text.
@@ -52,6 +62,8 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             read_timeout: AtomicU64::new(0),
             write_timeout: AtomicU64::new(0),
             nonblocking: AtomicBool::new(false),
+            read_drained: AtomicBool::new(false),
+            write_drained: AtomicBool::new(false),
         })
     }
 
@@ -72,13 +84,62 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
     /// `TimedOut` past the direction's deadline or the operation's timeout, and with
     /// `NotConnected` once the socket is closed.
     pub(crate) fn run<R>(&self, mode: Mode, f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        self.run_until(mode, self.timeout_deadline(mode), f)
+    }
+
+    /// `run` for a stream read or write of `len` bytes, returning how many moved: after a short
+    /// one, the next operation in the same direction waits for readiness before it tries.
+    pub(crate) fn run_stream(
+        &self,
+        mode: Mode,
+        len: usize,
+        f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let drained = self.drained(mode);
+        let op_deadline = self.timeout_deadline(mode);
+        if drained.load(Ordering::Relaxed)
+            && !self.nonblocking.load(Ordering::Relaxed)
+            && !self.pd.is_hup(mode)
+            && crate::sched::current_g().is_some()
+        {
+            drained.store(false, Ordering::Relaxed);
+            self.check(mode, op_deadline)?;
+            // Consumes an edge that came meanwhile (returns at once), or parks for one, a
+            // close or a deadline; either way the loop below tries (and checks) next.
+            let _ = self.pd.block(mode, op_deadline);
+        }
+        let r = self.run_until(mode, op_deadline, f);
+        if let Ok(n) = r {
+            if n > 0 && n < len {
+                drained.store(true, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    fn drained(&self, mode: Mode) -> &AtomicBool {
+        match mode {
+            Mode::Read => &self.read_drained,
+            Mode::Write => &self.write_drained,
+        }
+    }
+
+    /// Forgets that a direction was drained: something other than a stream read or write may
+    /// have consumed its edge or left data behind (`peek`, every `run_until`; `shutdown`).
+    pub(crate) fn undrain(&self, mode: Mode) {
+        let d = self.drained(mode);
+        if d.load(Ordering::Relaxed) {
+            d.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn timeout_deadline(&self, mode: Mode) -> Option<Instant> {
         let timeout = match mode {
             Mode::Read => &self.read_timeout,
             Mode::Write => &self.write_timeout,
         }
         .load(Ordering::Relaxed);
-        let op_deadline = (timeout != 0).then(|| Instant::now() + Duration::from_nanos(timeout));
-        self.run_until(mode, op_deadline, f)
+        (timeout != 0).then(|| Instant::now() + Duration::from_nanos(timeout))
     }
 
     /// `run` with the operation's own deadline (`connect_timeout`) instead of the socket's
@@ -89,6 +150,7 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
         op_deadline: Option<Instant>,
         mut f: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
+        self.undrain(mode);
         loop {
             self.check(mode, op_deadline)?;
             match f(self.io()) {

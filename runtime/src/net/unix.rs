@@ -209,6 +209,8 @@ impl UnixStream {
 
     /// Shuts down one half or both, as `std`'s.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.undrain(Mode::Read);
+        self.sock.undrain(Mode::Write);
         self.sock.io().shutdown(how)
     }
 
@@ -279,21 +281,27 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.run(Mode::Read, |mut s| s.read(buf))
+        self.sock
+            .run_stream(Mode::Read, buf.len(), |mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.sock.run(Mode::Read, |mut s| s.read_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.sock
+            .run_stream(Mode::Read, len, |mut s| s.read_vectored(bufs))
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sock.run(Mode::Write, |mut s| s.write(buf))
+        self.sock
+            .run_stream(Mode::Write, buf.len(), |mut s| s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.sock.run(Mode::Write, |mut s| s.write_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.sock
+            .run_stream(Mode::Write, len, |mut s| s.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {

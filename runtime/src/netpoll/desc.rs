@@ -1,7 +1,7 @@
 //! A socket's poll descriptor (Go's `pollDesc`): who waits for readiness in each direction,
 //! the deadlines, and the closing flag. See `mod.rs` for the protocol.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,6 +78,10 @@ fn word_unblock(w: &AtomicUsize, io: bool) -> Option<usize> {
     }
 }
 
+/// `PollDesc::hup` bits.
+const HUP_READ: u8 = 1;
+const HUP_WRITE: u8 = 2;
+
 /// A direction of a socket.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Mode {
@@ -99,6 +103,11 @@ pub(crate) struct PollDesc {
     rg: AtomicUsize,
     wg: AtomicUsize,
     closing: AtomicBool,
+    /// Sticky, from the kernel's events: the peer closed its end (`HUP_READ`: end of stream or
+    /// a reset is waiting to be read) or the connection failed (`HUP_WRITE`). Readiness in that
+    /// direction never goes away again, so a caller must not wait for another edge
+    /// (`Sock::run_stream`).
+    hup: AtomicU8,
     /// Bumped when the descriptor is reused: events and timers of an older generation are
     /// dropped.
     gen: AtomicU32,
@@ -130,6 +139,7 @@ impl PollDesc {
     pub(crate) fn alloc() -> &'static PollDesc {
         if let Some(pd) = FREE.lock().pop() {
             pd.closing.store(false, Ordering::Relaxed);
+            pd.hup.store(0, Ordering::Relaxed);
             pd.rd.store(0, Ordering::Relaxed);
             pd.wd.store(0, Ordering::Relaxed);
             pd.rg.store(NIL, Ordering::Relaxed);
@@ -142,6 +152,7 @@ impl PollDesc {
             rg: AtomicUsize::new(NIL),
             wg: AtomicUsize::new(NIL),
             closing: AtomicBool::new(false),
+            hup: AtomicU8::new(0),
             gen: AtomicU32::new(1),
             rd: AtomicU64::new(0),
             wd: AtomicU64::new(0),
@@ -223,6 +234,26 @@ impl PollDesc {
                 crate::sched::ready(g);
             }
         }
+    }
+
+    /// Records a hang-up seen by the poller (before it unblocks the waiters).
+    pub(crate) fn set_hup(&self, mode: Mode) {
+        let bit = match mode {
+            Mode::Read => HUP_READ,
+            Mode::Write => HUP_WRITE,
+        };
+        if self.hup.load(Ordering::Relaxed) & bit == 0 {
+            self.hup.fetch_or(bit, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the poller saw a hang-up in `mode` (see `hup`).
+    pub(crate) fn is_hup(&self, mode: Mode) -> bool {
+        let bit = match mode {
+            Mode::Read => HUP_READ,
+            Mode::Write => HUP_WRITE,
+        };
+        self.hup.load(Ordering::SeqCst) & bit != 0
     }
 
     pub(crate) fn is_closing(&self) -> bool {

@@ -3,8 +3,10 @@
 //!
 //! # Design
 //!
-//! One epoll instance for the process (through mio: edge-triggered, a registration per socket,
-//! an eventfd `Waker` to interrupt a blocked poll), shared by every runtime. Each socket has a
+//! One epoll instance for the process (registrations and the eventfd `Waker` that interrupts
+//! a blocked poll through mio; edge-triggered), shared by every runtime. `epoll_wait` itself
+//! is called directly, with a buffer per call and no lock, so that any M can poll without
+//! blocking while another M is blocked in the poll. Each socket has a
 //! [`PollDesc`] (Go's `pollDesc`): one reader and one writer may wait on it at once (a read and
 //! a write of the same socket from two goroutines is normal Go code), each with a deadline;
 //! closing it wakes both with an error.
@@ -52,20 +54,28 @@
 
 pub(crate) mod desc;
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
 pub(crate) use desc::{Mode, PollDesc};
+
+use crate::sched::GRef;
 
 /// The token of the poller's own waker.
 const WAKER: mio::Token = mio::Token(usize::MAX);
 
+/// Events taken per `epoll_wait` (Go's `netpoll` takes 128).
+const BATCH: usize = 128;
+
 /// The process's poller.
 pub(crate) struct Poller {
-    state: Mutex<PollState>,
+    /// Owns the epoll descriptor. Never polled through: `mio::Poll::poll` takes `&mut self`,
+    /// one poller at a time, while Go's design (and gort's) has any M poll without blocking
+    /// while another M is blocked in the poll. The registry and the waker are mio's.
+    _poll: mio::Poll,
+    epfd: RawFd,
     registry: mio::Registry,
     waker: mio::Waker,
     /// Goroutines parked on a `PollDesc` (Go's `netpollWaiters`).
@@ -75,11 +85,6 @@ pub(crate) struct Poller {
     /// When anyone last polled (nanoseconds since `epoch`).
     last_poll: AtomicU64,
     epoch: Instant,
-}
-
-struct PollState {
-    poll: mio::Poll,
-    events: mio::Events,
 }
 
 static POLLER: OnceLock<Poller> = OnceLock::new();
@@ -96,10 +101,8 @@ pub(crate) fn poller() -> &'static Poller {
             crate::panic::throw(&format!("netpoll: cannot create the waker: {e}"))
         });
         Poller {
-            state: Mutex::new(PollState {
-                poll,
-                events: mio::Events::with_capacity(1024),
-            }),
+            epfd: poll.as_raw_fd(),
+            _poll: poll,
             registry,
             waker,
             waiters: AtomicUsize::new(0),
@@ -135,13 +138,16 @@ impl Poller {
         &self.registry
     }
 
-    /// Polls once without blocking, unless another thread is polling; readies what is ready.
-    /// Returns how many goroutines it readied.
-    pub(crate) fn poll_now(&self) -> usize {
-        let Some(mut st) = self.state.try_lock() else {
-            return 0;
-        };
-        self.poll_locked(&mut st, Some(Duration::ZERO))
+    /// Polls once without blocking (any M, any time, even while another M is blocked in the
+    /// poll: each edge goes to one caller). Returns the goroutines it unblocked, for the caller
+    /// to ready (Go's `netpoll(0)` returning a `gList`).
+    pub(crate) fn poll_now(&self) -> Vec<GRef> {
+        self.poll(0)
+    }
+
+    /// Whether an M is blocked in the poll (Go's `sched.lastpoll == 0`).
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::SeqCst)
     }
 
     /// The last idle M: becomes the one M blocked in the poll, if nobody is; `false` if
@@ -152,15 +158,17 @@ impl Poller {
             .is_ok()
     }
 
-    /// Blocks in the poll until an event, the `timeout`, or `brk`; readies what is ready.
-    /// Call after `try_block` succeeded; ends the blocking role.
-    pub(crate) fn poll_blocking(&self, timeout: Option<Duration>) -> usize {
-        let n = {
-            let mut st = self.state.lock();
-            self.poll_locked(&mut st, timeout)
+    /// Blocks in the poll until an event, the `timeout`, or `brk`; returns the goroutines it
+    /// unblocked. Call after `try_block` succeeded; ends the blocking role.
+    pub(crate) fn poll_blocking(&self, timeout: Option<Duration>) -> Vec<GRef> {
+        let ms = match timeout {
+            None => -1,
+            // Rounded up: waking before the timer is due would only make the M sleep again.
+            Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
         };
+        let ready = self.poll(ms);
         self.blocked.store(false, Ordering::SeqCst);
-        n
+        ready
     }
 
     /// Interrupts a blocked poll (Go's `netpollBreak`).
@@ -170,44 +178,57 @@ impl Poller {
         }
     }
 
-    /// Nanoseconds since anyone last polled (sysmon polls after 10 ms).
+    /// Time since anyone last polled (sysmon polls after 10 ms).
     pub(crate) fn since_last_poll(&self) -> Duration {
         let now = self.epoch.elapsed().as_nanos() as u64;
         Duration::from_nanos(now.saturating_sub(self.last_poll.load(Ordering::Relaxed)))
     }
 
-    fn poll_locked(&self, st: &mut PollState, timeout: Option<Duration>) -> usize {
-        let PollState { poll, events } = st;
-        if let Err(e) = poll.poll(events, timeout) {
+    /// One `epoll_wait` with a buffer of its own (callers may poll at once), and Go's
+    /// `netpollready` for each event.
+    fn poll(&self, timeout_ms: i32) -> Vec<GRef> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        // SAFETY: `epfd` is the epoll descriptor `_poll` keeps open for the process's life;
+        // `events` is a writable array of `BATCH` entries.
+        let n =
+            unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), BATCH as i32, timeout_ms) };
+        if timeout_ms != 0 || n > 0 {
+            self.last_poll
+                .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
                 crate::panic::throw(&format!("netpoll: epoll_wait failed: {e}"));
             }
+            return Vec::new();
         }
-        self.last_poll
-            .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let mut ready = Vec::new();
-        for ev in events.iter() {
-            if ev.token() == WAKER {
+        for ev in &events[..n as usize] {
+            let (flags, token) = (ev.events as i32, ev.u64 as usize);
+            if token == WAKER.0 {
                 continue;
             }
-            let Some(pd) = PollDesc::from_token(ev.token()) else {
+            let Some(pd) = PollDesc::from_token(mio::Token(token)) else {
                 continue; // a socket closed since the event was queued
             };
-            let closed = ev.is_error();
-            if ev.is_readable() || ev.is_read_closed() || closed {
+            // Go's netpoll: errors and hang-ups wake both directions (the I/O call reports
+            // what happened).
+            let err = flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+            if err || flags & libc::EPOLLRDHUP != 0 {
+                pd.set_hup(Mode::Read);
+            }
+            if err {
+                pd.set_hup(Mode::Write);
+            }
+            if err || flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0 {
                 ready.extend(pd.unblock(Mode::Read, true));
             }
-            if ev.is_writable() || ev.is_write_closed() || closed {
+            if err || flags & libc::EPOLLOUT != 0 {
                 ready.extend(pd.unblock(Mode::Write, true));
             }
         }
-        let n = ready.len();
-        // After the lock is released by the caller would be nicer, but readying touches no
-        // poller state: the goroutines go to their runtimes now.
-        for g in ready {
-            crate::sched::ready(g);
-        }
-        n
+        ready
     }
 
     fn waiting(&self, delta: isize) {

@@ -349,6 +349,48 @@ impl MContext {
         }
     }
 
+    /// Readies what a poll unblocked (Go's `injectglist` from `findRunnable`): goroutines of
+    /// this runtime go onto this M's P, the first returned prepared to run now if `run_first`
+    /// (else queued too); others go to their runtimes. Without a P (it cannot be taken from
+    /// scheduler code; defensive), everything goes through `ready`.
+    fn take_polled(&self, polled: Vec<GRef>, run_first: bool) -> Option<GRef> {
+        let mut polled = polled.into_iter();
+        let mut foreign = Vec::new();
+        let mut queued = 0usize;
+        let first = self.with_p(|core, p| {
+            let mut first = None;
+            for g in polled.by_ref() {
+                if !Arc::ptr_eq(&g.shared, &self.shared) {
+                    foreign.push(g);
+                    continue;
+                }
+                g.prefetch_stack();
+                g.set_wait_reason(super::WaitReason::None);
+                // Holding a P of `g`'s runtime: shutdown takes every P before it discards
+                // anything, so `g` is still waiting and a plain store will do (as `ready_local`).
+                g.set_status(Status::Runnable);
+                if run_first && first.is_none() {
+                    first = Some(g);
+                } else {
+                    core.runq_put(p, g, queued == 0 && !run_first, &self.shared.global);
+                    queued += 1;
+                }
+            }
+            if let Some(g) = &first {
+                self.prepare(core, g, false);
+            }
+            first
+        });
+        for g in foreign.into_iter().chain(polled) {
+            super::ready(g);
+        }
+        // This M runs one of them next; the others are work for idle Ps.
+        if queued > usize::from(!run_first) {
+            self.wakep();
+        }
+        first.flatten()
+    }
+
     /// `wakep` after pushing onto this M's own P: see `IdleCounts::worth_waking` for why a
     /// relaxed pre-check is enough here (with one P, ours, it is always false).
     #[inline]
@@ -599,7 +641,11 @@ impl MContext {
             // Step 4: the network, without blocking (Go: "only an optimization before we
             // resort to stealing"). What it readies lands on this P.
             if let Some(poller) = crate::netpoll::active() {
-                if poller.poll_now() > 0 {
+                let polled = poller.poll_now();
+                if !polled.is_empty() {
+                    if let Some(g) = self.take_polled(polled, true) {
+                        return Some(g);
+                    }
                     continue 'top;
                 }
             }
@@ -684,7 +730,7 @@ impl MContext {
         if let Some(w) = when {
             shared.timer_sleep_until.fetch_min(w, Ordering::AcqRel);
         }
-        let mut woken = self.sleep_or_poll(deadline);
+        let (mut woken, mut polled) = self.sleep_or_poll(deadline);
         if let Some(w) = when {
             // Awake: later timers must kick someone again.
             let _ = shared.timer_sleep_until.compare_exchange(
@@ -696,11 +742,19 @@ impl MContext {
         }
         loop {
             match woken {
-                Woken::Exit => return None,
+                Woken::Exit => {
+                    for g in polled {
+                        super::ready(g);
+                    }
+                    return None;
+                }
                 Woken::P(core, spinning) => {
                     // Work arrived: whatever was blocked is moving again.
                     shared.dead_blocked_since.store(0, Ordering::Relaxed);
                     self.install(core);
+                    if !polled.is_empty() {
+                        let _ = self.take_polled(polled, false);
+                    }
                     return Some(Some(spinning));
                 }
                 Woken::Timeout => {
@@ -713,7 +767,18 @@ impl MContext {
                                 shared.idle.p_busy();
                                 drop(s);
                                 self.install(core);
+                                // What the poll readied runs here (Go: the M that polled
+                                // takes an idle P and runs the first itself).
+                                if !polled.is_empty() {
+                                    shared.dead_blocked_since.store(0, Ordering::Relaxed);
+                                    let _ = self.take_polled(std::mem::take(&mut polled), false);
+                                }
                                 return Some(None);
+                            }
+                            // No idle P: what the poll readied waits in the global queue for
+                            // the busy Ps.
+                            for g in std::mem::take(&mut polled) {
+                                super::ready(g);
                             }
                             // Every P is busy; their Ms run timers at their schedule points,
                             // and sysmon runs those of Ms that stay busy.
@@ -722,7 +787,8 @@ impl MContext {
                             woken = self.m.sleep(None);
                         }
                         None => {
-                            // A waker took us off the list: a P is on its way.
+                            // A waker took us off the list: a P is on its way (what the poll
+                            // readied goes onto it then).
                             drop(s);
                             woken = self.m.sleep(None);
                         }
@@ -733,27 +799,26 @@ impl MContext {
     }
 
     /// Sleeps on the note until handed a P or the deadline; or, if goroutines wait on sockets
-    /// and no other M does, blocks in the network poll instead (Go: the last idle M blocks in
-    /// `netpoll(delay)`). A waker that hands this M a P interrupts the poll (`Machine::wake_with`).
-    /// After a poll the caller looks again, as after a timeout: what the poll readied went to
-    /// the global queues.
-    fn sleep_or_poll(&self, deadline: Option<Instant>) -> Woken {
+    /// and no other M does, blocks in the network poll instead (Go: the first M to find
+    /// nothing blocks in `netpoll(delay)`). A waker that hands this M a P interrupts the poll
+    /// (`Machine::wake_with`). Returns how it woke and the goroutines the poll unblocked (for
+    /// the caller to run on the P it gets, or to ready).
+    fn sleep_or_poll(&self, deadline: Option<Instant>) -> (Woken, Vec<GRef>) {
         if let Some(poller) = crate::netpoll::active() {
             if poller.try_block() {
                 self.m.polling.store(true, Ordering::SeqCst);
                 if let Some(w) = self.m.try_take_note() {
                     // Handed a P (or told to exit) before the poll could start.
                     self.m.polling.store(false, Ordering::SeqCst);
-                    poller.poll_blocking(Some(Duration::ZERO));
-                    return w;
+                    return (w, poller.poll_blocking(Some(Duration::ZERO)));
                 }
                 let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                poller.poll_blocking(timeout);
+                let polled = poller.poll_blocking(timeout);
                 self.m.polling.store(false, Ordering::SeqCst);
-                return self.m.try_take_note().unwrap_or(Woken::Timeout);
+                return (self.m.try_take_note().unwrap_or(Woken::Timeout), polled);
             }
         }
-        self.m.sleep(deadline)
+        (self.m.sleep(deadline), Vec::new())
     }
 
     /// Runs `p`'s due timers; true if any fired. `now` is read from the clock at most once,

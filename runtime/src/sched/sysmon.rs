@@ -133,6 +133,60 @@ struct Seen {
     entries: u32,
     m: usize,
     since: Instant,
+    /// How long into this run the M's thread state is looked at next: `BLOCKED_WAIT`, then
+    /// doubling each time the thread was found computing (a run of short system calls looks
+    /// the same for a while; reading `/proc` every round would cost a core a fair share).
+    check_at: Duration,
+}
+
+/// The `/proc/self/task/<tid>/stat` files of the Ms, kept open and re-read with `pread` (one
+/// system call a look instead of five).
+#[derive(Default)]
+struct ThreadStats {
+    files: Vec<(usize, i32, std::fs::File)>,
+}
+
+impl ThreadStats {
+    /// Whether M `m` (thread `tid`) is asleep in the kernel (state `S` or `D`): blocked in a
+    /// system call rather than computing.
+    fn blocked(&mut self, m: usize, tid: i32) -> bool {
+        use std::os::unix::fs::FileExt;
+        if tid == 0 {
+            return false;
+        }
+        let i = match self.files.iter().position(|f| f.0 == m && f.1 == tid) {
+            Some(i) => i,
+            None => {
+                self.files.retain(|f| f.0 != m);
+                match std::fs::File::open(format!("/proc/self/task/{tid}/stat")) {
+                    Ok(f) => self.files.push((m, tid, f)),
+                    Err(_) => return false,
+                }
+                self.files.len() - 1
+            }
+        };
+        let mut buf = [0u8; 512];
+        let n = match self.files[i].2.read_at(&mut buf, 0) {
+            Ok(n) => n,
+            Err(_) => {
+                self.files.swap_remove(i); // the thread is gone
+                return false;
+            }
+        };
+        let stat = &buf[..n];
+        // The state follows the command name, which ends at the last ')'.
+        let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+            return false;
+        };
+        matches!(stat.get(close + 2), Some(b'S' | b'D'))
+    }
+
+    /// Forgets the files of Ms that are gone.
+    fn prune(&mut self, live: &[usize]) {
+        if self.files.len() > live.len() {
+            self.files.retain(|f| live.contains(&f.0));
+        }
+    }
 }
 
 fn sysmon(shared: Arc<Shared>) {
@@ -141,6 +195,7 @@ fn sysmon(shared: Arc<Shared>) {
     let mut delay = MIN_DELAY;
     let mut idle_rounds = 0u32;
     let mut seen: Vec<Option<Seen>> = vec![None; shared.procs.len()];
+    let mut stats = ThreadStats::default();
     let trace = Duration::from_millis(shared.config.schedtrace_ms);
     let mut next_trace = start + trace;
     loop {
@@ -171,8 +226,12 @@ fn sysmon(shared: Arc<Shared>) {
         let mut acted = false;
         // 0. The network, if nobody has polled for 10 ms (Go's sysmon does the same).
         if let Some(poller) = crate::netpoll::active() {
-            if poller.since_last_poll() > Duration::from_millis(10) {
-                acted |= poller.poll_now() > 0;
+            if !poller.is_blocked() && poller.since_last_poll() > Duration::from_millis(10) {
+                let polled = poller.poll_now();
+                acted |= !polled.is_empty();
+                for g in polled {
+                    crate::sched::ready(g);
+                }
             }
         }
         // 1. Timers of every P (cheap unless one is due).
@@ -181,7 +240,7 @@ fn sysmon(shared: Arc<Shared>) {
             acted |= super::run_due_timers(&shared, p, &mut clock);
         }
         // 2. Ps stuck in one goroutine run.
-        acted |= retake(&shared, &mut seen, now);
+        acted |= retake(&shared, &mut seen, &mut stats, now);
         // 3. schedtrace.
         if !trace.is_zero() && now >= next_trace {
             let mut out = String::new();
@@ -203,7 +262,12 @@ fn sysmon(shared: Arc<Shared>) {
 }
 
 /// Step 2 of the round; true if it woke or handed off anything.
-fn retake(shared: &Arc<Shared>, seen: &mut [Option<Seen>], now: Instant) -> bool {
+fn retake(
+    shared: &Arc<Shared>,
+    seen: &mut [Option<Seen>],
+    stats: &mut ThreadStats,
+    now: Instant,
+) -> bool {
     // Cheap looks under the sched lock; the expensive ones (the thread's state, the take)
     // after it.
     let mut stuck: Vec<(Arc<super::m::Machine>, usize, Duration)> = Vec::new();
@@ -224,9 +288,14 @@ fn retake(shared: &Arc<Shared>, seen: &mut [Option<Seen>], now: Instant) -> bool
                         entries,
                         m: m.id,
                         since: now,
+                        check_at: BLOCKED_WAIT,
                     })
                 }
             }
+        }
+        if stats.files.len() > s.allm.len() {
+            let live: Vec<usize> = s.allm.iter().map(|m| m.id).collect();
+            stats.prune(&live);
         }
     }
     let mut acted = false;
@@ -242,8 +311,18 @@ fn retake(shared: &Arc<Shared>, seen: &mut [Option<Seen>], now: Instant) -> bool
             acted = true;
             continue;
         }
-        let blocked =
-            m.in_blocking.load(Ordering::Relaxed) || thread_blocked(m.tid.load(Ordering::Relaxed));
+        let blocked = m.in_blocking.load(Ordering::Relaxed) || {
+            let check_at = seen[pid].map_or(BLOCKED_WAIT, |s| s.check_at);
+            for_how_long >= check_at && {
+                let b = stats.blocked(m.id, m.tid.load(Ordering::Relaxed));
+                if !b {
+                    if let Some(s) = &mut seen[pid] {
+                        s.check_at = (for_how_long * 2).min(RUNNING_WAIT);
+                    }
+                }
+                b
+            }
+        };
         if !blocked && for_how_long < RUNNING_WAIT {
             continue;
         }
@@ -264,20 +343,4 @@ fn retake(shared: &Arc<Shared>, seen: &mut [Option<Seen>], now: Instant) -> bool
         }
     }
     acted
-}
-
-/// Whether thread `tid` of this process is asleep in the kernel (state `S` or `D` in
-/// `/proc/self/task/<tid>/stat`): blocked in a system call rather than computing.
-fn thread_blocked(tid: i32) -> bool {
-    if tid == 0 {
-        return false;
-    }
-    let Ok(s) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-        return false;
-    };
-    matches!(
-        s.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next()),
-        Some("S" | "D")
-    )
 }
