@@ -66,6 +66,25 @@ fn an_unmarked_blocking_call_does_not_stall_the_others_at_p1() {
 }
 
 #[test]
+fn a_blocking_call_after_a_quiet_spell_is_caught_too() {
+    // The runtime idles long enough for sysmon to slow down and sleep until woken; then a
+    // goroutine blocks its thread. The P still goes to another thread, within milliseconds.
+    let trips = gort::Builder::new().procs(1).run(|| {
+        gort::time::sleep(Duration::from_millis(200));
+        start_and_wait(|| std::thread::sleep(Duration::from_millis(700)));
+        let t = Instant::now();
+        let n = ping_pong_for(Duration::from_millis(300));
+        assert!(
+            t.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            t.elapsed()
+        );
+        n
+    });
+    assert!(trips > 1000, "only {trips} round trips");
+}
+
+#[test]
 fn a_marked_blocking_call_hands_its_processor_off() {
     let trips = gort::Builder::new().procs(1).run(|| {
         start_and_wait(|| gort::blocking(|| std::thread::sleep(Duration::from_millis(700))));

@@ -21,12 +21,14 @@
 //!    `forcePreemptNS`).
 //! 3. Prints the `GODEBUG=schedtrace` line when one is due.
 //!
-//! It sleeps 20 µs between rounds, doubling after 50 rounds in which it did nothing, up to
-//! 10 ms; any action resets it (Go's delays). While every P is idle nothing can be stuck: it
-//! sleeps on its note until a P leaves the idle list (`SysmonNote::wake`).
+//! 0. Before all that, the network: if goroutines wait on sockets, no M is blocked in the poll
+//!    and nobody has polled for 10 ms, it polls and readies what is ready (Go's sysmon does
+//!    the same).
 //!
-//! The hook for the network poller (a later issue) goes at the top of a round: poll when
-//! nobody has for 10 ms.
+//! It sleeps 20 µs between rounds, doubling after 50 rounds without a retake, up to 10 ms; a
+//! retake resets it (Go's delays; polling, timers and wake-ups do not, as in Go). Once at
+//! 10 ms, while every P is idle nothing can be stuck: it sleeps on its note until a P leaves
+//! the idle list (`SysmonNote::wake`), then looks again after 1 ms and slows down from there.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -46,6 +48,9 @@ const IDLE_ROUNDS: u32 = 50;
 /// the goroutine is blocked (in the kernel, or in `gort::blocking`), or it computes.
 const BLOCKED_WAIT: Duration = Duration::from_micros(20);
 const RUNNING_WAIT: Duration = Duration::from_millis(10);
+/// The delay after a P woke sysmon from its sleep-until-woken: a goroutine that blocks its
+/// thread right after a quiet spell stalls the others at most this long.
+const KICKED_DELAY: Duration = Duration::from_millis(1);
 /// While every P is idle sysmon sleeps until woken, but wakes this often anyway.
 const DEEP_SLEEP: Duration = Duration::from_secs(1);
 
@@ -102,8 +107,9 @@ impl SysmonNote {
         }
     }
 
-    /// Sleeps `d` (or until woken, with `deep`); true if told to stop.
-    fn sleep(&self, d: Duration, deep: bool) -> bool {
+    /// Sleeps `d` (or until woken, with `deep`); returns (told to stop, woken by a P that left
+    /// the idle list).
+    fn sleep(&self, d: Duration, deep: bool) -> (bool, bool) {
         let mut st = self.state.lock();
         if deep {
             self.deep.store(true, Ordering::SeqCst);
@@ -111,9 +117,9 @@ impl SysmonNote {
         if !st.stop && !st.kicked {
             let _ = self.cv.wait_for(&mut st, d);
         }
-        st.kicked = false;
+        let kicked = std::mem::take(&mut st.kicked);
         self.deep.store(false, Ordering::Relaxed);
-        st.stop
+        (st.stop, kicked)
     }
 }
 
@@ -202,18 +208,25 @@ fn sysmon(shared: Arc<Shared>) {
         let nprocs = shared.procs.len();
         let all_idle =
             shared.idle.idle_ps() >= nprocs && shared.lost_p_running.load(Ordering::SeqCst) == 0;
-        let stop = if all_idle && trace.is_zero() {
-            // Nothing runs, so nothing can be stuck; Ms asleep wake for their own timers.
-            delay = MIN_DELAY;
-            idle_rounds = 0;
-            shared.sysmon.sleep(DEEP_SLEEP, true)
+        let stop = if all_idle && trace.is_zero() && delay >= MAX_DELAY {
+            // Nothing runs, so nothing can be stuck; Ms asleep wake for their own timers. Only
+            // once sysmon has slowed down to its longest delay: under bursty load every P goes
+            // idle for moments, and a wake-up each time a P then leaves the idle list would
+            // cost more than the rounds it saves.
+            let (stop, kicked) = shared.sysmon.sleep(DEEP_SLEEP, true);
+            if kicked {
+                // Work arrived after a quiet spell: look again soon, then slow down again.
+                delay = KICKED_DELAY;
+                idle_rounds = IDLE_ROUNDS;
+            }
+            stop
         } else {
             let d = if trace.is_zero() {
                 delay
             } else {
                 delay.min(next_trace.saturating_duration_since(Instant::now()))
             };
-            shared.sysmon.sleep(d, false)
+            shared.sysmon.sleep(d, false).0
         };
         if stop || shared.is_shutdown() {
             break;
@@ -223,13 +236,13 @@ fn sysmon(shared: Arc<Shared>) {
             now.saturating_duration_since(shared.epoch).as_secs() as u32,
             Ordering::Relaxed,
         );
-        let mut acted = false;
+        // Only a retake keeps sysmon at its shortest delay (Go's `idle = 0` after `retake`
+        // handed off a P): polling, timers and wake-ups are routine under load, and a sysmon
+        // that wakes every 20 µs for them costs a busy machine a share of a core.
         // 0. The network, if nobody has polled for 10 ms (Go's sysmon does the same).
         if let Some(poller) = crate::netpoll::active() {
             if !poller.is_blocked() && poller.since_last_poll() > Duration::from_millis(10) {
-                let polled = poller.poll_now();
-                acted |= !polled.is_empty();
-                for g in polled {
+                for g in poller.poll_now() {
                     crate::sched::ready(g);
                 }
             }
@@ -237,10 +250,10 @@ fn sysmon(shared: Arc<Shared>) {
         // 1. Timers of every P (cheap unless one is due).
         let mut clock = None;
         for p in shared.procs.iter() {
-            acted |= super::run_due_timers(&shared, p, &mut clock);
+            super::run_due_timers(&shared, p, &mut clock);
         }
         // 2. Ps stuck in one goroutine run.
-        acted |= retake(&shared, &mut seen, &mut stats, now);
+        let acted = retake(&shared, &mut seen, &mut stats, now);
         // 3. schedtrace.
         if !trace.is_zero() && now >= next_trace {
             let mut out = String::new();
@@ -261,7 +274,7 @@ fn sysmon(shared: Arc<Shared>) {
     super::checkdead::RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Step 2 of the round; true if it woke or handed off anything.
+/// Step 2 of the round; true if it handed off a P.
 fn retake(
     shared: &Arc<Shared>,
     seen: &mut [Option<Seen>],
@@ -308,7 +321,6 @@ fn retake(
         if shared.idle.idle_ps() > 0 {
             // An idle P can take the waiting goroutines: a spinning M steals them.
             super::m::wakep(shared);
-            acted = true;
             continue;
         }
         let blocked = m.in_blocking.load(Ordering::Relaxed) || {
