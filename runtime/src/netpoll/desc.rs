@@ -27,10 +27,9 @@ fn word_prepare(w: &AtomicUsize) -> bool {
         {
             return true;
         }
-        // SeqCst, as the flag loads after it and the stores of closing/deadline and
-        // `word_unblock`'s load: of a waiter announcing WAIT then reading the flags and an
-        // unblocker setting a flag then reading the word, one sees the other (a Dekker pair).
-        if w.compare_exchange(NIL, WAIT, Ordering::SeqCst, Ordering::SeqCst)
+        // Reads the release of a closer's or deadline setter's update of the word (see
+        // `word_unblock`), so the flag checks after it see their flags.
+        if w.compare_exchange(NIL, WAIT, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
             return false;
@@ -57,23 +56,29 @@ fn word_finish(w: &AtomicUsize) -> bool {
 
 /// Go's `netpollunblock` on one word: readiness (`io`) or a close/deadline. Returns the stored
 /// waiter, if one had committed.
+///
+/// Every path is a read-modify-write, even when nothing changes (a close that finds `NIL` or
+/// `READY` writes it back, as does readiness that finds `READY`; the poller's hang-up flag is
+/// published the same way): read-modify-writes of one word are totally ordered, so of a waiter
+/// announcing `WAIT` and then reading the flags, and a closer setting a flag and then calling
+/// this, the later of the two word updates reads the earlier one's release. Either the waiter
+/// sees the flag, or this sees `WAIT` (or the record) and wakes it. (A plain load here would
+/// make it a Dekker pair, correct only with sequentially consistent ordering, which loom does
+/// not model.)
 fn word_unblock(w: &AtomicUsize, io: bool) -> Option<usize> {
+    let mut old = w.load(Ordering::Acquire);
     loop {
-        // SeqCst: the other half of the Dekker pair in `word_prepare`.
-        let old = w.load(Ordering::SeqCst);
-        if old == READY {
-            return None;
-        }
-        if old == NIL && !io {
-            return None;
-        }
-        let new = if io { READY } else { NIL };
+        let new = match old {
+            READY => READY,
+            _ if io => READY,
+            _ => NIL, // NIL stays; WAIT or a record: the waiter is woken (or will not sleep)
+        };
         // AcqRel: Acquire takes the parked record the waiter published (Release in its
-        // commit); Release publishes the readiness to the waiter's later swap.
-        if w.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            return (old != WAIT && old != NIL).then_some(old);
+        // commit); Release publishes this side's flags and readiness to the waiter's next
+        // update of the word.
+        match w.compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return (old != WAIT && old != NIL && old != READY).then_some(old),
+            Err(v) => old = v,
         }
     }
 }
@@ -218,7 +223,7 @@ impl PollDesc {
     /// new one (Go's `poll_runtime_pollSetDeadline` wakes waiters of a past deadline; gort
     /// wakes them on any change, and they re-arm).
     pub(crate) fn set_deadline(&self, mode: Mode, d: Option<Instant>) {
-        // SeqCst: a flag of the Dekker pair (see `word_prepare`).
+        // Published by `unblock`'s update of the word (see `word_unblock`).
         self.deadline_word(mode)
             .store(d.map_or(0, to_nanos), Ordering::SeqCst);
         if let Some(g) = self.unblock(mode, false) {

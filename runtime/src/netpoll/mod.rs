@@ -29,20 +29,23 @@
 //!
 //! ```text
 //!  waiter (I/O returned WouldBlock)          poller (readiness) / close / deadline
-//!  CAS READY -> NIL: ready, retry the I/O    loop { old = word
-//!  CAS NIL -> WAIT                              READY: nothing to do
-//!  check closing / deadline                     NIL and not readiness: nothing to do
-//!  park; after the switch:                      CAS old -> (readiness ? READY : NIL)
-//!    CAS WAIT -> g  (fails: woken already,      old was g: ready g }
-//!                    resume at once)
+//!  CAS READY -> NIL: ready, retry the I/O    (close / deadline: set the flag first)
+//!  CAS NIL -> WAIT                           loop { old = word
+//!  check closing / deadline                    new = readiness ? READY
+//!  park; after the switch:                           : (old is READY ? READY : NIL)
+//!    CAS WAIT -> g  (fails: woken already,     CAS old -> new   (always: even NIL -> NIL)
+//!                    resume at once)           old was g: ready g }
 //!  after waking: swap -> NIL; READY? retry
 //! ```
 //!
 //! Readiness that arrives before the waiter commits turns `WAIT` into `READY`, so the commit's
 //! compare-and-swap fails and the goroutine does not sleep; readiness after the commit finds the
-//! record and readies it. A close or a deadline sets its flag before unblocking, and the waiter
-//! checks the flags after announcing `WAIT`, so neither can slip between. The protocol has a
-//! loom model.
+//! record and readies it. A close or a deadline sets its flag, then updates the word with a
+//! compare-and-swap even when the value stays: updates of one word are totally ordered, so
+//! either the waiter's `NIL -> WAIT` comes later and reads (acquires) that update, and with it
+//! the flag, or the unblock comes later and finds `WAIT` or the record. The same holds for the
+//! sticky hang-up flag the poller sets before it unblocks. Two loom models check the protocol
+//! (readiness racing the park; a close racing it).
 //!
 //! Invariants:
 //! - at most one goroutine waits per direction (a second is a runtime error, `throw`);
