@@ -2,7 +2,9 @@
 //!
 //! Modules whose protocols have loom models (`sched::runnext`, `sched::idle`, the channel
 //! waiter's claim in `chan::waitq`, the channel lock and hand-off in `chan`, the thread parker
-//! in `sched::park`, the P hand-off in `sched::pslot`) take their atomic and lock types from here, so that `RUSTFLAGS="--cfg loom" cargo test -p gort --lib loom` explores every
+//! in `sched::park`, the P hand-off in `sched::pslot`, the poll descriptor words in
+//! `netpoll::desc`) take their atomic and lock types from here, so that
+//! `RUSTFLAGS="--cfg loom" cargo test -p gort --lib loom` explores every
 //! interleaving of the very code the runtime runs. Under `cfg(loom)` only those models are
 //! meant to run: the rest of the runtime uses loom atomics outside a model and would panic.
 
