@@ -508,3 +508,46 @@ fn goroutine_dump_says_io_wait() {
         assert!(h.join().is_err());
     });
 }
+
+#[test]
+fn shutdown_wakes_a_blocked_poller_while_other_runtimes_poll() {
+    // Runtime B keeps its Ms polling (a loopback ping-pong); runtimes A come and go, each with
+    // a goroutine waiting in accept, so that an idle M of A blocks in the poll. Returning from
+    // A's main must wake that M even though B's non-blocking polls see every poller event too.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st = stop.clone();
+    let b = std::thread::spawn(move || {
+        gort::Builder::new().procs(2).run(move || {
+            let addr = echo_server();
+            let mut s = TcpStream::connect(addr).unwrap();
+            let mut n = 0u64;
+            while !st.load(Ordering::Relaxed) {
+                s.write_all(&n.to_le_bytes()).unwrap();
+                let mut back = [0u8; 8];
+                s.read_exact(&mut back).unwrap();
+                assert_eq!(u64::from_le_bytes(back), n);
+                n += 1;
+            }
+            n
+        })
+    });
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..50 {
+            gort::Builder::new().procs(2).run(|| {
+                let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+                gort::go!(move || {
+                    let _ = ln.accept();
+                });
+                gort::time::sleep(Duration::from_millis(2)); // the other M idles: in the poll
+            });
+        }
+        done.send(()).unwrap();
+    });
+    // Bounded: a lost wake-up fails here instead of hanging the suite.
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a runtime's shutdown hung on an M blocked in the poll");
+    stop.store(true, Ordering::Relaxed);
+    assert!(b.join().unwrap() > 0);
+}

@@ -3,8 +3,8 @@
 //!
 //! # Design
 //!
-//! One epoll instance for the process (registrations and the eventfd `Waker` that interrupts
-//! a blocked poll through mio; edge-triggered), shared by every runtime. `epoll_wait` itself
+//! One epoll instance for the process (registrations through mio, edge-triggered; an eventfd
+//! of gort's own, level-triggered, interrupts a blocked poll), shared by every runtime. `epoll_wait` itself
 //! is called directly, with a buffer per call and no lock, so that any M can poll without
 //! blocking while another M is blocked in the poll. Each socket has a
 //! [`PollDesc`] (Go's `pollDesc`): one reader and one writer may wait on it at once (a read and
@@ -57,7 +57,7 @@
 
 pub(crate) mod desc;
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -67,7 +67,7 @@ pub(crate) use desc::{Mode, PollDesc};
 use crate::sched::GRef;
 
 /// The token of the poller's own waker.
-const WAKER: mio::Token = mio::Token(usize::MAX);
+const WAKER: u64 = u64::MAX;
 
 /// Events taken per `epoll_wait` (Go's `netpoll` takes 128).
 const BATCH: usize = 128;
@@ -76,11 +76,15 @@ const BATCH: usize = 128;
 pub(crate) struct Poller {
     /// Owns the epoll descriptor. Never polled through: `mio::Poll::poll` takes `&mut self`,
     /// one poller at a time, while Go's design (and gort's) has any M poll without blocking
-    /// while another M is blocked in the poll. The registry and the waker are mio's.
+    /// while another M is blocked in the poll. The registry is mio's.
     _poll: mio::Poll,
     epfd: RawFd,
     registry: mio::Registry,
-    waker: mio::Waker,
+    /// The eventfd that interrupts a blocked poll (Go's `netpollBreakRd`), registered
+    /// level-triggered: every poller sees it until the blocked M resets it. (Edge-triggered,
+    /// as `mio::Waker` registers it, a non-blocking poll on another M could take the one edge
+    /// and leave the blocked M asleep, as a test of shutdown found.)
+    wakefd: OwnedFd,
     /// Goroutines parked on a `PollDesc` (Go's `netpollWaiters`).
     waiters: AtomicUsize,
     /// An M is blocked in the poll (it needs `brk` to wake up early).
@@ -100,14 +104,29 @@ pub(crate) fn poller() -> &'static Poller {
         let registry = poll.registry().try_clone().unwrap_or_else(|e| {
             crate::panic::throw(&format!("netpoll: cannot clone the registry: {e}"))
         });
-        let waker = mio::Waker::new(&registry, WAKER).unwrap_or_else(|e| {
-            crate::panic::throw(&format!("netpoll: cannot create the waker: {e}"))
-        });
+        let epfd = poll.as_raw_fd();
+        // SAFETY: eventfd has no memory preconditions; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            crate::panic::throw(&format!("netpoll: cannot create the waker: {e}"));
+        }
+        // SAFETY: `fd` was just made and is owned by nobody else.
+        let wakefd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: WAKER,
+        };
+        // SAFETY: `epfd` and `fd` are open; `ev` is a valid event.
+        if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            let e = std::io::Error::last_os_error();
+            crate::panic::throw(&format!("netpoll: cannot register the waker: {e}"));
+        }
         Poller {
-            epfd: poll.as_raw_fd(),
+            epfd,
             _poll: poll,
             registry,
-            waker,
+            wakefd,
             waiters: AtomicUsize::new(0),
             blocked: AtomicBool::new(false),
             last_poll: AtomicU64::new(0),
@@ -177,7 +196,10 @@ impl Poller {
     /// Interrupts a blocked poll (Go's `netpollBreak`).
     pub(crate) fn brk(&self) {
         if self.blocked.load(Ordering::SeqCst) {
-            let _ = self.waker.wake();
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to the eventfd. EAGAIN (the counter is
+            // full) means it is signalled already.
+            unsafe { libc::write(self.wakefd.as_raw_fd(), (&one as *const u64).cast(), 8) };
         }
     }
 
@@ -208,11 +230,20 @@ impl Poller {
         }
         let mut ready = Vec::new();
         for ev in &events[..n as usize] {
-            let (flags, token) = (ev.events as i32, ev.u64 as usize);
-            if token == WAKER.0 {
+            let (flags, token) = (ev.events as i32, ev.u64);
+            if token == WAKER {
+                if timeout_ms != 0 {
+                    // The blocked M resets the waker; non-blocking polls leave it for it.
+                    let mut buf = 0u64;
+                    // SAFETY: reads 8 bytes into a live u64 from the eventfd (EAGAIN if
+                    // another M's reset came first).
+                    unsafe {
+                        libc::read(self.wakefd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8)
+                    };
+                }
                 continue;
             }
-            let Some(pd) = PollDesc::from_token(mio::Token(token)) else {
+            let Some(pd) = PollDesc::from_token(mio::Token(token as usize)) else {
                 continue; // a socket closed since the event was queued
             };
             // Go's netpoll: errors and hang-ups wake both directions (the I/O call reports
