@@ -268,8 +268,11 @@ impl Shared {
         self.shutdown.store(true, Ordering::SeqCst);
         self.sysmon.stop();
         {
-            let s = self.sched.lock();
-            for m in s.midle.iter() {
+            // Off the idle list as they are told to exit: left on it, one could still be
+            // picked by a `start_with` racing this (a plain thread's `wakep`) and handed a P
+            // after it saw `exit` and left, taking the P and its cached stacks with it.
+            let mut s = self.sched.lock();
+            for m in s.midle.drain(..) {
                 m.wake_exit();
             }
         }
@@ -335,8 +338,19 @@ impl Shared {
             std::thread::sleep(std::time::Duration::from_micros(50));
         }
         self.sysmon.join();
-        // Step 3: every P is here now (idle list, or taken from detached Ms).
-        cores.append(&mut self.sched.lock().pidle);
+        // Step 3: every P is here now (idle list, or taken from detached Ms), or on its way
+        // back: a plain thread's `wakep` that took an idle P before the shutdown finds no idle
+        // M to hand it to and puts it back. Wait for those (a few instructions each).
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let mut s = self.sched.lock();
+            cores.append(&mut s.pidle);
+            if cores.len() >= self.procs.len() || Instant::now() >= deadline {
+                break;
+            }
+            drop(s);
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
         for core in cores.iter_mut() {
             let p = &self.procs[core.id];
             for g in core.drain(p) {
