@@ -324,6 +324,7 @@ pub struct Builder {
     stack_size: usize,
     thread_name: String,
     max_threads: usize,
+    copy_out: bool,
 }
 
 /// Default usable stack window per goroutine.
@@ -349,7 +350,22 @@ impl Builder {
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "gort-m".to_string(),
             max_threads: 10_000,
+            copy_out: !cfg!(feature = "sanitizer"),
         }
+    }
+
+    /// Whether the stacks of goroutines parked for a while are copied out to the heap and
+    /// their pages given back to the kernel (default: on; sanitizer builds: off). It starts
+    /// only once 10,000 goroutines are alive, and touches goroutines parked for about 100 ms
+    /// or more; resuming one copies its stack back first (a page fault and a copy of its live
+    /// bytes, a microsecond or two). See docs/stacks.md.
+    ///
+    /// ```
+    /// assert_eq!(gort::Builder::new().copy_out_parked(false).run(|| 1), 1);
+    /// ```
+    pub fn copy_out_parked(mut self, on: bool) -> Builder {
+        self.copy_out = on && !cfg!(feature = "sanitizer");
+        self
     }
 
     /// Sets the most threads the runtime may start (Go's `debug.SetMaxThreads`; default
@@ -426,6 +442,7 @@ impl Builder {
             max_threads: self.max_threads,
             schedtrace_ms,
             scheddetail,
+            copy_out: self.copy_out,
         }
     }
 

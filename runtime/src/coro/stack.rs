@@ -242,7 +242,32 @@ pub(crate) struct GStack {
     dirty: bool,
 }
 
+/// Whether the guard pages survive `MADV_DONTNEED` over them (`MADV_GUARD_INSTALL` guards do;
+/// `mprotect` guards are separate mappings, so ranges are released window by window).
+pub(crate) fn guards_survive_release() -> bool {
+    GUARD_MODE.load(Ordering::Relaxed) == MODE_MADVISE
+}
+
+/// Gives the pages of `[low, high)` back to the kernel (`MADV_DONTNEED`): they read back as
+/// zeroes. Guard pages inside the range stay guards in `MADV_GUARD_INSTALL` mode.
+///
+/// # Safety
+/// The range lies in goroutine windows (and the guard pages between them) whose contents
+/// nobody needs: no coroutine runs on them and their live bytes were saved elsewhere.
+pub(crate) unsafe fn release_pages(low: usize, high: usize) {
+    // SAFETY: per the contract; dropping pages of a private anonymous mapping only makes them
+    // read back as zero.
+    unsafe {
+        libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED);
+    }
+}
+
 impl GStack {
+    /// The highest address (exclusive) of the window: where the stack starts.
+    pub(crate) fn top(&self) -> usize {
+        self.top
+    }
+
     /// Usable size in bytes (the window, without its guard page).
     pub(crate) fn usable(&self) -> usize {
         self.usable

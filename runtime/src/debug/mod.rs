@@ -119,6 +119,13 @@ pub struct SchedStats {
     pub steals: u64,
     /// Processors sysmon or `gort::blocking` handed from a blocked thread to another.
     pub handoffs: u64,
+    /// Parked goroutines whose stack is copied out now (see
+    /// [`Builder::copy_out_parked`](crate::Builder::copy_out_parked)).
+    pub stacks_copied_out: usize,
+    /// The bytes those copies hold.
+    pub copied_out_bytes: usize,
+    /// Copy-outs since the runtime started.
+    pub copy_outs: u64,
 }
 
 /// The numbers of the calling goroutine's runtime (or the thread's, inside
@@ -164,6 +171,9 @@ pub(crate) fn stats(shared: &Shared) -> SchedStats {
             .iter()
             .map(|p| p.handoffs.load(Ordering::Relaxed))
             .sum(),
+        stacks_copied_out: shared.copyout.out_now.load(Ordering::Relaxed).max(0) as usize,
+        copied_out_bytes: shared.copyout.bytes_now.load(Ordering::Relaxed).max(0) as usize,
+        copy_outs: shared.copyout.total.load(Ordering::Relaxed),
     }
 }
 

@@ -158,7 +158,8 @@ pub(crate) struct Goroutine {
     id: AtomicU64,
     status: AtomicU8,
     wait_reason: AtomicU8,
-    /// Roughly where the goroutine's stack pointer was when it parked (see `prefetch_stack`).
+    /// The goroutine's stack pointer right before it switched out to park: where the waker
+    /// prefetches (`prefetch_stack`) and where copy-out starts (`copyout`).
     park_sp: AtomicUsize,
     /// The user's call that last parked it (a channel operation, a lock, a sleep), recorded
     /// through `#[track_caller]` by `sched::park`: one pointer store per park. Null if never.
@@ -172,6 +173,8 @@ pub(crate) struct Goroutine {
     wait_since: AtomicU32,
     /// The runtime this record belongs to.
     pub(crate) shared: Arc<Shared>,
+    /// Copy-out of the stack while parked (`sched::copyout`).
+    pub(crate) out: super::copyout::StackOut,
     inner: UnsafeCell<GInner>,
     /// Defer list and panic chain, made on first use (most goroutines never use the list or
     /// panic, and a parked goroutine's record should stay small); kept when the record is
@@ -201,6 +204,7 @@ impl Goroutine {
             created_by: AtomicU64::new(0),
             wait_since: AtomicU32::new(0),
             shared,
+            out: super::copyout::StackOut::new(),
             inner: UnsafeCell::new(GInner {
                 entry: None,
                 stack_size: 0,
@@ -378,8 +382,7 @@ impl Goroutine {
         self.describe(out, &state, at.as_deref());
     }
 
-    /// Roughly where the goroutine's stack pointer was when it last parked (0: never).
-    #[cfg_attr(not(feature = "sanitizer"), allow(dead_code))]
+    /// The goroutine's stack pointer when it last parked (0: never).
     pub(crate) fn park_sp(&self) -> usize {
         self.park_sp.load(Ordering::Relaxed)
     }

@@ -426,6 +426,8 @@ impl MContext {
             crate::panic::throw("execute: a queued goroutine is not runnable");
         }
         g.set_status(Status::Running);
+        // A stack copied out while the goroutine was parked comes back first (`copyout`).
+        g.out.ensure_resident(shared);
         // SAFETY: this M owns the running goroutine's record.
         let coro = unsafe { g.inner() }.coro.as_mut().unwrap_or_else(|| {
             crate::panic::throw("execute: a started goroutine has no coroutine")
@@ -457,9 +459,16 @@ impl MContext {
             Some(Switch::Park(reason, f)) => {
                 g.set_wait_reason(reason);
                 g.set_status(Status::Waiting);
+                // The park function runs on the goroutine's stack: copy-out waits until it
+                // returned (`copyout`). The record outlives the call (`allgs` keeps it).
+                let episode = g.out.episode();
+                let rec = Arc::as_ptr(&g);
                 // SAFETY: `f` points to the park closure on the goroutine's stack, which is
                 // suspended and cannot be resumed before this call hands the record out.
-                if let Some(g) = unsafe { (*f)(g) } {
+                let back = unsafe { (*f)(g) };
+                // SAFETY: records are never freed while their runtime runs (`allgs`).
+                unsafe { (*rec).out.park_done(episode) };
+                if let Some(g) = back {
                     g.set_wait_reason(super::WaitReason::None);
                     g.set_status(Status::Runnable);
                     let mut g = Some(g);

@@ -47,6 +47,7 @@
 //!    later `ready` of it sees a dead record and drops it.
 
 pub(crate) mod checkdead;
+pub(crate) mod copyout;
 mod entry;
 pub(crate) mod g;
 pub(crate) mod idle;
@@ -110,6 +111,8 @@ pub(crate) struct Config {
     /// (`scheddetail=1`: every P, M and G too).
     pub(crate) schedtrace_ms: u64,
     pub(crate) scheddetail: bool,
+    /// Copy out the stacks of long-parked goroutines (`copyout`).
+    pub(crate) copy_out: bool,
 }
 
 thread_local! {
@@ -345,6 +348,7 @@ fn start_g(g: &GRef, stack: GStack) {
     // SAFETY: the caller (the M about to run `g`) owns the record.
     let inner = unsafe { g.inner() };
     let gp = Arc::as_ptr(g);
+    g.out.set_window(stack.top(), stack.usable());
     inner.coro = Some(Coro::new(stack, move |sus| goroutine_main(gp, sus)));
 }
 
@@ -459,9 +463,13 @@ where
     // SAFETY: we are the running goroutine, so we own `inner`; the suspender was set when our
     // coroutine started and lives on our stack.
     let sus = unsafe { &*(*gp).inner().suspender };
-    // Where this stack will be resumed: the waker prefetches it (`ready`).
+    // Where this stack will be resumed (the waker prefetches it, `ready`) and where its live
+    // part ends (copy-out), read right before the switch; a new park episode begins.
     // SAFETY: `gp` is the running goroutine's live record.
-    unsafe { (*gp).set_park_sp(&call as *const _ as usize) };
+    unsafe {
+        (*gp).set_park_sp(copyout::stack_pointer());
+        (*gp).out.begin_park();
+    }
     sus.suspend(Switch::Park(reason, erased));
 }
 

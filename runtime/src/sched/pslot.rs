@@ -277,7 +277,7 @@ pub(crate) fn init() {
 
 /// The M's side: a compiler fence, or a real one without membarrier.
 #[inline(always)]
-fn light_fence() {
+pub(crate) fn light_fence() {
     if FENCE_MODE.load(Ordering::Relaxed) == FENCE_MEMBARRIER {
         std::sync::atomic::compiler_fence(Ordering::SeqCst);
     } else {
@@ -286,7 +286,7 @@ fn light_fence() {
 }
 
 /// sysmon's side: every running thread of the process executes a full fence.
-fn heavy_fence() {
+pub(crate) fn heavy_fence() {
     if FENCE_MODE.load(Ordering::Relaxed) == FENCE_MEMBARRIER {
         // SAFETY: membarrier takes no pointers; the process registered in `init`.
         let rc =

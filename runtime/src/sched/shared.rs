@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Every goroutine record ever made (Go's `allgs`); protected by its mutex.
     pub(crate) allgs: Mutex<Vec<GRef>>,
+    /// Copy-out counters (`copyout`).
+    pub(crate) copyout: super::copyout::CopyStats,
     /// Dead records shared between Ps (Go's `sched.gFree`).
     pub(crate) gfree: Mutex<Vec<GRef>>,
     pub(crate) stacks: StackPool,
@@ -107,6 +109,7 @@ impl Shared {
             }),
             shutdown: AtomicBool::new(false),
             allgs: Mutex::new(Vec::new()),
+            copyout: Default::default(),
             gfree: Mutex::new(Vec::new()),
             stacks: StackPool::new(config.stack_size),
             next_goid: AtomicU64::new(1),
@@ -217,6 +220,7 @@ impl Shared {
         if !g.claim_dead() {
             return;
         }
+        g.out.discard(self);
         // SAFETY: `claim_dead` made us the only party that may touch the record: no M runs it
         // (it was queued, parked, or every M has stopped) and any other discarder lost the race.
         let inner = unsafe { g.inner() };

@@ -19,7 +19,9 @@
 //!    M's thread is doing: inside `gort::blocking`, or asleep in the kernel (the thread's
 //!    state in `/proc`), 20 µs (Go's wait for a P in a system call); computing, 10 ms (Go's
 //!    `forcePreemptNS`).
-//! 3. Prints the `GODEBUG=schedtrace` line when one is due.
+//! 3. Copies out the stacks of goroutines parked for a while, a chunk of records a round
+//!    (`copyout`; only with many goroutines alive).
+//! 4. Prints the `GODEBUG=schedtrace` line when one is due.
 //!
 //! 0. Before all that, the network: if goroutines wait on sockets, no M is blocked in the poll
 //!    and nobody has polled for 10 ms, it polls and readies what is ready (Go's sysmon does
@@ -51,6 +53,8 @@ const RUNNING_WAIT: Duration = Duration::from_millis(10);
 /// The delay after a P woke sysmon from its sleep-until-woken: a goroutine that blocks its
 /// thread right after a quiet spell stalls the others at most this long.
 const KICKED_DELAY: Duration = Duration::from_millis(1);
+/// The delay between rounds while a copy-out pass is under way.
+const COPYING_DELAY: Duration = Duration::from_millis(1);
 /// While every P is idle sysmon sleeps until woken, but wakes this often anyway.
 const DEEP_SLEEP: Duration = Duration::from_secs(1);
 
@@ -204,11 +208,14 @@ fn sysmon(shared: Arc<Shared>) {
     let mut stats = ThreadStats::default();
     let trace = Duration::from_millis(shared.config.schedtrace_ms);
     let mut next_trace = start + trace;
+    let mut scanner = super::copyout::Scanner::new(start);
+    // A copy-out pass is under way: rounds stay short (`COPYING_DELAY`) until it is done.
+    let mut copying = false;
     loop {
         let nprocs = shared.procs.len();
         let all_idle =
             shared.idle.idle_ps() >= nprocs && shared.lost_p_running.load(Ordering::SeqCst) == 0;
-        let stop = if all_idle && trace.is_zero() && delay >= MAX_DELAY {
+        let stop = if all_idle && trace.is_zero() && delay >= MAX_DELAY && !copying {
             // Nothing runs, so nothing can be stuck; Ms asleep wake for their own timers. Only
             // once sysmon has slowed down to its longest delay: under bursty load every P goes
             // idle for moments, and a wake-up each time a P then leaves the idle list would
@@ -221,11 +228,14 @@ fn sysmon(shared: Arc<Shared>) {
             }
             stop
         } else {
-            let d = if trace.is_zero() {
+            let mut d = if trace.is_zero() {
                 delay
             } else {
                 delay.min(next_trace.saturating_duration_since(Instant::now()))
             };
+            if copying {
+                d = d.min(COPYING_DELAY);
+            }
             shared.sysmon.sleep(d, false).0
         };
         if stop || shared.is_shutdown() {
@@ -254,7 +264,9 @@ fn sysmon(shared: Arc<Shared>) {
         }
         // 2. Ps stuck in one goroutine run.
         let acted = retake(&shared, &mut seen, &mut stats, now);
-        // 3. schedtrace.
+        // 3. Copy-out of long-parked goroutines' stacks (`copyout`), a chunk a round.
+        copying = super::copyout::round(&shared, &mut scanner, now);
+        // 4. schedtrace.
         if !trace.is_zero() && now >= next_trace {
             let mut out = String::new();
             crate::debug::schedtrace(&shared, start, &mut out);

@@ -1,0 +1,380 @@
+//! Copy-out of parked goroutines' stacks (`sched/copyout.rs`): stack-resident data survives
+//! copy-out and copy-in in any order and across threads, memory goes back to the kernel and
+//! returns only for resumed goroutines, a goroutine readied while its copy-out runs resumes
+//! intact, running goroutines are never touched, and overflow still gives Go's report.
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gort::{Chan, WaitGroup};
+
+/// More goroutines than copy-out's threshold (10,000).
+const N: usize = 20_000;
+
+fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// The peak RSS: what the process held with every stack resident (copy-out starts while the
+/// goroutines are still being made, so there is no single moment to measure "before").
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+fn status_kib(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// A value computed from `id` and `i` that a zero page would not reproduce.
+fn mix(id: u64, i: u64) -> u64 {
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).rotate_left(17)
+        | 1
+}
+
+/// Fills a stack array (and, `depth` frames down, another), parks on `ch` at the bottom, and
+/// checks every word after it resumes. Returns the checksum of what it found.
+#[inline(never)]
+fn hold_and_park(id: u64, depth: u32, ch: &Chan<u64>) -> u64 {
+    let mut local = [0u64; 48];
+    for (i, w) in local.iter_mut().enumerate() {
+        *w = mix(id, i as u64 + depth as u64 * 100);
+    }
+    let local = std::hint::black_box(local);
+    let below = if depth == 0 {
+        ch.recv().expect("woken with a value")
+    } else {
+        hold_and_park(id, depth - 1, ch)
+    };
+    let mut sum = below;
+    for (i, w) in local.iter().enumerate() {
+        assert_eq!(
+            *w,
+            mix(id, i as u64 + depth as u64 * 100),
+            "goroutine {id}: stack word {i} at depth {depth} changed across the park"
+        );
+        sum = sum.wrapping_add(*w);
+    }
+    sum
+}
+
+fn expected(id: u64, depth: u32, woken_with: u64) -> u64 {
+    let mut sum = woken_with;
+    for d in 0..=depth {
+        for i in 0..48 {
+            sum = sum.wrapping_add(mix(id, i + d as u64 * 100));
+        }
+    }
+    sum
+}
+
+/// Waits (bounded) until at least `n` stacks are out.
+fn wait_copied_out(n: usize, limit: Duration) -> usize {
+    let t = Instant::now();
+    loop {
+        let s = gort::debug::sched_stats();
+        if s.stacks_copied_out >= n || t.elapsed() > limit {
+            return s.stacks_copied_out;
+        }
+        gort::time::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A cheap deterministic shuffle.
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    let mut x = seed | 1;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+/// Touches about 64 KiB of stack below the caller, then returns: the pages stay committed.
+#[inline(never)]
+fn touch_deep() -> u64 {
+    let mut pad = [0u8; 64 * 1024];
+    for i in (0..pad.len()).step_by(512) {
+        pad[i] = i as u8;
+    }
+    std::hint::black_box(&mut pad)[100] as u64
+}
+
+#[test]
+fn parked_stacks_are_copied_out_and_come_back_intact_in_random_order() {
+    // Alone in a process: RSS is the process's.
+    let out = support::run_child("copy_out_and_back_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+}
+
+#[test]
+fn copy_out_and_back_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(2).run(|| {
+        let chans: Vec<Chan<u64>> = (0..N).map(|_| Chan::new(0)).collect();
+        let results: Chan<(u64, u64)> = Chan::new(N);
+        let started = WaitGroup::new();
+        for (id, ch) in chans.iter().enumerate() {
+            let (ch, results, started) = (ch.clone(), results.clone(), started.clone());
+            started.add(1);
+            gort::go!(move || {
+                let id = id as u64;
+                let depth = (id % 4) as u32;
+                // Deep pages committed once and no longer used: copy-out gives them back.
+                std::hint::black_box(touch_deep());
+                started.done();
+                results.send((id, hold_and_park(id, depth, &ch)));
+            });
+        }
+        started.wait();
+        gort::time::sleep(Duration::from_millis(20)); // the last ones park
+        let out = wait_copied_out(N * 9 / 10, Duration::from_secs(20));
+        assert!(
+            out >= N * 9 / 10,
+            "only {out} of {N} parked stacks were copied out"
+        );
+        let (before, after) = (peak_rss_kib(), rss_kib());
+        // Each window held 64 KiB and more of committed pages; the copies hold what was live
+        // at the park (a few KiB in a debug build): the rest went back to the kernel.
+        let stats = gort::debug::sched_stats();
+        let copies_kib = stats.copied_out_bytes as u64 / 1024;
+        assert!(
+            after < before - before / 5,
+            "RSS did not fall after copy-out: peak {before} KiB -> {after} KiB \
+             ({} stacks out, {copies_kib} KiB of copies)",
+            stats.stacks_copied_out
+        );
+
+        // Wake half in random order, from goroutines on both Ps; RSS rises only for them.
+        let order = shuffled(N, 0x5eed);
+        let (first, second) = order.split_at(N / 2);
+        let wakers = WaitGroup::new();
+        for part in first.chunks(N / 8) {
+            let part = part.to_vec();
+            let chans = chans.clone();
+            wakers.add(1);
+            let w = wakers.clone();
+            gort::go!(move || {
+                for i in part {
+                    chans[i].send(i as u64 * 3);
+                }
+                w.done();
+            });
+        }
+        wakers.wait();
+        for _ in 0..N / 2 {
+            let (id, sum) = results.recv().unwrap();
+            assert_eq!(sum, expected(id, (id % 4) as u32, id * 3));
+        }
+        let s = gort::debug::sched_stats();
+        let mid = rss_kib();
+        // Only the resumed half came back: RSS stays below where it was before copy-out.
+        assert!(
+            mid < before,
+            "RSS {mid} KiB after resuming half, {before} KiB before"
+        );
+        assert!(
+            s.stacks_copied_out <= N - N / 2,
+            "{} stacks still out after half were resumed",
+            s.stacks_copied_out
+        );
+        // The other half, from this goroutine, in random order too.
+        for &i in second {
+            chans[i].send(i as u64 * 3);
+        }
+        for _ in 0..N - N / 2 {
+            let (id, sum) = results.recv().unwrap();
+            assert_eq!(sum, expected(id, (id % 4) as u32, id * 3));
+        }
+        let s = gort::debug::sched_stats();
+        assert_eq!(s.stacks_copied_out, 0);
+        assert_eq!(s.copied_out_bytes, 0);
+        assert!(s.copy_outs as usize >= N * 9 / 10);
+    });
+}
+
+/// Wake-ups land while passes copy stacks out: some goroutines are readied between the claim
+/// and the copy, some during it, some right after. Each checks its stack when it runs, parks
+/// again, and is woken again, for a bounded time.
+#[test]
+fn goroutines_readied_while_their_copy_out_runs_resume_intact() {
+    gort::Builder::new().procs(2).run(|| {
+        let chans: Vec<Chan<u64>> = (0..N).map(|_| Chan::new(1)).collect();
+        let done = Arc::new(AtomicBool::new(false));
+        let checked = Arc::new(AtomicU64::new(0));
+        let wg = WaitGroup::new();
+        for (id, ch) in chans.iter().enumerate() {
+            let (ch, wg, checked) = (ch.clone(), wg.clone(), checked.clone());
+            wg.add(1);
+            gort::go!(move || {
+                let id = id as u64;
+                loop {
+                    let v = hold_and_park(id, (id % 3) as u32, &ch);
+                    if v == expected(id, (id % 3) as u32, u64::MAX) {
+                        break; // the stop value
+                    }
+                    checked.fetch_add(1, Ordering::Relaxed);
+                }
+                wg.done();
+            });
+        }
+        // A plain thread and a goroutine wake goroutines at random while passes run.
+        let (c2, d2) = (chans.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            let mut x = 7u64;
+            while !d2.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let _ = c2[(x % N as u64) as usize].try_send(x);
+                if x % 64 == 0 {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        });
+        let t = Instant::now();
+        let mut x = 11u64;
+        while t.elapsed() < Duration::from_secs(3) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let _ = chans[(x % N as u64) as usize].try_send(x);
+            if x % 16 == 0 {
+                gort::time::sleep(Duration::from_micros(200));
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+        let s = gort::debug::sched_stats();
+        assert!(
+            s.copy_outs > 0,
+            "no stack was copied out while wake-ups ran"
+        );
+        for ch in &chans {
+            ch.send(u64::MAX);
+        }
+        wg.wait();
+        assert!(checked.load(Ordering::Relaxed) > 1000);
+    });
+}
+
+/// Goroutines that compute (never park) are never copied out, however many are alive.
+#[test]
+fn running_goroutines_are_never_copied_out() {
+    gort::Builder::new().procs(2).run(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let parked: Vec<Chan<()>> = (0..N).map(|_| Chan::new(0)).collect();
+        for ch in &parked {
+            let ch = ch.clone();
+            gort::go!(move || {
+                ch.recv();
+            });
+        }
+        let wg = WaitGroup::new();
+        for id in 0..2u64 {
+            let (stop, wg) = (stop.clone(), wg.clone());
+            wg.add(1);
+            gort::go!(move || {
+                let mut local = [0u64; 256];
+                for (i, w) in local.iter_mut().enumerate() {
+                    *w = mix(id, i as u64);
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    let l = std::hint::black_box(&mut local);
+                    for (i, w) in l.iter().enumerate() {
+                        assert_eq!(*w, mix(id, i as u64));
+                    }
+                    gort::yield_now(); // runnable, never parked
+                }
+                wg.done();
+            });
+        }
+        wait_copied_out(N * 9 / 10, Duration::from_secs(20));
+        gort::time::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        wg.wait();
+        assert!(gort::debug::sched_stats().stacks_copied_out >= N * 9 / 10);
+        for ch in &parked {
+            ch.send(());
+        }
+    });
+}
+
+/// Below the threshold, or with copy-out turned off, nothing is copied.
+#[test]
+fn few_goroutines_or_copy_out_off_copy_nothing() {
+    for (n, on) in [(2_000, true), (N, false)] {
+        gort::Builder::new()
+            .procs(2)
+            .copy_out_parked(on)
+            .run(move || {
+                let chans: Vec<Chan<()>> = (0..n).map(|_| Chan::new(0)).collect();
+                for ch in &chans {
+                    let ch = ch.clone();
+                    gort::go!(move || {
+                        ch.recv();
+                    });
+                }
+                gort::time::sleep(Duration::from_millis(500));
+                assert_eq!(gort::debug::sched_stats().copy_outs, 0);
+                for ch in &chans {
+                    ch.send(());
+                }
+            });
+    }
+}
+
+#[test]
+fn overflow_after_copy_out_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(2).run(|| {
+        let chans: Vec<Chan<u32>> = (0..N).map(|_| Chan::new(0)).collect();
+        for ch in &chans {
+            let ch = ch.clone();
+            gort::go!(move || {
+                let n = ch.recv().unwrap();
+                if n > 0 {
+                    std::hint::black_box(recurse(n));
+                }
+            });
+        }
+        let out = wait_copied_out(N * 9 / 10, Duration::from_secs(20));
+        assert!(out >= N * 9 / 10);
+        // Adjacent windows were released in one call, guard pages included: they still guard.
+        chans[N / 2].send(u32::MAX);
+        gort::time::sleep(Duration::from_secs(5));
+    });
+    unreachable!("the overflow ends the process");
+}
+
+#[inline(never)]
+fn recurse(n: u32) -> u64 {
+    let pad = std::hint::black_box([n as u64; 64]);
+    if n == 0 {
+        return pad[0];
+    }
+    recurse(n - 1).wrapping_add(pad[3])
+}
+
+#[test]
+fn overflow_after_copy_out_still_gives_go_report() {
+    let out = support::run_child("overflow_after_copy_out_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("fatal error: stack overflow"), "{err}");
+    assert!(err.contains("goroutine stack exceeds"), "{err}");
+}
