@@ -127,21 +127,20 @@ func main() {
 			}
 			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / 1e6, "ms"}
 		case "parked_mem":
-			var started sync.WaitGroup
-			chans := make([]chan struct{}, n)
-			for i := range chans {
-				chans[i] = make(chan struct{})
-			}
 			before := rss()
-			for i := uint64(0); i < n; i++ {
-				started.Add(1)
-				c := chans[i]
-				go func() { started.Done(); <-c }()
-			}
-			started.Wait()
-			time.Sleep(100 * time.Millisecond)
+			chans, _ := parkN(n)
+			time.Sleep(settle)
 			after := rss()
+			for _, c := range chans {
+				close(c)
+			}
 			res <- [2]interface{}{float64(after-before) / float64(n), "B"}
+		case "parked_create":
+			chans, took := parkN(n)
+			for _, c := range chans {
+				close(c)
+			}
+			res <- [2]interface{}{float64(took.Nanoseconds()) / float64(n), "ns"}
 		case "pingpong":
 			ping, pong := make(chan uint64), make(chan uint64)
 			go func() {
@@ -300,4 +299,23 @@ func tcpEcho(conns uint64) float64 {
 	close(start)
 	done.Wait()
 	return float64(time.Since(t).Nanoseconds()) / float64(per*conns)
+}
+
+// How long parked_mem lets parked goroutines settle before reading RSS (every peer).
+const settle = time.Second
+
+// parkN starts n goroutines that each block receiving from a channel of their own; it
+// returns the channels and the time until all had started.
+func parkN(n uint64) ([]chan struct{}, time.Duration) {
+	t := time.Now()
+	var started sync.WaitGroup
+	chans := make([]chan struct{}, n)
+	for i := range chans {
+		c := make(chan struct{})
+		chans[i] = c
+		started.Add(1)
+		go func() { started.Done(); <-c }()
+	}
+	started.Wait()
+	return chans, time.Since(t)
 }

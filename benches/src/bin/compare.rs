@@ -17,12 +17,17 @@ const GO: &str = "/usr/lib/go-1.19/bin/go";
 /// (workload, procs, n, lower is better)
 const JOBS: &[(&str, usize, u64)] = &[
     ("spawn", 1, 1_000_000),
+    ("spawn", 2, 10_000),
+    ("spawn", 2, 100_000),
     ("spawn", 2, 1_000_000),
+    ("spawn", 2, 4_000_000),
     ("yield", 1, 1_000_000),
     ("skynet", 1, 1_000_000),
     ("skynet", 2, 1_000_000),
+    ("parked_create", 2, 1_000_000),
     ("parked_mem", 2, 100_000),
     ("parked_mem", 2, 1_000_000),
+    ("parked_mem", 2, 3_000_000),
     ("pingpong", 1, 1_000_000),
     ("pingpong", 2, 1_000_000),
     ("ring", 1, 1_000_000),
@@ -90,8 +95,11 @@ fn build_go(out: &Path) -> Option<PathBuf> {
     ok.then_some(bin)
 }
 
-/// A run that takes longer than this failed (may hangs once it runs out of memory maps).
+/// A run that takes longer than this failed (may hangs once it runs out of memory maps); runs
+/// of a million goroutines and more get `BIG_RUN_TIMEOUT` (3M parked goroutines take Go
+/// about 10 s to make).
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
+const BIG_RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn run_one(bin: &Path, w: &str, procs: usize, n: u64) -> Option<f64> {
     let mut child = Command::new(bin)
@@ -104,6 +112,11 @@ fn run_one(bin: &Path, w: &str, procs: usize, n: u64) -> Option<f64> {
         .spawn()
         .ok()?;
     let start = Instant::now();
+    let timeout = if n > 1_000_000 {
+        BIG_RUN_TIMEOUT
+    } else {
+        RUN_TIMEOUT
+    };
     loop {
         if let Some(status) = child.try_wait().ok()? {
             if !status.success() {
@@ -111,7 +124,7 @@ fn run_one(bin: &Path, w: &str, procs: usize, n: u64) -> Option<f64> {
             }
             break;
         }
-        if start.elapsed() > RUN_TIMEOUT {
+        if start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
             return None;

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use gort_benches::{
     args, defers, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, ECHO_MSGS, ECHO_SIZE, RING,
+    SETTLE,
 };
 
 fn done(wg: gort::WaitGroup) {
@@ -64,23 +65,51 @@ fn skynet(a: &Args) -> f64 {
 /// n goroutines parked at once; VmRSS bytes per goroutine.
 fn parked_mem(a: &Args) -> f64 {
     let before = vm_rss();
+    let (chans, _) = park_n(a.n);
+    // Settled: parked goroutines as a long-running server holds them (gort copies out the
+    // stacks of goroutines parked for about 100 ms; Go, tokio and may wait as long).
+    std::thread::sleep(SETTLE);
+    let after = vm_rss();
+    let st = gort::debug::sched_stats();
+    eprintln!(
+        "gort_peer: {} stacks copied out, {} bytes each",
+        st.stacks_copied_out,
+        st.copied_out_bytes / st.stacks_copied_out.max(1)
+    );
+    assert!(gort::num_goroutine() as u64 > a.n);
+    for c in &chans {
+        c.close();
+    }
+    (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
+/// Starts `n` goroutines that each park receiving from a channel of their own; returns the
+/// channels and the time until all had started.
+fn park_n(n: u64) -> (Vec<gort::Chan<()>>, Duration) {
+    let t = Instant::now();
     let started = gort::WaitGroup::new();
-    let gate = gort::WaitGroup::new();
-    gate.add(1);
-    for _ in 0..a.n {
+    let mut chans = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let c = gort::Chan::new(0);
+        chans.push(c.clone());
         started.add(1);
-        let (s, g) = (started.clone(), gate.clone());
+        let s = started.clone();
         gort::go!(move || {
             s.done();
-            g.wait();
+            c.recv();
         });
     }
     started.wait();
-    std::thread::sleep(Duration::from_millis(100));
-    let after = vm_rss();
-    assert!(gort::num_goroutine() as u64 > a.n);
-    gate.done();
-    (after.saturating_sub(before)) as f64 / a.n as f64
+    (chans, t.elapsed())
+}
+
+/// Creating goroutines that park on a channel each, until all have started; ns per goroutine.
+fn parked_create(a: &Args) -> f64 {
+    let (chans, took) = park_n(a.n);
+    for c in &chans {
+        c.close();
+    }
+    took.as_nanos() as f64 / a.n as f64
 }
 
 /// Two goroutines over two unbuffered channels; ns per round trip.
@@ -248,13 +277,17 @@ fn main() {
         return;
     }
     let procs = a.procs;
+    // GORT_PEER_COPY_OUT=0: copy-out of parked stacks off, to measure what it changes.
+    let copy_out = std::env::var("GORT_PEER_COPY_OUT").map_or(true, |v| v != "0");
     let (value, unit) = gort::Builder::new()
         .procs(procs)
+        .copy_out_parked(copy_out)
         .run(move || match a.workload.as_str() {
             "spawn" => (spawn(&a), "ns"),
             "yield" => (yield_(&a), "ns"),
             "skynet" => (skynet(&a), "ms"),
             "parked_mem" => (parked_mem(&a), "B"),
+            "parked_create" => (parked_create(&a), "ns"),
             "pingpong" => (pingpong(&a), "ns"),
             "ring" => (ring(&a), "ns"),
             "mutex" => (mutex(&a), "ns"),

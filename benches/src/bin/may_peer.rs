@@ -75,9 +75,20 @@ fn skynet(a: &Args) -> f64 {
 
 fn parked_mem(a: &Args) -> f64 {
     let before = vm_rss();
-    let started = Wg::new(a.n);
-    let mut txs = Vec::new();
-    for _ in 0..a.n {
+    let (txs, _) = park_n(a.n);
+    std::thread::sleep(gort_benches::SETTLE);
+    let after = vm_rss();
+    drop(txs);
+    (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
+/// `n` coroutines each waiting on a channel of its own; the senders and the time until all
+/// started.
+fn park_n(n: u64) -> (Vec<mpsc::Sender<()>>, Duration) {
+    let t = Instant::now();
+    let started = Wg::new(n);
+    let mut txs = Vec::with_capacity(n as usize);
+    for _ in 0..n {
         let (tx, rx) = mpsc::channel::<()>();
         txs.push(tx);
         let s = started.clone();
@@ -87,10 +98,14 @@ fn parked_mem(a: &Args) -> f64 {
         });
     }
     started.wait();
-    std::thread::sleep(Duration::from_millis(100));
-    let after = vm_rss();
+    (txs, t.elapsed())
+}
+
+/// Creating coroutines that wait on a channel each, until all started; ns per coroutine.
+fn parked_create(a: &Args) -> f64 {
+    let (txs, took) = park_n(a.n);
     drop(txs);
-    (after.saturating_sub(before)) as f64 / a.n as f64
+    took.as_nanos() as f64 / a.n as f64
 }
 
 /// Two coroutines over two channels (may's are unbounded); ns per round trip.
@@ -185,6 +200,7 @@ fn main() {
         "yield" => (yield_(&a), "ns"),
         "skynet" => (skynet(&a), "ms"),
         "parked_mem" => (parked_mem(&a), "B"),
+        "parked_create" => (parked_create(&a), "ns"),
         "pingpong" => (pingpong(&a), "ns"),
         "ring" => (ring(&a), "ns"),
         "mutex" => (mutex(&a), "ns"),

@@ -85,9 +85,19 @@ async fn skynet(a: &Args) -> f64 {
 
 async fn parked_mem(a: &Args) -> f64 {
     let before = vm_rss();
-    let started = Wg::new(a.n);
-    let mut txs = Vec::with_capacity(a.n as usize);
-    for _ in 0..a.n {
+    let (txs, _) = park_n(a.n).await;
+    tokio::time::sleep(gort_benches::SETTLE).await;
+    let after = vm_rss();
+    drop(txs);
+    (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
+/// `n` tasks each waiting on a oneshot of its own; the senders and the time until all started.
+async fn park_n(n: u64) -> (Vec<oneshot::Sender<()>>, Duration) {
+    let t = Instant::now();
+    let started = Wg::new(n);
+    let mut txs = Vec::with_capacity(n as usize);
+    for _ in 0..n {
         let (tx, rx) = oneshot::channel::<()>();
         txs.push(tx);
         let s = started.clone();
@@ -97,10 +107,14 @@ async fn parked_mem(a: &Args) -> f64 {
         });
     }
     started.wait().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let after = vm_rss();
+    (txs, t.elapsed())
+}
+
+/// Creating tasks that wait on a oneshot each, until all started; ns per task.
+async fn parked_create(a: &Args) -> f64 {
+    let (txs, took) = park_n(a.n).await;
     drop(txs);
-    (after.saturating_sub(before)) as f64 / a.n as f64
+    took.as_nanos() as f64 / a.n as f64
 }
 
 /// Two tasks over two one-slot channels (tokio has no rendezvous); ns per round trip.
@@ -263,6 +277,7 @@ fn main() {
                 "yield" => (yield_(&a).await, "ns"),
                 "skynet" => (skynet(&a).await, "ms"),
                 "parked_mem" => (parked_mem(&a).await, "B"),
+                "parked_create" => (parked_create(&a).await, "ns"),
                 "pingpong" => (pingpong(&a).await, "ns"),
                 "ring" => (ring(&a).await, "ns"),
                 "mutex" => (mutex(&a).await, "ns"),

@@ -48,8 +48,9 @@
 //! - sysmon visits the records in passes at most one per [`PASS_PERIOD`], [`CHUNK`] records a
 //!   round. A goroutine is copied out when the previous pass saw it parked in the same episode
 //!   (so it has been parked for about a pass period at least).
-//! - What is copied: from the stack pointer the goroutine recorded when it parked, less
-//!   [`SLACK`] for the frames of the switch itself, up to the window's top. The whole window is
+//! - What is copied: from the stack pointer the goroutine recorded when it parked
+//!   (`coro::switch_out`), less what the switch itself writes below it (`coro::switch_depth`,
+//!   measured once per process), up to the window's top. The whole window is
 //!   released; adjacent windows go in one `madvise` call (guard pages made with
 //!   `MADV_GUARD_INSTALL` survive `MADV_DONTNEED`; with `mprotect` guards each window is released
 //!   on its own).
@@ -74,14 +75,6 @@ pub(crate) const PASS_PERIOD: Duration = Duration::from_millis(100);
 const CHUNK: usize = 16 * 1024;
 /// Goroutines copied out per membarrier (and the most a resuming M can wait behind).
 const BATCH: usize = 64;
-/// Bytes below the recorded stack pointer that are copied too: the frames `park` calls to
-/// switch out lie there. In release builds `Yielder::suspend` is inlined into `park` and the
-/// context switch pushes three words, 24 bytes (read off the disassembly, docs/stacks.md); if
-/// `suspend` were not inlined its frame would add at most its return address, six saved
-/// registers and the 24-byte request, under 128. Debug builds call through unoptimised
-/// frames, hence their wider margin.
-const SLACK: usize = if cfg!(debug_assertions) { 2048 } else { 256 };
-
 const RESIDENT: u8 = 0;
 const BUSY: u8 = 1;
 const OUT: u8 = 2;
@@ -205,23 +198,6 @@ impl StackOut {
     }
 }
 
-/// The stack pointer of the caller (inlined into it).
-#[inline(always)]
-pub(crate) fn stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: reads a register; no memory is touched.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
-    };
-    // SAFETY: as above.
-    #[cfg(target_arch = "aarch64")]
-    unsafe {
-        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
-    };
-    sp
-}
-
 /// Counters of the runtime (`debug::sched_stats`).
 #[derive(Default)]
 pub(crate) struct CopyStats {
@@ -319,12 +295,13 @@ fn copy_out(shared: &Shared, batch: &[(GRef, u32)]) {
         }
     }
     let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
+    let depth = crate::coro::switch_depth();
     for g in &kept {
         let o = &g.out;
         let top = o.top.load(Ordering::Relaxed);
         let low = top - o.usable.load(Ordering::Relaxed);
         let sp = g.park_sp();
-        let from = (sp.saturating_sub(SLACK).max(low)) & !15;
+        let from = (sp.saturating_sub(depth).max(low)) & !15;
         let len = top - from;
         let mut buf = Vec::<u8>::with_capacity(len);
         // SAFETY: `[from, top)` lies in the goroutine's window, mapped read-write. The

@@ -387,9 +387,10 @@ impl Goroutine {
         self.park_sp.load(Ordering::Relaxed)
     }
 
+    /// Where `coro::switch_out` records the stack pointer of a parking goroutine.
     #[inline]
-    pub(crate) fn set_park_sp(&self, sp: usize) {
-        self.park_sp.store(sp, Ordering::Relaxed)
+    pub(crate) fn park_sp_cell(&self) -> &AtomicUsize {
+        &self.park_sp
     }
 
     /// Starts loading the parked goroutine's stack near where it will resume into the cache,

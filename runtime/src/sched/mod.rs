@@ -463,14 +463,14 @@ where
     // SAFETY: we are the running goroutine, so we own `inner`; the suspender was set when our
     // coroutine started and lives on our stack.
     let sus = unsafe { &*(*gp).inner().suspender };
-    // Where this stack will be resumed (the waker prefetches it, `ready`) and where its live
-    // part ends (copy-out), read right before the switch; a new park episode begins.
+    // A new park episode begins (copy-out). `switch_out` records where this stack will be
+    // resumed (the waker prefetches it, `ready`) and where its live part ends (copy-out).
     // SAFETY: `gp` is the running goroutine's live record.
-    unsafe {
-        (*gp).set_park_sp(copyout::stack_pointer());
-        (*gp).out.begin_park();
-    }
-    sus.suspend(Switch::Park(reason, erased));
+    unsafe { (*gp).out.begin_park() };
+    // SAFETY: as above.
+    crate::coro::switch_out(sus, Switch::Park(reason, erased), unsafe {
+        (*gp).park_sp_cell()
+    });
 }
 
 /// Go's `Gosched`.
