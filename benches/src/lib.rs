@@ -58,7 +58,7 @@ pub fn vm_rss() -> u64 {
 pub const RING: usize = 10_000;
 /// How long `parked_mem` lets parked goroutines settle before reading RSS (every peer): the
 /// steady state of a server holding idle connections, not the moment after the spawn.
-pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Messages (64-byte round trips) of a `tcp_echo` run, spread over its `n` connections.
 pub const ECHO_MSGS: u64 = 100_000;
 /// The size of a `tcp_echo` message.

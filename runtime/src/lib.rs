@@ -356,7 +356,7 @@ impl Builder {
 
     /// Whether the stacks of goroutines parked for a while are copied out to the heap and
     /// their pages given back to the kernel (default: on; sanitizer builds: off). It starts
-    /// only once 10,000 goroutines are alive, and touches goroutines parked for about 100 ms
+    /// only once 10,000 goroutines are alive, and touches goroutines parked for about a second
     /// or more; resuming one copies its stack back first (a page fault and a copy of its live
     /// bytes, a microsecond or two). See docs/stacks.md.
     ///

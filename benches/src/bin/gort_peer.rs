@@ -67,7 +67,7 @@ fn parked_mem(a: &Args) -> f64 {
     let before = vm_rss();
     let (chans, _) = park_n(a.n);
     // Settled: parked goroutines as a long-running server holds them (gort copies out the
-    // stacks of goroutines parked for about 100 ms; Go, tokio and may wait as long).
+    // stacks of goroutines parked for about a second; Go, tokio and may wait as long).
     std::thread::sleep(SETTLE);
     let after = vm_rss();
     let st = gort::debug::sched_stats();

@@ -45,9 +45,10 @@
 //!
 //! - Only while at least [`MIN_GOROUTINES`] goroutines are alive: a small program keeps every
 //!   stack resident and never pays a copy-in.
-//! - sysmon visits the records in passes at most one per [`PASS_PERIOD`], [`CHUNK`] records a
-//!   round. A goroutine is copied out when the previous pass saw it parked in the same episode
-//!   (so it has been parked for about a pass period at least).
+//! - sysmon visits the records in passes at most one per [`PASS_PERIOD`] (1 s), [`CHUNK`]
+//!   records a round, without holding the `allgs` lock while it looks. A goroutine is copied
+//!   out when the previous pass saw it parked in the same episode, so it has been parked for
+//!   about a second at least.
 //! - What is copied: from the stack pointer the goroutine recorded when it parked
 //!   (`coro::switch_out`), less what the switch itself writes below it (`coro::switch_depth`,
 //!   measured once per process), up to the window's top. The whole window is
@@ -63,39 +64,44 @@ use std::time::{Duration, Instant};
 
 use super::g::Status;
 use super::pslot::{heavy_fence, light_fence};
-use super::{GRef, Shared};
+use super::{Goroutine, Shared};
 use crate::coro::stack::{self, PAGE};
 
 /// Fewer live goroutines than this: no copy-out at all.
 pub(crate) const MIN_GOROUTINES: usize = 10_000;
 /// The shortest time between the starts of two passes, so about the least time a goroutine
-/// stays parked before its stack is copied out.
-pub(crate) const PASS_PERIOD: Duration = Duration::from_millis(100);
+/// stays parked before its stack is copied out. Long enough that goroutines which wake a few
+/// times a second (tickers, busy connections, the inner nodes of a fan-out tree) are left
+/// alone: each copy-out and copy-in costs a page fault and two copies.
+pub(crate) const PASS_PERIOD: Duration = Duration::from_secs(1);
 /// Records visited per sysmon round.
-const CHUNK: usize = 16 * 1024;
+const CHUNK: usize = 8 * 1024;
 /// Goroutines copied out per membarrier (and the most a resuming M can wait behind).
 const BATCH: usize = 64;
 const RESIDENT: u8 = 0;
 const BUSY: u8 = 1;
 const OUT: u8 = 2;
 
-/// The copy-out state in a goroutine record.
+/// The copy-out state in a goroutine record (40 bytes).
 pub(crate) struct StackOut {
     /// Park episodes begun: the goroutine bumps it in `park`, before it switches out.
     parks: AtomicU32,
     /// The last episode whose park function returned: stored by the M that ran it.
     parked: AtomicU32,
-    /// RESIDENT, BUSY or OUT (module docs).
-    state: AtomicU8,
     /// sysmon only: `parks + 1` of the episode the last pass saw parked (0: none).
     seen: AtomicU32,
-    /// The window of the goroutine's stack: its top and usable size (0 before the goroutine
-    /// first ran).
-    top: AtomicUsize,
-    usable: AtomicUsize,
-    /// While OUT: the bytes of `[top - len, top)`. Written by the copier while BUSY, taken by
-    /// the M that resumes the goroutine after it saw OUT (Acquire).
-    saved: UnsafeCell<Option<Box<[u8]>>>,
+    /// RESIDENT, BUSY or OUT (module docs).
+    state: AtomicU8,
+    /// The goroutine's stack pointer right before it switched out to park
+    /// (`coro::switch_out`): where the waker prefetches and where the copy starts.
+    pub(crate) sp: AtomicUsize,
+    /// The goroutine's window, packed: `top / PAGE << 20 | usable / PAGE` (0 before the
+    /// goroutine first ran; usable sizes are at most 1 GiB, 2^18 pages).
+    window: AtomicU64,
+    /// While OUT: the bytes of `copy_range()`, in a heap block of exactly that length.
+    /// Written by the copier while BUSY, taken by the M that resumes the goroutine after it
+    /// saw OUT (Acquire).
+    saved: UnsafeCell<*mut u8>,
 }
 
 impl StackOut {
@@ -103,12 +109,28 @@ impl StackOut {
         StackOut {
             parks: AtomicU32::new(0),
             parked: AtomicU32::new(0),
-            state: AtomicU8::new(RESIDENT),
             seen: AtomicU32::new(0),
-            top: AtomicUsize::new(0),
-            usable: AtomicUsize::new(0),
-            saved: UnsafeCell::new(None),
+            state: AtomicU8::new(RESIDENT),
+            sp: AtomicUsize::new(0),
+            window: AtomicU64::new(0),
+            saved: UnsafeCell::new(std::ptr::null_mut()),
         }
+    }
+
+    /// The window `[low, top)`, if the goroutine ever ran.
+    fn window(&self) -> Option<(usize, usize)> {
+        let w = self.window.load(Ordering::Relaxed) as usize;
+        let top = (w >> 20) * PAGE;
+        (top != 0).then(|| (top - (w & ((1 << 20) - 1)) * PAGE, top))
+    }
+
+    /// What a copy-out saves: from the recorded stack pointer, less what the switch wrote
+    /// below it, to the window's top. The same while the goroutine stays parked.
+    fn copy_range(&self) -> (usize, usize) {
+        let (low, top) = self.window().expect("a parked goroutine has a window");
+        let sp = self.sp.load(Ordering::Relaxed);
+        let from = (sp.saturating_sub(crate::coro::switch_depth()).max(low)) & !15;
+        (from, top)
     }
 
     /// The goroutine, in `park` (after recording its stack pointer, `Goroutine::park_sp`):
@@ -136,8 +158,9 @@ impl StackOut {
 
     /// The position of the goroutine's stack, when its coroutine is made.
     pub(crate) fn set_window(&self, top: usize, usable: usize) {
-        self.top.store(top, Ordering::Relaxed);
-        self.usable.store(usable, Ordering::Relaxed);
+        debug_assert!(top % PAGE == 0 && usable % PAGE == 0 && usable / PAGE < 1 << 20);
+        let w = (top / PAGE) << 20 | usable / PAGE;
+        self.window.store(w as u64, Ordering::Relaxed);
     }
 
     /// The M, after storing `Running` and before resuming: makes sure the stack is in place.
@@ -163,22 +186,18 @@ impl StackOut {
                 _ => return,
             }
         }
+        let (from, top) = self.copy_range();
         // SAFETY: OUT was published with the buffer in place; the copier is done with it, and
-        // only the M resuming the goroutine (this one: it owns the record) takes it.
-        let saved = unsafe { (*self.saved.get()).take() }.expect("a copied-out stack has bytes");
-        let top = self.top.load(Ordering::Relaxed);
-        // SAFETY: `[top - len, top)` lies in the goroutine's window (the copier took the bytes
-        // from there), which is mapped read-write and which nothing else uses: the goroutine
-        // is not running and this M owns it. The released pages fault back in as zeroes.
+        // only the M resuming the goroutine (this one: it owns the record) takes it. The
+        // buffer holds `top - from` bytes (the range cannot change while the goroutine is
+        // parked), and `[from, top)` lies in the goroutine's window, which is mapped
+        // read-write and which nothing else uses. The released pages fault back in as zeroes.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                saved.as_ptr(),
-                (top - saved.len()) as *mut u8,
-                saved.len(),
-            )
-        };
-        shared.copyout.resident(saved.len());
-        drop(saved);
+            let saved = std::mem::replace(&mut *self.saved.get(), std::ptr::null_mut());
+            std::ptr::copy_nonoverlapping(saved, from as *mut u8, top - from);
+            free_bytes(saved, top - from);
+        }
+        shared.copyout.resident(top - from);
         self.state.store(RESIDENT, Ordering::Relaxed);
     }
 
@@ -189,10 +208,15 @@ impl StackOut {
         while self.state.load(Ordering::Acquire) == BUSY {
             backoff.snooze();
         }
-        // SAFETY: not BUSY, so the copier is not touching the buffer; the caller owns the
-        // record.
-        if let Some(b) = unsafe { (*self.saved.get()).take() } {
-            shared.copyout.resident(b.len());
+        if self.state.load(Ordering::Acquire) == OUT {
+            let (from, top) = self.copy_range();
+            // SAFETY: OUT and not BUSY: the buffer is there, `top - from` bytes long, and the
+            // copier is done with it; the caller owns the record.
+            unsafe {
+                let saved = std::mem::replace(&mut *self.saved.get(), std::ptr::null_mut());
+                free_bytes(saved, top - from);
+            }
+            shared.copyout.resident(top - from);
         }
         self.state.store(RESIDENT, Ordering::Relaxed);
     }
@@ -248,26 +272,38 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
         }
         sc.next_pass = now + PASS_PERIOD;
     }
-    let mut cands: Vec<(GRef, u32)> = Vec::new();
-    {
+    // The chunk's record addresses, copied under the lock (a plain copy: no reference counts
+    // touched), then looked at without it, so spawning (`new_g`) never waits for the scan.
+    let chunk: Vec<*const Goroutine> = {
         let all = shared.allgs.lock();
         let end = (sc.cursor + CHUNK).min(all.len());
-        for g in &all[sc.cursor.min(end)..end] {
+        let chunk = all[sc.cursor.min(end)..end]
+            .iter()
+            .map(Arc::as_ptr)
+            .collect();
+        sc.cursor = if end >= all.len() { 0 } else { end };
+        chunk
+    };
+    let mut cands: Vec<(&Goroutine, u32)> = Vec::new();
+    {
+        for &rec in &chunk {
+            // SAFETY: records are never freed while their runtime runs (`allgs` keeps them
+            // until shutdown, which joins sysmon first).
+            let g = unsafe { &*rec };
             let o = &g.out;
             let n = o.parks.load(Ordering::Relaxed);
             let parked = g.status() == Status::Waiting
                 && o.parked.load(Ordering::Relaxed) == n
                 && o.state.load(Ordering::Relaxed) == RESIDENT
-                && o.top.load(Ordering::Relaxed) != 0;
+                && o.window().is_some();
             if !parked {
                 o.seen.store(0, Ordering::Relaxed);
             } else if o.seen.load(Ordering::Relaxed) == n.wrapping_add(1) {
-                cands.push((g.clone(), n));
+                cands.push((g, n));
             } else {
                 o.seen.store(n.wrapping_add(1), Ordering::Relaxed);
             }
         }
-        sc.cursor = if end >= all.len() { 0 } else { end };
     }
     for batch in cands.chunks(BATCH) {
         copy_out(shared, batch);
@@ -276,12 +312,12 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
 }
 
 /// Copies out the stacks of `batch` (goroutines seen parked in episode `n`), module docs.
-fn copy_out(shared: &Shared, batch: &[(GRef, u32)]) {
+fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) {
     for (g, _) in batch {
         g.out.state.store(BUSY, Ordering::Relaxed);
     }
     heavy_fence();
-    let mut kept: Vec<&GRef> = Vec::with_capacity(batch.len());
+    let mut kept: Vec<&Goroutine> = Vec::with_capacity(batch.len());
     for (g, n) in batch {
         let o = &g.out;
         if g.status() == Status::Waiting
@@ -295,24 +331,21 @@ fn copy_out(shared: &Shared, batch: &[(GRef, u32)]) {
         }
     }
     let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(kept.len());
-    let depth = crate::coro::switch_depth();
     for g in &kept {
         let o = &g.out;
-        let top = o.top.load(Ordering::Relaxed);
-        let low = top - o.usable.load(Ordering::Relaxed);
-        let sp = g.park_sp();
-        let from = (sp.saturating_sub(depth).max(low)) & !15;
+        let (low, top) = o.window().expect("a candidate has a window");
+        let (from, _) = o.copy_range();
         let len = top - from;
-        let mut buf = Vec::<u8>::with_capacity(len);
+        let buf = alloc_bytes(len);
         // SAFETY: `[from, top)` lies in the goroutine's window, mapped read-write. The
         // goroutine is parked and, by the protocol above, no M resumes it and nothing else
-        // touches its stack until we publish OUT. `buf` has room for `len` bytes.
+        // touches its stack until we publish OUT. `buf` has room for `len` bytes. BUSY gives
+        // the copier the buffer slot (module docs).
         unsafe {
-            std::ptr::copy_nonoverlapping(from as *const u8, buf.as_mut_ptr(), len);
-            buf.set_len(len);
+            std::ptr::copy_nonoverlapping(from as *const u8, buf, len);
+            *o.saved.get() = buf;
         }
-        // SAFETY: BUSY gives the copier the buffer slot (module docs).
-        unsafe { *o.saved.get() = Some(buf.into_boxed_slice()) };
+        shared.copyout.out(len);
         ranges.push((low, top));
     }
     ranges.sort_unstable();
@@ -332,11 +365,28 @@ fn copy_out(shared: &Shared, batch: &[(GRef, u32)]) {
         unsafe { stack::release_pages(lo, hi) };
     }
     for g in &kept {
-        let o = &g.out;
-        // SAFETY: still BUSY: the slot is ours.
-        let len = unsafe { (*o.saved.get()).as_ref().map_or(0, |b| b.len()) };
-        shared.copyout.out(len);
         // Release: the buffer and the released pages before the resuming M's Acquire.
-        o.state.store(OUT, Ordering::Release);
+        g.out.state.store(OUT, Ordering::Release);
     }
+}
+
+/// A heap block of `len` bytes (`len` > 0: a window's top is above any stack pointer in it).
+fn alloc_bytes(len: usize) -> *mut u8 {
+    let layout = std::alloc::Layout::from_size_align(len, 16).expect("a stack copy's layout");
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { std::alloc::alloc(layout) };
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    p
+}
+
+/// Frees a block from `alloc_bytes`.
+///
+/// # Safety
+/// `p` came from `alloc_bytes(len)` and is not used afterwards.
+unsafe fn free_bytes(p: *mut u8, len: usize) {
+    let layout = std::alloc::Layout::from_size_align(len, 16).expect("a stack copy's layout");
+    // SAFETY: per the contract.
+    unsafe { std::alloc::dealloc(p, layout) };
 }

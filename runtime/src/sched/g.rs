@@ -158,9 +158,6 @@ pub(crate) struct Goroutine {
     id: AtomicU64,
     status: AtomicU8,
     wait_reason: AtomicU8,
-    /// The goroutine's stack pointer right before it switched out to park: where the waker
-    /// prefetches (`prefetch_stack`) and where copy-out starts (`copyout`).
-    park_sp: AtomicUsize,
     /// The user's call that last parked it (a channel operation, a lock, a sleep), recorded
     /// through `#[track_caller]` by `sched::park`: one pointer store per park. Null if never.
     park_loc: AtomicPtr<Location<'static>>,
@@ -198,7 +195,6 @@ impl Goroutine {
             id: AtomicU64::new(0),
             status: AtomicU8::new(Status::Idle as u8),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
-            park_sp: AtomicUsize::new(0),
             park_loc: AtomicPtr::new(std::ptr::null_mut()),
             created_at: AtomicPtr::new(std::ptr::null_mut()),
             created_by: AtomicU64::new(0),
@@ -384,13 +380,13 @@ impl Goroutine {
 
     /// The goroutine's stack pointer when it last parked (0: never).
     pub(crate) fn park_sp(&self) -> usize {
-        self.park_sp.load(Ordering::Relaxed)
+        self.out.sp.load(Ordering::Relaxed)
     }
 
     /// Where `coro::switch_out` records the stack pointer of a parking goroutine.
     #[inline]
     pub(crate) fn park_sp_cell(&self) -> &AtomicUsize {
-        &self.park_sp
+        &self.out.sp
     }
 
     /// Starts loading the parked goroutine's stack near where it will resume into the cache,
@@ -400,7 +396,7 @@ impl Goroutine {
     pub(crate) fn prefetch_stack(&self) {
         #[cfg(target_arch = "x86_64")]
         {
-            let sp = self.park_sp.load(Ordering::Relaxed);
+            let sp = self.park_sp();
             if sp == 0 {
                 return;
             }
