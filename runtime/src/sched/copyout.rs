@@ -45,6 +45,11 @@
 //!
 //! - Only while at least [`MIN_GOROUTINES`] goroutines are alive: a small program keeps every
 //!   stack resident and never pays a copy-in.
+//! - Copies only in rounds where no goroutine waits in a run queue: while the Ps are
+//!   saturated the work (copies, `madvise` and its TLB shootdowns, a membarrier per batch)
+//!   would take CPU from goroutines. Busy rounds still look and mark, at sysmon's own pace,
+//!   and the next quiet pass copies what they saw. A program that keeps goroutines queued all
+//!   the time never copies out.
 //! - sysmon visits the records in passes at most one per [`PASS_PERIOD`] (1 s), [`CHUNK`]
 //!   records a round, without holding the `allgs` lock while it looks. A goroutine is copied
 //!   out when the previous pass saw it parked in the same episode, so it has been parked for
@@ -77,7 +82,7 @@ pub(crate) const PASS_PERIOD: Duration = Duration::from_secs(1);
 /// Records visited per sysmon round.
 const CHUNK: usize = 8 * 1024;
 /// Goroutines copied out per membarrier (and the most a resuming M can wait behind).
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 const RESIDENT: u8 = 0;
 const BUSY: u8 = 1;
 const OUT: u8 = 2;
@@ -266,6 +271,10 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
     if !shared.config.copy_out {
         return false;
     }
+    // Goroutines wait to run: the Ps are saturated, and copying would take CPU from them. The
+    // pass still looks (marking who is parked), at sysmon's own pace; the stacks go out in the
+    // next quiet round that finds them.
+    let busy = !shared.global.is_empty() || shared.procs.iter().any(|p| p.runq_len() > 0);
     if sc.cursor == 0 {
         if now < sc.next_pass || shared.num_goroutine() < MIN_GOROUTINES {
             return false;
@@ -304,6 +313,9 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
                 o.seen.store(n.wrapping_add(1), Ordering::Relaxed);
             }
         }
+    }
+    if busy {
+        return false;
     }
     for batch in cands.chunks(BATCH) {
         copy_out(shared, batch);
