@@ -164,7 +164,7 @@ impl StackOut {
     /// The position of the goroutine's stack, when its coroutine is made.
     pub(crate) fn set_window(&self, top: usize, usable: usize) {
         debug_assert!(top % PAGE == 0 && usable % PAGE == 0 && usable / PAGE < 1 << 20);
-        let w = (top / PAGE) << 20 | usable / PAGE;
+        let w = ((top / PAGE) << 20) | (usable / PAGE);
         self.window.store(w as u64, Ordering::Relaxed);
     }
 
