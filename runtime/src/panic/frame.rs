@@ -1125,7 +1125,11 @@ fn trim_backtrace(bt: &str) -> String {
         .unwrap_or(0);
     let mut out = String::new();
     for l in &lines[start..] {
-        if is_frame(l) && name(l).starts_with("gort::sched::goroutine_main") {
+        if is_frame(l)
+            && ["gort::sched::run_entry", "gort::sched::goroutine_main"]
+                .iter()
+                .any(|e| name(l).starts_with(e))
+        {
             break;
         }
         out.push_str(l);

@@ -187,26 +187,38 @@ pub(crate) fn expect_g(what: &str) -> *const Goroutine {
 
 /// The body every goroutine's coroutine runs: the goroutine's top, where an unwind that no
 /// frame stopped ends (Goexit, or an unrecovered panic: Go crashes the program).
+///
+/// Its frame stays on the stack of every parked goroutine (and is copied by copy-out), so it is
+/// kept small: the function is taken out of the record inside `run_entry`, and everything
+/// after it returns is in `goroutine_end`.
 fn goroutine_main(gp: *const Goroutine, sus: &Suspender) {
-    let f = {
-        // SAFETY: the record outlives its coroutine, and the goroutine owns `inner` while
-        // running.
-        let inner = unsafe { (*gp).inner() };
-        inner.suspender = sus;
-        inner
-            .entry
-            .take()
-            .unwrap_or_else(|| crate::panic::throw("an unstarted goroutine has no function"))
-    };
-    // SAFETY: as above.
+    // SAFETY: the record outlives its coroutine, and the goroutine owns `inner` while running.
+    unsafe { (*gp).inner().suspender = sus };
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| run_entry(gp))).err();
+    goroutine_end(gp, caught);
+}
+
+/// Takes the goroutine's function out of its record and calls it.
+#[inline(never)]
+fn run_entry(gp: *const Goroutine) {
+    // SAFETY: as in `goroutine_main`.
+    let f = unsafe { (*gp).inner() }
+        .entry
+        .take()
+        .unwrap_or_else(|| crate::panic::throw("an unstarted goroutine has no function"));
+    f.call();
+}
+
+/// The goroutine's function returned, panicked (`caught`) or called Goexit.
+#[inline(never)]
+fn goroutine_end(gp: *const Goroutine, caught: Option<Box<dyn Any + Send>>) {
+    // SAFETY: as in `goroutine_main`.
     let g = unsafe { &*gp };
     // What no frame stopped: a Goexit, or a panic with its report. `defer_state` is the
     // running goroutine's own.
     // SAFETY: as above.
     let top = |payload| frame::at_top(unsafe { &mut *g.defer_state() }, payload, g);
-    let mut end = panic::catch_unwind(AssertUnwindSafe(|| f.call()))
-        .err()
-        .map(top);
+    let mut end = caught.map(top);
     if !matches!(end, Some(TopEnd::Panic(..))) {
         // Goroutine-local values are dropped here, on the goroutine's stack, while it still
         // runs (also after a Goexit).
@@ -446,6 +458,7 @@ pub(crate) fn ready(g: GRef) {
 /// The caller's location (the user's blocking call, through `#[track_caller]` on every
 /// function between it and here) is recorded for deadlock reports and goroutine dumps.
 #[track_caller]
+#[inline(always)]
 pub(crate) fn park<F>(reason: WaitReason, f: F)
 where
     F: FnOnce(GRef) -> Option<GRef>,

@@ -77,7 +77,11 @@ impl ThreadSignal {
 
 /// Blocks the caller until its waiter is woken. `register` must put the waiter where a waker
 /// will find it and release the primitive's lock.
+///
+/// Inlined, as `park` is: every frame between the user's call and the switch stays on a
+/// parked goroutine's stack, and copy-out copies it (docs/stacks.md).
 #[track_caller]
+#[inline(always)]
 pub(crate) fn block_current<R>(reason: WaitReason, register: R)
 where
     R: FnOnce(Waiter),
