@@ -302,7 +302,7 @@ func tcpEcho(conns uint64) float64 {
 }
 
 // How long parked_mem lets parked goroutines settle before reading RSS (every peer).
-const settle = 3 * time.Second
+const settle = 10 * time.Second
 
 // parkN starts n goroutines that each block receiving from a channel of their own; it
 // returns the channels and the time until all had started.

@@ -57,8 +57,11 @@ pub fn vm_rss() -> u64 {
 /// Goroutines in the `ring` workload.
 pub const RING: usize = 10_000;
 /// How long `parked_mem` lets parked goroutines settle before reading RSS (every peer): the
-/// steady state of a server holding idle connections, not the moment after the spawn.
-pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+/// steady state of a server holding idle connections, not the moment after the spawn. gort
+/// copies out stacks of goroutines parked for about a second, at roughly a million a second
+/// on this machine kind, so 3M parked goroutines need several seconds (docs/benchmarks.md
+/// gives the 3 s figures too).
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Messages (64-byte round trips) of a `tcp_echo` run, spread over its `n` connections.
 pub const ECHO_MSGS: u64 = 100_000;
 /// The size of a `tcp_echo` message.
