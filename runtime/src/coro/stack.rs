@@ -672,7 +672,7 @@ impl StackPool {
     #[cfg(feature = "sanitizer")]
     pub(crate) fn leak(&self, s: GStack) {
         let (low, top) = (s.top - s.usable, s.top);
-        let mut leak_in = |c: &SizeClass| {
+        let leak_in = |c: &SizeClass| {
             let mut st = c.state.lock();
             st.out -= 1;
             st.leaked += 1;
