@@ -156,12 +156,21 @@ fn copy_out_and_back_child() {
         }
         started.wait();
         gort::time::sleep(Duration::from_millis(20)); // the last ones park
+                                                      // Copy-out needs two passes a second apart: the page tables are still all there.
+        let pte_before = status_kib("VmPTE:");
         let out = wait_copied_out(n * 9 / 10, Duration::from_secs(20 + n as u64 / 50_000));
         assert!(
             out >= n * 9 / 10,
             "only {out} of {n} parked stacks were copied out"
         );
         let (before, after) = (peak_rss_kib(), rss_kib());
+        // Windows released whole, guard markers removed: most of their page-table pages go.
+        let pte_after = status_kib("VmPTE:");
+        eprintln!("VmPTE {pte_before} KiB -> {pte_after} KiB");
+        assert!(
+            pte_after < pte_before / 2,
+            "page tables did not shrink after copy-out: VmPTE {pte_before} KiB -> {pte_after} KiB"
+        );
         // Each window held 8 or 64 KiB and more of committed pages; the copies hold what was live
         // at the park (a few KiB in a debug build): the rest went back to the kernel.
         let stats = gort::debug::sched_stats();

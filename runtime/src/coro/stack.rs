@@ -516,6 +516,70 @@ fn map_segment(len: usize, stride: usize) -> io::Result<Segment> {
 }
 
 /// Makes the window whose guard page starts at `guard` usable and guarded.
+/// `MADV_GUARD_REMOVE` (Linux 6.13+).
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+
+/// Removes the guard pages below the windows starting at `lows` with one `process_madvise`
+/// call, so that releasing the windows lets the kernel free their page-table pages (a guard
+/// marker is a page-table entry). True if every guard was removed.
+///
+/// Only for windows no goroutine runs on until `reinstall_guard` has put their guard back.
+pub(crate) fn remove_guards(lows: &[usize]) -> bool {
+    let guards: Vec<usize> = lows.iter().map(|&l| l - PAGE).collect();
+    process_madvise_pages(&guards, MADV_GUARD_REMOVE)
+}
+
+/// Puts back the guard page below the window starting at `low` (after `remove_guards`),
+/// before anything runs on the window again. Ends the process if the kernel refuses: a window
+/// without its guard would let an overflow write into its neighbour.
+pub(crate) fn reinstall_guard(low: usize) {
+    // SAFETY: the page below a window of a segment gort owns; nothing uses it.
+    let rc = unsafe { libc::madvise((low - PAGE) as *mut libc::c_void, PAGE, MADV_GUARD_INSTALL) };
+    if rc != 0 {
+        crate::panic::throw(&format!(
+            "runtime: cannot reinstall a goroutine stack's guard page: {}",
+            io::Error::last_os_error()
+        ));
+    }
+}
+
+/// One `process_madvise(2)` call on this process applying `advice` to one page at each of
+/// `pages`; true if the kernel applied it to all of them.
+fn process_madvise_pages(pages: &[usize], advice: libc::c_int) -> bool {
+    static PIDFD: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    let pidfd = *PIDFD.get_or_init(|| {
+        // SAFETY: pidfd_open takes no pointers; the descriptor is kept for the process's life.
+        unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as i32 }
+    });
+    if pidfd < 0 || pages.is_empty() {
+        return false;
+    }
+    // UIO_MAXIOV: at most 1024 ranges a call.
+    pages.chunks(1024).all(|chunk| {
+        let iov: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|&p| libc::iovec {
+                iov_base: p as *mut libc::c_void,
+                iov_len: PAGE,
+            })
+            .collect();
+        // SAFETY: each range is a page of a segment gort owns, chosen by the caller per its
+        // contract; `iov` lives across the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                pidfd,
+                iov.as_ptr(),
+                iov.len(),
+                advice,
+                0,
+            )
+        };
+        // The call reports the bytes it advised; a partial result counts as a failure.
+        rc == (chunk.len() * PAGE) as libc::c_long
+    })
+}
+
 /// Fresh windows carved at once when the pool runs dry (guards installed with one
 /// `process_madvise` call instead of one `madvise` each).
 const CARVE_BATCH: usize = 64;
@@ -525,39 +589,12 @@ const CARVE_BATCH: usize = 64;
 /// `MADV_GUARD_INSTALL` there). False if that is not possible here (older kernel, no
 /// `MADV_GUARD_INSTALL`, or the call failed): the caller carves window by window instead.
 fn install_guards(first: usize, stride: usize, n: usize) -> bool {
-    static PIDFD: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
     if GUARD_MODE.load(Ordering::Acquire) != MODE_MADVISE {
         return false;
     }
-    let pidfd = *PIDFD.get_or_init(|| {
-        // SAFETY: pidfd_open takes no pointers; the descriptor is kept for the process's life.
-        unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as i32 }
-    });
-    if pidfd < 0 {
-        return false;
-    }
-    let iov: Vec<libc::iovec> = (0..n)
-        .map(|i| libc::iovec {
-            iov_base: (first + i * stride) as *mut libc::c_void,
-            iov_len: PAGE,
-        })
-        .collect();
-    // SAFETY: each range is the guard page of a window inside a segment the caller's class
-    // owns and has not handed out; `iov` lives across the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_process_madvise,
-            pidfd,
-            iov.as_ptr(),
-            iov.len(),
-            MADV_GUARD_INSTALL,
-            0,
-        )
-    };
-    // The call reports the bytes it advised; a partial result leaves some guards missing, so
-    // anything but all of them counts as a failure (guards are idempotent: the fallback may
-    // install one again).
-    rc == (n * PAGE) as libc::c_long
+    let guards: Vec<usize> = (0..n).map(|i| first + i * stride).collect();
+    // Guards are idempotent: after a partial failure the fallback may install one again.
+    process_madvise_pages(&guards, MADV_GUARD_INSTALL)
 }
 
 fn carve_window(guard: usize, usable: usize) -> io::Result<()> {

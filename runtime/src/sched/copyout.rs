@@ -53,7 +53,12 @@
 //! - sysmon visits the records in passes at most one per [`PASS_PERIOD`] (1 s), [`CHUNK`]
 //!   records a round, without holding the `allgs` lock while it looks. A goroutine is copied
 //!   out when the previous pass saw it parked in the same episode, so it has been parked for
-//!   about a second at least.
+//!   about a second at least. What a pass finds is copied after it, sorted by window address,
+//!   [`COPIES_PER_ROUND`] a round: runs of adjacent windows are released in one call each.
+//! - The guard pages of copied-out windows are removed too (one `process_madvise` a batch) and
+//!   put back by the resuming M: a guard marker is a page-table entry, and without them the
+//!   kernel frees the windows' page-table pages with their pages (`CONFIG_PT_RECLAIM`, for
+//!   2 MiB ranges a release covers whole) — about 512 bytes a parked goroutine.
 //! - What is copied: from the stack pointer the goroutine recorded when it parked
 //!   (`coro::switch_out`), less what the switch itself writes below it (`coro::switch_depth`,
 //!   measured once per process), up to the window's top. The whole window is
@@ -86,6 +91,9 @@ const BATCH: usize = 256;
 const RESIDENT: u8 = 0;
 const BUSY: u8 = 1;
 const OUT: u8 = 2;
+/// OUT, and the window's guard page was removed too (so the kernel can free the window's
+/// page-table page): the resuming M puts the guard back before anything runs on the window.
+const OUT_UNGUARDED: u8 = 3;
 
 /// The copy-out state in a goroutine record (40 bytes).
 pub(crate) struct StackOut {
@@ -188,6 +196,11 @@ impl StackOut {
             match self.state.load(Ordering::Acquire) {
                 BUSY => backoff.snooze(),
                 OUT => break,
+                OUT_UNGUARDED => {
+                    let (low, _) = self.window().expect("a copied-out goroutine has a window");
+                    stack::reinstall_guard(low);
+                    break;
+                }
                 _ => return,
             }
         }
@@ -213,7 +226,13 @@ impl StackOut {
         while self.state.load(Ordering::Acquire) == BUSY {
             backoff.snooze();
         }
-        if self.state.load(Ordering::Acquire) == OUT {
+        let st = self.state.load(Ordering::Acquire);
+        if st == OUT || st == OUT_UNGUARDED {
+            if st == OUT_UNGUARDED {
+                // The window goes back to the pool: it must be guarded again.
+                let (low, _) = self.window().expect("a copied-out goroutine has a window");
+                stack::reinstall_guard(low);
+            }
             let (from, top) = self.copy_range();
             // SAFETY: OUT and not BUSY: the buffer is there, `top - from` bytes long, and the
             // copier is done with it; the caller owns the record.
@@ -250,10 +269,16 @@ impl CopyStats {
     }
 }
 
-/// sysmon's position in the passes over `allgs`.
+/// sysmon's position in the passes over `allgs`, and what the last pass found.
 pub(crate) struct Scanner {
     cursor: usize,
     next_pass: Instant,
+    /// Goroutines a pass found parked in the same episode as the pass before (and that
+    /// episode): copied after the pass, in window order, so that runs of adjacent windows go
+    /// back to the kernel in one call each, whole page-table pages included.
+    pending: Vec<(*const Goroutine, u32)>,
+    /// How far `pending` has been copied (it is sorted once the pass is over).
+    done: usize,
 }
 
 impl Scanner {
@@ -261,20 +286,45 @@ impl Scanner {
         Scanner {
             cursor: 0,
             next_pass: now,
+            pending: Vec::new(),
+            done: 0,
         }
     }
 }
 
-/// One sysmon round of copy-out; true while a pass is under way (sysmon then keeps its rounds
-/// short instead of sleeping deeply).
+/// Copies per round while draining `pending` (16 batches).
+const COPIES_PER_ROUND: usize = 16 * BATCH;
+
+/// One sysmon round of copy-out; true while there is more to do soon (sysmon then keeps its
+/// rounds short instead of sleeping deeply).
 pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> bool {
     if !shared.config.copy_out {
         return false;
     }
     // Goroutines wait to run: the Ps are saturated, and copying would take CPU from them. The
     // pass still looks (marking who is parked), at sysmon's own pace; the stacks go out in the
-    // next quiet round that finds them.
+    // next quiet rounds.
     let busy = !shared.global.is_empty() || shared.procs.iter().any(|p| p.runq_len() > 0);
+    if sc.cursor == 0 && !sc.pending.is_empty() {
+        // The last pass is over: copy what it found, a share a round.
+        if busy {
+            return false;
+        }
+        let end = (sc.done + COPIES_PER_ROUND).min(sc.pending.len());
+        for batch in sc.pending[sc.done..end].chunks(BATCH) {
+            // SAFETY: records are never freed while their runtime runs (`allgs` keeps them
+            // until shutdown, which joins sysmon first).
+            let batch: Vec<(&Goroutine, u32)> =
+                batch.iter().map(|&(g, n)| (unsafe { &*g }, n)).collect();
+            copy_out(shared, &batch);
+        }
+        sc.done = end;
+        if end == sc.pending.len() {
+            sc.pending = Vec::new(); // its memory too (16 bytes a goroutine)
+            sc.done = 0;
+        }
+        return true;
+    }
     if sc.cursor == 0 {
         if now < sc.next_pass || shared.num_goroutine() < MIN_GOROUTINES {
             return false;
@@ -293,34 +343,32 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
         sc.cursor = if end >= all.len() { 0 } else { end };
         chunk
     };
-    let mut cands: Vec<(&Goroutine, u32)> = Vec::new();
-    {
-        for &rec in &chunk {
-            // SAFETY: records are never freed while their runtime runs (`allgs` keeps them
-            // until shutdown, which joins sysmon first).
-            let g = unsafe { &*rec };
-            let o = &g.out;
-            let n = o.parks.load(Ordering::Relaxed);
-            let parked = g.status() == Status::Waiting
-                && o.parked.load(Ordering::Relaxed) == n
-                && o.state.load(Ordering::Relaxed) == RESIDENT
-                && o.window().is_some();
-            if !parked {
-                o.seen.store(0, Ordering::Relaxed);
-            } else if o.seen.load(Ordering::Relaxed) == n.wrapping_add(1) {
-                cands.push((g, n));
-            } else {
-                o.seen.store(n.wrapping_add(1), Ordering::Relaxed);
-            }
+    for &rec in &chunk {
+        // SAFETY: as above.
+        let g = unsafe { &*rec };
+        let o = &g.out;
+        let n = o.parks.load(Ordering::Relaxed);
+        let parked = g.status() == Status::Waiting
+            && o.parked.load(Ordering::Relaxed) == n
+            && o.state.load(Ordering::Relaxed) == RESIDENT
+            && o.window().is_some();
+        if !parked {
+            o.seen.store(0, Ordering::Relaxed);
+        } else if o.seen.load(Ordering::Relaxed) == n.wrapping_add(1) {
+            sc.pending.push((rec, n));
+        } else {
+            o.seen.store(n.wrapping_add(1), Ordering::Relaxed);
         }
     }
-    if busy {
-        return false;
+    if sc.cursor == 0 {
+        // Pass over: window order (a window is set once a goroutine first ran; it cannot
+        // change while the record lives on, except by the record's reuse, which `copy_out`'s
+        // checks catch).
+        // SAFETY: as above.
+        sc.pending
+            .sort_unstable_by_key(|&(g, _)| unsafe { &*g }.out.window().map_or(0, |w| w.0));
     }
-    for batch in cands.chunks(BATCH) {
-        copy_out(shared, batch);
-    }
-    sc.cursor != 0
+    !busy && (sc.cursor != 0 || !sc.pending.is_empty())
 }
 
 /// Copies out the stacks of `batch` (goroutines seen parked in episode `n`), module docs.
@@ -361,6 +409,10 @@ fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) {
         ranges.push((low, top));
     }
     ranges.sort_unstable();
+    // Without their guard markers the windows' page-table pages empty out and the kernel frees
+    // them with the pages (about 512 bytes a goroutine otherwise); resuming puts a guard back.
+    let unguarded = stack::guards_survive_release()
+        && stack::remove_guards(&ranges.iter().map(|r| r.0).collect::<Vec<_>>());
     let merge = stack::guards_survive_release();
     let mut i = 0;
     while i < ranges.len() {
@@ -376,9 +428,10 @@ fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) {
         // resuming M sees OUT and copies them back.
         unsafe { stack::release_pages(lo, hi) };
     }
+    let out = if unguarded { OUT_UNGUARDED } else { OUT };
     for g in &kept {
         // Release: the buffer and the released pages before the resuming M's Acquire.
-        g.out.state.store(OUT, Ordering::Release);
+        g.out.state.store(out, Ordering::Release);
     }
 }
 
