@@ -219,3 +219,61 @@ fn a_negative_waitgroup_counter_panics_with_gos_text() {
         .expect("a text");
     assert_eq!(msg, "sync: negative WaitGroup counter");
 }
+
+rt_test! {
+    /// Go's TryRLock and TryLock: readers share, a held or pending writer turns new readers
+    /// away (writer preference), and neither call ever parks.
+    fn rwlock_try_read_and_try_write_follow_the_writer_preference() {
+        let l = Arc::new(RwLock::new(0u32));
+        let r = l.try_read().expect("a free lock");
+        assert!(l.try_read().is_some(), "readers share");
+        assert!(l.try_write().is_none(), "a reader is inside");
+        // A writer queues behind the reader: from then on, try_read fails too.
+        let (l2, got) = (l.clone(), Arc::new(AtomicBool::new(false)));
+        let g2 = got.clone();
+        let wg = gort::WaitGroup::new();
+        let w2 = wg.clone();
+        wg.add(1);
+        gort::go!(move || {
+            *l2.write() += 1;
+            g2.store(true, Ordering::SeqCst);
+            w2.done();
+        });
+        let t = Instant::now();
+        while l.try_read().is_some() {
+            assert!(t.elapsed() < Duration::from_secs(5), "the writer never queued");
+            gort::yield_now();
+        }
+        assert!(l.try_write().is_none(), "a writer waits");
+        assert!(!got.load(Ordering::SeqCst));
+        drop(r);
+        wg.wait();
+        assert!(got.load(Ordering::SeqCst));
+        let w = l.try_write().expect("free again");
+        assert_eq!(*w, 1);
+        assert!(l.try_read().is_none() && l.try_write().is_none());
+        drop(w);
+        assert_eq!(*l.try_read().unwrap(), 1);
+    }
+}
+
+rt_test! {
+    /// Go's wg.Go: the count covers the goroutine, and drops however it ends (return, or
+    /// Goexit, which runs deferred calls in Go and unwinds here).
+    fn waitgroup_go_counts_goroutines_however_they_end() {
+        let wg = gort::WaitGroup::new();
+        let hits = Arc::new(AtomicUsize::new(0));
+        for i in 0..100 {
+            let hits = hits.clone();
+            wg.go(move || {
+                gort::yield_now();
+                hits.fetch_add(1, Ordering::SeqCst);
+                if i % 10 == 0 {
+                    gort::goexit();
+                }
+            });
+        }
+        wg.wait();
+        assert_eq!(hits.load(Ordering::SeqCst), 100);
+    }
+}

@@ -105,6 +105,56 @@ impl<T: ?Sized> RwLock<T> {
         RwLockWriteGuard { l: self, _w: w }
     }
 
+    /// Shared access if it is free now (Go's `TryRLock`): `None` while a writer holds the
+    /// lock or waits for it. Never parks.
+    ///
+    /// ```
+    /// let l = gort::RwLock::new(1);
+    /// let r = l.try_read().expect("free");
+    /// assert!(l.try_read().is_some(), "readers share");
+    /// assert!(l.try_write().is_none(), "a reader is inside");
+    /// drop(r);
+    /// let w = l.try_write().expect("free again");
+    /// assert!(l.try_read().is_none(), "a writer is inside");
+    /// drop(w);
+    /// ```
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        let mut c = self.reader_count.load(Ordering::Relaxed);
+        loop {
+            if c < 0 {
+                return None; // a writer holds it or waits
+            }
+            match self.reader_count.compare_exchange_weak(
+                c,
+                c + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(RwLockReadGuard { l: self }),
+                Err(now) => c = now,
+            }
+        }
+    }
+
+    /// Exclusive access if it is free now (Go's `TryLock`): `None` while anyone holds the
+    /// lock or a writer waits for it. Never parks.
+    ///
+    /// ```
+    /// let l = gort::RwLock::new(vec![1]);
+    /// if let Some(mut w) = l.try_write() {
+    ///     w.push(2);
+    /// }
+    /// assert_eq!(*l.read(), [1, 2]);
+    /// ```
+    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        let w = self.w.try_lock()?;
+        // Free only if no reader is inside: announce the writer in the same step.
+        self.reader_count
+            .compare_exchange(0, -MAX_READERS, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| RwLockWriteGuard { l: self, _w: w })
+    }
+
     /// Go's `RUnlock` without a guard (see [`Mutex::force_unlock`](crate::Mutex::force_unlock)):
     /// releasing a read lock that is not held is a fatal error (`fatal error: sync: RUnlock of
     /// unlocked RWMutex`), as in Go.

@@ -112,6 +112,53 @@ impl WaitGroup {
         }
     }
 
+    /// Starts `f` in a new goroutine counted by this WaitGroup (Go 1.25's `wg.Go(f)`:
+    /// `Add(1)`, then `go func() { defer wg.Done(); f() }()`). The count drops when `f`
+    /// returns, and also when it ends by `gort::goexit` or a panic that unwinds it.
+    ///
+    /// # Panics
+    /// Outside a runtime (as `go!`), and as [`WaitGroup::add`] does.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let wg = gort::WaitGroup::new();
+    ///     let hits = Arc::new(AtomicU32::new(0));
+    ///     for _ in 0..10 {
+    ///         let hits = hits.clone();
+    ///         wg.go(move || {
+    ///             hits.fetch_add(1, Ordering::Relaxed);
+    ///         });
+    ///     }
+    ///     wg.wait();
+    ///     assert_eq!(hits.load(Ordering::Relaxed), 10);
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn go<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        /// Go's `defer wg.Done()`: runs when `f` returns or unwinds.
+        struct Done(WaitGroup);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.done();
+            }
+        }
+        self.add(1);
+        let done = Done(self.clone());
+        crate::sched::spawn(
+            move || {
+                let _done = done;
+                f();
+            },
+            None,
+            None,
+        );
+    }
+
     /// Decrements the counter by one.
     ///
     /// ```
