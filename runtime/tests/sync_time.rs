@@ -277,3 +277,35 @@ rt_test! {
         assert_eq!(hits.load(Ordering::SeqCst), 100);
     }
 }
+
+rt_test! {
+    /// Go's time.AfterFunc: functions run in deadline order, each in a goroutine of its own; a
+    /// stopped one never runs (stop is true), a reset one runs again, stop after it ran is
+    /// false.
+    fn after_func_runs_in_deadline_order_and_follows_stop_and_reset() {
+        let ran: Chan<u32> = Chan::new(16);
+        let mut timers = Vec::new();
+        for (id, ms) in [(3u32, 60u64), (1, 20), (2, 40)] {
+            let r = ran.clone();
+            timers.push(gort::time::after_func(Duration::from_millis(ms), move || {
+                r.send(id);
+            }));
+        }
+        let stopped = {
+            let r = ran.clone();
+            gort::time::after_func(Duration::from_millis(30), move || r.send(99))
+        };
+        assert!(stopped.stop(), "stopped before it fired");
+        assert!(!stopped.stop(), "a second stop finds nothing to stop");
+        let order: Vec<u32> = (0..3).map(|_| ran.recv().unwrap()).collect();
+        assert_eq!(order, [1, 2, 3]);
+        // Fired already: stop is false; reset arms it again and it runs again.
+        assert!(!timers[1].stop());
+        assert!(!timers[1].reset(Duration::from_millis(5)));
+        assert_eq!(ran.recv(), Some(1));
+        sleep(Duration::from_millis(50));
+        assert!(ran.try_recv().is_err(), "the stopped function ran: {:?}", ran.try_recv());
+        // An after_func timer's channel never receives.
+        assert!(timers[0].chan().try_recv().is_err());
+    }
+}

@@ -50,6 +50,38 @@ pub fn sleep(d: Duration) {
     });
 }
 
+/// Runs `f` in a new goroutine once `d` has passed (Go's `time.AfterFunc`). The returned
+/// [`Timer`] stops it ([`Timer::stop`] is true if `f` had not started) or re-arms it
+/// ([`Timer::reset`]: `f` runs again, in another goroutine). `f` runs on the timer's runtime
+/// even if the caller is gone by then; it is `Fn` because a reset timer calls it again.
+///
+/// # Panics
+/// Outside a runtime.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// gort::run(|| {
+///     let done: gort::Chan<&str> = gort::Chan::new(1);
+///     let d = done.clone();
+///     let _t = gort::time::after_func(Duration::from_millis(5), move || {
+///         let _ = d.try_send("fired");
+///     });
+///     assert_eq!(done.recv(), Some("fired"));
+///
+///     let never = gort::time::after_func(Duration::from_secs(3600), || unreachable!());
+///     assert!(never.stop());
+/// });
+/// ```
+#[track_caller]
+pub fn after_func<F>(d: Duration, f: F) -> Timer
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    Timer::after_func(d, f)
+}
+
 /// A channel that receives the time once, `d` from now (Go's `time.After`).
 ///
 /// # Panics
@@ -107,7 +139,12 @@ pub(crate) struct TimerCore {
     /// heaps' garbage collection (`sched/timers.rs`); written under `state`.
     armed: AtomicU64,
     ch: Chan<Instant>,
+    /// `after_func`: run this in a new goroutine instead of sending (and where it was set up,
+    /// the goroutine's `created by` site).
+    func: Option<(AfterFn, &'static std::panic::Location<'static>)>,
 }
+
+type AfterFn = Arc<dyn Fn() + Send + Sync>;
 
 const NOT_ARMED: u64 = u64::MAX;
 
@@ -145,9 +182,20 @@ impl TimerCore {
         if st.gen != gen || !st.active {
             return;
         }
-        // Sent under the timer's lock: a `stop` or `reset` that returns after this point sees
-        // the value in the channel, one that returned before it means no value is sent.
-        let _ = self.ch.try_send(Instant::now());
+        // Sent (or started) under the timer's lock: a `stop` or `reset` that returns after this
+        // point sees the value in the channel or the goroutine started, one that returned
+        // before it means neither happens.
+        match &self.func {
+            Some((f, at)) => {
+                let f = f.clone();
+                // From an M or from sysmon (which runs the timers of busy Ps): onto this
+                // timer's runtime either way.
+                sched::spawn_external(shared, move || f(), None, None, Some((*at, 0)));
+            }
+            None => {
+                let _ = self.ch.try_send(Instant::now());
+            }
+        }
         match st.period {
             Some(p) => {
                 // Go's ticker: the next tick after now, skipping ticks a slow reader missed.
@@ -206,8 +254,32 @@ impl Timer {
         Timer::start(d, None, "gort::time::Timer::new")
     }
 
+    /// A timer that runs `f` in a new goroutine `d` from now (Go's `time.AfterFunc`); the
+    /// same as [`after_func`].
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    #[track_caller]
+    pub fn after_func<F>(d: Duration, f: F) -> Timer
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        let at = std::panic::Location::caller();
+        Timer::start_with(d, None, Some((Arc::new(f), at)), "gort::time::after_func")
+    }
+
     #[track_caller]
     fn start(d: Duration, period: Option<Duration>, what: &str) -> Timer {
+        Timer::start_with(d, period, None, what)
+    }
+
+    #[track_caller]
+    fn start_with(
+        d: Duration,
+        period: Option<Duration>,
+        func: Option<(AfterFn, &'static std::panic::Location<'static>)>,
+        what: &str,
+    ) -> Timer {
         let shared = runtime(what);
         let when = timers::deadline(shared.epoch, d);
         let core = Arc::new(TimerCore {
@@ -220,6 +292,7 @@ impl Timer {
             }),
             armed: AtomicU64::new(0),
             ch: Chan::new(1),
+            func,
         });
         {
             let mut st = core.state.lock();
@@ -228,7 +301,8 @@ impl Timer {
         Timer { core, shared }
     }
 
-    /// The channel the time is sent on (Go's `t.C`).
+    /// The channel the time is sent on (Go's `t.C`). A timer made by [`after_func`] sends
+    /// nothing on it (Go's `C` is nil there).
     pub fn chan(&self) -> &Chan<Instant> {
         &self.core.ch
     }
