@@ -40,6 +40,7 @@
 extern crate self as gort;
 
 pub mod chan;
+pub mod context;
 mod coro;
 pub mod debug;
 mod join;

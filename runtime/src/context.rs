@@ -1,0 +1,424 @@
+//! Go's `context`: cancellation, deadlines and request-scoped values, passed down a tree of
+//! goroutines.
+//!
+//! A [`Context`] is a cheap handle (`Clone`). Its [`done`](Context::done) channel is closed
+//! when the context is cancelled: by its cancel function, by its deadline, or because its
+//! parent was cancelled. `done()` is an ordinary [`Chan`], so a goroutine waits for
+//! cancellation in `select!` beside its other work, as in Go.
+//!
+//! # Invariants
+//!
+//! - A cancellable context registers with its nearest cancellable ancestor (`children`, under
+//!   the ancestor's lock) unless that ancestor is already cancelled, in which case it is
+//!   cancelled at once with the ancestor's error. Cancelling takes the context's own lock,
+//!   records the error once, closes `done` once, then cancels the children it took from its
+//!   list; a child cancelled by itself removes itself from its parent's list (Go's
+//!   `removeChild`), so long-lived parents do not collect dead children.
+//! - Locks are taken parent before child only (registration holds the parent's lock alone;
+//!   cancel releases its own lock before it cancels the children), so the tree cannot
+//!   deadlock.
+//! - A deadline is an `after_func` timer on the context; cancelling stops it, so a cancelled
+//!   context leaves no timer behind and no goroutine waits for it.
+//!
+//! # Example: a generator that stops when its consumer is done
+//!
+//! ```
+//! use gort::context::{self, Context};
+//! use gort::Chan;
+//!
+//! fn generate(ctx: Context) -> Chan<u64> {
+//!     let out = Chan::new(0);
+//!     let o = out.clone();
+//!     gort::go!(move || {
+//!         let mut n = 0;
+//!         loop {
+//!             gort::select! {
+//!                 recv(ctx.done()) -> _ => break,
+//!                 send(o, n) => n += 1,
+//!             }
+//!         }
+//!         o.close();
+//!     });
+//!     out
+//! }
+//!
+//! gort::run(|| {
+//!     let (ctx, cancel) = context::with_cancel(&context::background());
+//!     let nums = generate(ctx.clone());
+//!     for n in &nums {
+//!         if n == 5 {
+//!             break;
+//!         }
+//!     }
+//!     cancel.cancel(); // the generator returns and closes its channel
+//!     assert_eq!(ctx.err(), Some(context::Error::Canceled));
+//! });
+//! ```
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::chan::Chan;
+use crate::time::Timer;
+
+/// Why a context is done (Go's `context.Canceled` and `context.DeadlineExceeded`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Error {
+    /// Its cancel function was called (or its parent's).
+    Canceled,
+    /// Its deadline passed (or its parent's).
+    DeadlineExceeded,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::Canceled => "context canceled",
+            Error::DeadlineExceeded => "context deadline exceeded",
+        })
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A node of the context tree; see [`background`], [`with_cancel`], [`with_deadline`],
+/// [`with_timeout`] and [`with_value`].
+#[derive(Clone)]
+pub struct Context {
+    node: Arc<Node>,
+}
+
+struct Node {
+    parent: Option<Context>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// `background()`: never done, no deadline, no values.
+    Background,
+    /// `with_value`: a key (its type and value's identity) and a value.
+    Value {
+        key: Box<dyn Any + Send + Sync>,
+        key_type: TypeId,
+        eq: fn(&(dyn Any + Send + Sync), &(dyn Any + Send + Sync)) -> bool,
+        value: Arc<dyn Any + Send + Sync>,
+    },
+    /// `with_cancel`, `with_deadline`, `with_timeout`.
+    Cancel(CancelState),
+}
+
+struct CancelState {
+    done: Chan<()>,
+    deadline: Option<Instant>,
+    inner: Mutex<CancelInner>,
+}
+
+struct CancelInner {
+    err: Option<Error>,
+    /// Registered cancellable descendants (the nearest ones), by identity.
+    children: Vec<Weak<Node>>,
+    timer: Option<Timer>,
+}
+
+/// Cancels its context (Go's `CancelFunc`); calling it again does nothing. Dropping it does
+/// not cancel (as in Go, where not calling it leaks until the parent is done): call
+/// [`CancelFunc::cancel`], typically through `defer!`.
+#[derive(Clone)]
+pub struct CancelFunc {
+    node: Arc<Node>,
+}
+
+impl CancelFunc {
+    /// Cancels the context and everything derived from it, with [`Error::Canceled`].
+    pub fn cancel(&self) {
+        cancel(&self.node, Error::Canceled, true);
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("err", &self.err())
+            .field("deadline", &self.deadline())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The root of every context tree (Go's `context.Background()`): never cancelled, no
+/// deadline, no values.
+///
+/// ```
+/// let ctx = gort::context::background();
+/// assert_eq!(ctx.err(), None);
+/// assert!(ctx.deadline().is_none());
+/// ```
+pub fn background() -> Context {
+    Context {
+        node: Arc::new(Node {
+            parent: None,
+            kind: Kind::Background,
+        }),
+    }
+}
+
+/// A child of `parent` with a cancel function (Go's `context.WithCancel`).
+///
+/// ```
+/// use gort::context;
+/// let (ctx, cancel) = context::with_cancel(&context::background());
+/// assert!(ctx.done().try_recv().is_err()); // not done yet
+/// cancel.cancel();
+/// assert_eq!(ctx.done().recv(), None); // closed
+/// assert_eq!(ctx.err(), Some(context::Error::Canceled));
+/// ```
+pub fn with_cancel(parent: &Context) -> (Context, CancelFunc) {
+    new_cancel(parent, None)
+}
+
+/// A child of `parent` that is cancelled at `deadline` at the latest (Go's
+/// `context.WithDeadline`); the earlier of its own and its parent's deadline counts.
+///
+/// # Panics
+/// Outside a runtime, when a timer is needed (the deadline is in the future and earlier than
+/// the parent's).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use gort::context;
+/// gort::run(|| {
+///     let at = Instant::now() + Duration::from_millis(10);
+///     let (ctx, _cancel) = context::with_deadline(&context::background(), at);
+///     assert_eq!(ctx.deadline(), Some(at));
+///     ctx.done().recv();
+///     assert_eq!(ctx.err(), Some(context::Error::DeadlineExceeded));
+/// });
+/// ```
+#[track_caller]
+pub fn with_deadline(parent: &Context, deadline: Instant) -> (Context, CancelFunc) {
+    if parent.deadline().is_some_and(|d| d <= deadline) {
+        // The parent's deadline comes first: it alone decides (Go does the same).
+        return new_cancel(parent, None);
+    }
+    let (ctx, cancel) = new_cancel(parent, Some(deadline));
+    let wait = deadline.saturating_duration_since(Instant::now());
+    if wait.is_zero() {
+        self::cancel(&ctx.node, Error::DeadlineExceeded, true);
+        return (ctx, cancel);
+    }
+    let Kind::Cancel(st) = &ctx.node.kind else {
+        unreachable!("new_cancel makes a cancellable node")
+    };
+    let mut inner = st.inner.lock();
+    if inner.err.is_none() {
+        let weak = Arc::downgrade(&ctx.node);
+        inner.timer = Some(crate::time::after_func(wait, move || {
+            if let Some(node) = weak.upgrade() {
+                self::cancel(&node, Error::DeadlineExceeded, true);
+            }
+        }));
+    }
+    drop(inner);
+    (ctx, cancel)
+}
+
+/// [`with_deadline`] at `timeout` from now (Go's `context.WithTimeout`).
+///
+/// # Panics
+/// Outside a runtime (see [`with_deadline`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use gort::context;
+/// gort::run(|| {
+///     let (ctx, cancel) = context::with_timeout(&context::background(), Duration::from_secs(60));
+///     assert!(ctx.deadline().is_some());
+///     cancel.cancel(); // Go's `defer cancel()`: releases its timer at once
+/// });
+/// ```
+#[track_caller]
+pub fn with_timeout(parent: &Context, timeout: Duration) -> (Context, CancelFunc) {
+    with_deadline(parent, Instant::now() + timeout)
+}
+
+/// A child of `parent` that carries `value` under `key` (Go's `context.WithValue`). Keys are
+/// compared by type and value, so a private key type (Go's advice: an unexported type)
+/// cannot collide with another package's.
+///
+/// ```
+/// use gort::context;
+/// #[derive(PartialEq)]
+/// struct RequestId;
+/// let ctx = context::with_value(&context::background(), RequestId, String::from("r-42"));
+/// assert_eq!(ctx.value::<_, String>(&RequestId).as_deref().map(String::as_str), Some("r-42"));
+/// ```
+pub fn with_value<K, V>(parent: &Context, key: K, value: V) -> Context
+where
+    K: PartialEq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn eq<K: PartialEq + 'static>(
+        a: &(dyn Any + Send + Sync),
+        b: &(dyn Any + Send + Sync),
+    ) -> bool {
+        matches!((a.downcast_ref::<K>(), b.downcast_ref::<K>()), (Some(a), Some(b)) if a == b)
+    }
+    Context {
+        node: Arc::new(Node {
+            parent: Some(parent.clone()),
+            kind: Kind::Value {
+                key: Box::new(key),
+                key_type: TypeId::of::<K>(),
+                eq: eq::<K>,
+                value: Arc::new(value),
+            },
+        }),
+    }
+}
+
+impl Context {
+    /// A channel that is closed when the context is done (Go's `ctx.Done()`); for
+    /// [`background`] and contexts below it with no cancel, a nil channel that never is.
+    pub fn done(&self) -> Chan<()> {
+        match self.cancellable() {
+            Some(st) => st.done.clone(),
+            None => Chan::nil(),
+        }
+    }
+
+    /// Why the context is done, or `None` while it is not (Go's `ctx.Err()`).
+    pub fn err(&self) -> Option<Error> {
+        self.cancellable().and_then(|st| st.inner.lock().err)
+    }
+
+    /// When the context will be cancelled at the latest, if ever (Go's `ctx.Deadline()`).
+    pub fn deadline(&self) -> Option<Instant> {
+        let mut n = Some(self);
+        while let Some(c) = n {
+            if let Kind::Cancel(st) = &c.node.kind {
+                if st.deadline.is_some() {
+                    return st.deadline;
+                }
+            }
+            n = c.node.parent.as_ref();
+        }
+        None
+    }
+
+    /// The value stored under `key` by this context or the nearest ancestor that has one (Go's
+    /// `ctx.Value(key)`), if it is a `V`.
+    pub fn value<K, V>(&self, key: &K) -> Option<Arc<V>>
+    where
+        K: PartialEq + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+    {
+        let mut n = Some(self);
+        while let Some(c) = n {
+            if let Kind::Value {
+                key: k,
+                key_type,
+                eq,
+                value,
+            } = &c.node.kind
+            {
+                if *key_type == TypeId::of::<K>() && eq(&**k, key) {
+                    return value.clone().downcast::<V>().ok();
+                }
+            }
+            n = c.node.parent.as_ref();
+        }
+        None
+    }
+
+    /// The nearest cancellable context at or above this one.
+    fn cancellable(&self) -> Option<&CancelState> {
+        let mut n = Some(self);
+        while let Some(c) = n {
+            if let Kind::Cancel(st) = &c.node.kind {
+                return Some(st);
+            }
+            n = c.node.parent.as_ref();
+        }
+        None
+    }
+
+    /// The node of `cancellable()`.
+    fn cancellable_node(&self) -> Option<&Arc<Node>> {
+        let mut n = Some(self);
+        while let Some(c) = n {
+            if let Kind::Cancel(_) = &c.node.kind {
+                return Some(&c.node);
+            }
+            n = c.node.parent.as_ref();
+        }
+        None
+    }
+}
+
+fn new_cancel(parent: &Context, deadline: Option<Instant>) -> (Context, CancelFunc) {
+    let node = Arc::new(Node {
+        parent: Some(parent.clone()),
+        kind: Kind::Cancel(CancelState {
+            done: Chan::new(0),
+            deadline,
+            inner: Mutex::new(CancelInner {
+                err: None,
+                children: Vec::new(),
+                timer: None,
+            }),
+        }),
+    });
+    // Register with the nearest cancellable ancestor, or inherit its end at once.
+    if let Some(anc) = parent.cancellable_node() {
+        let Kind::Cancel(ast) = &anc.kind else {
+            unreachable!("cancellable_node returns a cancellable node")
+        };
+        let mut a = ast.inner.lock();
+        match a.err {
+            Some(e) => {
+                drop(a);
+                cancel(&node, e, false);
+            }
+            None => {
+                a.children.retain(|w| w.strong_count() > 0);
+                a.children.push(Arc::downgrade(&node));
+            }
+        }
+    }
+    (Context { node: node.clone() }, CancelFunc { node })
+}
+
+/// Cancels `node` (a cancellable node) and its registered descendants with `err`; with
+/// `detach`, also leaves its parent's list.
+fn cancel(node: &Arc<Node>, err: Error, detach: bool) {
+    let Kind::Cancel(st) = &node.kind else {
+        return;
+    };
+    let (children, timer) = {
+        let mut inner = st.inner.lock();
+        if inner.err.is_some() {
+            return;
+        }
+        inner.err = Some(err);
+        st.done.close();
+        (std::mem::take(&mut inner.children), inner.timer.take())
+    };
+    if let Some(t) = timer {
+        t.stop();
+    }
+    for c in children.iter().filter_map(Weak::upgrade) {
+        cancel(&c, err, false);
+    }
+    if detach {
+        if let Some(anc) = node.parent.as_ref().and_then(Context::cancellable_node) {
+            if let Kind::Cancel(ast) = &anc.kind {
+                ast.inner.lock().children.retain(|w| {
+                    w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(node))
+                });
+            }
+        }
+    }
+}
