@@ -43,6 +43,7 @@ pub mod chan;
 pub mod context;
 mod coro;
 pub mod debug;
+pub mod errgroup;
 mod join;
 mod local;
 mod loom;
