@@ -135,7 +135,7 @@ impl<E: Send + 'static> Group<E> {
     pub fn set_limit(&self, n: Option<usize>) {
         let mut l = self.inner.limit.lock();
         if let Some(slots) = l.as_ref() {
-            if slots.len() != 0 {
+            if !slots.is_empty() {
                 panic!(
                     "errgroup: modify limit while {} goroutines in the group are still active",
                     slots.len()
