@@ -56,13 +56,39 @@ pub mod time;
 
 use std::sync::Arc;
 
-pub use chan::Chan;
+pub use chan::{Chan, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 pub use join::JoinHandle;
 pub use local::LocalKey;
 pub use panic::{goexit, recover, Named, Panic, PanicLocation, RuntimeError};
 pub use sync::{
     Cond, Mutex, MutexGuard, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitGroup,
 };
+
+/// What most gort programs use, in one import: `use gort::prelude::*;`.
+///
+/// ```
+/// use gort::prelude::*;
+///
+/// gort::run(|| {
+///     let ch: Chan<u32> = Chan::new(1);
+///     let wg = WaitGroup::new();
+///     let tx = ch.clone();
+///     wg.go(move || tx.send(7));
+///     wg.wait();
+///     assert_eq!(ch.recv(), Some(7));
+///     let (ctx, cancel) = context::with_cancel(&context::background());
+///     cancel.cancel();
+///     assert_eq!(ctx.err(), Some(context::Error::Canceled));
+/// });
+/// ```
+pub mod prelude {
+    pub use crate::context::{self, Context};
+    pub use crate::errgroup::Group;
+    pub use crate::{
+        defer, go, goexit, recover, select, Chan, Cond, Mutex, Once, RwLock, TryRecvError,
+        TrySendError, WaitGroup,
+    };
+}
 
 /// Makes a function a Go-style function: a frame whose `defer!` calls run when it returns,
 /// panics, or its goroutine calls [`goexit`].
