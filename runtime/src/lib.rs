@@ -39,6 +39,14 @@
 
 extern crate self as gort;
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "gort runs on Linux only (it uses epoll, membarrier, MADV_GUARD_INSTALL and /proc); \
+     x86-64 and aarch64"
+);
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("gort supports x86-64 and aarch64 only (its stack switch and stack probes)");
+
 pub mod chan;
 pub mod context;
 mod coro;
