@@ -11,7 +11,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{parse_macro_input, Expr, ItemFn, LitInt, ReturnType};
+use syn::{parse_macro_input, Expr, ItemFn, ReturnType};
 
 /// Starts a goroutine. See `gort::go!` for the documentation.
 ///
@@ -109,15 +109,8 @@ fn is_frame_macro(mac: &syn::Macro) -> bool {
 /// Runs `fn main` as goroutine 1 of a gort runtime. See `gort::main`.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(args as RtArgs);
     let func = parse_macro_input!(item as ItemFn);
-    if !args.is_empty() {
-        return syn::Error::new(
-            Span::call_site(),
-            "#[gort::main] takes no arguments; set GOMAXPROCS in the environment or use gort::Builder",
-        )
-        .to_compile_error()
-        .into();
-    }
     if let Err(e) = check_plain_fn(&func, "#[gort::main]") {
         return e.to_compile_error().into();
     }
@@ -131,45 +124,69 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     let sig = &func.sig;
     let ret = ret_type(&func.sig.output);
     let body = frame::frame_body(*func.block.clone(), quote!("main"), Some(&ret));
+    let (procs, stack) = args.tokens();
     quote! {
         #(#attrs)*
         #vis #sig {
-            ::gort::__private::main(move || -> #ret #body)
+            ::gort::__private::main(#procs, #stack, move || -> #ret #body)
         }
     }
     .into()
 }
 
-/// `procs = N` for `#[gort::test]`.
-struct TestArgs {
-    procs: Option<LitInt>,
+/// `procs = N` and `stack_size = N` (either, both, or none; comma-separated) for
+/// `#[gort::main]` and `#[gort::test]`.
+struct RtArgs {
+    procs: Option<syn::Expr>,
+    stack_size: Option<syn::Expr>,
 }
 
-impl Parse for TestArgs {
-    fn parse(input: ParseStream) -> syn::Result<TestArgs> {
-        if input.is_empty() {
-            return Ok(TestArgs { procs: None });
+impl Parse for RtArgs {
+    fn parse(input: ParseStream) -> syn::Result<RtArgs> {
+        let mut args = RtArgs {
+            procs: None,
+            stack_size: None,
+        };
+        while !input.is_empty() {
+            let key: syn::Ident = input.parse()?;
+            input.parse::<syn::Token![=]>()?;
+            let v: syn::Expr = input.parse()?;
+            let slot = match key.to_string().as_str() {
+                "procs" => &mut args.procs,
+                "stack_size" => &mut args.stack_size,
+                _ => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "expected `procs = N` or `stack_size = BYTES` (GOMAXPROCS and the \
+                         goroutine stack window, as gort::Builder::procs and ::stack_size)",
+                    ))
+                }
+            };
+            if slot.replace(v).is_some() {
+                return Err(syn::Error::new(key.span(), format!("`{key}` given twice")));
+            }
+            if !input.is_empty() {
+                input.parse::<syn::Token![,]>()?;
+            }
         }
-        let key: syn::Ident = input.parse()?;
-        if key != "procs" {
-            return Err(syn::Error::new(
-                key.span(),
-                "#[gort::test] accepts only `procs = N`",
-            ));
-        }
-        input.parse::<syn::Token![=]>()?;
-        let n: LitInt = input.parse()?;
-        if !input.is_empty() {
-            return Err(input.error("#[gort::test] accepts only `procs = N`"));
-        }
-        Ok(TestArgs { procs: Some(n) })
+        Ok(args)
+    }
+}
+
+impl RtArgs {
+    fn tokens(&self) -> (TokenStream2, TokenStream2) {
+        let opt = |e: &Option<syn::Expr>| match e {
+            Some(v) => quote!(::core::option::Option::Some(#v)),
+            None => quote!(::core::option::Option::None),
+        };
+        (opt(&self.procs), opt(&self.stack_size))
     }
 }
 
 /// Runs a test body as goroutine 1 of its own runtime. See `gort::test`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = parse_macro_input!(args as TestArgs);
+    let args = parse_macro_input!(args as RtArgs);
     let func = parse_macro_input!(item as ItemFn);
     if let Err(e) = check_plain_fn(&func, "#[gort::test]") {
         return e.to_compile_error().into();
@@ -180,15 +197,12 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     let ret = ret_type(&func.sig.output);
     let name = func.sig.ident.to_string();
     let body = frame::frame_body(*func.block.clone(), quote!(#name), Some(&ret));
-    let procs = match &args.procs {
-        Some(n) => quote!(::core::option::Option::Some(#n)),
-        None => quote!(::core::option::Option::None),
-    };
+    let (procs, stack) = args.tokens();
     quote! {
         #[::core::prelude::v1::test]
         #(#attrs)*
         #vis #sig {
-            ::gort::__private::test(#procs, move || -> #ret #body)
+            ::gort::__private::test(#procs, #stack, move || -> #ret #body)
         }
     }
     .into()

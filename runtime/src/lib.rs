@@ -321,7 +321,9 @@ pub use gort_macros::go;
 ///
 /// As in Go, other goroutines are not awaited when main returns. An unrecovered panic in any
 /// goroutine prints Go's `panic: ...` report and exits with status 2. GOMAXPROCS comes from
-/// the environment (default: the number of CPUs).
+/// the environment (default: the number of CPUs) unless `procs = N` sets it;
+/// `stack_size = BYTES` sets the goroutine stack window (as [`Builder::procs`] and
+/// [`Builder::stack_size`]).
 ///
 /// ```
 /// #[gort::main]
@@ -330,10 +332,18 @@ pub use gort_macros::go;
 ///     println!("main is goroutine {}", gort::goid());
 /// }
 /// ```
+///
+/// ```
+/// #[gort::main(procs = 2, stack_size = 1 << 20)]
+/// fn main() {
+///     assert_eq!(gort::gomaxprocs(), 2);
+/// }
+/// ```
 pub use gort_macros::main;
 
 /// Runs a test body as goroutine 1 of its own runtime (`gort::run`), so a panic anywhere in
-/// the test's goroutines fails the test. `#[gort::test(procs = 4)]` sets GOMAXPROCS.
+/// the test's goroutines fails the test. `#[gort::test(procs = 4)]` sets GOMAXPROCS,
+/// `stack_size = BYTES` the goroutine stack window (as for [`main`]).
 ///
 /// ```
 /// // In a test module; `cargo test` runs it on its own 2-processor runtime.
@@ -924,26 +934,36 @@ pub mod __private {
     pub fn discard<T>(_: T) {}
 
     /// Used by gort-macros: the body of `#[gort::main]`.
-    pub fn main<F, T>(f: F) -> T
+    #[track_caller]
+    pub fn main<F, T>(procs: Option<usize>, stack_size: Option<usize>, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let cfg = crate::Builder::new().config(crate::sched::Mode::Process);
+        let cfg = builder(procs, stack_size).config(crate::sched::Mode::Process);
         crate::sched::run_main(cfg, f)
     }
 
-    /// Used by gort-macros: the body of `#[gort::test]`.
-    pub fn test<F, T>(procs: Option<usize>, f: F) -> T
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
+    #[track_caller]
+    fn builder(procs: Option<usize>, stack_size: Option<usize>) -> crate::Builder {
         let mut b = crate::Builder::new();
         if let Some(n) = procs {
             b = b.procs(n);
         }
-        let mut cfg = b.config(crate::sched::Mode::Embedded);
+        if let Some(n) = stack_size {
+            b = b.stack_size(n);
+        }
+        b
+    }
+
+    /// Used by gort-macros: the body of `#[gort::test]`.
+    #[track_caller]
+    pub fn test<F, T>(procs: Option<usize>, stack_size: Option<usize>, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut cfg = builder(procs, stack_size).config(crate::sched::Mode::Embedded);
         cfg.test_harness = true;
         crate::sched::run_main(cfg, f)
     }

@@ -295,7 +295,7 @@ fn deadlock_is_reraised_by_run() {
     // `#[gort::test]` tolerates that thread, `gort::run` does not (see docs), so use
     // `__private::test`, which is what `#[gort::test]` expands to.
     let r = std::panic::catch_unwind(|| {
-        gort::__private::test(Some(2), || {
+        gort::__private::test(Some(2), None, || {
             let (a, b) = (Chan::<u8>::new(0), Chan::<u8>::new(0));
             let a2 = a.clone();
             gort::go!(move || a2.send(1)); // nobody receives a
@@ -314,7 +314,7 @@ fn deadlock_is_reraised_by_run() {
 
 #[test]
 fn a_sleeping_goroutine_is_not_a_deadlock() {
-    gort::__private::test(Some(1), || {
+    gort::__private::test(Some(1), None, || {
         let c = Chan::new(0);
         let c2 = c.clone();
         gort::go!(move || {

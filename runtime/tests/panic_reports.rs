@@ -130,7 +130,7 @@ child_test!(deadlock_child, {
     // `__private::test` is what `#[gort::test]` expands to: it knows the harness's main
     // thread only waits (a plain `gort::run` here could not decide; see the notice test).
     let _ = std::panic::catch_unwind(|| {
-        gort::__private::test(Some(2), || {
+        gort::__private::test(Some(2), None, || {
             let ch: Chan<u8> = Chan::new(0);
             let c = ch.clone();
             gort::go!(move || c.send(1));

@@ -422,8 +422,8 @@ fn nested_run_with_a_plain_sender_is_no_deadlock() {
         );
         return;
     }
-    let v = gort::__private::test(Some(1), || {
-        gort::__private::test(Some(1), || {
+    let v = gort::__private::test(Some(1), None, || {
+        gort::__private::test(Some(1), None, || {
             let ch: gort::Chan<u32> = gort::Chan::new(0);
             let c = ch.clone();
             std::thread::spawn(move || {
@@ -467,7 +467,24 @@ fn two_runtimes_talking_through_a_channel_are_no_deadlock() {
             c.send(7);
         })
     });
-    let v = gort::__private::test(Some(1), move || ch.recv());
+    let v = gort::__private::test(Some(1), None, move || ch.recv());
     other.join().unwrap();
     assert_eq!(v, Some(7));
+}
+
+/// `#[gort::test]` takes `stack_size` beside `procs` (as `#[gort::main]` does): a goroutine
+/// of a test with 4 MiB windows recurses past what the default 256 KiB would allow.
+#[gort::test(procs = 2, stack_size = 4 << 20)]
+fn test_attribute_sets_procs_and_stack_size() {
+    #[inline(never)]
+    fn deep(n: u32) -> u64 {
+        let pad = std::hint::black_box([n as u64; 128]); // 1 KiB a frame
+        if n == 0 {
+            return pad[1];
+        }
+        deep(n - 1).wrapping_add(pad[2])
+    }
+    assert_eq!(gort::gomaxprocs(), 2);
+    // About 1.5 MiB of frames: far past a 256 KiB window, inside a 4 MiB one.
+    assert!(gort::spawn(|| deep(1500)).join() > 0);
 }

@@ -149,7 +149,7 @@ fn stopped_timer_deadlock_child() {
         return;
     }
     let r = std::panic::catch_unwind(|| {
-        gort::__private::test(Some(1), || {
+        gort::__private::test(Some(1), None, || {
             let t = gort::time::Timer::new(Duration::from_secs(3600));
             t.stop();
             let tk = gort::time::Ticker::new(Duration::from_secs(3600));

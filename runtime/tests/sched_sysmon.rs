@@ -191,7 +191,7 @@ fn no_deadlock_is_reported_while_a_goroutine_blocks() {
     // What `#[gort::test]` expands to: deadlock detection is exact here (the harness's main
     // thread is known to only wait).
     for marked in [false, true] {
-        let v = gort::__private::test(Some(1), move || {
+        let v = gort::__private::test(Some(1), None, move || {
             let ch: Chan<u8> = Chan::new(0);
             let c = ch.clone();
             gort::go!(move || {

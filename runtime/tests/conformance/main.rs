@@ -136,7 +136,7 @@ fn main() {
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no case {name}"));
         // As `#[gort::main]` does: the case's main is goroutine 1 of a process runtime.
-        gort::__private::main(case.main);
+        gort::__private::main(None, None, case.main);
         return;
     }
     normalize_self_check();
