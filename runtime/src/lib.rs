@@ -59,6 +59,7 @@ pub mod net;
 mod netpoll;
 mod panic;
 mod sched;
+pub mod semaphore;
 mod sync;
 pub mod time;
 
