@@ -70,7 +70,7 @@ pub use join::JoinHandle;
 pub use local::LocalKey;
 pub use panic::{goexit, recover, Named, Panic, PanicLocation, RuntimeError};
 pub use sync::{
-    Cond, Mutex, MutexGuard, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitGroup,
+    Cond, Mutex, MutexGuard, Once, OnceCell, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitGroup,
 };
 
 /// What most gort programs use, in one import: `use gort::prelude::*;`.

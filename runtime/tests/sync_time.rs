@@ -309,3 +309,39 @@ rt_test! {
         assert!(timers[0].chan().try_recv().is_err());
     }
 }
+
+rt_test! {
+    /// OnceCell: one initialiser among 50 concurrent callers, the others park until it is
+    /// done and all see its value; a panicking initialiser makes later calls panic.
+    fn once_cell_initialises_once_and_waiters_park() {
+        let cell = Arc::new(gort::OnceCell::new());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let wg = gort::WaitGroup::new();
+        for i in 0..50usize {
+            let (cell, calls) = (cell.clone(), calls.clone());
+            wg.go(move || {
+                let v = cell.get_or_init(|| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    sleep(Duration::from_millis(10)); // the others park meanwhile
+                    i * 1000
+                });
+                assert_eq!(cell.get(), Some(v));
+            });
+        }
+        wg.wait();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let v = *cell.get().unwrap();
+        assert_eq!(v % 1000, 0);
+
+        let bad: gort::OnceCell<u32> = gort::OnceCell::new();
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bad.get_or_init(|| panic!("boom"));
+        }));
+        assert!(first.is_err());
+        assert_eq!(bad.get(), None);
+        let later = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bad.get_or_init(|| 1);
+        }));
+        assert!(later.is_err(), "a later call must panic, not initialise again");
+    }
+}

@@ -14,6 +14,6 @@ mod waitgroup;
 
 pub use cond::Cond;
 pub use mutex::{Mutex, MutexGuard};
-pub use once::Once;
+pub use once::{Once, OnceCell};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use waitgroup::WaitGroup;

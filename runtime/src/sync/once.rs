@@ -85,3 +85,94 @@ impl std::fmt::Debug for Once {
             .finish()
     }
 }
+
+/// A value made once, on first use, by whoever asks first; goroutines that ask while it is
+/// being made wait for it (they park). Go's `sync.OnceValue` as a cell (std's `OnceLock`
+/// blocks the thread instead, and with it every goroutine queued on that thread).
+///
+/// Differs from Go in one way: if the initialiser panics, Go's `OnceValue` re-panics with the
+/// same value on every later call; a Rust panic value cannot be cloned, so later calls panic
+/// with `gort: OnceCell initialiser panicked` instead.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// gort::run(|| {
+///     let config: Arc<gort::OnceCell<String>> = Arc::new(gort::OnceCell::new());
+///     let wg = gort::WaitGroup::new();
+///     for _ in 0..8 {
+///         let config = config.clone();
+///         wg.go(move || {
+///             let c = config.get_or_init(|| {
+///                 gort::yield_now(); // the others park meanwhile
+///                 "loaded".to_string()
+///             });
+///             assert_eq!(c, "loaded");
+///         });
+///     }
+///     wg.wait();
+///     assert_eq!(config.get().map(String::as_str), Some("loaded"));
+/// });
+/// ```
+pub struct OnceCell<T> {
+    once: Once,
+    value: std::cell::UnsafeCell<Option<T>>,
+}
+
+// SAFETY: the value is written once, inside `once` (which excludes other writers and makes
+// readers wait), and only read after `once` completed (Acquire), so it is shared like a `&T`
+// after initialisation and moved in from the initialising thread.
+unsafe impl<T: Send + Sync> Sync for OnceCell<T> {}
+// SAFETY: owning the cell owns the value.
+unsafe impl<T: Send> Send for OnceCell<T> {}
+
+impl<T> Default for OnceCell<T> {
+    fn default() -> Self {
+        OnceCell::new()
+    }
+}
+
+impl<T> OnceCell<T> {
+    /// An empty cell.
+    pub const fn new() -> OnceCell<T> {
+        OnceCell {
+            once: Once::new(),
+            value: std::cell::UnsafeCell::new(None),
+        }
+    }
+
+    /// The value, if it was made.
+    ///
+    /// ```
+    /// let c = gort::OnceCell::new();
+    /// assert_eq!(c.get(), None);
+    /// c.get_or_init(|| 5);
+    /// assert_eq!(c.get(), Some(&5));
+    /// ```
+    pub fn get(&self) -> Option<&T> {
+        if !self.once.is_completed() {
+            return None;
+        }
+        // SAFETY: completed (Acquire): written once before, never again.
+        unsafe { (*self.value.get()).as_ref() }
+    }
+
+    /// The value, made by `f` if nobody made it yet; waits while another caller makes it.
+    ///
+    /// # Panics
+    /// If `f` panics (then this call unwinds with `f`'s panic), and in every later call
+    /// (`gort: OnceCell initialiser panicked`).
+    #[track_caller]
+    pub fn get_or_init<F: FnOnce() -> T>(&self, f: F) -> &T {
+        self.once.call_once(|| {
+            let v = f();
+            // SAFETY: inside `call_once`: the only writer, and no reader before completion.
+            unsafe { *self.value.get() = Some(v) };
+        });
+        match self.get() {
+            Some(v) => v,
+            None => panic!("gort: OnceCell initialiser panicked"),
+        }
+    }
+}
