@@ -73,6 +73,11 @@ pub use sync::{
     Cond, Mutex, MutexGuard, Once, OnceCell, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitGroup,
 };
 
+// docs/from-go.md: every Rust block on that page runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/from-go.md")]
+pub struct FromGoGuide;
+
 /// What most gort programs use, in one import: `use gort::prelude::*;`.
 ///
 /// ```
