@@ -73,6 +73,28 @@ fn peers(dir: &Path, go: Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
     v
 }
 
+/// `cargo run --bin compare` builds only this binary: build the peer binaries beside it (same
+/// profile), so the comparison never runs stale or missing ones.
+fn build_peers(dir: &Path) {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        eprintln!(
+            "compare: not run by cargo; using the peer binaries in {}",
+            dir.display()
+        );
+        return;
+    };
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "gort-benches", "--bins"]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+    if !ok {
+        eprintln!("compare: building the peer binaries failed");
+        std::process::exit(1);
+    }
+}
+
 fn build_go(out: &Path) -> Option<PathBuf> {
     if !Path::new(GO).exists() {
         eprintln!("compare: {GO} not found; Go column skipped (apt-get install golang-1.19)");
@@ -157,6 +179,7 @@ fn main() {
     }
     let exe = std::env::current_exe().expect("own path");
     let dir = exe.parent().expect("bin dir").to_path_buf();
+    build_peers(&dir);
     let go = build_go(&dir);
     let peers = peers(&dir, go);
     let jobs: Vec<_> = JOBS
