@@ -43,7 +43,7 @@ def build():
     env.pop("RUST_BACKTRACE", None)
     sh(["cargo", "build", "--release", "-p", "gort-examples", "--example", "http_hello"],
        cwd=ROOT, env=env)
-    sh(["cargo", "build", "--release", "-p", "gort-benches", "--bin", "hyper_hello"],
+    sh(["cargo", "build", "--release", "-p", "gort-benches", "--features", "peers", "--bin", "hyper_hello"],
        cwd=ROOT, env=env)
     target = os.path.join(ROOT, "target", "release")
     servers = {

@@ -1,7 +1,7 @@
 //! Runs the same workloads on gort, tokio, may and (if installed) Go 1.19, one process per
 //! run, interleaved over `--reps` passes, and prints medians and ratios.
 //!
-//! `cargo run --release -p gort-benches --bin compare [-- --reps N] [--only spawn,yield]`
+//! `cargo run --release -p gort-benches --features peers --bin compare [-- --reps N] [--only spawn,yield]`
 //!
 //! Go is built from `benches/go` with `/usr/lib/go-1.19/bin/go` when that exists
 //! (`apt-get install golang-1.19`).
@@ -76,6 +76,14 @@ fn peers(dir: &Path, go: Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
 /// `cargo run --bin compare` builds only this binary: build the peer binaries beside it (same
 /// profile), so the comparison never runs stale or missing ones.
 fn build_peers(dir: &Path) {
+    if !cfg!(feature = "peers") {
+        // Building the peers with the feature would rebuild this very binary under it.
+        eprintln!(
+            "compare: run it with the peers feature: \
+             cargo run --release -p gort-benches --features peers --bin compare"
+        );
+        std::process::exit(2);
+    }
     let Some(cargo) = std::env::var_os("CARGO") else {
         eprintln!(
             "compare: not run by cargo; using the peer binaries in {}",
@@ -84,7 +92,15 @@ fn build_peers(dir: &Path) {
         return;
     };
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "gort-benches", "--bins"]);
+    cmd.args([
+        "build",
+        "-q",
+        "-p",
+        "gort-benches",
+        "--features",
+        "peers",
+        "--bins",
+    ]);
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
