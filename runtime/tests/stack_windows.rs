@@ -165,3 +165,54 @@ fn hundred_thousand_parked_goroutines() {
 fn million_parked_goroutines() {
     park_many(1_000_000);
 }
+
+fn maps_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn burst_leaves_nothing_mapped_child() {
+    if !support::is_child() {
+        return;
+    }
+    // A first runtime warms up what stays for the process (the allocator's per-thread
+    // arenas, std's thread bookkeeping), then the burst is measured against it.
+    park_many(1_000);
+    let (maps, vm) = (maps_count(), status_kib("VmSize:"));
+    for _ in 0..2 {
+        park_many(support::stress(200_000));
+    }
+    let (maps2, vm2) = (maps_count(), status_kib("VmSize:"));
+    // Segments (16 GiB of address space each) are unmapped when a runtime ends; a few maps
+    // may come and go with thread arenas.
+    assert!(
+        maps2 <= maps + 16,
+        "memory maps {maps} -> {maps2} after the bursts"
+    );
+    assert!(
+        vm2 < vm + (1 << 20),
+        "VmSize {vm} KiB -> {vm2} KiB after the bursts: stack segments left mapped"
+    );
+}
+
+/// A burst of goroutines (400,000 in two runtimes; GORT_STRESS=10 for the 2M in a
+/// release build) leaves the process's memory maps and address space where they were.
+#[test]
+fn a_burst_of_goroutines_leaves_nothing_mapped() {
+    let out = support::run_child("burst_leaves_nothing_mapped_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+}
