@@ -217,6 +217,10 @@ fn burst_leaves_nothing_mapped_child() {
 /// A burst of goroutines (400,000 in two runtimes; GORT_STRESS=10 for the 2M in a
 /// release build) leaves no stack segment mapped and the address space where it was.
 #[test]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "ASan maps big shadow regions, and sanitizer builds keep discarded stacks mapped"
+)]
 fn a_burst_of_goroutines_leaves_nothing_mapped() {
     let out = support::run_child("burst_leaves_nothing_mapped_child", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
