@@ -209,9 +209,10 @@ pub fn with_deadline(parent: &Context, deadline: Instant) -> (Context, CancelFun
         self::cancel(&ctx.node, Error::DeadlineExceeded, true);
         return (ctx, cancel);
     }
-    let Kind::Cancel(st) = &ctx.node.kind else {
-        unreachable!("new_cancel makes a cancellable node")
-    };
+    let st = ctx
+        .node
+        .cancel_state()
+        .expect("new_cancel makes a cancellable node");
     let mut inner = st.inner.lock();
     if inner.err.is_none() {
         let weak = Arc::downgrade(&ctx.node);
@@ -333,28 +334,31 @@ impl Context {
         None
     }
 
-    /// The nearest cancellable context at or above this one.
+    /// The nearest cancellable context's state, at or above this one.
     fn cancellable(&self) -> Option<&CancelState> {
-        let mut n = Some(self);
-        while let Some(c) = n {
-            if let Kind::Cancel(st) = &c.node.kind {
-                return Some(st);
-            }
-            n = c.node.parent.as_ref();
-        }
-        None
+        self.cancellable_node().and_then(|n| n.cancel_state())
     }
 
-    /// The node of `cancellable()`.
+    /// The nearest cancellable node at or above this one.
     fn cancellable_node(&self) -> Option<&Arc<Node>> {
         let mut n = Some(self);
         while let Some(c) = n {
-            if let Kind::Cancel(_) = &c.node.kind {
+            if c.node.cancel_state().is_some() {
                 return Some(&c.node);
             }
             n = c.node.parent.as_ref();
         }
         None
+    }
+}
+
+impl Node {
+    /// The cancellation state, if this node is cancellable.
+    fn cancel_state(&self) -> Option<&CancelState> {
+        match &self.kind {
+            Kind::Cancel(st) => Some(st),
+            _ => None,
+        }
     }
 }
 
@@ -372,10 +376,7 @@ fn new_cancel(parent: &Context, deadline: Option<Instant>) -> (Context, CancelFu
         }),
     });
     // Register with the nearest cancellable ancestor, or inherit its end at once.
-    if let Some(anc) = parent.cancellable_node() {
-        let Kind::Cancel(ast) = &anc.kind else {
-            unreachable!("cancellable_node returns a cancellable node")
-        };
+    if let Some(ast) = parent.cancellable() {
         let mut a = ast.inner.lock();
         match a.err {
             Some(e) => {
@@ -394,7 +395,7 @@ fn new_cancel(parent: &Context, deadline: Option<Instant>) -> (Context, CancelFu
 /// Cancels `node` (a cancellable node) and its registered descendants with `err`; with
 /// `detach`, also leaves its parent's list.
 fn cancel(node: &Arc<Node>, err: Error, detach: bool) {
-    let Kind::Cancel(st) = &node.kind else {
+    let Some(st) = node.cancel_state() else {
         return;
     };
     let (children, timer) = {
@@ -413,12 +414,11 @@ fn cancel(node: &Arc<Node>, err: Error, detach: bool) {
         cancel(&c, err, false);
     }
     if detach {
-        if let Some(anc) = node.parent.as_ref().and_then(Context::cancellable_node) {
-            if let Kind::Cancel(ast) = &anc.kind {
-                ast.inner.lock().children.retain(|w| {
-                    w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(node))
-                });
-            }
+        if let Some(ast) = node.parent.as_ref().and_then(Context::cancellable) {
+            ast.inner
+                .lock()
+                .children
+                .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(node)));
         }
     }
 }

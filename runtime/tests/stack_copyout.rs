@@ -8,6 +8,8 @@
 #![cfg(not(feature = "sanitizer"))]
 mod support;
 
+use support::status_kib;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,15 +27,6 @@ fn rss_kib() -> u64 {
 /// goroutines are still being made, so there is no single moment to measure "before").
 fn peak_rss_kib() -> u64 {
     status_kib("VmHWM:")
-}
-
-fn status_kib(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 /// A value computed from `id` and `i` that a zero page would not reproduce.

@@ -181,16 +181,6 @@ fn big_maps() -> usize {
         .count()
 }
 
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn burst_leaves_nothing_mapped_child() {
     if !support::is_child() {
@@ -199,11 +189,11 @@ fn burst_leaves_nothing_mapped_child() {
     // A first runtime warms up what stays for the process (the allocator's per-thread
     // arenas, std's thread bookkeeping), then the burst is measured against it.
     park_many(1_000);
-    let (maps, vm) = (big_maps(), status_kib("VmSize:"));
+    let (maps, vm) = (big_maps(), support::status_kib("VmSize:"));
     for _ in 0..2 {
         park_many(support::stress(200_000));
     }
-    let (maps2, vm2) = (big_maps(), status_kib("VmSize:"));
+    let (maps2, vm2) = (big_maps(), support::status_kib("VmSize:"));
     // Segments are unmapped when a runtime ends.
     assert_eq!(maps2, maps, "stack segments left mapped after the bursts");
     // A segment is 16 GiB of address space; the allocator keeps some of its heaps mapped

@@ -189,59 +189,49 @@ impl StackOut {
     #[cold]
     #[inline(never)]
     fn restore(&self, shared: &Shared) {
-        let backoff = crossbeam_utils::Backoff::new();
-        loop {
-            // Acquire: pairs with the copier's Release of OUT (the buffer and the released
-            // pages) or RESIDENT (a reverted claim).
-            match self.state.load(Ordering::Acquire) {
-                BUSY => backoff.snooze(),
-                OUT => break,
-                OUT_UNGUARDED => {
-                    let (low, _) = self.window().expect("a copied-out goroutine has a window");
-                    stack::reinstall_guard(low);
-                    break;
-                }
-                _ => return,
-            }
-        }
-        let (from, top) = self.copy_range();
-        // SAFETY: OUT was published with the buffer in place; the copier is done with it, and
-        // only the M resuming the goroutine (this one: it owns the record) takes it. The
-        // buffer holds `top - from` bytes (the range cannot change while the goroutine is
-        // parked), and `[from, top)` lies in the goroutine's window, which is mapped
-        // read-write and which nothing else uses. The released pages fault back in as zeroes.
-        unsafe {
-            let saved = std::mem::replace(&mut *self.saved.get(), std::ptr::null_mut());
-            std::ptr::copy_nonoverlapping(saved, from as *mut u8, top - from);
-            free_bytes(saved, top - from);
-        }
-        shared.copyout.resident(top - from);
-        self.state.store(RESIDENT, Ordering::Relaxed);
+        self.put_back(shared, true);
     }
 
     /// Shutdown's discard: waits out a copy-out in progress and drops the bytes. The caller
     /// owns the (dead) record.
     pub(crate) fn discard(&self, shared: &Shared) {
+        self.put_back(shared, false);
+    }
+
+    /// Waits while BUSY; then, if the stack is out, puts the guard back (the window runs code
+    /// again, or returns to the pool), copies the bytes back if `copy`, frees the buffer, and
+    /// marks the stack RESIDENT. The caller owns the record (the M resuming it, or shutdown).
+    fn put_back(&self, shared: &Shared, copy: bool) {
         let backoff = crossbeam_utils::Backoff::new();
-        while self.state.load(Ordering::Acquire) == BUSY {
-            backoff.snooze();
-        }
-        let st = self.state.load(Ordering::Acquire);
-        if st == OUT || st == OUT_UNGUARDED {
-            if st == OUT_UNGUARDED {
-                // The window goes back to the pool: it must be guarded again.
-                let (low, _) = self.window().expect("a copied-out goroutine has a window");
-                stack::reinstall_guard(low);
+        // Acquire: pairs with the copier's Release of OUT (the buffer and the released pages)
+        // or RESIDENT (a reverted claim).
+        let st = loop {
+            match self.state.load(Ordering::Acquire) {
+                BUSY => backoff.snooze(),
+                st => break st,
             }
-            let (from, top) = self.copy_range();
-            // SAFETY: OUT and not BUSY: the buffer is there, `top - from` bytes long, and the
-            // copier is done with it; the caller owns the record.
-            unsafe {
-                let saved = std::mem::replace(&mut *self.saved.get(), std::ptr::null_mut());
-                free_bytes(saved, top - from);
-            }
-            shared.copyout.resident(top - from);
+        };
+        if st == RESIDENT {
+            return;
         }
+        if st == OUT_UNGUARDED {
+            let (low, _) = self.window().expect("a copied-out goroutine has a window");
+            stack::reinstall_guard(low);
+        }
+        let (from, top) = self.copy_range();
+        // SAFETY: OUT was published with the buffer in place and the copier is done with it;
+        // only the record's owner (the caller) takes it. The buffer holds `top - from` bytes
+        // (the range cannot change while the goroutine is parked), and `[from, top)` lies in
+        // the goroutine's window, mapped read-write and used by nothing else. The released
+        // pages fault back in as zeroes.
+        unsafe {
+            let saved = std::mem::replace(&mut *self.saved.get(), std::ptr::null_mut());
+            if copy {
+                std::ptr::copy_nonoverlapping(saved, from as *mut u8, top - from);
+            }
+            free_bytes(saved, top - from);
+        }
+        shared.copyout.resident(top - from);
         self.state.store(RESIDENT, Ordering::Relaxed);
     }
 }
@@ -411,9 +401,8 @@ fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) {
     ranges.sort_unstable();
     // Without their guard markers the windows' page-table pages empty out and the kernel frees
     // them with the pages (about 512 bytes a goroutine otherwise); resuming puts a guard back.
-    let unguarded = stack::guards_survive_release()
-        && stack::remove_guards(&ranges.iter().map(|r| r.0).collect::<Vec<_>>());
     let merge = stack::guards_survive_release();
+    let unguarded = merge && stack::remove_guards(&ranges.iter().map(|r| r.0).collect::<Vec<_>>());
     let mut i = 0;
     while i < ranges.len() {
         let (lo, mut hi) = ranges[i];

@@ -42,6 +42,17 @@ pub fn fan_out(n: usize) -> u64 {
     hits.load(Ordering::Relaxed)
 }
 
+/// A `/proc/self/status` field in KiB (`"VmRSS:"`, `"VmHWM:"`, `"VmSize:"`, `"VmPTE:"`).
+pub fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
 /// Stress sizes scale with `GORT_STRESS` (default 1).
 pub fn stress(n: usize) -> usize {
     let k: usize = std::env::var("GORT_STRESS")
