@@ -533,14 +533,22 @@ pub(crate) fn remove_guards(lows: &[usize]) -> bool {
 /// before anything runs on the window again. Ends the process if the kernel refuses: a window
 /// without its guard would let an overflow write into its neighbour.
 pub(crate) fn reinstall_guard(low: usize) {
-    // SAFETY: the page below a window of a segment gort owns; nothing uses it.
-    let rc = unsafe { libc::madvise((low - PAGE) as *mut libc::c_void, PAGE, MADV_GUARD_INSTALL) };
-    if rc != 0 {
+    if let Err(e) = install_guard(low - PAGE) {
         crate::panic::throw(&format!(
-            "runtime: cannot reinstall a goroutine stack's guard page: {}",
-            io::Error::last_os_error()
+            "runtime: cannot reinstall a goroutine stack's guard page: {e}"
         ));
     }
+}
+
+/// Makes `guard`, the page below a window of a segment gort owns (one no goroutine runs on),
+/// a guard page (`MADV_GUARD_INSTALL`; idempotent).
+fn install_guard(guard: usize) -> io::Result<()> {
+    // SAFETY: per the function's contract: nothing uses the page.
+    let rc = unsafe { libc::madvise(guard as *mut libc::c_void, PAGE, MADV_GUARD_INSTALL) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// One `process_madvise(2)` call on this process applying `advice` to one page at each of
@@ -599,13 +607,7 @@ fn install_guards(first: usize, stride: usize, n: usize) -> bool {
 
 fn carve_window(guard: usize, usable: usize) -> io::Result<()> {
     if GUARD_MODE.load(Ordering::Acquire) == MODE_MADVISE {
-        // SAFETY: `guard` is the first page of a window inside a segment this class owns; no
-        // goroutine has used it yet.
-        let rc = unsafe { libc::madvise(guard as *mut libc::c_void, PAGE, MADV_GUARD_INSTALL) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        return Ok(());
+        return install_guard(guard);
     }
     let budget = mprotect_budget();
     if MPROTECT_WINDOWS.fetch_add(1, Ordering::Relaxed) >= budget {
