@@ -59,10 +59,12 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
         fatal(shared, Box::new(msg), format!("{msg}\n"));
         return None;
     }
+    // The counter before the queue: sysmon counts itself in it while it fires timers, and
+    // what a fired timer readies is queued before it counts itself out.
     if timers_pending
+        || shared.lost_p_running.load(Ordering::SeqCst) != 0
         || !shared.global.is_empty()
         || live == 0
-        || shared.lost_p_running.load(Ordering::SeqCst) != 0
         || crate::netpoll::waiters() != 0
     {
         // Something runs or will: a timer, a queued goroutine, or an M that lost its P in a

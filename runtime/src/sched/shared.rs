@@ -144,10 +144,13 @@ impl Shared {
             // again.
             return true;
         }
+        // Timers, then the counter, then the queue: sysmon counts itself in while it takes a
+        // timer off its heap and fires it, and counts itself out after queueing what it
+        // readied, so one of the three always sees that work.
         self.idle.idle_ps() + self.nested_waiting.load(Ordering::SeqCst) >= self.procs.len()
+            && self.procs.iter().all(|p| p.timers.next() == u64::MAX)
             && self.lost_p_running.load(Ordering::SeqCst) == 0
             && self.global.is_empty()
-            && self.procs.iter().all(|p| p.timers.next() == u64::MAX)
     }
 
     #[inline]

@@ -257,11 +257,17 @@ fn sysmon(shared: Arc<Shared>) {
                 }
             }
         }
-        // 1. Timers of every P (cheap unless one is due).
+        // 1. Timers of every P (cheap unless one is due). A timer taken off its heap is
+        // neither a pending timer nor queued work until it has fired (readied a goroutine,
+        // started an `after_func` one): counted as a thread running without a P meanwhile,
+        // so deadlock detection does not take that moment for a deadlock (SeqCst, as every
+        // use of the counter; checkdead reads it after the heaps and queues).
+        shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
         let mut clock = None;
         for p in shared.procs.iter() {
             super::run_due_timers(&shared, p, &mut clock);
         }
+        shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
         // 2. Ps stuck in one goroutine run.
         let acted = retake(&shared, &mut seen, &mut stats, now);
         // 3. Copy-out of long-parked goroutines' stacks (`copyout`), a chunk a round.
