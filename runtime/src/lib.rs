@@ -65,7 +65,9 @@ pub mod time;
 
 use std::sync::Arc;
 
-pub use chan::{Chan, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+pub use chan::{
+    Chan, RecvTimeoutError, Select, Selected, SendTimeoutError, TryRecvError, TrySendError,
+};
 pub use join::JoinHandle;
 pub use local::LocalKey;
 pub use panic::{goexit, recover, Named, Panic, PanicLocation, RuntimeError};
@@ -99,7 +101,7 @@ pub mod prelude {
     pub use crate::context::{self, Context};
     pub use crate::errgroup::Group;
     pub use crate::{
-        defer, go, goexit, recover, select, Chan, Cond, Mutex, Once, RwLock, TryRecvError,
+        defer, go, goexit, recover, select, Chan, Cond, Mutex, Once, RwLock, Select, TryRecvError,
         TrySendError, WaitGroup,
     };
 }

@@ -24,6 +24,7 @@
 //! a test-and-test-and-set spin lock whose unlock is a plain release store (Go's runtime
 //! `lock` spins too before it sleeps).
 
+mod dynamic;
 mod lock;
 mod select;
 mod waitq;
@@ -41,6 +42,7 @@ use crate::sched::park::{block_current, Waiter};
 use crate::sched::WaitReason;
 use waitq::{Sel, Sudog, WaitQ};
 
+pub use dynamic::{Select, Selected};
 #[doc(hidden)]
 pub use select::{select, CaseChan, RecvCase, SelectCase, SendCase};
 
