@@ -215,7 +215,7 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
                 prelude: quote_spanned! {span=>
                     #[allow(unused_mut)]
                     let mut #f = #func;
-                    #( let #names = #args; )*
+                    #( #[allow(unused_parens)] let #names = #args; )*
                 },
                 value: quote_spanned! {span=>
                     #p::Plain::direct(move || #p::discard(#f( #(#names),* )))
@@ -233,9 +233,11 @@ fn deferred_value(arg: Expr) -> syn::Result<Deferred> {
             let args = call.args.iter();
             Ok(Deferred {
                 prelude: quote_spanned! {span=>
-                    #[allow(unused_mut)]
+                    // `defer!((&x).m())`: the parentheses are needed in the user's spelling,
+                    // not in this `let`; the lint's fix would change the meaning.
+                    #[allow(unused_mut, unused_parens)]
                     let mut #r = #receiver;
-                    #( let #names = #args; )*
+                    #( #[allow(unused_parens)] let #names = #args; )*
                 },
                 value: quote_spanned! {span=>
                     #p::Plain::direct(move || #p::discard(#r.#method #turbofish( #(#names),* )))

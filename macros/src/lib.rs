@@ -33,6 +33,34 @@ pub fn go(input: TokenStream) -> TokenStream {
 
 fn expand_go(expr: Expr) -> TokenStream2 {
     let span = expr.span();
+    // The goroutine's function goes through a local function whose bounds are the
+    // requirement: a closure that is not `Send` or borrows a local is then reported as
+    // "required by a bound in `goroutine_must_be_send_and_static`" at the user's `go!`,
+    // not as a bound of gort's private spawn function (whose bound the opaque return type
+    // satisfies, so only this one error is reported).
+    let check = format_ident!("goroutine_must_be_send_and_static", span = span);
+    let spawn = quote_spanned!(span=> ::gort::__private::go);
+    let body = expand_go_forms(expr, span, &spawn, &check);
+    quote_spanned! {span=>
+        {
+            #[inline(always)]
+            fn #check<F: ::core::ops::FnOnce() + ::core::marker::Send + 'static>(
+                f: F,
+            ) -> impl ::core::ops::FnOnce() + ::core::marker::Send + 'static {
+                f
+            }
+            #body
+        }
+    }
+}
+
+/// The forms of `go!`; `spawn(check(f))` starts the goroutine.
+fn expand_go_forms(
+    expr: Expr,
+    span: Span,
+    spawn: &TokenStream2,
+    check: &syn::Ident,
+) -> TokenStream2 {
     match expr {
         Expr::Call(call) => {
             let func = &call.func;
@@ -46,9 +74,9 @@ fn expand_go(expr: Expr) -> TokenStream2 {
                     #[allow(unused_mut)]
                     let mut #f = #func;
                     #( let #names = #args; )*
-                    ::gort::__private::go(move || {
+                    #spawn(#check(move || {
                         ::gort::__private::discard(#f( #(#names),* ));
-                    })
+                    }))
                 }
             }
         }
@@ -65,24 +93,24 @@ fn expand_go(expr: Expr) -> TokenStream2 {
                 {
                     let #r = #receiver;
                     #( let #names = #args; )*
-                    ::gort::__private::go(move || {
+                    #spawn(#check(move || {
                         ::gort::__private::discard(#r.#method #turbofish( #(#names),* ));
-                    })
+                    }))
                 }
             }
         }
         Expr::Closure(c) if frame::mentions_defer(&c.body.to_token_stream()) => {
             match frame::frame_closure(c, "a go! closure") {
                 Ok(closure) => quote_spanned! {span=>
-                    ::gort::__private::go(#closure)
+                    #spawn(#check(#closure))
                 },
                 Err(e) => e.to_compile_error(),
             }
         }
         Expr::Macro(mac) if !is_frame_macro(&mac.mac) => quote_spanned! {span=>
-            ::gort::__private::go(move || {
+            #spawn(#check(move || {
                 ::gort::__private::discard(#mac);
-            })
+            }))
         },
         other => {
             let c = format_ident!("__gort_callee", span = Span::mixed_site());
@@ -92,9 +120,9 @@ fn expand_go(expr: Expr) -> TokenStream2 {
                     // `FnMut` and needs a mutable binding to be called.
                     #[allow(unused_mut)]
                     let mut #c = #other;
-                    ::gort::__private::go(move || {
+                    #spawn(#check(move || {
                         ::gort::__private::discard(#c());
-                    })
+                    }))
                 }
             }
         }

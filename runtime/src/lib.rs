@@ -124,6 +124,29 @@ pub mod prelude {
 /// has ended when they run. Use a `move` closure (or `Rc<Cell<_>>` for values the body keeps
 /// changing).
 ///
+/// **Go's `defer close(out)`** is `defer!(out.clone().close())`. Go copies the receiver at the
+/// `defer`; in Rust, evaluating `out` moves it, so `defer!(out.close())` followed by
+/// `out.send(v)` fails with E0382, whose help is exactly this spelling. A [`Chan`] (like a
+/// [`WaitGroup`] or a [`context::Context`]) is a handle: its clone is a reference-count
+/// increment and shares the channel, so the deferred call closes the same channel. The same
+/// holds for every handle type: `defer!(wg.clone().done())`.
+///
+/// ```
+/// #[gort::func]
+/// fn produce(out: gort::Chan<u32>) {
+///     defer!(out.clone().close()); // Go: defer close(out)
+///     for i in 0..3 {
+///         out.send(i);
+///     }
+/// }
+///
+/// gort::run(|| {
+///     let ch = gort::Chan::new(3);
+///     produce(ch.clone());
+///     assert_eq!((&ch).into_iter().sum::<u32>(), 3);
+/// });
+/// ```
+///
 /// Up to 8 `defer!`s that are not inside loops are open-coded (kept in typed slots in the
 /// function's own stack frame, as Go 1.14+ does); otherwise every `defer!` of the function goes
 /// on the goroutine's defer list, whose records are reused. `docs/defer-panic-recover.md` has

@@ -347,3 +347,26 @@ fn a_test_body_is_a_frame() {
     });
     panic!("caught by the test's own frame");
 }
+
+/// Go's `defer close(out)` in a producer that keeps sending: the documented spelling
+/// (`out.clone().close()`), and `(&out).close()` on a parameter, compile without the
+/// `unused_parens` lint (denied here) and close the channel the caller reads.
+#[deny(unused_parens)]
+#[gort::func]
+fn produce_closing(out: gort::Chan<u32>, by_ref: gort::Chan<u32>) {
+    defer!(out.clone().close());
+    defer!((&by_ref).close());
+    for i in 0..3 {
+        out.send(i);
+        by_ref.send(i);
+    }
+}
+
+rt_test! {
+    fn defer_close_of_a_channel_the_body_keeps_using() {
+        let (a, b) = (gort::Chan::new(3), gort::Chan::new(3));
+        produce_closing(a.clone(), b.clone());
+        assert_eq!((&a).into_iter().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!((&b).into_iter().collect::<Vec<_>>(), [0, 1, 2]);
+    }
+}
