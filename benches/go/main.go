@@ -76,7 +76,7 @@ func skynet(num, size, div uint64, out chan<- uint64) {
 		return
 	}
 	per := size / div
-	c := make(chan uint64, div)
+	c := make(chan uint64) // unbuffered, as in the classic benchmark
 	for i := uint64(0); i < div; i++ {
 		go skynet(num+i*per, per, div, c)
 	}
@@ -120,7 +120,7 @@ func main() {
 			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(2*n), "ns"}
 		case "skynet":
 			t := time.Now()
-			c := make(chan uint64, 1)
+			c := make(chan uint64)
 			go skynet(0, n, 10, c)
 			if s := <-c; s != n*(n-1)/2 {
 				panic("bad sum")
@@ -129,7 +129,7 @@ func main() {
 		case "parked_mem":
 			before := rss()
 			chans, _ := parkN(n)
-			time.Sleep(settle)
+			time.Sleep(settleTime())
 			after := rss()
 			for _, c := range chans {
 				close(c)
@@ -205,7 +205,7 @@ func main() {
 			t := time.Now()
 			for i := uint64(0); i < n; i++ {
 				wg.Add(1)
-				d := time.Duration(1+i%10) * time.Millisecond
+				d := sleeperDuration(i)
 				go func() {
 					time.Sleep(d)
 					wg.Done()
@@ -218,8 +218,8 @@ func main() {
 		case "defer_open":
 			res <- [2]interface{}{timeCalls(n, openDefer), "ns"}
 		case "defer_list":
-			one := 1
-			res <- [2]interface{}{timeCalls(n, func(x *uint64) { heapDefer(x, one) }), "ns"}
+			k := listDefers
+			res <- [2]interface{}{timeCalls(n, func(x *uint64) { heapDefer(x, k) }) / float64(k), "ns"}
 		case "panic_recover":
 			res <- [2]interface{}{timeCalls(n, panicRecover), "ns"}
 		case "blocking":
@@ -301,8 +301,30 @@ func tcpEcho(conns uint64) float64 {
 	return float64(time.Since(t).Nanoseconds()) / float64(per*conns)
 }
 
-// How long parked_mem lets parked goroutines settle before reading RSS (every peer).
-const settle = 10 * time.Second
+// How long parked_mem lets parked goroutines settle before reading RSS (every peer): 10 s
+// unless GORT_BENCH_SETTLE_MS says otherwise (as in benches/src/lib.rs).
+func settleTime() time.Duration {
+	if ms, err := strconv.ParseUint(os.Getenv("GORT_BENCH_SETTLE_MS"), 10, 64); err == nil {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return 10 * time.Second
+}
+
+// Defers per call in defer_list; the figure is per defer (as in benches/src/lib.rs).
+const listDefers = 10
+
+// splitmix64 and sleeperDuration: the sleepers' durations, uniform over 1-10 ms, the same
+// on every peer (a copy of benches/src/lib.rs).
+func splitmix64(x uint64) uint64 {
+	z := x + 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+func sleeperDuration(i uint64) time.Duration {
+	return time.Duration(1000+splitmix64(i)%9001) * time.Microsecond
+}
 
 // parkN starts n goroutines that each block receiving from a channel of their own; it
 // returns the channels and the time until all had started.

@@ -59,9 +59,35 @@ pub const RING: usize = 10_000;
 /// How long `parked_mem` lets parked goroutines settle before reading RSS (every peer): the
 /// steady state of a server holding idle connections, not the moment after the spawn. gort
 /// copies out stacks of goroutines parked for about a second, at roughly a million a second
-/// on this machine kind, so 3M parked goroutines need several seconds (docs/benchmarks.md
-/// gives the 3 s figures too).
-pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+/// on this machine kind, so 3M parked goroutines need several seconds. 10 s unless
+/// `GORT_BENCH_SETTLE_MS` says otherwise (`compare --quick` sets 3 s; the Go program reads
+/// the same variable).
+pub fn settle() -> std::time::Duration {
+    let ms = std::env::var("GORT_BENCH_SETTLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    std::time::Duration::from_millis(ms)
+}
+
+/// Defers per call in `defer_list` (a loop of them: the defer list in gort, heap defers in
+/// Go); the figure is per defer.
+pub const LIST_DEFERS: u64 = 10;
+
+/// splitmix64: the sleepers' durations, the same on every peer (the Go program has a copy).
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// How long sleeper `i` sleeps: uniform over 1-10 ms in microseconds, from `splitmix64(i)`,
+/// so every peer sleeps the same multiset of durations in the same order.
+pub fn sleeper_duration(i: u64) -> std::time::Duration {
+    std::time::Duration::from_micros(1_000 + splitmix64(i) % 9_001)
+}
+
 /// Messages (64-byte round trips) of a `tcp_echo` run, spread over its `n` connections.
 pub const ECHO_MSGS: u64 = 100_000;
 /// The size of a `tcp_echo` message.
@@ -107,6 +133,16 @@ pub mod defers {
     #[inline(never)]
     pub fn list_defer(x: &Cell<u64>) {
         for _ in 0..black_box(1) {
+            defer!(bump(x));
+        }
+    }
+
+    /// `LIST_DEFERS` `defer!`s on the defer list in one call (the comparison's `defer_list`,
+    /// reported per defer: divide the time per call by `LIST_DEFERS`).
+    #[gort::func]
+    #[inline(never)]
+    pub fn list_defers(x: &Cell<u64>) {
+        for _ in 0..black_box(super::LIST_DEFERS) {
             defer!(bump(x));
         }
     }

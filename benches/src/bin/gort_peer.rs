@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use gort_benches::{
-    args, defers, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, ECHO_MSGS, ECHO_SIZE, RING,
-    SETTLE,
+    args, defers, ns_per, report, settle, skynet_sum, sleeper_duration, vm_rss, Args, CONTENDERS,
+    ECHO_MSGS, ECHO_SIZE, LIST_DEFERS, RING,
 };
 
 fn done(wg: gort::WaitGroup) {
@@ -42,23 +42,33 @@ fn yield_(a: &Args) -> f64 {
     ns_per(t, 2 * n)
 }
 
-fn skynet_node(num: u64, size: u64, div: u64) -> u64 {
+/// A skynet node: starts `div` children that each send their sum on one unbuffered channel of
+/// this node, adds what they send, and sends the total on `out` (the classic benchmark's
+/// shape, as Go's program does it).
+fn skynet_node(out: gort::Chan<u64>, num: u64, size: u64, div: u64) {
     if size == 1 {
-        return num;
+        out.send(num);
+        return;
     }
     let per = size / div;
-    let hs: Vec<_> = (0..div)
-        .map(|i| gort::spawn(move || skynet_node(num + i * per, per, div)))
-        .collect();
-    hs.into_iter().map(|h| h.join()).sum()
+    let rc = gort::Chan::new(0);
+    for i in 0..div {
+        gort::go!(skynet_node(rc.clone(), num + i * per, per, div));
+    }
+    let mut sum = 0;
+    for _ in 0..div {
+        sum += rc.recv().expect("children send before anyone closes");
+    }
+    out.send(sum);
 }
 
-/// Skynet: a 10-ary tree of goroutines with n leaves; ms total.
+/// Skynet: a 10-ary tree of goroutines with n leaves, sums sent up unbuffered channels; ms.
 fn skynet(a: &Args) -> f64 {
     let t = Instant::now();
-    let n = a.n;
-    let sum = gort::spawn(move || skynet_node(0, n, 10)).join();
-    assert_eq!(sum, skynet_sum(n));
+    let c = gort::Chan::new(0);
+    gort::go!(skynet_node(c.clone(), 0, a.n, 10));
+    let sum = c.recv().expect("the root sends its sum");
+    assert_eq!(sum, skynet_sum(a.n));
     t.elapsed().as_secs_f64() * 1e3
 }
 
@@ -68,7 +78,7 @@ fn parked_mem(a: &Args) -> f64 {
     let (chans, _) = park_n(a.n);
     // Settled: parked goroutines as a long-running server holds them (gort copies out the
     // stacks of goroutines parked for about a second; Go, tokio and may wait as long).
-    std::thread::sleep(SETTLE);
+    std::thread::sleep(settle());
     let after = vm_rss();
     let st = gort::debug::sched_stats();
     eprintln!(
@@ -178,7 +188,7 @@ fn mutex(a: &Args) -> f64 {
     ns_per(t, per * CONTENDERS)
 }
 
-/// n goroutines sleeping 1-10 ms each; ms until all woke.
+/// n goroutines sleeping uniformly 1-10 ms each (`sleeper_duration`); ms until all woke.
 fn sleepers(a: &Args) -> f64 {
     let wg = gort::WaitGroup::new();
     let t = Instant::now();
@@ -186,7 +196,7 @@ fn sleepers(a: &Args) -> f64 {
         wg.add(1);
         let wg = wg.clone();
         gort::go!(move || {
-            gort::time::sleep(Duration::from_millis(1 + i % 10));
+            gort::time::sleep(sleeper_duration(i));
             wg.done();
         });
     }
@@ -294,7 +304,10 @@ fn main() {
             "sleepers" => (sleepers(&a), "ms"),
             "defer_none" => (defers::time(defers::no_defer, a.n), "ns"),
             "defer_open" => (defers::time(defers::open_defer, a.n), "ns"),
-            "defer_list" => (defers::time(defers::list_defer, a.n), "ns"),
+            "defer_list" => (
+                defers::time(defers::list_defers, a.n) / LIST_DEFERS as f64,
+                "ns",
+            ),
             "panic_recover" => (defers::time(defers::panic_recover, a.n), "ns"),
             "blocking" => (blocking(&a), "ns"),
             "getpid" => (getpid(&a), "ns"),

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gort_benches::{args, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, RING};
+use gort_benches::{
+    args, ns_per, report, settle, skynet_sum, sleeper_duration, vm_rss, Args, CONTENDERS, RING,
+};
 use may::sync::{mpsc, SyncFlag};
 
 #[derive(Clone)]
@@ -54,21 +56,33 @@ fn yield_(a: &Args) -> f64 {
     ns_per(t, 2 * n)
 }
 
-fn skynet_node(num: u64, size: u64, div: u64) -> u64 {
+/// A skynet node: `div` child coroutines send their sums on one channel of this node (may's
+/// channels are unbounded: it has no rendezvous channel), the node adds them and sends the
+/// total on `out`.
+fn skynet_node(out: mpsc::Sender<u64>, num: u64, size: u64, div: u64) {
     if size == 1 {
-        return num;
+        out.send(num).unwrap();
+        return;
     }
     let per = size / div;
-    let hs: Vec<_> = (0..div)
-        .map(|i| may::go!(move || skynet_node(num + i * per, per, div)))
-        .collect();
-    hs.into_iter().map(|h| h.join().unwrap()).sum()
+    let (tx, rx) = mpsc::channel();
+    for i in 0..div {
+        let tx = tx.clone();
+        may::go!(move || skynet_node(tx, num + i * per, per, div));
+    }
+    let mut sum = 0;
+    for _ in 0..div {
+        sum += rx.recv().unwrap();
+    }
+    out.send(sum).unwrap();
 }
 
 fn skynet(a: &Args) -> f64 {
     let t = Instant::now();
     let n = a.n;
-    let sum = may::go!(move || skynet_node(0, n, 10)).join().unwrap();
+    let (tx, rx) = mpsc::channel();
+    may::go!(move || skynet_node(tx, 0, n, 10));
+    let sum = rx.recv().unwrap();
     assert_eq!(sum, skynet_sum(n));
     t.elapsed().as_secs_f64() * 1e3
 }
@@ -76,7 +90,7 @@ fn skynet(a: &Args) -> f64 {
 fn parked_mem(a: &Args) -> f64 {
     let before = vm_rss();
     let (txs, _) = park_n(a.n);
-    std::thread::sleep(gort_benches::SETTLE);
+    std::thread::sleep(settle());
     let after = vm_rss();
     drop(txs);
     (after.saturating_sub(before)) as f64 / a.n as f64
@@ -177,14 +191,14 @@ fn mutex(a: &Args) -> f64 {
     ns_per(t, per * CONTENDERS)
 }
 
-/// n coroutines sleeping 1-10 ms each; ms until all woke.
+/// n coroutines sleeping uniformly 1-10 ms each (`sleeper_duration`); ms until all woke.
 fn sleepers(a: &Args) -> f64 {
     let wg = Wg::new(a.n);
     let t = Instant::now();
     for i in 0..a.n {
         let wg = wg.clone();
         may::go!(move || {
-            may::coroutine::sleep(Duration::from_millis(1 + i % 10));
+            may::coroutine::sleep(sleeper_duration(i));
             wg.done();
         });
     }

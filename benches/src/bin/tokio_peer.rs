@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort_benches::{
-    args, ns_per, report, skynet_sum, vm_rss, Args, CONTENDERS, ECHO_MSGS, ECHO_SIZE, RING,
+    args, ns_per, report, settle, skynet_sum, sleeper_duration, vm_rss, Args, CONTENDERS,
+    ECHO_MSGS, ECHO_SIZE, RING,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -59,26 +60,38 @@ async fn yield_(a: &Args) -> f64 {
     ns_per(t, 2 * n)
 }
 
-fn skynet_node(num: u64, size: u64, div: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> {
+/// A skynet node: `div` child tasks send their sums on one channel of this node (tokio has
+/// no rendezvous channel: `mpsc::channel(1)`, the smallest bound, is the closest to Go's
+/// unbuffered one), the node adds them and sends the total on `out`.
+fn skynet_node(
+    out: mpsc::Sender<u64>,
+    num: u64,
+    size: u64,
+    div: u64,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         if size == 1 {
-            return num;
+            out.send(num).await.unwrap();
+            return;
         }
         let per = size / div;
-        let hs: Vec<_> = (0..div)
-            .map(|i| tokio::spawn(skynet_node(num + i * per, per, div)))
-            .collect();
-        let mut sum = 0;
-        for h in hs {
-            sum += h.await.unwrap();
+        let (tx, mut rx) = mpsc::channel(1);
+        for i in 0..div {
+            tokio::spawn(skynet_node(tx.clone(), num + i * per, per, div));
         }
-        sum
+        let mut sum = 0;
+        for _ in 0..div {
+            sum += rx.recv().await.unwrap();
+        }
+        out.send(sum).await.unwrap();
     })
 }
 
 async fn skynet(a: &Args) -> f64 {
     let t = Instant::now();
-    let sum = tokio::spawn(skynet_node(0, a.n, 10)).await.unwrap();
+    let (tx, mut rx) = mpsc::channel(1);
+    tokio::spawn(skynet_node(tx, 0, a.n, 10));
+    let sum = rx.recv().await.unwrap();
     assert_eq!(sum, skynet_sum(a.n));
     t.elapsed().as_secs_f64() * 1e3
 }
@@ -86,7 +99,7 @@ async fn skynet(a: &Args) -> f64 {
 async fn parked_mem(a: &Args) -> f64 {
     let before = vm_rss();
     let (txs, _) = park_n(a.n).await;
-    tokio::time::sleep(gort_benches::SETTLE).await;
+    tokio::time::sleep(settle()).await;
     let after = vm_rss();
     drop(txs);
     (after.saturating_sub(before)) as f64 / a.n as f64
@@ -186,14 +199,14 @@ async fn mutex(a: &Args) -> f64 {
     ns_per(t, per * CONTENDERS)
 }
 
-/// n tasks sleeping 1-10 ms each; ms until all woke.
+/// n tasks sleeping uniformly 1-10 ms each (`sleeper_duration`); ms until all woke.
 async fn sleepers(a: &Args) -> f64 {
     let wg = Wg::new(a.n);
     let t = Instant::now();
     for i in 0..a.n {
         let wg = wg.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1 + i % 10)).await;
+            tokio::time::sleep(sleeper_duration(i)).await;
             wg.done();
         });
     }
