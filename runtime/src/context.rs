@@ -66,6 +66,15 @@ use crate::chan::Chan;
 use crate::time::Timer;
 
 /// Why a context is done (Go's `context.Canceled` and `context.DeadlineExceeded`).
+///
+/// ```
+/// use gort::context::{self, Error};
+/// let (ctx, cancel) = context::with_cancel(&context::background());
+/// cancel.cancel();
+/// assert_eq!(ctx.err(), Some(Error::Canceled)); // Go: ctx.Err() == context.Canceled
+/// assert_eq!(Error::Canceled.to_string(), "context canceled");
+/// assert_eq!(Error::DeadlineExceeded.to_string(), "context deadline exceeded");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Error {
     /// Its cancel function was called (or its parent's).
@@ -87,6 +96,19 @@ impl std::error::Error for Error {}
 
 /// A node of the context tree; see [`background`], [`with_cancel`], [`with_deadline`],
 /// [`with_timeout`] and [`with_value`].
+///
+/// Cancelling a context cancels everything derived from it, never its parent:
+///
+/// ```
+/// use gort::context;
+/// let (parent, cancel_parent) = context::with_cancel(&context::background());
+/// let (child, cancel_child) = context::with_cancel(&parent);
+/// cancel_child.cancel();
+/// assert!(child.err().is_some() && parent.err().is_none());
+/// let (other, _cancel) = context::with_cancel(&parent);
+/// cancel_parent.cancel();
+/// assert_eq!(other.err(), Some(context::Error::Canceled));
+/// ```
 #[derive(Clone)]
 pub struct Context {
     node: Arc<Node>,
@@ -122,11 +144,39 @@ struct CancelInner {
     /// Registered cancellable descendants (the nearest ones), by identity.
     children: Vec<Weak<Node>>,
     timer: Option<Timer>,
+    /// Functions to start, each in its own goroutine, when this context is done
+    /// ([`Context::after_func`]).
+    after: Vec<AfterEntry>,
+    /// This node itself while `after` is not empty: a registered function must run when the
+    /// context is done even if every handle to it was dropped (parents hold children weakly;
+    /// Go's parent holds them strongly). Cleared when the node is cancelled or its last
+    /// function stopped, so the cycle lasts exactly as long as the registration.
+    pinned: Option<Arc<Node>>,
+}
+
+/// A function registered by [`Context::after_func`], with the runtime to start it in.
+struct AfterEntry {
+    id: u64,
+    f: Box<dyn FnOnce() + Send>,
+    rt: crate::Handle,
 }
 
 /// Cancels its context (Go's `CancelFunc`); calling it again does nothing. Dropping it does
 /// not cancel (as in Go, where not calling it leaks until the parent is done): call
 /// [`CancelFunc::cancel`], typically through `defer!`.
+///
+/// ```
+/// use gort::context;
+/// #[gort::func]
+/// fn job(parent: &context::Context) -> context::Context {
+///     let (ctx, cancel) = context::with_cancel(parent);
+///     defer!(cancel.cancel()); // Go: defer cancel()
+///     // ... hand ctx to the goroutines doing the job ...
+///     ctx
+/// }
+/// // The job's context is cancelled once the function returned.
+/// assert_eq!(job(&context::background()).err(), Some(context::Error::Canceled));
+/// ```
 #[derive(Clone)]
 pub struct CancelFunc {
     node: Arc<Node>,
@@ -134,8 +184,96 @@ pub struct CancelFunc {
 
 impl CancelFunc {
     /// Cancels the context and everything derived from it, with [`Error::Canceled`].
+    ///
+    /// ```
+    /// use gort::context;
+    /// let (ctx, cancel) = context::with_cancel(&context::background());
+    /// cancel.cancel();
+    /// cancel.cancel(); // a second call does nothing
+    /// assert_eq!(ctx.done().recv(), None); // done is closed
+    /// ```
     pub fn cancel(&self) {
         cancel(&self.node, Error::Canceled, true);
+    }
+}
+
+/// Identities of [`Context::after_func`] registrations.
+static NEXT_AFTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A function registered with [`Context::after_func`]; dropping it leaves the function
+/// registered (Go's `stop` function, which one may ignore).
+///
+/// ```
+/// use gort::context;
+/// gort::run(|| {
+///     let (ctx, cancel) = context::with_cancel(&context::background());
+///     let stop = ctx.after_func(|| unreachable!("stopped before the cancel"));
+///     assert!(stop.stop()); // kept it from running
+///     assert!(!stop.stop()); // already stopped
+///     cancel.cancel();
+/// });
+/// ```
+#[derive(Debug)]
+pub struct AfterFunc {
+    state: AfterState,
+}
+
+#[derive(Debug)]
+enum AfterState {
+    /// On a context that is never done: `f` was dropped; the first `stop` reports that it
+    /// was kept from running (Go's `stop` does the same).
+    Never(std::sync::atomic::AtomicBool),
+    /// The context was already done: started at once.
+    Started,
+    /// Registered on this node under this identity.
+    Registered(Weak<Node>, u64),
+}
+
+impl AfterFunc {
+    /// Unregisters the function. True if that kept it from running; false if it has
+    /// already been started (the context is done) or stopped before.
+    ///
+    /// ```
+    /// use gort::context;
+    /// gort::run(|| {
+    ///     let (ctx, cancel) = context::with_cancel(&context::background());
+    ///     let ran = gort::Chan::new(1);
+    ///     let r = ran.clone();
+    ///     let stop = ctx.after_func(move || r.send(()));
+    ///     cancel.cancel();
+    ///     assert_eq!(ran.recv(), Some(())); // started in its own goroutine
+    ///     assert!(!stop.stop());
+    /// });
+    /// ```
+    pub fn stop(&self) -> bool {
+        let (node, id) = match &self.state {
+            AfterState::Never(stopped) => {
+                return !stopped.swap(true, std::sync::atomic::Ordering::Relaxed)
+            }
+            AfterState::Started => return false,
+            AfterState::Registered(node, id) => (node, *id),
+        };
+        let Some(node) = node.upgrade() else {
+            return false;
+        };
+        let Some(st) = node.cancel_state() else {
+            return false;
+        };
+        let mut inner = st.inner.lock();
+        let Some(i) = inner.after.iter().position(|a| a.id == id) else {
+            return false;
+        };
+        let entry = inner.after.swap_remove(i);
+        let pinned = if inner.after.is_empty() {
+            inner.pinned.take()
+        } else {
+            None
+        };
+        drop(inner);
+        // Dropped outside the lock: the closure's captures may be anything.
+        drop(entry);
+        drop(pinned);
+        true
     }
 }
 
@@ -283,6 +421,20 @@ where
 impl Context {
     /// A channel that is closed when the context is done (Go's `ctx.Done()`); for
     /// [`background`] and contexts below it with no cancel, a nil channel that never is.
+    ///
+    /// ```
+    /// use gort::context;
+    /// gort::run(|| {
+    ///     assert!(context::background().done().is_nil()); // never done
+    ///     let (ctx, cancel) = context::with_cancel(&context::background());
+    ///     let done = ctx.done();
+    ///     gort::go!(move || cancel.cancel());
+    ///     gort::select! { // Go: select { case <-ctx.Done(): ... }
+    ///         recv(done) -> v => assert_eq!(v, None),
+    ///     }
+    ///     assert!(ctx.err().is_some());
+    /// });
+    /// ```
     pub fn done(&self) -> Chan<()> {
         match self.cancellable() {
             Some(st) => st.done.clone(),
@@ -291,11 +443,32 @@ impl Context {
     }
 
     /// Why the context is done, or `None` while it is not (Go's `ctx.Err()`).
+    ///
+    /// ```
+    /// use gort::context;
+    /// let (ctx, cancel) = context::with_cancel(&context::background());
+    /// assert_eq!(ctx.err(), None); // Go: ctx.Err() == nil
+    /// cancel.cancel();
+    /// assert_eq!(ctx.err(), Some(context::Error::Canceled));
+    /// ```
     pub fn err(&self) -> Option<Error> {
         self.cancellable().and_then(|st| st.inner.lock().err)
     }
 
     /// When the context will be cancelled at the latest, if ever (Go's `ctx.Deadline()`).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use gort::context;
+    /// gort::run(|| {
+    ///     assert_eq!(context::background().deadline(), None);
+    ///     let at = Instant::now() + Duration::from_secs(60);
+    ///     let (ctx, cancel) = context::with_deadline(&context::background(), at);
+    ///     let (child, _) = context::with_cancel(&ctx); // inherits the deadline
+    ///     assert_eq!(child.deadline(), Some(at));
+    ///     cancel.cancel();
+    /// });
+    /// ```
     pub fn deadline(&self) -> Option<Instant> {
         let mut n = Some(self);
         while let Some(c) = n {
@@ -311,6 +484,17 @@ impl Context {
 
     /// The value stored under `key` by this context or the nearest ancestor that has one (Go's
     /// `ctx.Value(key)`), if it is a `V`.
+    ///
+    /// ```
+    /// use gort::context;
+    /// #[derive(PartialEq)]
+    /// struct User;
+    /// let ctx = context::with_value(&context::background(), User, 7u32);
+    /// let (child, _cancel) = context::with_cancel(&ctx);
+    /// assert_eq!(child.value::<_, u32>(&User).as_deref(), Some(&7)); // found in an ancestor
+    /// assert!(child.value::<_, String>(&User).is_none()); // not a String
+    /// assert!(context::background().value::<_, u32>(&User).is_none());
+    /// ```
     pub fn value<K, V>(&self, key: &K) -> Option<Arc<V>>
     where
         K: PartialEq + Send + Sync + 'static,
@@ -332,6 +516,81 @@ impl Context {
             n = c.node.parent.as_ref();
         }
         None
+    }
+
+    /// Arranges for `f` to run in a goroutine of its own once this context is done (Go 1.21's
+    /// `context.AfterFunc`); at once if it already is. [`AfterFunc::stop`] unregisters it.
+    ///
+    /// This is the seam between contexts and blocking work that does not watch
+    /// [`done`](Context::done) itself, network I/O above all: set a deadline in the past on
+    /// the connection, and the goroutine blocked in `read` or `write` wakes with
+    /// [`std::io::ErrorKind::TimedOut`] (the same idiom as Go's before `net` took contexts).
+    /// `gort::net` has no context-taking calls (`DialContext`, ...) yet.
+    ///
+    /// A context that can never be done (`background()` and values over it) never runs `f`.
+    /// A registered function keeps its context alive until the context is done or the
+    /// function is stopped, as in Go.
+    ///
+    /// # Panics
+    /// Outside a runtime (the goroutine is started in the runtime of the caller).
+    ///
+    /// # Example: cancelling a blocked read
+    ///
+    /// ```
+    /// use std::io::{ErrorKind, Read};
+    /// use std::time::Instant;
+    /// use gort::context;
+    /// use gort::net::{TcpListener, TcpStream};
+    ///
+    /// gort::run(|| {
+    ///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let _peer = TcpStream::connect(ln.local_addr().unwrap()).unwrap(); // never writes
+    ///     let (mut conn, _) = ln.accept().unwrap();
+    ///
+    ///     let (ctx, cancel) = context::with_cancel(&context::background());
+    ///     let c = conn.try_clone().unwrap();
+    ///     let stop = ctx.after_func(move || {
+    ///         let _ = c.set_deadline(Some(Instant::now())); // wakes the blocked read
+    ///     });
+    ///     gort::go!(move || cancel.cancel());
+    ///     let err = conn.read(&mut [0u8; 16]).unwrap_err();
+    ///     assert_eq!(err.kind(), ErrorKind::TimedOut);
+    ///     assert!(!stop.stop()); // it already ran
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn after_func<F>(&self, f: F) -> AfterFunc
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let rt = crate::Handle::current();
+        let Some(node) = self.cancellable_node() else {
+            // Never done: `f` never runs.
+            return AfterFunc {
+                state: AfterState::Never(std::sync::atomic::AtomicBool::new(false)),
+            };
+        };
+        let st = node.cancel_state().expect("a cancellable node");
+        let id = NEXT_AFTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut inner = st.inner.lock();
+        if inner.err.is_some() {
+            drop(inner);
+            drop(rt.spawn(f));
+            return AfterFunc {
+                state: AfterState::Started,
+            };
+        }
+        inner.after.push(AfterEntry {
+            id,
+            f: Box::new(f),
+            rt,
+        });
+        if inner.pinned.is_none() {
+            inner.pinned = Some(node.clone());
+        }
+        AfterFunc {
+            state: AfterState::Registered(Arc::downgrade(node), id),
+        }
     }
 
     /// The nearest cancellable context's state, at or above this one.
@@ -372,6 +631,8 @@ fn new_cancel(parent: &Context, deadline: Option<Instant>) -> (Context, CancelFu
                 err: None,
                 children: Vec::new(),
                 timer: None,
+                after: Vec::new(),
+                pinned: None,
             }),
         }),
     });
@@ -398,18 +659,27 @@ fn cancel(node: &Arc<Node>, err: Error, detach: bool) {
     let Some(st) = node.cancel_state() else {
         return;
     };
-    let (children, timer) = {
+    let (children, timer, after, pinned) = {
         let mut inner = st.inner.lock();
         if inner.err.is_some() {
             return;
         }
         inner.err = Some(err);
         st.done.close();
-        (std::mem::take(&mut inner.children), inner.timer.take())
+        (
+            std::mem::take(&mut inner.children),
+            inner.timer.take(),
+            std::mem::take(&mut inner.after),
+            inner.pinned.take(),
+        )
     };
     if let Some(t) = timer {
         t.stop();
     }
+    for a in after {
+        drop(a.rt.spawn(a.f));
+    }
+    drop(pinned);
     for c in children.iter().filter_map(Weak::upgrade) {
         cancel(&c, err, false);
     }

@@ -144,3 +144,102 @@ fn cancelled_contexts_leave_nothing_behind() {
         "context deadline exceeded"
     );
 }
+
+rt_test! {
+    /// Go 1.21's context.AfterFunc: the function runs once, in a goroutine of its own, when
+    /// the context is done; stop afterwards reports that it already ran.
+    fn after_func_runs_once_in_its_own_goroutine_when_done() {
+        let (ctx, cancel) = context::with_cancel(&context::background());
+        let ran: Chan<u64> = Chan::new(4);
+        let r = ran.clone();
+        let stop = ctx.after_func(move || r.send(gort::goid()));
+        assert!(ran.try_recv().is_err(), "ran before the cancel");
+        cancel.cancel();
+        cancel.cancel();
+        let goid = ran.recv().unwrap();
+        assert_ne!(goid, gort::goid());
+        gort::time::sleep(Duration::from_millis(5));
+        assert!(ran.try_recv().is_err(), "ran twice");
+        assert!(!stop.stop());
+    }
+}
+
+rt_test! {
+    fn a_stopped_after_func_never_runs_and_stop_reports_it_once() {
+        let (ctx, cancel) = context::with_cancel(&context::background());
+        let stop = ctx.after_func(|| panic!("a stopped function ran"));
+        assert!(stop.stop());
+        assert!(!stop.stop());
+        cancel.cancel();
+        gort::time::sleep(Duration::from_millis(5));
+        // A context that is never done: never runs; the first stop keeps it from running.
+        let never = context::background().after_func(|| panic!("background is never done"));
+        assert!(never.stop());
+        assert!(!never.stop());
+    }
+}
+
+rt_test! {
+    fn after_func_on_a_done_context_starts_at_once_and_deadlines_start_it_too() {
+        let (ctx, cancel) = context::with_cancel(&context::background());
+        cancel.cancel();
+        let ran: Chan<&str> = Chan::new(2);
+        let r = ran.clone();
+        let stop = ctx.after_func(move || r.send("done already"));
+        assert_eq!(ran.recv(), Some("done already"));
+        assert!(!stop.stop());
+
+        let (ctx, _cancel) = context::with_timeout(&context::background(), Duration::from_millis(5));
+        let r = ran.clone();
+        let t = Instant::now();
+        ctx.after_func(move || r.send("deadline"));
+        assert_eq!(ran.recv(), Some("deadline"));
+        assert!(t.elapsed() >= Duration::from_millis(5));
+    }
+}
+
+rt_test! {
+    /// Every handle of the context dropped, only its parent kept: the registration keeps the
+    /// context reachable, so cancelling the parent still runs the function (Go's parent holds
+    /// its children; gort's holds them weakly, and the registration pins its context).
+    fn after_func_runs_even_when_every_handle_of_its_context_is_gone() {
+        let (parent, cancel) = context::with_cancel(&context::background());
+        let ran: Chan<()> = Chan::new(1);
+        {
+            let (child, child_cancel) = context::with_cancel(&parent);
+            let r = ran.clone();
+            let _ = child.after_func(move || r.send(()));
+            drop(child_cancel);
+        }
+        cancel.cancel();
+        assert_eq!(ran.recv_timeout(Duration::from_secs(5)), Ok(()));
+    }
+}
+
+rt_test! {
+    /// The seam for network I/O: a read blocked on a socket ends with TimedOut when the
+    /// context is cancelled, through a deadline set by an after_func.
+    fn cancelling_a_context_ends_a_blocked_read_through_after_func() {
+        use std::io::{ErrorKind, Read};
+        use gort::net::{TcpListener, TcpStream};
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _peer = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let (conn, _) = ln.accept().unwrap();
+        let (ctx, cancel) = context::with_cancel(&context::background());
+        let c = conn.try_clone().unwrap();
+        let _stop = ctx.after_func(move || {
+            c.set_deadline(Some(Instant::now())).unwrap();
+        });
+        let result: Chan<ErrorKind> = Chan::new(1);
+        let res = result.clone();
+        gort::go!(move || {
+            let mut conn = conn;
+            let e = conn.read(&mut [0u8; 8]).unwrap_err();
+            res.send(e.kind());
+        });
+        gort::time::sleep(Duration::from_millis(10)); // the reader is parked in read
+        assert!(result.try_recv().is_err());
+        cancel.cancel();
+        assert_eq!(result.recv(), Some(ErrorKind::TimedOut));
+    }
+}
