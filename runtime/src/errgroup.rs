@@ -1,6 +1,17 @@
 //! Go's `golang.org/x/sync/errgroup`: a group of goroutines working on one task, where the
 //! first error wins, cancels the others' context, and is what `wait` returns.
 //!
+//! ```
+//! use gort::errgroup::Group;
+//! gort::run(|| {
+//!     let g = Group::<String>::new(); // Go: var g errgroup.Group
+//!     for n in [1, 2, 3] {
+//!         g.go(move || if n == 2 { Err(format!("job {n} failed")) } else { Ok(()) });
+//!     }
+//!     assert_eq!(g.wait(), Err("job 2 failed".to_string())); // Go: err := g.Wait()
+//! });
+//! ```
+//!
 //! # Invariants
 //!
 //! - `wg` counts every goroutine started by `go`/`try_go`; each holds one slot of `limit` (if
@@ -18,6 +29,17 @@ use crate::context::{self, CancelFunc, Context};
 use crate::sync::WaitGroup;
 
 /// The error type a group collects when none is named: any error.
+///
+/// ```
+/// use gort::errgroup::{BoxError, Group};
+/// gort::run(|| {
+///     let g: Group = Group::new(); // Group<BoxError>: any error type
+///     g.go(|| Ok(()));
+///     g.go(|| Err(std::io::Error::other("disk full").into()));
+///     let err: BoxError = g.wait().unwrap_err();
+///     assert!(err.downcast_ref::<std::io::Error>().is_some());
+/// });
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A group of goroutines (Go's `errgroup.Group`); clone it to share it.
@@ -88,6 +110,22 @@ impl<E: Send + 'static> Group<E> {
 
     /// A group and a context derived from `parent` that is cancelled when a goroutine of the
     /// group returns an error, or when [`Group::wait`] returns (Go's `errgroup.WithContext`).
+    ///
+    /// ```
+    /// use gort::{context, errgroup::Group};
+    /// gort::run(|| {
+    ///     // Go: g, ctx := errgroup.WithContext(context.Background())
+    ///     let (g, ctx) = Group::<String>::with_context(&context::background());
+    ///     let c = ctx.clone();
+    ///     g.go(move || {
+    ///         c.done().recv(); // waits until a sibling fails
+    ///         Ok(())
+    ///     });
+    ///     g.go(|| Err("failed".to_string()));
+    ///     assert_eq!(g.wait(), Err("failed".to_string()));
+    ///     assert_eq!(ctx.err(), Some(context::Error::Canceled));
+    /// });
+    /// ```
     pub fn with_context(parent: &Context) -> (Group<E>, Context) {
         let (ctx, cancel) = context::with_cancel(parent);
         (Group::make(Some(cancel)), ctx)
@@ -148,6 +186,24 @@ impl<E: Send + 'static> Group<E> {
     /// Starts `f` in a new goroutine of the group, after waiting for a slot if a limit is set
     /// (Go's `g.Go`). The first error any `f` returns is kept for [`Group::wait`] and cancels
     /// the group's context.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let g = gort::errgroup::Group::<String>::new();
+    ///     let sum = Arc::new(AtomicU32::new(0));
+    ///     for i in 1..=4 {
+    ///         let sum = sum.clone();
+    ///         g.go(move || { // Go: g.Go(func() error { ... })
+    ///             sum.fetch_add(i, Ordering::Relaxed);
+    ///             Ok(())
+    ///         });
+    ///     }
+    ///     assert_eq!(g.wait(), Ok(()));
+    ///     assert_eq!(sum.load(Ordering::Relaxed), 10);
+    /// });
+    /// ```
     #[track_caller]
     pub fn go<F>(&self, f: F)
     where
@@ -222,6 +278,15 @@ impl<E: Send + 'static> Group<E> {
 
     /// Waits for every goroutine of the group, cancels its context, and returns the first
     /// error (Go's `g.Wait`). Later calls return `Ok` once the error was taken.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let g = gort::errgroup::Group::<&str>::new();
+    ///     g.go(|| Err("first"));
+    ///     assert_eq!(g.wait(), Err("first")); // Go: if err := g.Wait(); err != nil
+    ///     assert_eq!(g.wait(), Ok(())); // the error was taken
+    /// });
+    /// ```
     #[track_caller]
     pub fn wait(&self) -> Result<(), E> {
         self.inner.wg.wait();

@@ -204,6 +204,22 @@ pub use gort_macros::frame;
 /// Registers a deferred call in the enclosing frame (`#[gort::func]`, [`frame!`], a `go!`
 /// closure, `#[gort::main]` or `#[gort::test]`); see [`func`] for the forms.
 ///
+/// ```
+/// use std::sync::{Arc, Mutex};
+///
+/// #[gort::func]
+/// fn count(log: Arc<Mutex<Vec<i32>>>) {
+///     for i in 0..3 {
+///         let l = log.clone();
+///         defer!(move || l.lock().unwrap().push(i)); // Go: defer func() { ... }()
+///     }
+/// }
+///
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// count(log.clone());
+/// assert_eq!(*log.lock().unwrap(), [2, 1, 0]); // newest first, as in Go
+/// ```
+///
 /// Outside a frame, or inside a closure that is not itself a frame, `defer!` does not compile:
 /// it never binds to an outer frame.
 ///
@@ -405,6 +421,12 @@ pub struct Builder {
 }
 
 /// Default usable stack window per goroutine.
+///
+/// ```
+/// // A runtime whose goroutines recurse deeply: four times the default.
+/// let b = gort::Builder::new().stack_size(4 * gort::DEFAULT_STACK_SIZE);
+/// assert_eq!(b.run(|| 1 + 1), 2);
+/// ```
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 impl Default for Builder {
@@ -634,6 +656,13 @@ pub struct GoBuilder {
 
 impl GoBuilder {
     /// Default options: the runtime's stack size.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let h = gort::GoBuilder::new().spawn(|| "same as gort::spawn");
+    ///     assert_eq!(h.join(), "same as gort::spawn");
+    /// });
+    /// ```
     pub fn new() -> GoBuilder {
         GoBuilder::default()
     }
@@ -657,6 +686,13 @@ impl GoBuilder {
     }
 
     /// Starts `f` like [`spawn`].
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let h = gort::GoBuilder::new().stack_size(32 * 1024).spawn(|| gort::goid());
+    ///     assert!(h.join() > 1); // main is 1
+    /// });
+    /// ```
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> JoinHandle<T>
     where
@@ -708,6 +744,14 @@ impl Handle {
     ///
     /// # Panics
     /// Outside a runtime.
+    ///
+    /// ```
+    /// gort::Builder::new().procs(2).run(|| {
+    ///     let h = gort::Handle::current();
+    ///     let procs = std::thread::spawn(move || h.spawn(gort::gomaxprocs).join());
+    ///     assert_eq!(procs.join().unwrap(), 2); // ran in this runtime
+    /// });
+    /// ```
     #[track_caller]
     pub fn current() -> Handle {
         match sched::current_shared() {
@@ -718,6 +762,21 @@ impl Handle {
 
     /// Makes [`go!`] and [`spawn`] on this thread start goroutines in this runtime until the
     /// guard is dropped.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let h = gort::Handle::current();
+    ///     std::thread::spawn(move || {
+    ///         let _guard = h.enter();
+    ///         let ch = gort::Chan::new(0);
+    ///         let tx = ch.clone();
+    ///         gort::go!(move || tx.send("from a goroutine")); // started in `h`'s runtime
+    ///         assert_eq!(ch.recv(), Some("from a goroutine")); // the plain thread blocks
+    ///     })
+    ///     .join()
+    ///     .unwrap();
+    /// });
+    /// ```
     pub fn enter(&self) -> EnterGuard {
         sched::enter(self.shared.clone());
         EnterGuard {
@@ -753,6 +812,21 @@ impl std::fmt::Debug for Handle {
 }
 
 /// Returned by [`Handle::enter`]; leaves the runtime when dropped.
+///
+/// ```
+/// gort::run(|| {
+///     let h = gort::Handle::current();
+///     std::thread::spawn(move || {
+///         let guard = h.enter();
+///         assert_eq!(gort::num_goroutine(), 1); // the thread sees the runtime
+///         drop(guard);
+///         // Left it: gort::go! and gort::spawn would panic here again.
+///         assert!(std::panic::catch_unwind(gort::num_goroutine).is_err());
+///     })
+///     .join()
+///     .unwrap();
+/// });
+/// ```
 pub struct EnterGuard {
     _not_send: std::marker::PhantomData<*const ()>,
 }

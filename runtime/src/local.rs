@@ -13,6 +13,19 @@ use crate::sched;
 static NEXT_KEY: AtomicUsize = AtomicUsize::new(1);
 
 /// A key for a goroutine-local value; declare one with [`goroutine_local!`](crate::goroutine_local).
+///
+/// ```
+/// use std::cell::RefCell;
+/// gort::goroutine_local! {
+///     static TRACE: RefCell<Vec<&'static str>> = RefCell::new(Vec::new());
+/// }
+/// gort::run(|| {
+///     TRACE.with(|t| t.borrow_mut().push("main"));
+///     let child = gort::spawn(|| TRACE.with(|t| t.borrow().len())).join();
+///     assert_eq!(child, 0); // a new goroutine starts from the initial value
+///     TRACE.with(|t| assert_eq!(*t.borrow(), ["main"]));
+/// });
+/// ```
 pub struct LocalKey<T: Send + 'static> {
     init: fn() -> T,
     id: AtomicUsize,

@@ -1,6 +1,14 @@
 //! Go's `golang.org/x/sync/semaphore`: a weighted semaphore whose waiters are served in
 //! arrival order.
 //!
+//! ```
+//! let sem = gort::semaphore::Weighted::new(10); // Go: semaphore.NewWeighted(10)
+//! assert!(sem.try_acquire(7));
+//! assert!(!sem.try_acquire(4)); // only 3 are left
+//! sem.release(7);
+//! assert!(sem.try_acquire(10));
+//! ```
+//!
 //! # Invariants
 //!
 //! - `cur <= size` always; `cur` is the weight held by acquirers that returned `Ok`.
@@ -63,6 +71,12 @@ struct Waiter {
 
 impl Weighted {
     /// A semaphore with `n` units (Go's `NewWeighted`).
+    ///
+    /// ```
+    /// let sem = gort::semaphore::Weighted::new(4); // Go: semaphore.NewWeighted(4)
+    /// assert!(sem.try_acquire(4));
+    /// assert!(!sem.try_acquire(1));
+    /// ```
     pub fn new(n: u64) -> Weighted {
         Weighted {
             size: n as i64,
@@ -156,6 +170,20 @@ impl Weighted {
     ///
     /// # Panics
     /// `semaphore: released more than held`, as in Go.
+    ///
+    /// ```
+    /// use gort::{context, semaphore::Weighted};
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let sem = Arc::new(Weighted::new(2));
+    ///     sem.acquire(&context::background(), 2).unwrap();
+    ///     let s = sem.clone();
+    ///     let waiter = gort::spawn(move || s.acquire(&context::background(), 1));
+    ///     sem.release(2); // grants the waiter
+    ///     assert_eq!(waiter.join(), Ok(()));
+    ///     assert!(sem.try_acquire(1) && !sem.try_acquire(1));
+    /// });
+    /// ```
     #[track_caller]
     pub fn release(&self, n: u64) {
         let mut st = self.state.lock();

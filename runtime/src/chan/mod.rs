@@ -1,6 +1,18 @@
 //! Channels (Go's `chan.go`): [`Chan`], its errors, and the lock-protected queue state that
 //! `select` (`select.rs`) shares.
 //!
+//! ```
+//! use gort::chan::{Chan, TryRecvError};
+//! gort::run(|| {
+//!     let ch: Chan<i32> = Chan::new(1); // Go: ch := make(chan int, 1)
+//!     ch.send(1); // ch <- 1
+//!     assert_eq!(ch.recv(), Some(1)); // v, ok := <-ch
+//!     assert_eq!(ch.try_recv(), Err(TryRecvError::Empty)); // select { ... default: }
+//!     ch.close(); // close(ch)
+//!     assert_eq!(ch.recv(), None); // ok == false
+//! });
+//! ```
+//!
 //! # Design
 //!
 //! A channel is a mutex-protected state: a ring buffer of `cap` values, a `closed` flag, and two
@@ -433,6 +445,15 @@ pub(crate) fn block_forever(reason: WaitReason) -> ! {
 }
 
 /// Why [`Chan::try_send`] did not send; the value comes back.
+///
+/// ```
+/// use gort::TrySendError;
+/// let ch = gort::Chan::new(1);
+/// ch.send(1);
+/// assert_eq!(ch.try_send(2), Err(TrySendError::Full(2))); // the buffer is full
+/// ch.close();
+/// assert_eq!(ch.try_send(3), Err(TrySendError::Closed(3))); // the value comes back
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum TrySendError<T> {
     /// The buffer is full (or, unbuffered, no receiver is waiting).
@@ -442,6 +463,16 @@ pub enum TrySendError<T> {
 }
 
 /// Why [`Chan::try_recv`] got no value.
+///
+/// ```
+/// use gort::TryRecvError;
+/// let ch = gort::Chan::new(1);
+/// assert_eq!(ch.try_recv(), Err(TryRecvError::Empty));
+/// ch.send("last");
+/// ch.close();
+/// assert_eq!(ch.try_recv(), Ok("last")); // buffered values outlive close
+/// assert_eq!(ch.try_recv(), Err(TryRecvError::Closed));
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum TryRecvError {
     /// Nothing to receive now.
@@ -451,6 +482,16 @@ pub enum TryRecvError {
 }
 
 /// Why [`Chan::send_timeout`] did not send; the value comes back.
+///
+/// ```
+/// use std::time::Duration;
+/// use gort::SendTimeoutError;
+/// gort::run(|| {
+///     let ch = gort::Chan::new(0); // unbuffered, and nobody receives
+///     let r = ch.send_timeout(String::from("late"), Duration::from_millis(5));
+///     assert_eq!(r, Err(SendTimeoutError::Timeout(String::from("late"))));
+/// });
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum SendTimeoutError<T> {
     /// No receiver took it in time.
@@ -458,6 +499,17 @@ pub enum SendTimeoutError<T> {
 }
 
 /// Why [`Chan::recv_timeout`] got no value.
+///
+/// ```
+/// use std::time::Duration;
+/// use gort::RecvTimeoutError;
+/// gort::run(|| {
+///     let ch: gort::Chan<u8> = gort::Chan::new(0);
+///     assert_eq!(ch.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
+///     ch.close();
+///     assert_eq!(ch.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Closed));
+/// });
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum RecvTimeoutError {
     /// Nothing arrived in time.
@@ -558,11 +610,30 @@ impl<T: Send> Chan<T> {
 
     /// Go's nil channel (`var c chan T`): sends and receives block forever, `close` panics,
     /// `len` and `cap` are 0, and `select!` never chooses it.
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let never: gort::Chan<u32> = gort::Chan::nil(); // Go: var never chan uint32
+    ///     assert_eq!((never.len(), never.cap()), (0, 0));
+    ///     let ready = gort::Chan::new(1);
+    ///     ready.send(7);
+    ///     let v = gort::select! {
+    ///         recv(never) -> v => v, // never chosen
+    ///         recv(ready) -> v => v,
+    ///     };
+    ///     assert_eq!(v, Some(7));
+    /// });
+    /// ```
     pub fn nil() -> Chan<T> {
         Chan { inner: None }
     }
 
     /// Whether this is the nil channel.
+    ///
+    /// ```
+    /// assert!(gort::Chan::<u8>::nil().is_nil()); // Go: ch == nil
+    /// assert!(!gort::Chan::<u8>::new(0).is_nil());
+    /// ```
     pub fn is_nil(&self) -> bool {
         self.inner.is_none()
     }
@@ -576,6 +647,18 @@ impl<T: Send> Chan<T> {
     ///
     /// # Panics
     /// `send on closed channel` if the channel is closed, or is closed while this waits.
+    ///
+    /// ```
+    /// gort::run(gort::frame!(|| {
+    ///     let ch = gort::Chan::new(0);
+    ///     let tx = ch.clone();
+    ///     gort::go!(move || tx.send("ping")); // Go: go func() { ch <- "ping" }()
+    ///     assert_eq!(ch.recv(), Some("ping"));
+    ///     ch.close();
+    ///     defer!(|| assert_eq!(gort::recover().unwrap().to_string(), "send on closed channel"));
+    ///     ch.send("pong");
+    /// }));
+    /// ```
     #[track_caller]
     pub fn send(&self, v: T) {
         let Some(c) = self.raw() else {
@@ -611,6 +694,19 @@ impl<T: Send> Chan<T> {
 
     /// Receives a value, blocking until one is there; `None` once the channel is closed and
     /// drained (Go's `v, ok := <-c` with `ok == false`).
+    ///
+    /// ```
+    /// gort::run(|| {
+    ///     let ch = gort::Chan::new(0);
+    ///     let tx = ch.clone();
+    ///     gort::go!(move || {
+    ///         tx.send(42);
+    ///         tx.close();
+    ///     });
+    ///     assert_eq!(ch.recv(), Some(42)); // Go: v, ok := <-ch (42, true)
+    ///     assert_eq!(ch.recv(), None); // closed and drained: (0, false)
+    /// });
+    /// ```
     #[track_caller]
     pub fn recv(&self) -> Option<T> {
         let Some(c) = self.raw() else {
@@ -650,6 +746,14 @@ impl<T: Send> Chan<T> {
     /// Sends without blocking: `Full` if that would block, `Closed` if closed (both hand the
     /// value back). Go's `select { case c <- v: default: }`, except that a closed channel is an
     /// error here rather than a panic.
+    ///
+    /// ```
+    /// use gort::TrySendError;
+    /// let ch = gort::Chan::new(1);
+    /// assert_eq!(ch.try_send('a'), Ok(()));
+    /// // Go: select { case ch <- 'b': default: /* full */ }
+    /// assert_eq!(ch.try_send('b'), Err(TrySendError::Full('b')));
+    /// ```
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let Some(c) = self.raw() else {
             return Err(TrySendError::Full(v));
@@ -669,6 +773,13 @@ impl<T: Send> Chan<T> {
     }
 
     /// Receives without blocking. Go's `select { case v, ok := <-c: default: }`.
+    ///
+    /// ```
+    /// let ch = gort::Chan::new(2);
+    /// assert_eq!(ch.try_recv(), Err(gort::TryRecvError::Empty)); // would block
+    /// ch.send(5);
+    /// assert_eq!(ch.try_recv(), Ok(5));
+    /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let Some(c) = self.raw() else {
             return Err(TryRecvError::Empty);
@@ -692,6 +803,17 @@ impl<T: Send> Chan<T> {
     ///
     /// # Panics
     /// `send on closed channel`, as [`Chan::send`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let ch = gort::Chan::new(1);
+    ///     let d = Duration::from_millis(5);
+    ///     assert!(ch.send_timeout(1, d).is_ok()); // room in the buffer: no wait
+    ///     // Go: select { case ch <- 2: case <-time.After(d): }
+    ///     assert_eq!(ch.send_timeout(2, d), Err(gort::SendTimeoutError::Timeout(2)));
+    /// });
+    /// ```
     #[track_caller]
     pub fn send_timeout(&self, v: T, d: Duration) -> Result<(), SendTimeoutError<T>> {
         // No timer for a send that completes now.
@@ -717,6 +839,19 @@ impl<T: Send> Chan<T> {
     }
 
     /// Receives, giving up after `d`. A select of this receive and `gort::time::after(d)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let ch = gort::Chan::new(0);
+    ///     let tx = ch.clone();
+    ///     gort::go!(move || tx.send("reply"));
+    ///     assert_eq!(ch.recv_timeout(Duration::from_secs(5)), Ok("reply"));
+    ///     // Go: select { case v := <-ch: case <-time.After(5 * time.Millisecond): }
+    ///     let r = ch.recv_timeout(Duration::from_millis(5));
+    ///     assert_eq!(r, Err(gort::RecvTimeoutError::Timeout));
+    /// });
+    /// ```
     #[track_caller]
     pub fn recv_timeout(&self, d: Duration) -> Result<T, RecvTimeoutError> {
         // No timer for a receive that completes now.
@@ -741,6 +876,17 @@ impl<T: Send> Chan<T> {
     ///
     /// # Panics
     /// `close of closed channel`; `close of nil channel`.
+    ///
+    /// ```
+    /// gort::run(gort::frame!(|| {
+    ///     let ch = gort::Chan::new(2);
+    ///     ch.send(1);
+    ///     ch.close(); // Go: close(ch)
+    ///     assert_eq!((ch.recv(), ch.recv()), (Some(1), None));
+    ///     defer!(|| assert_eq!(gort::recover().unwrap().to_string(), "close of closed channel"));
+    ///     ch.close();
+    /// }));
+    /// ```
     #[track_caller]
     pub fn close(&self) {
         let Some(c) = self.raw() else {
@@ -772,21 +918,48 @@ impl<T: Send> Chan<T> {
     }
 
     /// Values in the buffer now (Go's `len(c)`).
+    ///
+    /// ```
+    /// let ch = gort::Chan::new(3);
+    /// ch.send("a");
+    /// ch.send("b");
+    /// assert_eq!(ch.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.with_state(|st| st.buf.len())
     }
 
     /// Whether the buffer is empty now.
+    ///
+    /// ```
+    /// let ch = gort::Chan::new(1);
+    /// assert!(ch.is_empty());
+    /// ch.send(());
+    /// assert!(!ch.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The buffer's capacity (Go's `cap(c)`).
+    ///
+    /// ```
+    /// assert_eq!(gort::Chan::<u8>::new(8).cap(), 8);
+    /// assert_eq!(gort::Chan::<u8>::new(0).cap(), 0); // unbuffered
+    /// ```
     pub fn cap(&self) -> usize {
         self.raw().map_or(0, |c| c.cap)
     }
 
-    /// Whether `close` was called.
+    /// Whether `close` was called. (Go has no such test: there, `v, ok := <-c` finds out
+    /// by receiving.)
+    ///
+    /// ```
+    /// let ch: gort::Chan<u8> = gort::Chan::new(1);
+    /// assert!(!ch.is_closed());
+    /// ch.close();
+    /// assert!(ch.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.with_state(|st| st.closed)
     }
@@ -835,7 +1008,26 @@ impl<T: Send> fmt::Debug for Chan<T> {
     }
 }
 
-/// Receives until the channel is closed and drained (Go's `for v := range c`).
+/// Receives until the channel is closed and drained (Go's `for v := range c`); made by
+/// [`Chan::iter`] or by `for v in &ch`.
+///
+/// ```
+/// gort::run(|| {
+///     let ch = gort::Chan::new(0);
+///     let tx = ch.clone();
+///     gort::go!(move || {
+///         for word in ["go", "gort"] {
+///             tx.send(word);
+///         }
+///         tx.close();
+///     });
+///     let mut words = Vec::new();
+///     for w in &ch { // Go: for w := range ch
+///         words.push(w);
+///     }
+///     assert_eq!(words, ["go", "gort"]);
+/// });
+/// ```
 pub struct Iter<'a, T> {
     ch: &'a Chan<T>,
 }
@@ -858,6 +1050,15 @@ impl<'a, T: Send> IntoIterator for &'a Chan<T> {
 
 impl<T: Send> Chan<T> {
     /// Receives until the channel is closed and drained.
+    ///
+    /// ```
+    /// let ch = gort::Chan::new(3);
+    /// for i in 1..=3 {
+    ///     ch.send(i);
+    /// }
+    /// ch.close();
+    /// assert_eq!(ch.iter().sum::<i32>(), 6);
+    /// ```
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { ch: self }
     }

@@ -18,6 +18,15 @@
 //! possible in principle (its saved registers are at its parked stack pointer, and the
 //! unwinder could start there on a copy of its context), but needs an unwinder that starts
 //! from a given register set (the `backtrace` crate cannot); it is not done.
+//!
+//! ```
+//! gort::run(|| {
+//!     let mut out = Vec::new();
+//!     gort::debug::write_goroutines(&mut out).unwrap(); // Go: pprof.Lookup("goroutine")
+//!     let dump = String::from_utf8(out).unwrap();
+//!     assert!(dump.starts_with("goroutine 1 [running]:"), "{dump}");
+//! });
+//! ```
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -133,6 +142,19 @@ pub struct SchedStats {
 ///
 /// # Panics
 /// Outside a runtime.
+///
+/// ```
+/// gort::Builder::new().procs(1).run(|| {
+///     let ch: gort::Chan<()> = gort::Chan::new(0);
+///     let c = ch.clone();
+///     gort::go!(move || c.send(()));
+///     let s = gort::debug::sched_stats();
+///     assert_eq!((s.goroutines, s.gomaxprocs), (2, 1)); // main and the sender
+///     assert_eq!(s.idle_procs, 0); // main holds the one processor
+///     assert_eq!(s.local_queues.len(), 1);
+///     ch.recv();
+/// });
+/// ```
 #[track_caller]
 pub fn sched_stats() -> SchedStats {
     match crate::sched::with_current_shared(|s| stats(s)) {

@@ -13,9 +13,9 @@ use crate::netpoll::Mode;
 /// A TCP server socket, as `std::net::TcpListener`; `accept` parks the goroutine until a
 /// connection arrives.
 ///
-/// Handles made by [`try_clone`](TcpListener::try_clone) share the socket: [`close`]
-/// (TcpListener::close) on any of them makes an `accept` waiting on another fail, as Go's
-/// `Listener.Close` does.
+/// Handles made by [`try_clone`](TcpListener::try_clone) share the socket:
+/// [`close`](TcpListener::close) on any of them makes an `accept` waiting on another fail, as
+/// Go's `Listener.Close` does.
 ///
 /// ```
 /// use gort::net::{TcpListener, TcpStream};
@@ -62,6 +62,21 @@ pub struct TcpStream {
 }
 
 /// An iterator over a listener's connections ([`TcpListener::incoming`]); never ends.
+///
+/// ```
+/// use gort::net::{TcpListener, TcpStream};
+/// gort::run(|| {
+///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = ln.local_addr().unwrap();
+///     gort::go!(move || {
+///         for _ in 0..3 {
+///             TcpStream::connect(addr).unwrap();
+///         }
+///     });
+///     let served = ln.incoming().take(3).filter(|c| c.is_ok()).count(); // Go: for { ln.Accept() }
+///     assert_eq!(served, 3);
+/// });
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
@@ -157,31 +172,72 @@ impl TcpListener {
     }
 
     /// An iterator of `accept`'s connections (without the addresses), as `std`'s.
+    ///
+    /// ```
+    /// use gort::net::{TcpListener, TcpStream};
+    /// gort::run(|| {
+    ///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let client = TcpStream::connect(ln.local_addr().unwrap()).unwrap(); // in the backlog
+    ///     let conn = ln.incoming().next().unwrap().unwrap();
+    ///     assert_eq!(conn.peer_addr().unwrap(), client.local_addr().unwrap());
+    /// });
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
 
     /// The address the listener is bound to.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = ln.local_addr().unwrap(); // Go: ln.Addr()
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0); // port 0 asked the system to pick one
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.io().local_addr()
     }
 
     /// Sets `IP_TTL`.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// ln.set_ttl(42).unwrap();
+    /// assert_eq!(ln.ttl().unwrap(), 42);
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.sock.io().set_ttl(ttl)
     }
 
     /// `IP_TTL`.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// ln.set_ttl(7).unwrap();
+    /// assert_eq!(ln.ttl().unwrap(), 7);
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock.io().ttl()
     }
 
     /// Takes the pending `SO_ERROR`.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// assert!(ln.take_error().unwrap().is_none()); // no error pending
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.io().take_error()
     }
 
     /// With `true`, `accept` returns `WouldBlock` instead of waiting, as `std`'s.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// ln.set_nonblocking(true).unwrap();
+    /// let err = ln.accept().unwrap_err(); // nobody connects: no wait
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking);
         Ok(())
@@ -189,6 +245,19 @@ impl TcpListener {
 
     /// A second handle to the same listener (one descriptor, one registration; `std`
     /// duplicates the descriptor instead). Never fails; `io::Result` for `std`'s signature.
+    ///
+    /// ```
+    /// use gort::net::{TcpListener, TcpStream};
+    /// gort::run(|| {
+    ///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let ln2 = ln.try_clone().unwrap();
+    ///     let addr = ln.local_addr().unwrap();
+    ///     assert_eq!(ln2.local_addr().unwrap(), addr); // the same socket
+    ///     let acceptor = gort::spawn(move || ln2.accept().unwrap().1);
+    ///     let client = TcpStream::connect(addr).unwrap();
+    ///     assert_eq!(acceptor.join(), client.local_addr().unwrap());
+    /// });
+    /// ```
     #[allow(clippy::unnecessary_wraps)]
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         Ok(TcpListener {
@@ -217,6 +286,16 @@ impl TcpListener {
 
     /// Go's `SetDeadline` for `accept`: past `deadline`, `accept` fails with `TimedOut`
     /// (`None` clears it). Changing it wakes a waiting `accept` to look at the new one.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     ln.set_deadline(Some(Instant::now() + Duration::from_millis(10))).unwrap();
+    ///     let err = ln.accept().unwrap_err(); // nobody connects
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut); // Go: i/o timeout
+    /// });
+    /// ```
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_deadline(Mode::Read, deadline);
         Ok(())
@@ -309,6 +388,18 @@ impl TcpStream {
 
     /// The stream back as `std`'s, in blocking mode. Fails if other handles
     /// ([`try_clone`](TcpStream::try_clone)) share it.
+    ///
+    /// ```
+    /// use gort::net::TcpStream;
+    /// let ln = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// let std_s: std::net::TcpStream = s.into_std().unwrap(); // blocking again
+    /// assert_eq!(std_s.peer_addr().unwrap(), ln.local_addr().unwrap());
+    ///
+    /// let s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// let _other = s.try_clone().unwrap();
+    /// assert!(s.into_std().is_err()); // another handle shares it
+    /// ```
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
         let sock = Arc::try_unwrap(self.sock).map_err(|_| super::shared())?;
         let s: std::net::TcpStream = sock.into_inner()?.into();
@@ -317,11 +408,24 @@ impl TcpStream {
     }
 
     /// The remote address.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// assert_eq!(s.peer_addr().unwrap(), ln.local_addr().unwrap()); // Go: conn.RemoteAddr()
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.sock.io().peer_addr()
     }
 
     /// The local address.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// let (_conn, peer) = ln.accept().unwrap();
+    /// assert_eq!(s.local_addr().unwrap(), peer); // Go: conn.LocalAddr()
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.io().local_addr()
     }
@@ -359,52 +463,142 @@ impl TcpStream {
 
     /// Sets `TCP_NODELAY` (Go sets it on every connection; `std` and gort leave the system's
     /// default, off, as `std` does).
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// s.set_nodelay(true).unwrap(); // Go's default
+    /// assert!(s.nodelay().unwrap());
+    /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.sock.io().set_nodelay(nodelay)
     }
 
     /// `TCP_NODELAY`.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// assert!(!s.nodelay().unwrap()); // the system's default
+    /// s.set_nodelay(true).unwrap();
+    /// assert!(s.nodelay().unwrap());
+    /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
         self.sock.io().nodelay()
     }
 
     /// Sets `IP_TTL`.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// s.set_ttl(42).unwrap();
+    /// assert_eq!(s.ttl().unwrap(), 42);
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.sock.io().set_ttl(ttl)
     }
 
     /// `IP_TTL`.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// s.set_ttl(7).unwrap();
+    /// assert_eq!(s.ttl().unwrap(), 7);
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock.io().ttl()
     }
 
     /// Takes the pending `SO_ERROR`.
+    ///
+    /// ```
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// assert!(s.take_error().unwrap().is_none()); // no error pending
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.io().take_error()
     }
 
     /// Reads without consuming: parks until data, end of stream, or an error.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use gort::net::{TcpListener, TcpStream};
+    /// gort::run(|| {
+    ///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut client = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     let (mut server, _) = ln.accept().unwrap();
+    ///     client.write_all(b"GET").unwrap();
+    ///     let mut first = [0; 1];
+    ///     assert_eq!(server.peek(&mut first).unwrap(), 1);
+    ///     let mut all = [0; 3];
+    ///     server.read_exact(&mut all).unwrap(); // the peeked byte is still there
+    ///     assert_eq!((&first, &all), (b"G", b"GET"));
+    /// });
+    /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.run(Mode::Read, |s| s.peek(buf))
     }
 
     /// `std`'s per-operation read timeout: a read that waits longer fails with `TimedOut`
     /// (`std` says `WouldBlock` on Linux; gort says what happened). `Some(ZERO)` is refused.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    ///     let err = s.read(&mut [0; 8]).unwrap_err(); // nobody writes
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// });
+    /// ```
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Mode::Read, dur)
     }
 
     /// `std`'s per-operation write timeout; see `set_read_timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    /// assert_eq!(s.write_timeout().unwrap(), Some(Duration::from_secs(1)));
+    /// assert!(s.set_write_timeout(Some(Duration::ZERO)).is_err()); // refused, as in std
+    /// ```
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Mode::Write, dur)
     }
 
     /// The read timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// assert_eq!(s.read_timeout().unwrap(), None); // none by default
+    /// s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    /// assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_secs(3)));
+    /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.sock.timeout(Mode::Read))
     }
 
     /// The write timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// assert_eq!(s.write_timeout().unwrap(), None); // none by default
+    /// s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    /// assert_eq!(s.write_timeout().unwrap(), Some(Duration::from_secs(3)));
+    /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.sock.timeout(Mode::Write))
     }
@@ -432,18 +626,51 @@ impl TcpStream {
     /// Go's `SetReadDeadline`: an absolute time after which reads (and a read waiting now)
     /// fail with `TimedOut`; `None` clears it. Unlike a timeout it does not restart with each
     /// read: a server sets it once per request.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::{Duration, Instant};
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     // Go: conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+    ///     s.set_read_deadline(Some(Instant::now() + Duration::from_millis(10))).unwrap();
+    ///     let err = s.read(&mut [0; 8]).unwrap_err(); // nobody writes
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// });
+    /// ```
     pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_deadline(Mode::Read, deadline);
         Ok(())
     }
 
     /// Go's `SetWriteDeadline`; see `set_read_deadline`.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::time::Instant;
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// s.set_write_deadline(Some(Instant::now())).unwrap(); // already past
+    /// assert_eq!(s.write(b"late").unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    /// s.set_write_deadline(None).unwrap(); // cleared
+    /// assert_eq!(s.write(b"now").unwrap(), 3);
+    /// ```
     pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_deadline(Mode::Write, deadline);
         Ok(())
     }
 
     /// With `true`, reads and writes return `WouldBlock` instead of waiting, as `std`'s.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut s = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    /// s.set_nonblocking(true).unwrap();
+    /// let err = s.read(&mut [0; 8]).unwrap_err(); // nothing to read: no wait
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking);
         Ok(())
@@ -451,6 +678,21 @@ impl TcpStream {
 
     /// A second handle to the same connection (one descriptor, one registration), typically
     /// for a reader and a writer goroutine. Never fails; `io::Result` for `std`'s signature.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use gort::net::{TcpListener, TcpStream};
+    /// gort::run(|| {
+    ///     let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let client = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     let (mut server, _) = ln.accept().unwrap();
+    ///     let mut writer = client.try_clone().unwrap(); // the same connection
+    ///     gort::go!(move || writer.write_all(b"hi").unwrap()); // a writer goroutine
+    ///     let mut buf = [0; 2];
+    ///     server.read_exact(&mut buf).unwrap();
+    ///     assert_eq!(&buf, b"hi");
+    /// });
+    /// ```
     #[allow(clippy::unnecessary_wraps)]
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {

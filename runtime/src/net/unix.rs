@@ -57,6 +57,25 @@ pub struct UnixStream {
 }
 
 /// An iterator over a listener's connections ([`UnixListener::incoming`]); never ends.
+///
+/// ```
+/// use std::io::Write;
+/// use gort::net::{UnixListener, UnixStream};
+/// let path = std::env::temp_dir().join(format!("gort-doc-inc-{}.sock", std::process::id()));
+/// let _ = std::fs::remove_file(&path);
+/// gort::run(move || {
+///     let ln = UnixListener::bind(&path).unwrap();
+///     let p = path.clone();
+///     gort::go!(move || {
+///         for _ in 0..2 {
+///             UnixStream::connect(&p).unwrap().write_all(b"x").unwrap();
+///         }
+///     });
+///     let served = ln.incoming().take(2).filter(|c| c.is_ok()).count();
+///     assert_eq!(served, 2);
+///     std::fs::remove_file(&path).unwrap();
+/// });
+/// ```
 #[derive(Debug)]
 pub struct UnixIncoming<'a> {
     listener: &'a UnixListener,
@@ -65,11 +84,30 @@ pub struct UnixIncoming<'a> {
 impl UnixListener {
     /// Binds a listener to the path `path` (which must not exist), with the system's maximum
     /// backlog, as Go does.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("gort-doc-bind-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let ln = gort::net::UnixListener::bind(&path).unwrap(); // Go: net.Listen("unix", path)
+    /// assert_eq!(ln.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// assert!(gort::net::UnixListener::bind(&path).is_err()); // the path exists now
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         UnixListener::from_mio(mio::net::UnixListener::bind(path)?)
     }
 
     /// Binds a listener to an address (an abstract one, say).
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    /// // An abstract address (Linux): no file to remove afterwards.
+    /// let name = format!("gort-doc-bind-addr-{}", std::process::id());
+    /// let addr = SocketAddr::from_abstract_name(&name).unwrap();
+    /// let ln = gort::net::UnixListener::bind_addr(&addr).unwrap();
+    /// assert_eq!(ln.local_addr().unwrap().as_abstract_name(), Some(name.as_bytes()));
+    /// ```
     pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
         UnixListener::from_mio(mio::net::UnixListener::bind_addr(addr)?)
     }
@@ -85,6 +123,16 @@ impl UnixListener {
     }
 
     /// Wraps a listener from `std`, made non-blocking and registered with the poller.
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    /// let name = format!("gort-doc-ln-from-std-{}", std::process::id());
+    /// let addr = SocketAddr::from_abstract_name(&name).unwrap();
+    /// let std_ln = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    /// let ln = gort::net::UnixListener::from_std(std_ln).unwrap();
+    /// assert_eq!(ln.local_addr().unwrap().as_abstract_name(), Some(name.as_bytes()));
+    /// ```
     pub fn from_std(ln: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         ln.set_nonblocking(true)?;
         Ok(UnixListener {
@@ -93,6 +141,16 @@ impl UnixListener {
     }
 
     /// The listener back as `std`'s, in blocking mode. Fails if other handles share it.
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    /// let name = format!("gort-doc-ln-into-std-{}", std::process::id());
+    /// let addr = SocketAddr::from_abstract_name(&name).unwrap();
+    /// let ln = gort::net::UnixListener::bind_addr(&addr).unwrap();
+    /// let std_ln = ln.into_std().unwrap(); // blocking again
+    /// assert_eq!(std_ln.local_addr().unwrap().as_abstract_name(), Some(name.as_bytes()));
+    /// ```
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
         let sock = Arc::try_unwrap(self.sock).map_err(|_| super::shared())?;
         let ln: std::os::unix::net::UnixListener = sock.into_inner()?.into();
@@ -102,33 +160,107 @@ impl UnixListener {
 
     /// Waits for a connection: parks until one arrives, the deadline passes (`TimedOut`), or
     /// the listener is closed (`NotConnected`).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    /// use gort::net::{UnixListener, UnixStream};
+    /// gort::run(|| {
+    ///     let name = format!("gort-doc-accept-{}", std::process::id());
+    ///     let addr = SocketAddr::from_abstract_name(name).unwrap();
+    ///     let ln = UnixListener::bind_addr(&addr).unwrap();
+    ///     gort::go!(move || {
+    ///         let mut c = UnixStream::connect_addr(&addr).unwrap();
+    ///         c.write_all(b"hi").unwrap();
+    ///     });
+    ///     let (mut conn, _) = ln.accept().unwrap(); // Go: ln.Accept(); parks until a client comes
+    ///     let mut got = String::new();
+    ///     conn.read_to_string(&mut got).unwrap();
+    ///     assert_eq!(got, "hi");
+    /// });
+    /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (s, addr) = self.sock.run(Mode::Read, |ln| ln.accept())?;
         Ok((UnixStream::from_mio(s)?, addr))
     }
 
     /// An iterator of `accept`'s connections.
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    /// use gort::net::{UnixListener, UnixStream};
+    /// gort::run(|| {
+    ///     let name = format!("gort-doc-incoming-{}", std::process::id());
+    ///     let addr = SocketAddr::from_abstract_name(name).unwrap();
+    ///     let ln = UnixListener::bind_addr(&addr).unwrap();
+    ///     let _client = UnixStream::connect_addr(&addr).unwrap(); // waits in the backlog
+    ///     assert!(ln.incoming().next().unwrap().is_ok());
+    /// });
+    /// ```
     pub fn incoming(&self) -> UnixIncoming<'_> {
         UnixIncoming { listener: self }
     }
 
     /// The address the listener is bound to.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("gort-doc-laddr-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let ln = gort::net::UnixListener::bind(&path).unwrap();
+    /// assert_eq!(ln.local_addr().unwrap().as_pathname(), Some(path.as_path())); // Go: ln.Addr()
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.io().local_addr()
     }
 
     /// Takes the pending `SO_ERROR`.
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// let name = format!("gort-doc-ln-err-{}", std::process::id());
+    /// let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+    /// let ln = gort::net::UnixListener::bind_addr(&addr).unwrap();
+    /// assert!(ln.take_error().unwrap().is_none()); // no error pending
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.io().take_error()
     }
 
     /// With `true`, `accept` returns `WouldBlock` instead of waiting.
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// let name = format!("gort-doc-ln-nb-{}", std::process::id());
+    /// let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+    /// let ln = gort::net::UnixListener::bind_addr(&addr).unwrap();
+    /// ln.set_nonblocking(true).unwrap();
+    /// let err = ln.accept().unwrap_err(); // nobody connects: no wait
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking);
         Ok(())
     }
 
     /// A second handle to the same listener (one descriptor, one registration).
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    /// use gort::net::{UnixListener, UnixStream};
+    /// gort::run(|| {
+    ///     let name = format!("gort-doc-clone-{}", std::process::id());
+    ///     let addr = SocketAddr::from_abstract_name(name).unwrap();
+    ///     let ln = UnixListener::bind_addr(&addr).unwrap();
+    ///     let ln2 = ln.try_clone().unwrap(); // the same socket
+    ///     let acceptor = gort::spawn(move || ln2.accept().is_ok());
+    ///     let _client = UnixStream::connect_addr(&addr).unwrap();
+    ///     assert!(acceptor.join());
+    /// });
+    /// ```
     #[allow(clippy::unnecessary_wraps)]
     pub fn try_clone(&self) -> io::Result<UnixListener> {
         Ok(UnixListener {
@@ -139,11 +271,39 @@ impl UnixListener {
     /// Go's `Listener.Close`: a waiting `accept` (any handle) fails with `NotConnected`, as
     /// does every later one. Unlike Go, the socket file is not removed: remove it yourself,
     /// as with `std`.
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let name = format!("gort-doc-ln-close-{}", std::process::id());
+    ///     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+    ///     let ln = gort::net::UnixListener::bind_addr(&addr).unwrap();
+    ///     let ln2 = ln.try_clone().unwrap();
+    ///     let waiter = gort::spawn(move || ln2.accept().map(|_| ()));
+    ///     gort::time::sleep(Duration::from_millis(10));
+    ///     ln.close(); // Go: ln.Close(); wakes the waiting accept
+    ///     assert_eq!(waiter.join().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    /// });
+    /// ```
     pub fn close(&self) {
         self.sock.close();
     }
 
     /// Go's `SetDeadline` for `accept`.
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::time::{Duration, Instant};
+    /// gort::run(|| {
+    ///     let name = format!("gort-doc-ln-deadline-{}", std::process::id());
+    ///     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+    ///     let ln = gort::net::UnixListener::bind_addr(&addr).unwrap();
+    ///     ln.set_deadline(Some(Instant::now() + Duration::from_millis(10))).unwrap();
+    ///     let err = ln.accept().unwrap_err(); // nobody connects
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut); // Go: i/o timeout
+    /// });
+    /// ```
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_deadline(Mode::Read, deadline);
         Ok(())
@@ -168,28 +328,87 @@ impl UnixStream {
     /// Connects to the socket at `path`. A Unix-domain connect completes at once or fails;
     /// with the listener's backlog full it fails with `WouldBlock` ("resource temporarily
     /// unavailable"), as Go's does.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use gort::net::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("gort-doc-dial-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// gort::run(move || {
+    ///     let ln = UnixListener::bind(&path).unwrap();
+    ///     let mut s = UnixStream::connect(&path).unwrap(); // Go: net.Dial("unix", path)
+    ///     let (mut conn, _) = ln.accept().unwrap();
+    ///     s.write_all(b"hi").unwrap();
+    ///     let mut buf = [0; 2];
+    ///     conn.read_exact(&mut buf).unwrap();
+    ///     assert_eq!(&buf, b"hi");
+    ///     std::fs::remove_file(&path).unwrap();
+    /// });
+    /// ```
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         UnixStream::from_mio(mio::net::UnixStream::connect(path)?)
     }
 
     /// Connects to an address (an abstract one, say).
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    /// use gort::net::{UnixListener, UnixStream};
+    /// let name = format!("gort-doc-connect-addr-{}", std::process::id());
+    /// let addr = SocketAddr::from_abstract_name(&name).unwrap(); // Go: "@name"
+    /// let _ln = UnixListener::bind_addr(&addr).unwrap();
+    /// let s = UnixStream::connect_addr(&addr).unwrap();
+    /// assert_eq!(s.peer_addr().unwrap().as_abstract_name(), Some(name.as_bytes()));
+    /// ```
     pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
         UnixStream::from_mio(mio::net::UnixStream::connect_addr(addr)?)
     }
 
     /// A connected pair of streams.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// gort::run(|| {
+    ///     let (mut a, mut b) = gort::net::UnixStream::pair().unwrap();
+    ///     a.write_all(b"ping").unwrap();
+    ///     let mut buf = [0; 4];
+    ///     b.read_exact(&mut buf).unwrap();
+    ///     assert_eq!(&buf, b"ping");
+    /// });
+    /// ```
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = mio::net::UnixStream::pair()?;
         Ok((UnixStream::from_mio(a)?, UnixStream::from_mio(b)?))
     }
 
     /// Wraps a stream from `std`, made non-blocking and registered with the poller.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut a = gort::net::UnixStream::from_std(a).unwrap();
+    /// a.write_all(b"hi").unwrap();
+    /// let mut buf = [0; 2];
+    /// b.read_exact(&mut buf).unwrap();
+    /// assert_eq!(&buf, b"hi");
+    /// ```
     pub fn from_std(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         s.set_nonblocking(true)?;
         UnixStream::from_mio(mio::net::UnixStream::from_std(s))
     }
 
     /// The stream back as `std`'s, in blocking mode. Fails if other handles share it.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let (a, b) = gort::net::UnixStream::pair().unwrap();
+    /// let mut a = a.into_std().unwrap(); // blocking again
+    /// (&b).write_all(b"hi").unwrap();
+    /// let mut buf = [0; 2];
+    /// a.read_exact(&mut buf).unwrap();
+    /// assert_eq!(&buf, b"hi");
+    /// ```
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
         let sock = Arc::try_unwrap(self.sock).map_err(|_| super::shared())?;
         let s: std::os::unix::net::UnixStream = sock.into_inner()?.into();
@@ -198,16 +417,43 @@ impl UnixStream {
     }
 
     /// The local address.
+    ///
+    /// ```
+    /// let (a, _b) = gort::net::UnixStream::pair().unwrap();
+    /// assert!(a.local_addr().unwrap().is_unnamed()); // a pair's ends have no names
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.io().local_addr()
     }
 
     /// The peer's address.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("gort-doc-peer-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let _ln = gort::net::UnixListener::bind(&path).unwrap();
+    /// let s = gort::net::UnixStream::connect(&path).unwrap();
+    /// assert_eq!(s.peer_addr().unwrap().as_pathname(), Some(path.as_path())); // Go: RemoteAddr()
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.sock.io().peer_addr()
     }
 
     /// Shuts down one half or both, as `std`'s.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::Shutdown;
+    /// gort::run(|| {
+    ///     let (mut a, mut b) = gort::net::UnixStream::pair().unwrap();
+    ///     a.write_all(b"last").unwrap();
+    ///     a.shutdown(Shutdown::Write).unwrap(); // Go: conn.CloseWrite()
+    ///     let mut got = String::new();
+    ///     b.read_to_string(&mut got).unwrap(); // ends at the half-close
+    ///     assert_eq!(got, "last");
+    /// });
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.undrain(Mode::Read);
         self.sock.undrain(Mode::Write);
@@ -215,31 +461,80 @@ impl UnixStream {
     }
 
     /// Takes the pending `SO_ERROR`.
+    ///
+    /// ```
+    /// let (a, _b) = gort::net::UnixStream::pair().unwrap();
+    /// assert!(a.take_error().unwrap().is_none()); // no error pending
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.io().take_error()
     }
 
     /// `std`'s per-operation read timeout (fails with `TimedOut`); `Some(ZERO)` is refused.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let (mut a, _b) = gort::net::UnixStream::pair().unwrap();
+    ///     a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    ///     let err = a.read(&mut [0; 8]).unwrap_err(); // nobody writes
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// });
+    /// ```
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Mode::Read, dur)
     }
 
     /// `std`'s per-operation write timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, _b) = gort::net::UnixStream::pair().unwrap();
+    /// a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    /// assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(1)));
+    /// assert!(a.set_write_timeout(Some(Duration::ZERO)).is_err()); // refused, as in std
+    /// ```
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Mode::Write, dur)
     }
 
     /// The read timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, _b) = gort::net::UnixStream::pair().unwrap();
+    /// assert_eq!(a.read_timeout().unwrap(), None); // none by default
+    /// a.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    /// assert_eq!(a.read_timeout().unwrap(), Some(Duration::from_secs(3)));
+    /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.sock.timeout(Mode::Read))
     }
 
     /// The write timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, _b) = gort::net::UnixStream::pair().unwrap();
+    /// assert_eq!(a.write_timeout().unwrap(), None); // none by default
+    /// a.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    /// assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(3)));
+    /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.sock.timeout(Mode::Write))
     }
 
     /// Go's `SetDeadline`: both directions.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Instant;
+    /// let (mut a, _b) = gort::net::UnixStream::pair().unwrap();
+    /// a.set_deadline(Some(Instant::now())).unwrap(); // already past, both directions
+    /// assert_eq!(a.write(b"x").unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    /// assert_eq!(a.read(&mut [0; 1]).unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    /// ```
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_deadline(Mode::Read, deadline);
         self.sock.set_deadline(Mode::Write, deadline);
@@ -247,24 +542,65 @@ impl UnixStream {
     }
 
     /// Go's `SetReadDeadline`.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::{Duration, Instant};
+    /// gort::run(|| {
+    ///     let (mut a, _b) = gort::net::UnixStream::pair().unwrap();
+    ///     a.set_read_deadline(Some(Instant::now() + Duration::from_millis(10))).unwrap();
+    ///     let err = a.read(&mut [0; 8]).unwrap_err(); // nobody writes
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// });
+    /// ```
     pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_deadline(Mode::Read, deadline);
         Ok(())
     }
 
     /// Go's `SetWriteDeadline`.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::time::Instant;
+    /// let (mut a, _b) = gort::net::UnixStream::pair().unwrap();
+    /// a.set_write_deadline(Some(Instant::now())).unwrap(); // already past
+    /// assert_eq!(a.write(b"late").unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    /// a.set_write_deadline(None).unwrap(); // cleared
+    /// assert_eq!(a.write(b"now").unwrap(), 3);
+    /// ```
     pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_deadline(Mode::Write, deadline);
         Ok(())
     }
 
     /// With `true`, reads and writes return `WouldBlock` instead of waiting.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// let (mut a, _b) = gort::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let err = a.read(&mut [0; 8]).unwrap_err(); // nothing to read: no wait
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking);
         Ok(())
     }
 
     /// A second handle to the same stream (one descriptor, one registration).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// gort::run(|| {
+    ///     let (a, mut b) = gort::net::UnixStream::pair().unwrap();
+    ///     let mut writer = a.try_clone().unwrap(); // the same stream
+    ///     gort::go!(move || writer.write_all(b"hi").unwrap()); // a writer goroutine
+    ///     let mut buf = [0; 2];
+    ///     b.read_exact(&mut buf).unwrap();
+    ///     assert_eq!(&buf, b"hi");
+    /// });
+    /// ```
     #[allow(clippy::unnecessary_wraps)]
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         Ok(UnixStream {
@@ -274,6 +610,20 @@ impl UnixStream {
 
     /// Go's `Conn.Close`: waiting operations (any handle) fail with `NotConnected`, as does
     /// every later one, and the peer sees the stream closed.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let (a, mut b) = gort::net::UnixStream::pair().unwrap();
+    ///     let mut reader = a.try_clone().unwrap();
+    ///     let r = gort::spawn(move || reader.read(&mut [0; 8]));
+    ///     gort::time::sleep(Duration::from_millis(10));
+    ///     a.close(); // Go: conn.Close(); wakes the waiting read
+    ///     assert_eq!(r.join().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    ///     assert_eq!(b.read(&mut [0; 8]).unwrap(), 0); // the peer sees the end
+    /// });
+    /// ```
     pub fn close(&self) {
         self.sock.close();
     }

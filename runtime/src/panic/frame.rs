@@ -287,26 +287,96 @@ pub struct Named<R> {
 
 impl<R> Named<R> {
     /// Replaces the result.
+    ///
+    /// ```
+    /// #[gort::func]
+    /// fn parse(s: &str) -> Result<i32, String> {
+    ///     defer!(|r| {
+    ///         if gort::recover().is_some() {
+    ///             r.set(Err(format!("bad number {s:?}"))); // Go: err = fmt.Errorf(...)
+    ///         }
+    ///     });
+    ///     Ok(s.parse().unwrap())
+    /// }
+    /// gort::run(|| {
+    ///     assert_eq!(parse("7"), Ok(7));
+    ///     assert_eq!(parse("x"), Err("bad number \"x\"".to_string()));
+    /// });
+    /// ```
     pub fn set(&mut self, v: R) {
         self.value = Some(v);
     }
 
     /// The result, if set.
+    ///
+    /// ```
+    /// #[gort::func]
+    /// fn answer() -> u32 {
+    ///     defer!(|r| assert_eq!(r.get(), Some(&42))); // what the body returned
+    ///     42
+    /// }
+    /// assert_eq!(gort::run(answer), 42);
+    /// ```
     pub fn get(&self) -> Option<&R> {
         self.value.as_ref()
     }
 
     /// The result, if set.
+    ///
+    /// ```
+    /// #[gort::func]
+    /// fn greeting() -> String {
+    ///     defer!(|r| r.get_mut().expect("returned normally").push('!'));
+    ///     String::from("hello")
+    /// }
+    /// assert_eq!(gort::run(greeting), "hello!");
+    /// ```
     pub fn get_mut(&mut self) -> Option<&mut R> {
         self.value.as_mut()
     }
 
-    /// Takes the result out, leaving it unset.
+    /// Takes the result out, leaving it unset (set it again before the frame ends).
+    ///
+    /// ```
+    /// #[gort::func]
+    /// fn sorted() -> Vec<u32> {
+    ///     defer!(|r| {
+    ///         let mut v = r.take().expect("returned normally");
+    ///         v.sort();
+    ///         r.set(v);
+    ///     });
+    ///     vec![3, 1, 2]
+    /// }
+    /// assert_eq!(gort::run(sorted), [1, 2, 3]);
+    /// ```
     pub fn take(&mut self) -> Option<R> {
         self.value.take()
     }
 
     /// Whether a result is set.
+    ///
+    /// ```
+    /// #[derive(Debug, PartialEq)]
+    /// struct Conn(u32); // no `Default`: no zero value
+    ///
+    /// #[gort::func]
+    /// fn dial(fail: bool) -> Conn {
+    ///     defer!(|r| {
+    ///         if gort::recover().is_some() {
+    ///             assert!(!r.is_set()); // the body panicked before returning a `Conn`
+    ///             r.set(Conn(0));
+    ///         }
+    ///     });
+    ///     if fail {
+    ///         panic!("refused");
+    ///     }
+    ///     Conn(7)
+    /// }
+    /// gort::run(|| {
+    ///     assert_eq!(dial(false), Conn(7));
+    ///     assert_eq!(dial(true), Conn(0));
+    /// });
+    /// ```
     pub fn is_set(&self) -> bool {
         self.value.is_some()
     }

@@ -7,7 +7,18 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-/// Where a panic started: the Rust source location std reported for it.
+/// Where a panic started: the Rust source location std reported for it (from
+/// [`Panic::location`]); its `Display` is `file:line:column`.
+///
+/// ```
+/// gort::run(gort::frame!(|| {
+///     defer!(|| {
+///         let at = gort::recover().unwrap().location().unwrap().clone();
+///         assert_eq!(at.to_string(), format!("{}:{}:{}", file!(), line!() + 2, at.column()));
+///     });
+///     panic!("here");
+/// }));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PanicLocation {
     file: String,
@@ -25,16 +36,46 @@ impl PanicLocation {
     }
 
     /// The source file.
+    ///
+    /// ```
+    /// gort::run(gort::frame!(|| {
+    ///     defer!(|| {
+    ///         let at = gort::recover().unwrap().location().unwrap().clone();
+    ///         assert_eq!(at.file(), file!());
+    ///     });
+    ///     panic!("here");
+    /// }));
+    /// ```
     pub fn file(&self) -> &str {
         &self.file
     }
 
     /// The line, from 1.
+    ///
+    /// ```
+    /// gort::run(gort::frame!(|| {
+    ///     defer!(|| {
+    ///         let at = gort::recover().unwrap().location().unwrap().clone();
+    ///         assert_eq!(at.line(), line!() + 2);
+    ///     });
+    ///     panic!("here");
+    /// }));
+    /// ```
     pub fn line(&self) -> u32 {
         self.line
     }
 
     /// The column, from 1.
+    ///
+    /// ```
+    /// gort::run(gort::frame!(|| {
+    ///     defer!(|| {
+    ///         let at = gort::recover().unwrap().location().unwrap().clone();
+    ///         assert_eq!(at.column(), 5);
+    ///     });
+    ///     panic!("here"); // column 5, after four spaces
+    /// }));
+    /// ```
     pub fn column(&self) -> u32 {
         self.column
     }
@@ -174,6 +215,19 @@ impl RuntimeError {
     }
 
     /// The message Rust's check panicked with (for gort's own errors, the message).
+    ///
+    /// ```
+    /// gort::run(gort::frame!(|| {
+    ///     defer!(|| {
+    ///         let p = gort::recover().expect("panicking");
+    ///         let e = p.runtime_error().expect("a run-time error");
+    ///         assert_eq!(e.to_string(), "runtime error: integer divide by zero"); // Go's text
+    ///         assert_eq!(e.rust_message(), "attempt to divide by zero"); // Rust's
+    ///     });
+    ///     let zero = std::hint::black_box(0);
+    ///     let _ = 1 / zero;
+    /// }));
+    /// ```
     pub fn rust_message(&self) -> &str {
         &self.rust
     }

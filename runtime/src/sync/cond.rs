@@ -47,12 +47,39 @@ struct NotifyList {
 }
 
 impl Cond {
-    /// A condition variable.
+    /// A condition variable. Go's `sync.NewCond(&mu)` ties it to a mutex; here the mutex's
+    /// guard is passed to each [`wait`](Cond::wait).
+    ///
+    /// ```
+    /// let (m, c) = (gort::Mutex::new(0), gort::Cond::new());
+    /// *m.lock() += 1;
+    /// c.broadcast(); // nobody waits: nothing happens
+    /// assert_eq!(*m.lock(), 1);
+    /// ```
     pub fn new() -> Cond {
         Cond::default()
     }
 
     /// Unlocks the guard's mutex, waits for a `signal` or `broadcast`, locks it again.
+    /// Check the condition in a loop, as in Go: a wake-up does not promise it holds.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let q = Arc::new((gort::Mutex::new(Vec::new()), gort::Cond::new()));
+    ///     let q2 = q.clone();
+    ///     gort::go!(move || {
+    ///         q2.0.lock().push("job");
+    ///         q2.1.signal();
+    ///     });
+    ///     let (m, c) = &*q;
+    ///     let mut jobs = m.lock();
+    ///     while jobs.is_empty() {
+    ///         jobs = c.wait(jobs); // Go: c.Wait()
+    ///     }
+    ///     assert_eq!(jobs.pop(), Some("job"));
+    /// });
+    /// ```
     #[track_caller]
     pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         let ticket = {
@@ -75,6 +102,30 @@ impl Cond {
     }
 
     /// Wakes the longest-waiting goroutine, if any.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let tokens = Arc::new((gort::Mutex::new(0), gort::Cond::new()));
+    ///     let wg = gort::WaitGroup::new();
+    ///     for _ in 0..2 {
+    ///         let t = tokens.clone();
+    ///         wg.go(move || {
+    ///             let mut n = t.0.lock();
+    ///             while *n == 0 {
+    ///                 n = t.1.wait(n);
+    ///             }
+    ///             *n -= 1;
+    ///         });
+    ///     }
+    ///     for _ in 0..2 {
+    ///         *tokens.0.lock() += 1;
+    ///         tokens.1.signal(); // one token, one waiter woken (Go: c.Signal())
+    ///     }
+    ///     wg.wait();
+    ///     assert_eq!(*tokens.0.lock(), 0);
+    /// });
+    /// ```
     pub fn signal(&self) {
         let mut l = self.list.lock();
         if l.notify == l.wait {
@@ -94,6 +145,27 @@ impl Cond {
     }
 
     /// Wakes every waiting goroutine.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let gate = Arc::new((gort::Mutex::new(false), gort::Cond::new()));
+    ///     let wg = gort::WaitGroup::new();
+    ///     for _ in 0..3 {
+    ///         let g = gate.clone();
+    ///         wg.go(move || {
+    ///             let mut open = g.0.lock();
+    ///             while !*open {
+    ///                 open = g.1.wait(open);
+    ///             }
+    ///         });
+    ///     }
+    ///     *gate.0.lock() = true;
+    ///     gate.1.broadcast(); // all three go through (Go: c.Broadcast())
+    ///     wg.wait();
+    ///     assert!(*gate.0.lock());
+    /// });
+    /// ```
     pub fn broadcast(&self) {
         let mut l = self.list.lock();
         l.notify = l.wait;

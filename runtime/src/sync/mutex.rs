@@ -63,6 +63,16 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 /// Access to a locked [`Mutex`]'s value; unlocks when dropped.
+///
+/// ```
+/// let m = gort::Mutex::new(String::new());
+/// {
+///     let mut g = m.lock();
+///     g.push_str("held"); // the value, through DerefMut
+///     assert!(m.try_lock().is_none());
+/// } // Go: mu.Unlock(), when the guard goes
+/// assert_eq!(*m.lock(), "held");
+/// ```
 pub struct MutexGuard<'a, T: ?Sized> {
     m: &'a Mutex<T>,
 }
@@ -74,6 +84,13 @@ unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `v`.
+    ///
+    /// ```
+    /// // `const`: a static works, like Go's package-level `var mu sync.Mutex`.
+    /// static HITS: gort::Mutex<u32> = gort::Mutex::new(0);
+    /// *HITS.lock() += 1;
+    /// assert_eq!(*HITS.lock(), 1);
+    /// ```
     pub const fn new(v: T) -> Mutex<T> {
         Mutex {
             state: AtomicI32::new(0),
@@ -83,6 +100,12 @@ impl<T> Mutex<T> {
     }
 
     /// The value, consuming the mutex.
+    ///
+    /// ```
+    /// let m = gort::Mutex::new(vec![1]);
+    /// m.lock().push(2);
+    /// assert_eq!(m.into_inner(), [1, 2]);
+    /// ```
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }
@@ -90,6 +113,20 @@ impl<T> Mutex<T> {
 
 impl<T: ?Sized> Mutex<T> {
     /// Locks, parking the goroutine (or blocking the thread) while another holds it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let m = Arc::new(gort::Mutex::new(0));
+    ///     let guard = m.lock(); // Go: mu.Lock()
+    ///     let m2 = m.clone();
+    ///     let h = gort::spawn(move || *m2.lock() + 1); // parks until the guard goes
+    ///     gort::yield_now();
+    ///     assert!(!h.is_finished());
+    ///     drop(guard); // Go: mu.Unlock()
+    ///     assert_eq!(h.join(), 1);
+    /// });
+    /// ```
     #[inline]
     #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
@@ -123,6 +160,12 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// The value, through `&mut` (no locking needed).
+    ///
+    /// ```
+    /// let mut m = gort::Mutex::new(1);
+    /// *m.get_mut() += 1; // `&mut m`: nobody else can hold the lock
+    /// assert_eq!(*m.lock(), 2);
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }

@@ -39,6 +39,13 @@ pub struct Once {
 
 impl Once {
     /// A `Once` that has not run.
+    ///
+    /// ```
+    /// static SETUP: gort::Once = gort::Once::new(); // Go: var setup sync.Once
+    /// assert!(!SETUP.is_completed());
+    /// SETUP.call_once(|| {});
+    /// assert!(SETUP.is_completed());
+    /// ```
     pub const fn new() -> Once {
         Once {
             done: AtomicBool::new(false),
@@ -47,6 +54,14 @@ impl Once {
     }
 
     /// Runs `f` if no call has run (or is running) yet; waits for a running one.
+    ///
+    /// ```
+    /// let once = gort::Once::new();
+    /// let mut runs = 0;
+    /// once.call_once(|| runs += 1); // Go: once.Do(f)
+    /// once.call_once(|| runs += 1); // does not run
+    /// assert_eq!(runs, 1);
+    /// ```
     #[track_caller]
     pub fn call_once<F: FnOnce()>(&self, f: F) {
         if !self.done.load(Ordering::Acquire) {
@@ -73,6 +88,14 @@ impl Once {
     }
 
     /// Whether a call has completed (or panicked).
+    ///
+    /// ```
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    /// let once = gort::Once::new();
+    /// let r = catch_unwind(AssertUnwindSafe(|| once.call_once(|| panic!("init failed"))));
+    /// assert!(r.is_err());
+    /// assert!(once.is_completed()); // as in Go, a call that panicked counts as done
+    /// ```
     pub fn is_completed(&self) -> bool {
         self.done.load(Ordering::Acquire)
     }
@@ -135,6 +158,12 @@ impl<T> Default for OnceCell<T> {
 
 impl<T> OnceCell<T> {
     /// An empty cell.
+    ///
+    /// ```
+    /// static NAME: gort::OnceCell<String> = gort::OnceCell::new(); // `const`: a static works
+    /// assert_eq!(NAME.get(), None);
+    /// assert_eq!(NAME.get_or_init(|| "gort".to_string()), "gort");
+    /// ```
     pub const fn new() -> OnceCell<T> {
         OnceCell {
             once: Once::new(),
@@ -163,6 +192,12 @@ impl<T> OnceCell<T> {
     /// # Panics
     /// If `f` panics (then this call unwinds with `f`'s panic), and in every later call
     /// (`gort: OnceCell initialiser panicked`).
+    ///
+    /// ```
+    /// let c = gort::OnceCell::new();
+    /// assert_eq!(*c.get_or_init(|| 1), 1);
+    /// assert_eq!(*c.get_or_init(|| 2), 1); // made already: `|| 2` does not run
+    /// ```
     #[track_caller]
     pub fn get_or_init<F: FnOnce() -> T>(&self, f: F) -> &T {
         self.once.call_once(|| {

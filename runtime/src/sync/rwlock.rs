@@ -43,12 +43,30 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 // SAFETY: as above.
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
-/// Shared access to an [`RwLock`]'s value.
+/// Shared access to an [`RwLock`]'s value; releases it when dropped.
+///
+/// ```
+/// let l = gort::RwLock::new(3);
+/// let r = l.read(); // Go: l.RLock()
+/// assert_eq!(*r, 3);
+/// assert!(l.try_write().is_none()); // a reader is inside
+/// drop(r); // Go: l.RUnlock()
+/// assert!(l.try_write().is_some());
+/// ```
 pub struct RwLockReadGuard<'a, T: ?Sized> {
     l: &'a RwLock<T>,
 }
 
-/// Exclusive access to an [`RwLock`]'s value.
+/// Exclusive access to an [`RwLock`]'s value; releases it when dropped.
+///
+/// ```
+/// let l = gort::RwLock::new(vec![1]);
+/// let mut w = l.write(); // Go: l.Lock()
+/// w.push(2);
+/// assert!(l.try_read().is_none()); // the writer excludes readers
+/// drop(w); // Go: l.Unlock()
+/// assert_eq!(*l.read(), [1, 2]);
+/// ```
 pub struct RwLockWriteGuard<'a, T: ?Sized> {
     l: &'a RwLock<T>,
     _w: MutexGuard<'a, ()>,
@@ -65,6 +83,12 @@ unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<T> RwLock<T> {
     /// An unlocked lock holding `v`.
+    ///
+    /// ```
+    /// static LEVEL: gort::RwLock<u8> = gort::RwLock::new(1); // `const`: a static works
+    /// *LEVEL.write() = 2;
+    /// assert_eq!(*LEVEL.read(), 2);
+    /// ```
     pub const fn new(v: T) -> RwLock<T> {
         RwLock {
             w: Mutex::new(()),
@@ -77,6 +101,12 @@ impl<T> RwLock<T> {
     }
 
     /// The value, consuming the lock.
+    ///
+    /// ```
+    /// let l = gort::RwLock::new(String::from("a"));
+    /// l.write().push('b');
+    /// assert_eq!(l.into_inner(), "ab");
+    /// ```
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }
@@ -84,6 +114,17 @@ impl<T> RwLock<T> {
 
 impl<T: ?Sized> RwLock<T> {
     /// Shared access (Go's `RLock`), waiting behind a writer.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let l = Arc::new(gort::RwLock::new(10));
+    ///     let r = l.read();
+    ///     let l2 = l.clone();
+    ///     let other = gort::spawn(move || *l2.read()); // readers share: no wait
+    ///     assert_eq!(other.join() + *r, 20);
+    /// });
+    /// ```
     #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         if self.reader_count.fetch_add(1, Ordering::Acquire) + 1 < 0 {
@@ -94,6 +135,20 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Exclusive access (Go's `Lock`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// gort::run(|| {
+    ///     let l = Arc::new(gort::RwLock::new(Vec::new()));
+    ///     let wg = gort::WaitGroup::new();
+    ///     for i in 0..4 {
+    ///         let l = l.clone();
+    ///         wg.go(move || l.write().push(i)); // one writer at a time
+    ///     }
+    ///     wg.wait();
+    ///     assert_eq!(l.read().len(), 4);
+    /// });
+    /// ```
     #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         let w = self.w.lock();
@@ -222,6 +277,12 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// The value, through `&mut` (no locking needed).
+    ///
+    /// ```
+    /// let mut l = gort::RwLock::new(1);
+    /// *l.get_mut() = 5; // `&mut l`: nobody else can hold the lock
+    /// assert_eq!(*l.read(), 5);
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }

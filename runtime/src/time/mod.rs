@@ -8,6 +8,21 @@
 //!
 //! `sleep` works anywhere (a plain thread sleeps); timers need a runtime: inside a goroutine,
 //! or on a thread that entered one with `Handle::enter`.
+//!
+//! ```
+//! use std::time::Duration;
+//! gort::run(|| {
+//!     let ticker = gort::time::Ticker::new(Duration::from_millis(1)); // Go: time.NewTicker
+//!     let timeout = gort::time::after(Duration::from_secs(5)); // Go: time.After
+//!     let mut ticks = 0;
+//!     while ticks < 3 {
+//!         gort::select! {
+//!             recv(ticker.chan()) -> _ => ticks += 1,
+//!             recv(timeout) -> _ => panic!("timed out"),
+//!         }
+//!     }
+//! });
+//! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -249,6 +264,16 @@ impl Timer {
     ///
     /// # Panics
     /// Outside a runtime.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// gort::run(|| {
+    ///     let start = Instant::now();
+    ///     let t = gort::time::Timer::new(Duration::from_millis(5)); // Go: time.NewTimer(d)
+    ///     let fired_at = t.chan().recv().unwrap(); // Go: <-t.C
+    ///     assert!(fired_at >= start + Duration::from_millis(5));
+    /// });
+    /// ```
     #[track_caller]
     pub fn new(d: Duration) -> Timer {
         Timer::start(d, None, "gort::time::Timer::new")
@@ -259,6 +284,17 @@ impl Timer {
     ///
     /// # Panics
     /// Outside a runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let fired = gort::Chan::new(1);
+    ///     let f = fired.clone();
+    ///     let t = gort::time::Timer::after_func(Duration::from_millis(2), move || f.send("ran"));
+    ///     assert_eq!(fired.recv(), Some("ran"));
+    ///     assert!(!t.stop()); // too late: it ran already
+    /// });
+    /// ```
     #[track_caller]
     pub fn after_func<F>(d: Duration, f: F) -> Timer
     where
@@ -303,12 +339,40 @@ impl Timer {
 
     /// The channel the time is sent on (Go's `t.C`). A timer made by [`after_func`] sends
     /// nothing on it (Go's `C` is nil there).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let t = gort::time::Timer::new(Duration::from_millis(2));
+    ///     let got = gort::select! {
+    ///         recv(t.chan()) -> v => v.is_some(), // Go: case <-t.C:
+    ///         recv(gort::time::after(Duration::from_secs(10))) -> _ => false,
+    ///     };
+    ///     assert!(got);
+    /// });
+    /// ```
     pub fn chan(&self) -> &Chan<Instant> {
         &self.core.ch
     }
 
     /// Stops the timer; true if it had not fired or been stopped yet. A value already sent
     /// stays in the channel (Go's rule: drain it after a false `stop` if needed).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let t = gort::time::Timer::new(Duration::from_secs(3600));
+    ///     assert!(t.stop()); // stopped in time
+    ///     assert!(!t.stop()); // already stopped
+    ///
+    ///     let t = gort::time::Timer::new(Duration::from_millis(1));
+    ///     gort::time::sleep(Duration::from_millis(5));
+    ///     if !t.stop() {
+    ///         t.chan().recv(); // Go: if !t.Stop() { <-t.C }
+    ///     }
+    ///     assert!(t.chan().is_empty());
+    /// });
+    /// ```
     pub fn stop(&self) -> bool {
         let old = self.core.state.lock().disarm(&self.core);
         if let Some(p) = old {
@@ -318,6 +382,17 @@ impl Timer {
     }
 
     /// Restarts the timer to fire `d` from now; true if it was active.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let t = gort::time::Timer::new(Duration::from_secs(3600));
+    ///     assert!(t.reset(Duration::from_millis(2))); // it was active
+    ///     assert!(t.chan().recv().is_some()); // fires after the new duration
+    ///     assert!(!t.reset(Duration::from_millis(2))); // it had fired
+    ///     assert!(t.chan().recv().is_some()); // and fires again
+    /// });
+    /// ```
     pub fn reset(&self, d: Duration) -> bool {
         let mut st = self.core.state.lock();
         let old = st.disarm(&self.core);
@@ -359,6 +434,15 @@ impl Ticker {
     ///
     /// # Panics
     /// Outside a runtime, or if `d` is zero (Go: `non-positive interval for NewTicker`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let t = gort::time::Ticker::new(Duration::from_millis(1)); // Go: time.NewTicker(d)
+    ///     let (a, b) = (t.chan().recv().unwrap(), t.chan().recv().unwrap());
+    ///     assert!(b > a);
+    /// }); // dropping the ticker stops it
+    /// ```
     #[track_caller]
     pub fn new(d: Duration) -> Ticker {
         assert!(!d.is_zero(), "non-positive interval for NewTicker");
@@ -368,11 +452,32 @@ impl Ticker {
     }
 
     /// The channel ticks are sent on (Go's `t.C`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let t = gort::time::Ticker::new(Duration::from_millis(1));
+    ///     let ticks = t.chan().iter().take(3).count(); // Go: for range t.C
+    ///     assert_eq!(ticks, 3);
+    /// });
+    /// ```
     pub fn chan(&self) -> &Chan<Instant> {
         self.timer.chan()
     }
 
-    /// Stops the ticker.
+    /// Stops the ticker. Like Go's `Stop`, it does not close the channel: a tick already
+    /// sent stays there.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let t = gort::time::Ticker::new(Duration::from_millis(1));
+    ///     t.chan().recv();
+    ///     t.stop(); // Go: t.Stop()
+    ///     let _ = t.chan().try_recv(); // a tick sent before the stop, if any
+    ///     assert!(t.chan().recv_timeout(Duration::from_millis(10)).is_err()); // no more
+    /// });
+    /// ```
     pub fn stop(&self) {
         self.timer.stop();
     }
@@ -381,6 +486,15 @@ impl Ticker {
     ///
     /// # Panics
     /// If `d` is zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let t = gort::time::Ticker::new(Duration::from_secs(3600));
+    ///     t.reset(Duration::from_millis(1)); // Go: t.Reset(time.Millisecond)
+    ///     assert!(t.chan().recv().is_some());
+    /// });
+    /// ```
     #[track_caller]
     pub fn reset(&self, d: Duration) {
         assert!(!d.is_zero(), "non-positive interval for Ticker.Reset");
