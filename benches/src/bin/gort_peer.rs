@@ -81,10 +81,18 @@ fn parked_mem(a: &Args) -> f64 {
     std::thread::sleep(settle());
     let after = vm_rss();
     let st = gort::debug::sched_stats();
+    let pte_kib = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmPTE:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
     eprintln!(
-        "gort_peer: {} stacks copied out, {} bytes each",
+        "gort_peer: {} stacks copied out, {} bytes each; page tables {} KiB ({} B/goroutine)",
         st.stacks_copied_out,
-        st.copied_out_bytes / st.stacks_copied_out.max(1)
+        st.copied_out_bytes / st.stacks_copied_out.max(1),
+        pte_kib,
+        pte_kib * 1024 / a.n.max(1)
     );
     assert!(gort::num_goroutine() as u64 > a.n);
     for c in &chans {
@@ -289,33 +297,42 @@ fn main() {
     let procs = a.procs;
     // GORT_PEER_COPY_OUT=0: copy-out of parked stacks off, to measure what it changes.
     let copy_out = std::env::var("GORT_PEER_COPY_OUT").map_or(true, |v| v != "0");
-    let (value, unit) = gort::Builder::new()
-        .procs(procs)
-        .copy_out_parked(copy_out)
-        .run(move || match a.workload.as_str() {
-            "spawn" => (spawn(&a), "ns"),
-            "yield" => (yield_(&a), "ns"),
-            "skynet" => (skynet(&a), "ms"),
-            "parked_mem" => (parked_mem(&a), "B"),
-            "parked_create" => (parked_create(&a), "ns"),
-            "pingpong" => (pingpong(&a), "ns"),
-            "ring" => (ring(&a), "ns"),
-            "mutex" => (mutex(&a), "ns"),
-            "sleepers" => (sleepers(&a), "ms"),
-            "defer_none" => (defers::time(defers::no_defer, a.n), "ns"),
-            "defer_open" => (defers::time(defers::open_defer, a.n), "ns"),
-            "defer_list" => (
-                defers::time(defers::list_defers, a.n) / LIST_DEFERS as f64,
-                "ns",
-            ),
-            "panic_recover" => (defers::time(defers::panic_recover, a.n), "ns"),
-            "blocking" => (blocking(&a), "ns"),
-            "getpid" => (getpid(&a), "ns"),
-            "tcp_echo" => (tcp_echo(&a), "ns"),
-            w => {
-                eprintln!("gort_peer: unknown workload {w}");
-                std::process::exit(64)
-            }
-        });
+    // GORT_PEER_STACK=BYTES: another stack window (docs/stacks.md measures the reach's cost).
+    let mut builder = gort::Builder::new();
+    if let Some(size) = std::env::var("GORT_PEER_STACK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        builder = builder.stack_size(size);
+    }
+    let (value, unit) =
+        builder
+            .procs(procs)
+            .copy_out_parked(copy_out)
+            .run(move || match a.workload.as_str() {
+                "spawn" => (spawn(&a), "ns"),
+                "yield" => (yield_(&a), "ns"),
+                "skynet" => (skynet(&a), "ms"),
+                "parked_mem" => (parked_mem(&a), "B"),
+                "parked_create" => (parked_create(&a), "ns"),
+                "pingpong" => (pingpong(&a), "ns"),
+                "ring" => (ring(&a), "ns"),
+                "mutex" => (mutex(&a), "ns"),
+                "sleepers" => (sleepers(&a), "ms"),
+                "defer_none" => (defers::time(defers::no_defer, a.n), "ns"),
+                "defer_open" => (defers::time(defers::open_defer, a.n), "ns"),
+                "defer_list" => (
+                    defers::time(defers::list_defers, a.n) / LIST_DEFERS as f64,
+                    "ns",
+                ),
+                "panic_recover" => (defers::time(defers::panic_recover, a.n), "ns"),
+                "blocking" => (blocking(&a), "ns"),
+                "getpid" => (getpid(&a), "ns"),
+                "tcp_echo" => (tcp_echo(&a), "ns"),
+                w => {
+                    eprintln!("gort_peer: unknown workload {w}");
+                    std::process::exit(64)
+                }
+            });
     report(&args(), value, unit);
 }

@@ -126,13 +126,15 @@ fn points<'a>(r: &'a Results, jobs: &[&Job]) -> Points<'a> {
                 .collect();
             (*p, pts)
         })
-        .filter(|(_, pts): &(&str, Vec<_>)| !pts.is_empty())
+        // A curve needs two points: a system that ran at one size only (may, past its
+        // memory-map limit) is in the table, not in the curves.
+        .filter(|(_, pts): &(&str, Vec<_>)| pts.len() >= 2)
         .collect()
 }
 
 /// Draws one panel's series (lines, points, min-max error bars) and legend on `$chart`.
 macro_rules! draw_series {
-    ($chart:expr, $series:expr) => {{
+    ($chart:expr, $series:expr, $top:expr) => {{
         for (peer, pts) in $series.iter() {
             let c = color(peer);
             $chart
@@ -149,7 +151,7 @@ macro_rules! draw_series {
                     .map(|(x, s)| Circle::new((*x, s.median), 3, c.filled())),
             )?;
             $chart.draw_series(pts.iter().map(|(x, s)| {
-                ErrorBar::new_vertical(*x, s.min, s.median, s.max, c.stroke_width(1), 8)
+                ErrorBar::new_vertical(*x, s.min, s.median, s.max.min($top), c.stroke_width(1), 8)
             }))?;
         }
         $chart
@@ -221,8 +223,9 @@ where
             .iter()
             .flat_map(|(_, pts)| pts.iter().map(|(_, s)| *s))
     };
-    let ymax = all().map(|s| s.max).fold(0.0, f64::max) * 1.15;
-    let ymin = all().map(|s| s.min).fold(f64::INFINITY, f64::min);
+    // The scale follows the medians; an outlying run's error bar is cut at the top.
+    let ymax = all().map(|s| s.median).fold(0.0, f64::max) * 1.5;
+    let ymin = all().map(|s| s.median).fold(f64::INFINITY, f64::min);
     if !ymax.is_finite() || ymax <= 0.0 {
         return Ok(());
     }
@@ -255,7 +258,7 @@ where
             .x_label_formatter(&fmt_n)
             .label_style((FONT, 12))
             .draw()?;
-        draw_series!(chart, series);
+        draw_series!(chart, series, ymax * 1.5);
     } else {
         let mut chart = builder.build_cartesian_2d((xmin..xmax).log_scale(), 0.0..ymax)?;
         chart
@@ -265,7 +268,7 @@ where
             .x_label_formatter(&fmt_n)
             .label_style((FONT, 12))
             .draw()?;
-        draw_series!(chart, series);
+        draw_series!(chart, series, ymax);
     }
     Ok(())
 }

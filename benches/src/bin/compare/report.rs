@@ -114,13 +114,26 @@ pub struct Cell {
     pub failed: usize,
 }
 
-/// Median, minimum and maximum of a cell.
+/// Median, quartiles, minimum and maximum of a cell.
 #[derive(Clone, Copy, Debug)]
 pub struct Stats {
     pub median: f64,
+    pub q1: f64,
+    pub q3: f64,
     pub min: f64,
     pub max: f64,
     pub count: usize,
+}
+
+/// The `p` quantile of sorted `v`, interpolated between neighbours.
+fn quantile(v: &[f64], p: f64) -> f64 {
+    let x = p * (v.len() - 1) as f64;
+    let (i, f) = (x.floor() as usize, x.fract());
+    if i + 1 < v.len() {
+        v[i] + (v[i + 1] - v[i]) * f
+    } else {
+        v[i]
+    }
 }
 
 impl Stats {
@@ -130,36 +143,34 @@ impl Stats {
         }
         let mut v = samples.to_vec();
         v.sort_by(|a, b| a.total_cmp(b));
-        let median = if v.len() % 2 == 1 {
-            v[v.len() / 2]
-        } else {
-            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-        };
         Some(Stats {
-            median,
+            median: quantile(&v, 0.5),
+            q1: quantile(&v, 0.25),
+            q3: quantile(&v, 0.75),
             min: v[0],
             max: v[v.len() - 1],
             count: v.len(),
         })
     }
 
-    /// Half the min-max range relative to the median.
+    /// Half the interquartile range relative to the median: one outlying run (a page-cache
+    /// miss, a neighbour on the VM) does not widen it, as it would a min-max range.
     pub fn spread(&self) -> f64 {
         if self.median == 0.0 {
             return 0.0;
         }
-        (self.max - self.min) / 2.0 / self.median
+        (self.q3 - self.q1) / 2.0 / self.median
     }
 
-    /// A cell whose runs disagree by more than ±15 % around the median: its ratio is not to
-    /// be trusted to better than that.
+    /// A cell whose middle runs disagree by more than ±10 % around the median: its ratio is
+    /// not to be trusted to better than that.
     pub fn noisy(&self) -> bool {
         self.count >= 3 && self.spread() > NOISY
     }
 }
 
 /// The spread above which a cell is flagged.
-pub const NOISY: f64 = 0.15;
+pub const NOISY: f64 = 0.10;
 
 /// Every cell of a run.
 pub struct Results {
@@ -400,9 +411,9 @@ fn machine(passes: usize, settle_ms: u64, go: bool) -> Vec<(String, String)> {
         (
             "method".into(),
             format!(
-                "{passes} passes, peers interleaved, one process per run; \
-                 parked_mem settle {} s; environment: RUST_BACKTRACE, GOGC, GODEBUG unset, \
-                 GOMAXPROCS = P",
+                "{passes} passes (parked_mem at most 3), peers interleaved in rotating order, \
+                 one process per run; parked_mem settle {} s; environment: RUST_BACKTRACE, \
+                 GOGC, GODEBUG unset, GOMAXPROCS = P",
                 settle_ms as f64 / 1000.0
             ),
         ),
@@ -621,12 +632,12 @@ fn table(r: &Results) -> String {
     for p in &r.peers {
         let _ = write!(s, " {p} |");
     }
-    let _ = writeln!(s, " gort / best peer |");
+    let _ = writeln!(s, " gort / go | gort / best peer |");
     let _ = write!(s, "|---|---|---|---|");
     for _ in &r.peers {
         let _ = write!(s, "---:|");
     }
-    let _ = writeln!(s, "---:|");
+    let _ = writeln!(s, "---:|---:|");
     for j in &r.jobs {
         let _ = write!(
             s,
@@ -654,6 +665,14 @@ fn table(r: &Results) -> String {
                 _ => {
                     let _ = write!(s, " - |");
                 }
+            }
+        }
+        match (r.stats(j, "gort"), r.stats(j, "go")) {
+            (Some(g), Some(go)) if go.median > 0.0 => {
+                let _ = write!(s, " {:.2}× |", g.median / go.median);
+            }
+            _ => {
+                let _ = write!(s, " - |");
             }
         }
         match r.ratio(j) {
@@ -717,9 +736,10 @@ fn markdown(r: &Results, charts: Option<&str>) -> String {
     }
     let _ = writeln!(
         s,
-        "Each cell: the median of the passes, ± half the min-max range relative to the median; \
-         ⚠ marks a cell whose runs spread more than ±{:.0}%. Lower is better everywhere. The \
-         last column is gort's median over the best peer's (in brackets).\n",
+        "Each cell: the median of the passes, ± half the interquartile range relative to the \
+         median; ⚠ marks a cell whose middle runs spread more than ±{:.0}% (the charts' error \
+         bars show the whole min-max range). Lower is better everywhere. The last columns are \
+         gort's median over Go's, and over the best peer's (named in brackets).\n",
         NOISY * 100.0
     );
     s.push_str(&table(r));
