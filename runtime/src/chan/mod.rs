@@ -268,23 +268,40 @@ impl<T> ChanInner<T> {
     }
 
     /// Queues a sudog for a blocked send.
-    pub(crate) fn enqueue_send(st: &mut State<T>, sg: &Sudog<T>) {
-        st.sendq.push(std::ptr::NonNull::from(sg));
+    ///
+    /// # Safety
+    /// `st` is this channel's locked state; `sg` is in no queue and stays alive until it
+    /// left this one (`waitq.rs`).
+    pub(crate) unsafe fn enqueue_send(st: &mut State<T>, sg: &Sudog<T>) {
+        // SAFETY: forwarded contract.
+        unsafe { st.sendq.push(std::ptr::NonNull::from(sg)) };
     }
 
     /// Queues a sudog for a blocked receive.
-    pub(crate) fn enqueue_recv(st: &mut State<T>, sg: &Sudog<T>) {
-        st.recvq.push(std::ptr::NonNull::from(sg));
+    ///
+    /// # Safety
+    /// As `enqueue_send`.
+    pub(crate) unsafe fn enqueue_recv(st: &mut State<T>, sg: &Sudog<T>) {
+        // SAFETY: forwarded contract.
+        unsafe { st.recvq.push(std::ptr::NonNull::from(sg)) };
     }
 
     /// Removes a select's send sudog that did not win.
-    pub(crate) fn dequeue_send(st: &mut State<T>, sg: &Sudog<T>) {
-        st.sendq.remove(std::ptr::NonNull::from(sg));
+    ///
+    /// # Safety
+    /// `st` is this channel's locked state, and `sg` was queued (if at all) in its `sendq`.
+    pub(crate) unsafe fn dequeue_send(st: &mut State<T>, sg: &Sudog<T>) {
+        // SAFETY: forwarded contract.
+        unsafe { st.sendq.remove(std::ptr::NonNull::from(sg)) };
     }
 
     /// Removes a select's receive sudog that did not win.
-    pub(crate) fn dequeue_recv(st: &mut State<T>, sg: &Sudog<T>) {
-        st.recvq.remove(std::ptr::NonNull::from(sg));
+    ///
+    /// # Safety
+    /// As `dequeue_send`, for `recvq`.
+    pub(crate) unsafe fn dequeue_recv(st: &mut State<T>, sg: &Sudog<T>) {
+        // SAFETY: forwarded contract.
+        unsafe { st.recvq.remove(std::ptr::NonNull::from(sg)) };
     }
 }
 
@@ -313,6 +330,7 @@ impl<T> OpBox<T> {
                     case: 0,
                     is_select: false,
                     elem: UnsafeCell::new(elem),
+                    link: UnsafeCell::new(waitq::Link::new()),
                 },
             });
             (*ptr.as_ptr()).sg.sel = std::ptr::NonNull::from(&(*ptr.as_ptr()).sel);
@@ -678,7 +696,9 @@ impl<T: Send> Chan<T> {
             }
             SendPoll::Full(v) => {
                 let op = OpBox::new(Some(v));
-                ChanInner::enqueue_send(&mut st, &op.sg);
+                // SAFETY: we hold the lock; the op is fresh and outlives its time in the
+                // queue (a receiver or `close` takes it out before waking us).
+                unsafe { ChanInner::enqueue_send(&mut st, &op.sg) };
                 block_current(WaitReason::ChanSend, |w| {
                     // SAFETY: we still hold the lock (`st`); a receiver can claim the sudog
                     // only after it is released here.
@@ -726,7 +746,8 @@ impl<T: Send> Chan<T> {
             }
             RecvPoll::Empty => {
                 let op = OpBox::new(None);
-                ChanInner::enqueue_recv(&mut st, &op.sg);
+                // SAFETY: as in `send`.
+                unsafe { ChanInner::enqueue_recv(&mut st, &op.sg) };
                 block_current(WaitReason::ChanReceive, |w| {
                     // SAFETY: as in `send`.
                     unsafe { op.sel.register(w) };

@@ -178,15 +178,17 @@ unsafe impl<T: Send> SelectCase for RecvCase<'_, T> {
     unsafe fn enqueue(&mut self, sel: &Sel, case: usize) {
         if let Some(c) = self.ch {
             let sg = Box::new(Sudog::new(sel, case, None));
-            // SAFETY: the channel is locked by this select.
-            ChanInner::enqueue_recv(unsafe { c.state_locked() }, &sg);
+            // SAFETY: the channel is locked by this select; the boxed sudog is fresh, and the
+            // case keeps it until `dequeue` (or the winning waker) took it out.
+            unsafe { ChanInner::enqueue_recv(c.state_locked(), &sg) };
             self.sg = Some(sg);
         }
     }
     unsafe fn dequeue(&mut self) {
         if let (Some(c), Some(sg)) = (self.ch, &self.sg) {
-            // SAFETY: the channel is locked by this select.
-            ChanInner::dequeue_recv(unsafe { c.state_locked() }, sg);
+            // SAFETY: the channel is locked by this select; the sudog was queued (if still)
+            // in its recvq.
+            unsafe { ChanInner::dequeue_recv(c.state_locked(), sg) };
         }
     }
     fn woken(&mut self, ok: bool) -> bool {
@@ -260,15 +262,16 @@ unsafe impl<T: Send> SelectCase for SendCase<'_, T> {
     unsafe fn enqueue(&mut self, sel: &Sel, case: usize) {
         if let Some(c) = self.ch {
             let sg = Box::new(Sudog::new(sel, case, self.value.take()));
-            // SAFETY: the channel is locked by this select.
-            ChanInner::enqueue_send(unsafe { c.state_locked() }, &sg);
+            // SAFETY: as for a receive case.
+            unsafe { ChanInner::enqueue_send(c.state_locked(), &sg) };
             self.sg = Some(sg);
         }
     }
     unsafe fn dequeue(&mut self) {
         if let (Some(c), Some(sg)) = (self.ch, &self.sg) {
-            // SAFETY: the channel is locked by this select.
-            ChanInner::dequeue_send(unsafe { c.state_locked() }, sg);
+            // SAFETY: the channel is locked by this select; the sudog was queued (if still)
+            // in its sendq.
+            unsafe { ChanInner::dequeue_send(c.state_locked(), sg) };
             // The value was not sent: keep it (`into_value`).
             // SAFETY: the sudog is out of the queue; only we touch it.
             self.value = unsafe { (*sg.elem.get()).take() };

@@ -122,6 +122,27 @@ pub(crate) struct Sudog<T> {
     pub(crate) is_select: bool,
     /// A sender's value, taken by the receiver; or the slot a sender fills for a receiver.
     pub(crate) elem: UnsafeCell<Option<T>>,
+    /// Its place in the one queue it waits in ([`WaitQ`]); touched only under that
+    /// channel's lock.
+    pub(crate) link: UnsafeCell<Link<T>>,
+}
+
+/// A sudog's neighbours in its channel queue (Go's `sudog.prev` / `sudog.next`).
+pub(crate) struct Link<T> {
+    prev: Option<NonNull<Sudog<T>>>,
+    next: Option<NonNull<Sudog<T>>>,
+    /// In a queue now (`remove` after a dequeue or a `close` is then a no-op).
+    queued: bool,
+}
+
+impl<T> Link<T> {
+    pub(crate) const fn new() -> Link<T> {
+        Link {
+            prev: None,
+            next: None,
+            queued: false,
+        }
+    }
 }
 
 impl<T> Sudog<T> {
@@ -132,6 +153,7 @@ impl<T> Sudog<T> {
             case,
             is_select: true,
             elem: UnsafeCell::new(elem),
+            link: UnsafeCell::new(Link::new()),
         }
     }
 
@@ -148,20 +170,73 @@ impl<T> Sudog<T> {
     }
 }
 
-/// A FIFO of sudogs (Go's `waitq`).
+/// A FIFO of sudogs (Go's `waitq`): an intrusive doubly linked list through the sudogs'
+/// `link`s, so queueing allocates nothing and a select removes the sudogs of its other cases
+/// in O(1).
+///
+/// Invariants (all under the channel's lock, which every method's `&mut self` stands for):
+/// `head` and `tail` are both `None` or both point at queued sudogs; following `next` from
+/// `head` reaches `tail`; a sudog is `queued` exactly while it is in this list; a queued
+/// sudog is alive (module docs: its owner frees it only after it left every queue).
 pub(crate) struct WaitQ<T> {
-    q: std::collections::VecDeque<NonNull<Sudog<T>>>,
+    head: Option<NonNull<Sudog<T>>>,
+    tail: Option<NonNull<Sudog<T>>>,
 }
 
 impl<T> WaitQ<T> {
     pub(crate) const fn new() -> WaitQ<T> {
         WaitQ {
-            q: std::collections::VecDeque::new(),
+            head: None,
+            tail: None,
         }
     }
 
-    pub(crate) fn push(&mut self, s: NonNull<Sudog<T>>) {
-        self.q.push_back(s);
+    /// The link of `s`.
+    ///
+    /// # Safety
+    /// `s` is alive and the caller holds the lock of the queue it is (or is to be) in.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn link<'a>(s: NonNull<Sudog<T>>) -> &'a mut Link<T> {
+        // SAFETY: per the contract, nobody else touches the link now.
+        unsafe { &mut *s.as_ref().link.get() }
+    }
+
+    /// Queues `s` at the tail.
+    ///
+    /// # Safety
+    /// `s` is alive until it leaves the queue, and is in no queue now.
+    pub(crate) unsafe fn push(&mut self, s: NonNull<Sudog<T>>) {
+        // SAFETY: per the contract; we hold the lock.
+        unsafe {
+            let l = Self::link(s);
+            debug_assert!(!l.queued, "a sudog queued twice");
+            *l = Link {
+                prev: self.tail,
+                next: None,
+                queued: true,
+            };
+            match self.tail {
+                Some(t) => Self::link(t).next = Some(s),
+                None => self.head = Some(s),
+            }
+        }
+        self.tail = Some(s);
+    }
+
+    /// Takes the head.
+    fn pop_front(&mut self) -> Option<NonNull<Sudog<T>>> {
+        let h = self.head?;
+        // SAFETY: queued sudogs are alive (invariants); we hold the lock.
+        unsafe {
+            let l = Self::link(h);
+            self.head = l.next;
+            match self.head {
+                Some(n) => Self::link(n).prev = None,
+                None => self.tail = None,
+            }
+            *l = Link::new();
+        }
+        Some(h)
     }
 
     /// The oldest waiter whose `Sel` this call claims (Go's `dequeue`, which skips selects
@@ -172,7 +247,7 @@ impl<T> WaitQ<T> {
     /// # Safety
     /// Every sudog in the queue is alive (module docs).
     pub(crate) unsafe fn dequeue_claimed(&mut self) -> Option<NonNull<Sudog<T>>> {
-        while let Some(s) = self.q.pop_front() {
+        while let Some(s) = self.pop_front() {
             // SAFETY: per the contract; we hold the queue's lock, and after a won claim we
             // are the only one to look at the waiter.
             unsafe {
@@ -184,16 +259,99 @@ impl<T> WaitQ<T> {
         None
     }
 
-    /// Removes `s` if it is still queued.
-    pub(crate) fn remove(&mut self, s: NonNull<Sudog<T>>) {
-        if let Some(i) = self.q.iter().position(|&x| x == s) {
-            self.q.remove(i);
+    /// Removes `s` if it is still queued here.
+    ///
+    /// # Safety
+    /// `s` is alive, and if it is queued, it is queued in this queue.
+    pub(crate) unsafe fn remove(&mut self, s: NonNull<Sudog<T>>) {
+        // SAFETY: per the contract; we hold the lock, and its neighbours are queued here.
+        unsafe {
+            let l = Self::link(s);
+            if !l.queued {
+                return;
+            }
+            match l.prev {
+                Some(p) => Self::link(p).next = l.next,
+                None => self.head = l.next,
+            }
+            match l.next {
+                Some(n) => Self::link(n).prev = l.prev,
+                None => self.tail = l.prev,
+            }
+            *l = Link::new();
         }
     }
 
-    /// Every queued sudog, for `close`.
+    /// Takes every queued sudog, oldest first, for `close`.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = NonNull<Sudog<T>>> + '_ {
-        self.q.drain(..)
+        std::iter::from_fn(move || self.pop_front())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! The intrusive list: FIFO order, removal anywhere, removal of what already left, drain.
+    use super::*;
+
+    fn sudogs(sel: &Sel, n: usize) -> Vec<Box<Sudog<u32>>> {
+        (0..n).map(|i| Box::new(Sudog::new(sel, i, None))).collect()
+    }
+
+    fn ptr(s: &Sudog<u32>) -> NonNull<Sudog<u32>> {
+        NonNull::from(s)
+    }
+
+    fn order(q: &mut WaitQ<u32>) -> Vec<usize> {
+        // SAFETY: the test's sudogs outlive the queue's use of them.
+        q.drain().map(|s| unsafe { s.as_ref() }.case).collect()
+    }
+
+    #[test]
+    fn fifo_with_removal_anywhere() {
+        let sel = Sel::new();
+        let s = sudogs(&sel, 5);
+        let mut q = WaitQ::new();
+        for x in &s {
+            // SAFETY: each sudog is in no queue and outlives `q`'s use.
+            unsafe { q.push(ptr(x)) };
+        }
+        // SAFETY: queued (or not) in `q` only, alive.
+        unsafe {
+            q.remove(ptr(&s[2])); // middle
+            q.remove(ptr(&s[0])); // head
+            q.remove(ptr(&s[4])); // tail
+            q.remove(ptr(&s[4])); // already out: nothing
+        }
+        assert_eq!(order(&mut q), [1, 3]);
+        assert!(q.head.is_none() && q.tail.is_none());
+        // Drained sudogs left the queue: removing them does nothing, queueing them again works.
+        // SAFETY: as above.
+        unsafe {
+            q.remove(ptr(&s[1]));
+            q.push(ptr(&s[3]));
+            q.push(ptr(&s[1]));
+        }
+        assert_eq!(order(&mut q), [3, 1]);
+    }
+
+    #[test]
+    fn dequeue_claimed_skips_selects_claimed_elsewhere() {
+        let (a, b) = (Sel::new(), Sel::new());
+        let (sa, sb) = (sudogs(&a, 1), sudogs(&b, 1));
+        assert!(a.claim(0)); // completed through another channel
+        let mut q = WaitQ::new();
+        // SAFETY: alive, in no other queue.
+        unsafe {
+            q.push(ptr(&sa[0]));
+            q.push(ptr(&sb[0]));
+        }
+        // SAFETY: queued sudogs are alive.
+        let got = unsafe { q.dequeue_claimed() }.expect("b's sudog");
+        assert_eq!(got, ptr(&sb[0]));
+        assert!(q.head.is_none() && q.tail.is_none());
+        // The stale one left the queue too.
+        // SAFETY: alive.
+        assert!(!unsafe { &*sa[0].link.get() }.queued);
     }
 }
 
