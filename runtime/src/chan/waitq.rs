@@ -293,8 +293,9 @@ mod tests {
     //! The intrusive list: FIFO order, removal anywhere, removal of what already left, drain.
     use super::*;
 
-    fn sudogs(sel: &Sel, n: usize) -> Vec<Box<Sudog<u32>>> {
-        (0..n).map(|i| Box::new(Sudog::new(sel, i, None))).collect()
+    /// Sudogs at fixed addresses (the vector is never resized).
+    fn sudogs(sel: &Sel, n: usize) -> Vec<Sudog<u32>> {
+        (0..n).map(|i| Sudog::new(sel, i, None)).collect()
     }
 
     fn ptr(s: &Sudog<u32>) -> NonNull<Sudog<u32>> {
