@@ -43,7 +43,6 @@ fn expand_go(expr: Expr) -> TokenStream2 {
     let body = expand_go_forms(expr, span, &spawn, &check);
     quote_spanned! {span=>
         {
-            #[inline(always)]
             fn #check<F: ::core::ops::FnOnce() + ::core::marker::Send + 'static>(
                 f: F,
             ) -> impl ::core::ops::FnOnce() + ::core::marker::Send + 'static {
@@ -73,7 +72,9 @@ fn expand_go_forms(
                 {
                     #[allow(unused_mut)]
                     let mut #f = #func;
-                    #( let #names = #args; )*
+                    // The parentheses a user needs (`go!((a..b).f())`) are not needed in a
+                    // `let`, and the lint's fix would change the meaning.
+                    #( #[allow(unused_parens)] let #names = #args; )*
                     #spawn(#check(move || {
                         ::gort::__private::discard(#f( #(#names),* ));
                     }))
@@ -91,8 +92,9 @@ fn expand_go_forms(
             let r = format_ident!("__gort_recv", span = Span::mixed_site());
             quote_spanned! {span=>
                 {
+                    #[allow(unused_parens)]
                     let #r = #receiver;
-                    #( let #names = #args; )*
+                    #( #[allow(unused_parens)] let #names = #args; )*
                     #spawn(#check(move || {
                         ::gort::__private::discard(#r.#method #turbofish( #(#names),* ));
                     }))

@@ -528,8 +528,12 @@ impl Context {
     /// `gort::net` has no context-taking calls (`DialContext`, ...) yet.
     ///
     /// A context that can never be done (`background()` and values over it) never runs `f`.
-    /// A registered function keeps its context alive until the context is done or the
-    /// function is stopped, as in Go.
+    ///
+    /// Differs from Go: a registered function keeps its context (and the runtime it will start
+    /// in) alive until the context is done or the function is stopped. Go's collector frees a
+    /// whole unreachable tree with its registrations; gort has no collector, so a registration
+    /// on a context that is never cancelled stays. Call [`AfterFunc::stop`] or cancel the
+    /// context (Go's `defer cancel()` does).
     ///
     /// # Panics
     /// Outside a runtime (the goroutine is started in the runtime of the caller).
@@ -570,7 +574,9 @@ impl Context {
                 state: AfterState::Never(std::sync::atomic::AtomicBool::new(false)),
             };
         };
-        let st = node.cancel_state().expect("a cancellable node");
+        let Some(st) = node.cancel_state() else {
+            crate::panic::throw("context: the nearest cancellable node has no cancel state")
+        };
         let id = NEXT_AFTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut inner = st.inner.lock();
         if inner.err.is_some() {

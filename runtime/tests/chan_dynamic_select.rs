@@ -46,18 +46,19 @@ rt_test! {
         // uniform choice exceeds 999 + 7 sd (~1,312) with probability far below 1e-9; a
         // choice biased towards the first or last cases (source order, a skipped
         // shuffle step) lands in the tens of thousands.
+        // (No "every case won at least once" check: with 10 wins expected per case, a fair
+        // choice leaves some case without a win in about 4% of runs.)
         let x2 = chi_square(&counts);
         assert!(x2 < 1312.0, "chi-square {x2:.0} over {N} cases");
-        // And no case starved.
-        assert!(counts.iter().all(|&c| c > 0), "a case never won");
     }
 }
 
 rt_test! {
     fn a_dynamic_select_parks_until_the_chosen_channel_is_ready() {
         // None of 1,000 channels is ready; a goroutine sends on one chosen at random. The
-        // select parks on all of them and wakes with exactly that one; the others keep no
-        // stale waiter (a later try_send on them finds no receiver).
+        // select parks on all of them and wakes with exactly that one. Its sudogs must leave
+        // the other queues before they are freed: a try_send on every channel walks them
+        // (a sudog left behind would be freed memory there, and the run would crash).
         const N: usize = 1000;
         let chans: Vec<Chan<u64>> = (0..N).map(|_| Chan::new(0)).collect();
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;

@@ -189,9 +189,9 @@ rt_test! {
         assert_eq!(ran.recv(), Some("done already"));
         assert!(!stop.stop());
 
+        let t = Instant::now();
         let (ctx, _cancel) = context::with_timeout(&context::background(), Duration::from_millis(5));
         let r = ran.clone();
-        let t = Instant::now();
         ctx.after_func(move || r.send("deadline"));
         assert_eq!(ran.recv(), Some("deadline"));
         assert!(t.elapsed() >= Duration::from_millis(5));

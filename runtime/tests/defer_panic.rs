@@ -370,3 +370,25 @@ rt_test! {
         assert_eq!((&b).into_iter().collect::<Vec<_>>(), [0, 1, 2]);
     }
 }
+
+/// `go!` with a parenthesised receiver or argument compiles without the `unused_parens`
+/// lint (denied here): the parentheses the user needs are not needed in the expansion's
+/// `let`s, and the lint's fix would change the meaning.
+#[deny(unused_parens)]
+fn go_with_parentheses(wg: &gort::WaitGroup, sum: &gort::Chan<u32>) {
+    let w = wg.clone();
+    gort::go!((w).done());
+    let s = sum.clone();
+    gort::go!(s.send((6)));
+}
+
+rt_test! {
+    fn go_with_parenthesised_receivers_and_arguments() {
+        let wg = gort::WaitGroup::new();
+        wg.add(1);
+        let sum = gort::Chan::new(1);
+        go_with_parentheses(&wg, &sum);
+        wg.wait();
+        assert_eq!(sum.recv(), Some(6));
+    }
+}

@@ -199,7 +199,7 @@ impl<'a> Select<'a> {
     #[track_caller]
     pub fn select(self) -> Selected<'a> {
         self.run(false)
-            .expect("a select without default completes a case")
+            .unwrap_or_else(|| crate::panic::throw("select: no case completed without default"))
     }
 
     /// Completes a case that can proceed now, or returns `None` without blocking. Go's

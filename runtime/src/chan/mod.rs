@@ -390,7 +390,7 @@ mod opcache {
         Layout::from_size_align(CLASS, ALIGN).expect("a valid layout")
     }
 
-    fn fits(l: Layout) -> bool {
+    pub(super) fn fits(l: Layout) -> bool {
         l.size() <= CLASS && l.align() <= ALIGN
     }
 
@@ -1082,6 +1082,19 @@ impl<T: Send> Chan<T> {
     /// ```
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { ch: self }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod op_size_tests {
+    /// A blocked operation on a value of up to 48 bytes fits the op cache's block, so it
+    /// allocates nothing (bigger values fall back to the allocator, correctly but slower).
+    #[test]
+    fn ops_of_values_up_to_48_bytes_fit_the_op_cache() {
+        let fits = |l: std::alloc::Layout| super::opcache::fits(l);
+        assert!(fits(std::alloc::Layout::new::<super::Op<u64>>()));
+        assert!(fits(std::alloc::Layout::new::<super::Op<[u64; 6]>>()));
+        assert!(fits(std::alloc::Layout::new::<super::Op<String>>()));
     }
 }
 

@@ -127,12 +127,14 @@ pub(crate) struct Sudog<T> {
     pub(crate) link: UnsafeCell<Link<T>>,
 }
 
-/// A sudog's neighbours in its channel queue (Go's `sudog.prev` / `sudog.next`).
+/// A sudog's neighbours in its channel queue (Go's `sudog.prev` / `sudog.next`). Two
+/// pointers and no "queued" flag, so that the `Op` of a blocked operation on a value of up to
+/// 48 bytes still fits the 128-byte op cache block (`chan::op_size_tests`; up to 64 bytes
+/// before the links): a sudog is queued iff it has a neighbour or is its queue's head (a sudog
+/// that left the queue has both links cleared).
 pub(crate) struct Link<T> {
     prev: Option<NonNull<Sudog<T>>>,
     next: Option<NonNull<Sudog<T>>>,
-    /// In a queue now (`remove` after a dequeue or a `close` is then a no-op).
-    queued: bool,
 }
 
 impl<T> Link<T> {
@@ -140,7 +142,6 @@ impl<T> Link<T> {
         Link {
             prev: None,
             next: None,
-            queued: false,
         }
     }
 }
@@ -176,8 +177,9 @@ impl<T> Sudog<T> {
 ///
 /// Invariants (all under the channel's lock, which every method's `&mut self` stands for):
 /// `head` and `tail` are both `None` or both point at queued sudogs; following `next` from
-/// `head` reaches `tail`; a sudog is `queued` exactly while it is in this list; a queued
-/// sudog is alive (module docs: its owner frees it only after it left every queue).
+/// `head` reaches `tail`; a sudog in the list has a neighbour or is the head, one out of it
+/// has both links `None`; a queued sudog is alive (module docs: its owner frees it only after
+/// it left every queue).
 pub(crate) struct WaitQ<T> {
     head: Option<NonNull<Sudog<T>>>,
     tail: Option<NonNull<Sudog<T>>>,
@@ -209,11 +211,13 @@ impl<T> WaitQ<T> {
         // SAFETY: per the contract; we hold the lock.
         unsafe {
             let l = Self::link(s);
-            debug_assert!(!l.queued, "a sudog queued twice");
+            debug_assert!(
+                l.prev.is_none() && l.next.is_none() && self.head != Some(s),
+                "a sudog queued twice"
+            );
             *l = Link {
                 prev: self.tail,
                 next: None,
-                queued: true,
             };
             match self.tail {
                 Some(t) => Self::link(t).next = Some(s),
@@ -267,8 +271,8 @@ impl<T> WaitQ<T> {
         // SAFETY: per the contract; we hold the lock, and its neighbours are queued here.
         unsafe {
             let l = Self::link(s);
-            if !l.queued {
-                return;
+            if l.prev.is_none() && l.next.is_none() && self.head != Some(s) {
+                return; // not queued (any more)
             }
             match l.prev {
                 Some(p) => Self::link(p).next = l.next,
@@ -350,9 +354,10 @@ mod tests {
         let got = unsafe { q.dequeue_claimed() }.expect("b's sudog");
         assert_eq!(got, ptr(&sb[0]));
         assert!(q.head.is_none() && q.tail.is_none());
-        // The stale one left the queue too.
+        // The stale one left the queue too: both links cleared.
         // SAFETY: alive.
-        assert!(!unsafe { &*sa[0].link.get() }.queued);
+        let l = unsafe { &*sa[0].link.get() };
+        assert!(l.prev.is_none() && l.next.is_none());
     }
 }
 

@@ -44,8 +44,17 @@ fn main() {
         .parent()
         .and_then(|d| d.file_name())
         .is_some_and(|n| n == "release");
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    eprintln!("compare: building the peers (tokio, may, the charts) with --features peers");
     let mut cmd = Command::new(cargo);
-    cmd.args(["run", "-q", "-p", "gort-benches", "--features", "peers"]);
+    cmd.args([
+        "run",
+        "-q",
+        "--manifest-path",
+        manifest,
+        "--features",
+        "peers",
+    ]);
     if release {
         cmd.arg("--release");
     }

@@ -296,6 +296,8 @@ fn run_one(peer: &str, bin: &Path, j: &Job, settle_ms: u64) -> Option<f64> {
         "GODEBUG",
         "GOMEMLIMIT",
         "TOKIO_WORKER_THREADS",
+        "GORT_PEER_STACK",
+        "GORT_PEER_COPY_OUT",
     ] {
         cmd.env_remove(v);
     }
@@ -499,7 +501,10 @@ fn run_all(o: &Opts, jobs: &[Job]) -> Results {
                 }
                 let cell = cells.entry((*j, name)).or_default();
                 if cell.failed > 0 {
-                    continue; // failures are deterministic (out of memory maps): once is enough
+                    // may's failures are deterministic (out of memory maps): once is enough.
+                    // Another peer's timeout on a loaded machine may not be; its cell then
+                    // shows how many runs it has.
+                    continue;
                 }
                 match run_one(name, bin, j, settle_ms) {
                     Some(v) => cell.samples.push(v),
@@ -570,9 +575,11 @@ fn read_csv(path: &Path, only: &dyn Fn(&Job) -> bool) -> Results {
             .iter()
             .find(|j| j.workload == f[0] && j.procs.to_string() == f[1] && j.n.to_string() == f[2])
         else {
+            eprintln!("compare: replay skips {line:?}: not a job of this version");
             continue;
         };
         let Some(p) = PEERS.iter().find(|p| **p == f[3]) else {
+            eprintln!("compare: replay skips {line:?}: unknown peer");
             continue;
         };
         if !only(j) {
@@ -650,11 +657,18 @@ fn table(r: &Results) -> String {
         for p in &r.peers {
             let cell = r.cells.get(&(*j, p));
             match (cell, r.stats(j, p)) {
-                (_, Some(st)) => {
+                (c, Some(st)) => {
                     let flag = if st.noisy() { " ⚠" } else { "" };
+                    // A cell with failed runs shows how many of its runs it has.
+                    let runs = match c {
+                        Some(c) if c.failed > 0 => {
+                            format!(" ({}/{} runs)", c.samples.len(), c.samples.len() + c.failed)
+                        }
+                        _ => String::new(),
+                    };
                     let _ = write!(
                         s,
-                        " {} ±{:.0}%{flag} |",
+                        " {} ±{:.0}%{flag}{runs} |",
                         fmt_value(st.median),
                         st.spread() * 100.0
                     );
