@@ -919,22 +919,31 @@ impl<T: Send> Chan<T> {
             chan_panic("close of closed channel")
         }
         st.closed = true;
-        let mut wake = Vec::new();
+        // The claimed waiters move to a local list (their own links: nothing is allocated
+        // under the spin lock), and are completed and woken after the unlock (Go's `glist`).
+        let mut claimed = WaitQ::new();
         let state = &mut *st;
         for q in [&mut state.recvq, &mut state.sendq] {
             for sg in q.drain() {
-                // SAFETY: queued sudogs are alive (waitq.rs); we hold the lock.
+                // SAFETY: queued sudogs are alive (waitq.rs); we hold the lock. A claimed
+                // sudog's owner stays parked until we complete it, so it stays alive in
+                // `claimed`; `drain` cleared its links.
                 unsafe {
-                    let sg = sg.as_ref();
-                    if sg.claim() {
-                        wake.extend(sg.sel.as_ref().complete(false));
+                    if sg.as_ref().claim() {
+                        claimed.push(sg);
                     }
                 }
             }
         }
         drop(st);
-        for w in wake {
-            w.wake();
+        // `pop_front` reads a sudog's links before it is completed: once woken, its owner
+        // frees it.
+        while let Some(sg) = claimed.pop_front() {
+            // SAFETY: we won its claim, so we alone complete its `Sel` (waitq.rs: the claimer
+            // owns the outcome and the waiter, with or without the channel's lock).
+            if let Some(w) = unsafe { sg.as_ref().sel.as_ref().complete(false) } {
+                w.wake();
+            }
         }
     }
 

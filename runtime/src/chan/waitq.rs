@@ -84,7 +84,10 @@ impl Sel {
     /// After a successful claim: records the outcome and takes the waiter to wake.
     ///
     /// # Safety
-    /// The caller won `claim` and holds the lock of the channel it dequeued from.
+    /// The caller won `claim` for a sudog it took out of a queue under that channel's lock
+    /// (the lock ordered the owner's registration before it). The lock need not be held any
+    /// more: after the claim nobody else touches the outcome or the waiter (`close` completes
+    /// its waiters after unlocking).
     pub(crate) unsafe fn complete(&self, ok: bool) -> Option<Waiter> {
         // SAFETY: the winner is the only writer after registration; the owner reads only after
         // it is woken.
@@ -227,8 +230,8 @@ impl<T> WaitQ<T> {
         self.tail = Some(s);
     }
 
-    /// Takes the head.
-    fn pop_front(&mut self) -> Option<NonNull<Sudog<T>>> {
+    /// Takes the head (its links cleared).
+    pub(crate) fn pop_front(&mut self) -> Option<NonNull<Sudog<T>>> {
         let h = self.head?;
         // SAFETY: queued sudogs are alive (invariants); we hold the lock.
         unsafe {
