@@ -42,6 +42,12 @@ pub(crate) struct Shared {
     /// Goroutines started minus ended outside any P (spawns from plain threads, goroutines
     /// that end on an M whose P was taken).
     pub(crate) ext_live: AtomicI64,
+    /// Discards in progress (`discard`). A plain thread that readies a goroutine after the
+    /// shutdown began discards it itself (`inject`), concurrently with the shutdown's own
+    /// discards; the shutdown waits for this to reach zero before it counts the stacks still
+    /// out and unmaps the segments (else it saw one stack out, kept a whole segment mapped, and
+    /// the plain thread freed the stack a moment later).
+    discarding: AtomicUsize,
     /// Main (goroutine 1) ended with Goexit; the program dies when no goroutine is left.
     pub(crate) main_goexited: AtomicBool,
     /// Ms running goroutine code without a P (sysmon took it while they were blocked, or
@@ -114,6 +120,7 @@ impl Shared {
             stacks: StackPool::new(config.stack_size),
             next_goid: AtomicU64::new(1),
             ext_live: AtomicI64::new(0),
+            discarding: AtomicUsize::new(0),
             main_goexited: AtomicBool::new(false),
             epoch: Instant::now(),
             timer_sleep_until: AtomicU64::new(u64::MAX),
@@ -220,6 +227,15 @@ impl Shared {
     /// Ends a goroutine without running anything more of it; see the module docs (step 4).
     /// A goroutine that is running (on an M left to finish at shutdown) is not touched.
     pub(crate) fn discard(&self, g: GRef) {
+        // Counted before the claim (SeqCst), uncounted after the stack is back: a shutdown
+        // whose own claim of `g` failed (we won it) sees the count through that failed
+        // claim's Acquire of our Dead, and waits for us (`shutdown`, step 5).
+        self.discarding.fetch_add(1, Ordering::SeqCst);
+        self.discard_claimed(g);
+        self.discarding.fetch_sub(1, Ordering::Release);
+    }
+
+    fn discard_claimed(&self, g: GRef) {
         if !g.claim_dead() {
             return;
         }
@@ -387,7 +403,13 @@ impl Shared {
         self.gfree.lock().clear();
         drop(all);
         // Step 5: unmap the stacks, unless a detached M still runs on one (its goroutine's
-        // stack is left mapped until the last reference to the runtime goes).
+        // stack is left mapped until the last reference to the runtime goes). First wait for
+        // discards that plain threads started (`inject` after the shutdown flag): a few
+        // instructions each. Every goroutine is Dead now, so no new one can claim anything.
+        let backoff = crossbeam_utils::Backoff::new();
+        while self.discarding.load(Ordering::Acquire) != 0 {
+            backoff.snooze();
+        }
         let out = self.stacks.outstanding();
         debug_assert!(
             out == 0 || detached > 0,
