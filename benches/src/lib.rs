@@ -44,14 +44,18 @@ pub fn ns_per(t: Instant, n: u64) -> f64 {
     t.elapsed().as_nanos() as f64 / n as f64
 }
 
-/// Resident set size of this process in bytes (from /proc/self/status).
-pub fn vm_rss() -> u64 {
+/// A `/proc/self/status` field (`"VmRSS:"`, `"VmPTE:"`) in bytes; 0 if it cannot be read.
+pub fn status_bytes(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// Resident set size of this process in bytes.
+pub fn vm_rss() -> u64 {
+    status_bytes("VmRSS:")
 }
 
 /// Goroutines in the `ring` workload.

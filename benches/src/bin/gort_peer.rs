@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use gort_benches::{
-    args, defers, ns_per, report, settle, skynet_sum, sleeper_duration, vm_rss, Args, CONTENDERS,
-    ECHO_MSGS, ECHO_SIZE, LIST_DEFERS, RING,
+    args, defers, ns_per, report, settle, skynet_sum, sleeper_duration, status_bytes, vm_rss, Args,
+    CONTENDERS, ECHO_MSGS, ECHO_SIZE, LIST_DEFERS, RING,
 };
 
 fn done(wg: gort::WaitGroup) {
@@ -81,18 +81,13 @@ fn parked_mem(a: &Args) -> f64 {
     std::thread::sleep(settle());
     let after = vm_rss();
     let st = gort::debug::sched_stats();
-    let pte_kib = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmPTE:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let pte = status_bytes("VmPTE:");
     eprintln!(
         "gort_peer: {} stacks copied out, {} bytes each; page tables {} KiB ({} B/goroutine)",
         st.stacks_copied_out,
         st.copied_out_bytes / st.stacks_copied_out.max(1),
-        pte_kib,
-        pte_kib * 1024 / a.n.max(1)
+        pte / 1024,
+        pte / a.n.max(1)
     );
     assert!(gort::num_goroutine() as u64 > a.n);
     for c in &chans {

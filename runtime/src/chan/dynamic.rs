@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use super::select::{select, RecvCase, SelectCase, SendCase};
+use super::select::{case_addr, select, RecvCase, SelectCase, SendCase};
 use super::Chan;
 
 /// What a case does.
@@ -25,11 +25,10 @@ enum Kind {
     Send,
 }
 
-/// One case: the type-erased case value, its kind and its channel's address (0: nil).
+/// One case: the type-erased case value (which knows its channel's address) and its kind.
 struct Case<'a> {
     op: Box<dyn SelectCase + 'a>,
     kind: Kind,
-    addr: usize,
 }
 
 /// A select over cases added at run time: Go's `reflect.Select`.
@@ -118,8 +117,7 @@ impl<'a> Select<'a> {
     /// });
     /// ```
     pub fn recv<T: Send + 'a>(&mut self, ch: &'a Chan<T>) -> usize {
-        let addr = ch.raw().map_or(0, |c| c.addr());
-        self.push(Box::new(RecvCase::new(Some(ch))), Kind::Recv, addr)
+        self.push(Box::new(RecvCase::new(Some(ch))), Kind::Recv)
     }
 
     /// Adds a send of `v` on `ch` and returns the case's index. `v` is moved into the channel
@@ -139,12 +137,11 @@ impl<'a> Select<'a> {
     /// });
     /// ```
     pub fn send<T: Send + 'a>(&mut self, ch: &'a Chan<T>, v: T) -> usize {
-        let addr = ch.raw().map_or(0, |c| c.addr());
-        self.push(Box::new(SendCase::new(Some(ch), v)), Kind::Send, addr)
+        self.push(Box::new(SendCase::new(Some(ch), v)), Kind::Send)
     }
 
-    fn push(&mut self, op: Box<dyn SelectCase + 'a>, kind: Kind, addr: usize) -> usize {
-        self.cases.push(Case { op, kind, addr });
+    fn push(&mut self, op: Box<dyn SelectCase + 'a>, kind: Kind) -> usize {
+        self.cases.push(Case { op, kind });
         self.cases.len() - 1
     }
 
@@ -339,8 +336,8 @@ impl<'a> Selected<'a> {
     /// ```
     #[track_caller]
     pub fn recv<T: Send + 'a>(self, ch: &Chan<T>) -> Option<T> {
-        let addr = ch.raw().map_or(0, |c| c.addr());
-        if self.case.kind != Kind::Recv || addr == 0 || self.case.addr != addr {
+        let addr = case_addr(ch.raw());
+        if self.case.kind != Kind::Recv || addr == 0 || self.case.op.addr() != addr {
             panic!(
                 "gort::Selected::recv: case {} is not a receive from this channel",
                 self.index

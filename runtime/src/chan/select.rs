@@ -96,7 +96,8 @@ impl<T> CaseChan<T> for Option<&Chan<T>> {
     }
 }
 
-fn case_addr<T>(ch: Option<&ChanInner<T>>) -> usize {
+/// A case's channel address (its lock order), 0 for a nil channel.
+pub(super) fn case_addr<T>(ch: Option<&ChanInner<T>>) -> usize {
     ch.map_or(0, |c| c.addr())
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::report::{label, unit, Job, Results, Stats};
+use super::report::{fmt_n, label, unit, Job, Results, Stats};
 
 type Res = Result<(), Box<dyn Error>>;
 
@@ -231,15 +231,8 @@ where
     }
     let caption = format!("{workload}, P={procs}");
     let ydesc = unit(workload);
-    let fmt_n = |v: &f64| {
-        if *v >= 1e6 {
-            format!("{:.0}M", v / 1e6)
-        } else if *v >= 1e3 {
-            format!("{:.0}k", v / 1e3)
-        } else {
-            format!("{v:.0}")
-        }
-    };
+    // The log axis ticks at whole multiples of powers of ten: the table's "10k" / "2M".
+    let fmt_n = |v: &f64| fmt_n(v.round() as u64);
     let mut builder = ChartBuilder::on(area);
     builder
         .caption(caption, (FONT, 17))

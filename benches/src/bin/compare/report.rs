@@ -618,7 +618,8 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-fn fmt_n(n: u64) -> String {
+/// N as the table and the charts write it: `10k`, `4M`.
+pub fn fmt_n(n: u64) -> String {
     match n {
         n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
         n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
