@@ -429,6 +429,24 @@ pub struct Builder {
 /// ```
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
+/// Usable stack window of goroutine 1 (the body of [`run`], [`main`] and [`test`]) when the
+/// runtime's stack size is smaller: 8 MiB, the main thread's stack on Linux (`ulimit -s`).
+///
+/// A program moved from `fn main` to `#[gort::main]` keeps the recursion depth its main
+/// thread had. Other goroutines get the runtime's window ([`DEFAULT_STACK_SIZE`] unless
+/// [`Builder::stack_size`] says otherwise); docs/stacks.md says why it is not 8 MiB for all.
+///
+/// ```
+/// // Goroutine 1 recurses through about 4 MiB of stack, which a default goroutine cannot.
+/// fn depth(n: u32) -> u32 {
+///     let pad = std::hint::black_box([n as u8; 1024]);
+///     if n == 0 { u32::from(pad[0]) } else { 1 + depth(n - 1) }
+/// }
+/// assert!(gort::MAIN_STACK_SIZE > 4 * 1024 * 1024);
+/// assert_eq!(gort::run(|| depth(4000)), 4000);
+/// ```
+pub const MAIN_STACK_SIZE: usize = 8 << 20;
+
 impl Default for Builder {
     fn default() -> Builder {
         Builder::new()

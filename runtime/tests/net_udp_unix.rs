@@ -144,8 +144,10 @@ fn no_descriptor_leaks() {
     }
     // The poller's own descriptors (epoll, eventfd) exist once the first socket does.
     drop(UdpSocket::bind("127.0.0.1:0").unwrap());
-    // And the runtime's, once per process (the SIGQUIT watcher's pipe).
-    gort::run(|| {});
+    // And the runtime's, once per process: the SIGQUIT watcher's pipe, and the pidfd that
+    // installs guard pages in batches (opened when the first batch of default-size windows
+    // is carved; goroutine 1's larger window is carved alone).
+    gort::run(|| gort::spawn(|| ()).join());
     let before = open_fds();
     gort::Builder::new().procs(2).run(|| {
         for _ in 0..3 {

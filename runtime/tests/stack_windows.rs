@@ -43,6 +43,53 @@ fn deep_recursion_inside_a_window_works() {
     }
 }
 
+#[test]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "ASan's redzones make frames several times larger"
+)]
+fn goroutine_one_reaches_as_deep_as_the_main_thread() {
+    // 6 MiB of frames: deeper than a spawned std thread (2 MiB) and a default goroutine
+    // (256 KiB), within the main thread's 8 MiB that goroutine 1 stands in for.
+    let depth = (6 * 1024 * 1024 / recurse_frame()) as u64;
+    let want = (0..=depth).sum::<u64>();
+    assert_eq!(
+        gort::Builder::new().procs(2).run(move || recurse(depth)),
+        want
+    );
+    // A smaller runtime stack size leaves goroutine 1 at 8 MiB ...
+    let small = gort::Builder::new().procs(1).stack_size(64 * 1024);
+    assert_eq!(small.run(move || recurse(depth)), want);
+    // ... and a larger one applies to goroutine 1 too.
+    let deeper = depth * 2;
+    let big = gort::Builder::new().procs(1).stack_size(16 << 20);
+    assert_eq!(big.run(move || recurse(deeper)), (0..=deeper).sum::<u64>());
+}
+
+#[test]
+fn main_overflow_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(1).run(|| recurse(1_000_000_000));
+    unreachable!("the overflow ends the process");
+}
+
+#[test]
+fn goroutine_one_overflow_reports_its_8_mib_limit() {
+    let out = support::run_child("main_overflow_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains(&format!(
+            "runtime: goroutine stack exceeds {}-byte limit",
+            gort::MAIN_STACK_SIZE
+        )),
+        "{err}"
+    );
+    assert!(err.contains("goroutine 1 [running]:"), "{err}");
+}
+
 /// Bytes per level of `recurse`, measured with its own frame layout.
 fn recurse_frame() -> usize {
     #[inline(never)]

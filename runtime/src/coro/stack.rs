@@ -402,7 +402,9 @@ impl SizeClass {
         let first = seg.base + st.carved * self.stride;
         // Fresh windows are carved in batches, their guards installed in one system call
         // (`install_guards`); the rest of the batch waits in the clean list.
-        let n = CARVE_BATCH.min(seg.windows - st.carved);
+        let n = CARVE_BATCH
+            .min(CARVE_BATCH_BYTES / self.stride)
+            .clamp(1, seg.windows - st.carved);
         let n = if n > 1 && install_guards(first, self.stride, n) {
             n
         } else {
@@ -591,6 +593,11 @@ fn process_madvise_pages(pages: &[usize], advice: libc::c_int) -> bool {
 /// Fresh windows carved at once when the pool runs dry (guards installed with one
 /// `process_madvise` call instead of one `madvise` each).
 const CARVE_BATCH: usize = 64;
+
+/// At most this much address space is carved at once: a guard marker is a page-table entry,
+/// so each window carved ahead costs a page-table page when windows are 2 MiB or more apart
+/// (the 8 MiB window of goroutine 1 is carved alone, not with 63 spares).
+const CARVE_BATCH_BYTES: usize = 16 << 20;
 
 /// Installs the guard pages of `n` consecutive windows starting at `first` (their stride
 /// apart) with one `process_madvise(2)` call on this process (Linux 6.13+ accepts

@@ -502,6 +502,8 @@ where
     T: Send + 'static,
 {
     let mode = config.mode;
+    // Goroutine 1 reaches as deep as the main thread it stands in for (`MAIN_STACK_SIZE`).
+    let main_stack = (config.stack_size < crate::MAIN_STACK_SIZE).then_some(crate::MAIN_STACK_SIZE);
     let shared = Shared::new(config);
     sysmon::start(&shared);
     let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
@@ -524,7 +526,7 @@ where
         Some(o) => o.nested_waiting.fetch_add(1, Ordering::SeqCst),
         None => RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst),
     };
-    let id = spawn_external(&shared, main, None, None, None);
+    let id = spawn_external(&shared, main, main_stack, None, None);
     debug_assert_eq!(id, 1, "main is goroutine 1");
     let panic = shared.wait_outcome();
     match &outer {
