@@ -899,12 +899,17 @@ fn gfput(shared: &Shared, core: &mut PCore, g: GRef) {
 /// A stack for a goroutine about to start: this P's cache, else the pool.
 fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> GStack {
     let stacks = &shared.stacks;
-    if size == stacks.default_size() {
-        if let Some(s) = core.stacks.pop() {
-            return s;
-        }
+    if size != stacks.default_size() {
+        return stacks.alloc(size);
     }
-    stacks.alloc(size)
+    if core.stacks.is_empty() {
+        // A batch, with one acquisition of the pool's lock: Ms creating goroutines that stay
+        // (each needs a fresh window) would otherwise take it once per goroutine.
+        stacks.alloc_batch(size, STACK_CACHE_CAP / 2, &mut core.stacks);
+    }
+    core.stacks
+        .pop()
+        .expect("alloc_batch gives at least one stack")
 }
 
 /// Keeps a dead goroutine's stack on this P; past the cap, half go back to the pool.
