@@ -285,9 +285,9 @@ impl PollDesc {
     /// goroutine to ready, if one was parked.
     pub(crate) fn unblock(&self, mode: Mode, io: bool) -> Option<GRef> {
         let raw = word_unblock(self.word(mode), io)?;
-        // SAFETY: a stored waiter is a record the waiter stored with `Arc::into_raw` and that
+        // SAFETY: a stored waiter is a record the waiter stored with `GRef::into_raw` and that
         // nobody has taken since (the unblock's compare-and-swap took it).
-        Some(unsafe { Arc::from_raw(raw as *const Goroutine) })
+        Some(unsafe { GRef::from_raw(raw as *const Goroutine) })
     }
 
     /// Go's `netpollblock` for a goroutine: parks until readiness, a close or the deadline.
@@ -309,13 +309,13 @@ impl PollDesc {
             let p = super::poller();
             p.waiting(1);
             crate::sched::park(WaitReason::IoWait, move |g: GRef| {
-                let raw = Arc::into_raw(g) as usize;
+                let raw = GRef::into_raw(g) as usize;
                 if word_commit(w, raw) {
                     None
                 } else {
                     // Readiness, a close or a deadline came first: resume at once.
-                    // SAFETY: `raw` came from `Arc::into_raw` just above and was not stored.
-                    Some(unsafe { Arc::from_raw(raw as *const Goroutine) })
+                    // SAFETY: `raw` came from `GRef::into_raw` just above and was not stored.
+                    Some(unsafe { GRef::from_raw(raw as *const Goroutine) })
                 }
             });
             p.waiting(-1);

@@ -49,7 +49,7 @@
 //!
 //! Invariants:
 //! - at most one goroutine waits per direction (a second is a runtime error, `throw`);
-//! - a record stored in a word is owned by the word (`Arc::into_raw`) until an unblock takes
+//! - a record stored in a word is owned by the word (`GRef::into_raw`) until an unblock takes
 //!   it;
 //! - `PollDesc`s are never freed: a socket's is returned to a free list with a new generation,
 //!   and events for an old generation (a socket closed while an event was in flight) are

@@ -74,7 +74,7 @@ use std::time::{Duration, Instant};
 
 use super::g::Status;
 use super::pslot::{heavy_fence, light_fence};
-use super::{Goroutine, Shared};
+use super::{GRef, Goroutine, Shared};
 use crate::coro::stack::{self, PAGE};
 
 /// Fewer live goroutines than this: no copy-out at all.
@@ -328,7 +328,7 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
         let end = (sc.cursor + CHUNK).min(all.len());
         let chunk = all[sc.cursor.min(end)..end]
             .iter()
-            .map(Arc::as_ptr)
+            .map(GRef::as_ptr)
             .collect();
         sc.cursor = if end >= all.len() { 0 } else { end };
         chunk

@@ -2,7 +2,7 @@
 //!
 //! # Ownership
 //!
-//! A record is shared through [`GRef`] (an `Arc`), but its mutable part is owned by exactly one
+//! A record is shared through [`GRef`] (a counted handle, `gslab.rs`), but its mutable part is owned by exactly one
 //! party at a time, and moving the `GRef` moves that ownership:
 //!
 //! 1. a run queue or `runnext` slot (status `Runnable`);
@@ -31,8 +31,9 @@ use super::entry::Entry;
 
 use super::Shared;
 
-/// A shared handle to a goroutine record; see the module docs for who may touch what.
-pub(crate) type GRef = Arc<Goroutine>;
+/// A shared handle to a goroutine record (an `Arc` whose memory comes from the runtime's
+/// record slab, `gslab.rs`); see the module docs for who may touch what.
+pub(crate) use super::gslab::GRef;
 
 /// Go's `_Grunnable`, `_Grunning`, `_Gwaiting`, `_Gdead`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -432,7 +432,7 @@ impl MContext {
         let coro = unsafe { g.inner() }.coro.as_mut().unwrap_or_else(|| {
             crate::panic::throw("execute: a started goroutine has no coroutine")
         });
-        self.curg.set(Arc::as_ptr(&g));
+        self.curg.set(GRef::as_ptr(&g));
         self.m.slot.leave();
         let req = coro.resume();
         self.curg.set(std::ptr::null());
@@ -462,7 +462,7 @@ impl MContext {
                 // The park function runs on the goroutine's stack: copy-out waits until it
                 // returned (`copyout`). The record outlives the call (`allgs` keeps it).
                 let episode = g.out.episode();
-                let rec = Arc::as_ptr(&g);
+                let rec = GRef::as_ptr(&g);
                 // SAFETY: `f` points to the park closure on the goroutine's stack, which is
                 // suspended and cannot be resumed before this call hands the record out.
                 let back = unsafe { (*f)(g) };

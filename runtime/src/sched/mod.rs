@@ -50,6 +50,7 @@ pub(crate) mod checkdead;
 pub(crate) mod copyout;
 mod entry;
 pub(crate) mod g;
+mod gslab;
 pub(crate) mod idle;
 pub(crate) mod m;
 pub(crate) mod p;
@@ -359,7 +360,7 @@ fn init_g(g: &GRef, f: Entry, size: usize, notify: Option<Arc<dyn ExitNotify>>, 
 fn start_g(g: &GRef, stack: GStack) {
     // SAFETY: the caller (the M about to run `g`) owns the record.
     let inner = unsafe { g.inner() };
-    let gp = Arc::as_ptr(g);
+    let gp = GRef::as_ptr(g);
     g.out.set_window(stack.top(), stack.usable());
     inner.coro = Some(Coro::new(stack, move |sus| goroutine_main(gp, sus)));
 }

@@ -29,7 +29,6 @@ use crossbeam_deque::{Steal, Stealer, Worker};
 use super::g::GRef;
 use super::runnext::RunNext;
 use super::timers::Timers;
-use super::Goroutine;
 use crate::coro::GStack;
 
 /// Go's local run queue length.
@@ -73,7 +72,7 @@ pub(crate) struct PCore {
 /// The shared half of a P.
 pub(crate) struct Processor {
     pub(crate) id: usize,
-    runnext: RunNext<Goroutine>,
+    runnext: RunNext<GRef>,
     stealer: Stealer<GRef>,
     /// Goroutines started minus goroutines ended on this P (may be negative). Single writer:
     /// the holder (through `PCore`).

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Every goroutine record ever made (Go's `allgs`); protected by its mutex.
     pub(crate) allgs: Mutex<Vec<GRef>>,
+    /// Where records are carved (`gslab.rs`).
+    gslab: super::gslab::Slab<Goroutine>,
     /// Copy-out counters (`copyout`).
     pub(crate) copyout: super::copyout::CopyStats,
     /// Dead records shared between Ps (Go's `sched.gFree`).
@@ -115,6 +117,7 @@ impl Shared {
             }),
             shutdown: AtomicBool::new(false),
             allgs: Mutex::new(Vec::new()),
+            gslab: super::gslab::Slab::new(),
             copyout: Default::default(),
             gfree: Mutex::new(Vec::new()),
             stacks: StackPool::new(config.stack_size),
@@ -219,7 +222,7 @@ impl Shared {
     }
 
     pub(crate) fn new_g(self: &Arc<Self>) -> GRef {
-        let g = Arc::new(Goroutine::new(self.clone()));
+        let g = self.gslab.make(Goroutine::new(self.clone()));
         self.allgs.lock().push(g.clone());
         g
     }
