@@ -262,6 +262,60 @@ rt_test! {
     }
 }
 
+/// Sends itself on `to` when dropped (a blocking send: the dropping goroutine parks).
+struct SendsOnDrop {
+    to: Chan<u64>,
+    v: u64,
+}
+
+impl Drop for SendsOnDrop {
+    fn drop(&mut self) {
+        self.to.send(self.v);
+    }
+}
+
+rt_test! {
+    fn a_value_dropped_by_a_failed_send_may_block_on_a_channel() {
+        // A send parked on a channel that is then closed panics, and the value it held is
+        // dropped with its operation. That drop parks on another channel while the failed
+        // send's operation still holds the goroutine's operation block, so it takes a heap
+        // block; afterwards the goroutine's block serves parked operations again.
+        let c: Chan<SendsOnDrop> = Chan::new(0);
+        let report = Chan::new(0);
+        let done = gort::WaitGroup::new();
+        done.add(1);
+        let (c2, report2, done2) = (c.clone(), report.clone(), done.clone());
+        gort::go!(move || {
+            defer!(done2.done());
+            defer!(|| {
+                let p = gort::recover().expect("a send on a closed channel panics");
+                assert_eq!(p.to_string(), "send on closed channel");
+            });
+            c2.send(SendsOnDrop { to: report2, v: 42 });
+        });
+        gort::time::sleep(Duration::from_millis(2));
+        c.close();
+        // Late, so that the dropped value's send parks.
+        gort::time::sleep(Duration::from_millis(5));
+        assert_eq!(report.recv(), Some(42), "the dropped value's own send got through");
+        done.wait();
+        let wg = gort::WaitGroup::new();
+        let chans: Vec<Chan<u64>> = (0..64).map(|_| Chan::new(0)).collect();
+        for ch in &chans {
+            wg.add(1);
+            let (ch, wg) = (ch.clone(), wg.clone());
+            gort::go!(move || {
+                assert_eq!(ch.recv(), Some(7));
+                wg.done();
+            });
+        }
+        for ch in &chans {
+            ch.send(7);
+        }
+        wg.wait();
+    }
+}
+
 rt_test! {
     fn a_select_that_lost_leaves_no_stale_waiter() {
         // The select takes `a`; a later send on `b` must find no waiter (else the value would

@@ -305,21 +305,33 @@ impl<T> ChanInner<T> {
     }
 }
 
-/// A blocked single send or receive: its `Sel` and its one sudog, in one heap block (never on
-/// the goroutine's stack), taken from a small per-thread cache (`opcache`).
+/// A blocked single send or receive: its `Sel` and its one sudog, in one block that is never on
+/// the goroutine's stack (copy-out may move the stack's contents away while the goroutine is
+/// parked, and wakers write into the sudog): the goroutine's record's operation block when it
+/// is free and large enough, else a small per-thread cache of heap blocks (`opcache`).
 struct Op<T> {
     sel: Sel,
     sg: Sudog<T>,
 }
 
-/// Owner of an `Op` in a cached heap block.
+/// Owner of an `Op` in a goroutine's operation block or a cached heap block.
 struct OpBox<T> {
     ptr: std::ptr::NonNull<Op<T>>,
+    /// The goroutine whose operation block holds the op; null for a heap block.
+    home: *const crate::sched::Goroutine,
 }
 
 impl<T> OpBox<T> {
     fn new(elem: Option<T>) -> OpBox<T> {
-        let ptr = opcache::alloc(std::alloc::Layout::new::<Op<T>>()).cast::<Op<T>>();
+        let layout = std::alloc::Layout::new::<Op<T>>();
+        let inline = crate::sched::current_g()
+            .filter(|_| opcache::fits(layout))
+            // SAFETY: we are the running goroutine of that record (`current_g`).
+            .and_then(|g| unsafe { (*g).take_op_block() }.map(|p| (p, g)));
+        let (ptr, home) = match inline {
+            Some((p, g)) => (p.cast::<Op<T>>(), g),
+            None => (opcache::alloc(layout).cast::<Op<T>>(), std::ptr::null()),
+        };
         // SAFETY: `ptr` is a fresh block with `Op<T>`'s layout; the sudog's `sel` points into
         // the same block, whose address never changes.
         unsafe {
@@ -335,7 +347,7 @@ impl<T> OpBox<T> {
             });
             (*ptr.as_ptr()).sg.sel = std::ptr::NonNull::from(&(*ptr.as_ptr()).sel);
         }
-        OpBox { ptr }
+        OpBox { ptr, home }
     }
 }
 
@@ -350,10 +362,15 @@ impl<T> std::ops::Deref for OpBox<T> {
 impl<T> Drop for OpBox<T> {
     fn drop(&mut self) {
         // SAFETY: the op left every queue (its owner was woken, or never queued it); we own
-        // the block.
+        // the block. An op box is a local of the send or receive that made it, so it is
+        // dropped by the same goroutine, which is running (its record's block rule).
         unsafe {
             std::ptr::drop_in_place(self.ptr.as_ptr());
-            opcache::free(self.ptr.cast(), std::alloc::Layout::new::<Op<T>>());
+            if self.home.is_null() {
+                opcache::free(self.ptr.cast(), std::alloc::Layout::new::<Op<T>>());
+            } else {
+                (*self.home).put_op_block();
+            }
         }
     }
 }
@@ -366,8 +383,11 @@ mod opcache {
     use std::cell::RefCell;
     use std::ptr::NonNull;
 
-    const CLASS: usize = 128;
+    /// Blocks are as large as a goroutine's own operation block, so an op that fits one fits
+    /// the other.
+    const CLASS: usize = crate::sched::g::OP_BLOCK;
     const ALIGN: usize = 16;
+    const _: () = assert!(std::mem::align_of::<crate::sched::g::OpBlock>() >= ALIGN);
     const KEEP: usize = 32;
 
     /// The cached blocks of one thread, returned to the allocator when the thread exits.

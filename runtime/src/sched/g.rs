@@ -20,6 +20,7 @@
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt::Write as _;
+use std::mem::MaybeUninit;
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -137,6 +138,14 @@ pub(crate) trait ExitNotify: Send + Sync {
     fn abandoned(&self);
 }
 
+/// Bytes of a record's operation block (`Goroutine::take_op_block`): the size of the channel
+/// operations' cache class, so every operation the cache takes fits.
+pub(crate) const OP_BLOCK: usize = 128;
+
+/// An operation block: raw bytes, aligned as the channel operations' cache class is.
+#[repr(C, align(16))]
+pub(crate) struct OpBlock([MaybeUninit<u8>; OP_BLOCK]);
+
 /// The part of a record that only its current owner touches (see the module docs).
 pub(crate) struct GInner {
     /// The function of a goroutine that has not run yet. Its stack is taken from a cache
@@ -174,6 +183,12 @@ pub(crate) struct Goroutine {
     /// Copy-out of the stack while parked (`sched::copyout`).
     pub(crate) out: super::copyout::StackOut,
     inner: UnsafeCell<GInner>,
+    /// Storage for the goroutine's one blocked channel send or receive (`chan::OpBox`): a
+    /// parked goroutine's operation costs no allocation (at a million parked goroutines, a
+    /// million `malloc`s grow an arena a page at a time, each `mprotect` stalling the other
+    /// Ms). Touched only by code running on the goroutine; `op_used` says whether it holds one.
+    op_block: UnsafeCell<OpBlock>,
+    op_used: UnsafeCell<bool>,
     /// Defer list and panic chain, made on first use (most goroutines never use the list or
     /// panic, and a parked goroutine's record should stay small); kept when the record is
     /// reused. Touched only by code running on the goroutine (and by shutdown's discard,
@@ -210,8 +225,34 @@ impl Goroutine {
                 locals: Vec::new(),
                 exit_notify: None,
             }),
+            op_block: UnsafeCell::new(OpBlock([MaybeUninit::uninit(); OP_BLOCK])),
+            op_used: UnsafeCell::new(false),
             defer: UnsafeCell::new(None),
         }
+    }
+
+    /// The goroutine's operation block, if it is free (see the field). Only the running
+    /// goroutine may call this; the block holds up to [`OP_BLOCK`] bytes aligned to 16.
+    #[inline]
+    pub(crate) fn take_op_block(&self) -> Option<std::ptr::NonNull<u8>> {
+        // SAFETY: only the running goroutine touches `op_used` (the field's rule).
+        let used = unsafe { &mut *self.op_used.get() };
+        if *used {
+            return None;
+        }
+        *used = true;
+        Some(std::ptr::NonNull::from(&self.op_block).cast())
+    }
+
+    /// Gives the block back.
+    ///
+    /// # Safety
+    /// The caller is the running goroutine, got the block from `take_op_block` of this
+    /// record, and has dropped what it put there (which no queue refers to any more).
+    #[inline]
+    pub(crate) unsafe fn put_op_block(&self) {
+        // SAFETY: per the contract.
+        unsafe { *self.op_used.get() = false };
     }
 
     /// The goroutine's defer list and panic chain, made on first use. Only the goroutine
