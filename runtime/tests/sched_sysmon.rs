@@ -169,8 +169,12 @@ fn many_blocking_sections_run_in_parallel_and_threads_are_reused() {
         let second = batch();
         let after_second = gort::debug::sched_stats();
         assert!(second < Duration::from_millis(1500), "{second:?}");
+        // The second batch may overlap more of its sections than the first did (up to all
+        // 100 at once), so it may need more threads than the first batch made; but not new
+        // ones on top of the idle ones: at most 100 blocked Ms, the 2 running the Ps, and a
+        // few waking. Without reuse it would be ~185.
         assert!(
-            after_second.threads <= after_first.threads + 10,
+            after_second.threads <= after_first.threads.max(100 + 2 + 8),
             "threads were not reused: {} then {}",
             after_first.threads,
             after_second.threads
