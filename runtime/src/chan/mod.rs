@@ -385,9 +385,8 @@ mod opcache {
 
     /// Blocks are as large as a goroutine's own operation block, so an op that fits one fits
     /// the other.
-    const CLASS: usize = crate::sched::g::OP_BLOCK;
+    const CLASS: usize = crate::sched::g::BLOCK;
     const ALIGN: usize = 16;
-    const _: () = assert!(std::mem::align_of::<crate::sched::g::OpBlock>() >= ALIGN);
     const KEEP: usize = 32;
 
     /// The cached blocks of one thread, returned to the allocator when the thread exits.

@@ -20,7 +20,6 @@
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt::Write as _;
-use std::mem::MaybeUninit;
 use std::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,7 +27,8 @@ use std::sync::Arc;
 use crate::coro::{Coro, Suspender};
 use crate::panic::frame::DeferState;
 
-use super::entry::Entry;
+pub(crate) use super::entry::BLOCK;
+use super::entry::{Block, Entry};
 
 use super::Shared;
 
@@ -138,14 +138,6 @@ pub(crate) trait ExitNotify: Send + Sync {
     fn abandoned(&self);
 }
 
-/// Bytes of a record's operation block (`Goroutine::take_op_block`): the size of the channel
-/// operations' cache class, so every operation the cache takes fits.
-pub(crate) const OP_BLOCK: usize = 128;
-
-/// An operation block: raw bytes, aligned as the channel operations' cache class is.
-#[repr(C, align(16))]
-pub(crate) struct OpBlock([MaybeUninit<u8>; OP_BLOCK]);
-
 /// The part of a record that only its current owner touches (see the module docs).
 pub(crate) struct GInner {
     /// The function of a goroutine that has not run yet. Its stack is taken from a cache
@@ -183,11 +175,12 @@ pub(crate) struct Goroutine {
     /// Copy-out of the stack while parked (`sched::copyout`).
     pub(crate) out: super::copyout::StackOut,
     inner: UnsafeCell<GInner>,
-    /// Storage for the goroutine's one blocked channel send or receive (`chan::OpBox`): a
-    /// parked goroutine's operation costs no allocation (at a million parked goroutines, a
-    /// million `malloc`s grow an arena a page at a time, each `mprotect` stalling the other
-    /// Ms). Touched only by code running on the goroutine; `op_used` says whether it holds one.
-    op_block: UnsafeCell<OpBlock>,
+    /// The scratch block: the goroutine's function until it starts (`Entry`, owned by
+    /// `inner.entry`), then its one blocked channel send or receive (`chan::OpBox`), so neither
+    /// costs an allocation (at a million parked goroutines, a million `malloc`s grow an arena a
+    /// page at a time, each `mprotect` stalling the other Ms). Once the goroutine runs, only
+    /// code running on it touches the block; `op_used` says whether an operation holds it.
+    scratch: UnsafeCell<Block>,
     op_used: UnsafeCell<bool>,
     /// Defer list and panic chain, made on first use (most goroutines never use the list or
     /// panic, and a parked goroutine's record should stay small); kept when the record is
@@ -225,14 +218,31 @@ impl Goroutine {
                 locals: Vec::new(),
                 exit_notify: None,
             }),
-            op_block: UnsafeCell::new(OpBlock([MaybeUninit::uninit(); OP_BLOCK])),
+            scratch: UnsafeCell::new(Block::new()),
             op_used: UnsafeCell::new(false),
             defer: UnsafeCell::new(None),
         }
     }
 
-    /// The goroutine's operation block, if it is free (see the field). Only the running
-    /// goroutine may call this; the block holds up to [`OP_BLOCK`] bytes aligned to 16.
+    /// The scratch block, for the `Entry` of a goroutine about to be started on this record.
+    /// Only the record's owner may use it, and only while the record is dead or new (no
+    /// entry, no operation in it).
+    #[inline]
+    pub(crate) fn scratch(&self) -> std::ptr::NonNull<Block> {
+        // SAFETY: `UnsafeCell::get` never returns null.
+        unsafe { std::ptr::NonNull::new_unchecked(self.scratch.get()) }
+    }
+
+    /// Whether a blocked channel operation holds the scratch block (for assertions).
+    #[inline]
+    pub(crate) fn op_block_taken(&self) -> bool {
+        // SAFETY: read by the record's owner (a dead or new record) or its running goroutine.
+        unsafe { *self.op_used.get() }
+    }
+
+    /// The scratch block for a blocked channel operation, if it is free (see the field). Only
+    /// the running goroutine may call this (its entry was consumed before its function
+    /// started); the block holds up to [`BLOCK`] bytes aligned to 16.
     #[inline]
     pub(crate) fn take_op_block(&self) -> Option<std::ptr::NonNull<u8>> {
         // SAFETY: only the running goroutine touches `op_used` (the field's rule).
@@ -241,7 +251,7 @@ impl Goroutine {
             return None;
         }
         *used = true;
-        Some(std::ptr::NonNull::from(&self.op_block).cast())
+        Some(self.scratch().cast())
     }
 
     /// Gives the block back.

@@ -299,7 +299,7 @@ impl MContext {
             let g = gfget(shared, core);
             init_g(
                 &g,
-                super::entry::Entry::new(f.take().expect("taken once")),
+                f.take().expect("taken once"),
                 size,
                 notify.take().expect("taken once"),
                 Some((at, by)),

@@ -341,12 +341,18 @@ pub(crate) type Created = Option<(&'static std::panic::Location<'static>, u64)>;
 
 /// Prepares `g` (a dead or new record) to run `f` on a stack of `size` bytes, which it gets
 /// when it first runs (`start_g`).
-fn init_g(g: &GRef, f: Entry, size: usize, notify: Option<Arc<dyn ExitNotify>>, created: Created) {
+fn init_g<F>(g: &GRef, f: F, size: usize, notify: Option<Arc<dyn ExitNotify>>, created: Created)
+where
+    F: FnOnce() + Send + 'static,
+{
     // SAFETY: the record is dead or new and was just taken from a cache by the caller, which
     // therefore owns it.
     let inner = unsafe { g.inner() };
-    debug_assert!(inner.coro.is_none() && inner.entry.is_none());
-    inner.entry = Some(f);
+    debug_assert!(inner.coro.is_none() && inner.entry.is_none() && !g.op_block_taken());
+    // SAFETY: a dead or new record's scratch block holds nothing (no entry, and its last
+    // goroutine's operations were dropped before it ended); it is the entry's until the
+    // goroutine starts and consumes it (`run_entry`).
+    inner.entry = Some(unsafe { Entry::new_in(f, g.scratch()) });
     inner.stack_size = size;
     inner.exit_notify = notify;
     if let Some((at, by)) = created {
@@ -411,7 +417,7 @@ where
 {
     let size = shared.stacks.size_for(stack_size);
     let g = shared.gfget_global();
-    init_g(&g, Entry::new(f), size, notify, created);
+    init_g(&g, f, size, notify, created);
     let id = shared.take_goid(1);
     g.set_id(id);
     shared.ext_live.fetch_add(1, Ordering::Relaxed);
