@@ -132,9 +132,10 @@ pub(crate) struct Sudog<T> {
 
 /// A sudog's neighbours in its channel queue (Go's `sudog.prev` / `sudog.next`). Two
 /// pointers and no "queued" flag, so that the `Op` of a blocked operation on a value of up to
-/// 48 bytes still fits the 128-byte op cache block (`chan::op_size_tests`; up to 64 bytes
-/// before the links): a sudog is queued iff it has a neighbour or is its queue's head (a sudog
-/// that left the queue has both links cleared).
+/// 48 bytes still fits a 128-byte block, the goroutine record's scratch block or the op
+/// cache's (`chan::op_size_tests`; up to 64 bytes before the links): a sudog is queued iff it
+/// has a neighbour or is its queue's head (a sudog that left the queue has both links
+/// cleared).
 pub(crate) struct Link<T> {
     prev: Option<NonNull<Sudog<T>>>,
     next: Option<NonNull<Sudog<T>>>,
