@@ -392,3 +392,76 @@ rt_test! {
         assert_eq!(sum.recv(), Some(6));
     }
 }
+
+/// Blocks in its `Drop`, which runs while a panic unwinds through its owner: a receive from
+/// `from`, a sleep, and a contended lock of `lock`.
+struct BlocksOnDrop {
+    from: gort::Chan<u32>,
+    lock: Arc<gort::Mutex<u32>>,
+}
+
+impl Drop for BlocksOnDrop {
+    fn drop(&mut self) {
+        assert!(std::thread::panicking(), "dropped by the unwind");
+        let v = self.from.recv().expect("a value comes");
+        gort::time::sleep(std::time::Duration::from_micros(200));
+        *self.lock.lock() += v;
+        gort::yield_now();
+    }
+}
+
+rt_test! {
+    fn code_that_blocks_while_a_panic_unwinds_finishes_the_unwind_on_its_thread() {
+        // Rust counts panics in progress per thread: a goroutine whose Drop code parked in
+        // the middle of an unwind and resumed on another M left one thread counting a panic
+        // that never ends there and made the other's count wrap when the unwind was caught
+        // (an abort in debug builds). Such a goroutine now blocks its M instead.
+        let lock = Arc::new(gort::Mutex::new(0));
+        let wg = gort::WaitGroup::new();
+        let feeds: Vec<gort::Chan<u32>> = (0..64).map(|_| gort::Chan::new(0)).collect();
+        for feed in &feeds {
+            wg.add(1);
+            let (wg, from, lock) = (wg.clone(), feed.clone(), lock.clone());
+            gort::go!(move || {
+                defer!(wg.done());
+                defer!(|| {
+                    let p = recover().expect("the panic reaches the deferred call");
+                    assert_eq!(p.to_string(), "unwinding through a blocking drop");
+                    assert!(!std::thread::panicking(), "the unwind is over");
+                });
+                let _guard = BlocksOnDrop { from, lock };
+                panic!("unwinding through a blocking drop");
+            });
+        }
+        // Hold the lock while feeding, so that the drops contend for it.
+        {
+            let _held = lock.lock();
+            for (i, feed) in feeds.iter().enumerate() {
+                gort::time::sleep(std::time::Duration::from_micros(50));
+                feed.send(i as u32);
+            }
+        }
+        wg.wait();
+        assert_eq!(*lock.lock(), (0..64).sum::<u32>());
+        // Every M's count is back to zero: goroutines wherever they run see no panic in
+        // progress, and can panic and recover again.
+        let clean = Arc::new(AtomicUsize::new(0));
+        for _ in 0..256 {
+            wg.add(1);
+            let (wg, clean) = (wg.clone(), clean.clone());
+            gort::go!(move || {
+                defer!(wg.done());
+                defer!(|| {
+                    assert!(recover().is_some());
+                });
+                if !std::thread::panicking() {
+                    clean.fetch_add(1, Ordering::Relaxed);
+                }
+                gort::yield_now();
+                panic!("again");
+            });
+        }
+        wg.wait();
+        assert_eq!(clean.load(Ordering::Relaxed), 256);
+    }
+}

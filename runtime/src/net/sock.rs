@@ -100,7 +100,7 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
         if drained.load(Ordering::Relaxed)
             && !self.nonblocking.load(Ordering::Relaxed)
             && !self.pd.is_hup(mode)
-            && crate::sched::current_g().is_some()
+            && crate::sched::may_park()
         {
             drained.store(false, Ordering::Relaxed);
             self.check(mode, op_deadline)?;
@@ -162,16 +162,20 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return r,
             }
-            if crate::sched::current_g().is_some() {
+            if crate::sched::may_park() {
                 // `false`: a close or a deadline (the loop's check says which), or a spurious
                 // wake-up (a deadline was changed): look again.
                 let _ = self.pd.block(mode, op_deadline);
             } else {
+                // A plain thread, or a goroutine unwinding a panic (`sched::may_park`), which
+                // waits as a blocking section.
                 let deadline = match (self.pd.deadline(mode), op_deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                let _ = desc::wait_thread(self.fd(), mode, deadline);
+                let _ = crate::sched::syscall::blocking(|| {
+                    desc::wait_thread(self.fd(), mode, deadline)
+                });
             }
         }
     }

@@ -457,6 +457,17 @@ pub(crate) fn ready(g: GRef) {
     shared.inject(g);
 }
 
+/// Whether the caller is a goroutine that may park. Not while it unwinds a panic: Rust counts
+/// panics in progress per thread (`std::thread::panicking`, and `catch_unwind` decrements the
+/// count of the thread that catches), so a goroutine whose `Drop` code blocks during an unwind
+/// must finish the unwind on the thread that started it. It blocks its M instead, as a
+/// blocking call does (the channel or lock wakes it through a thread signal). Deferred calls
+/// run after the frame caught the panic, so they park as usual.
+#[inline]
+pub(crate) fn may_park() -> bool {
+    current_g().is_some() && !std::thread::panicking()
+}
+
 /// Go's `gopark`: suspends the running goroutine. `f` runs on the M's stack after the switch,
 /// with the goroutine's record, and must hand the record to whoever will `ready` it (then
 /// return `None`), or return it to resume at once. Locks that `f` releases are held across the
@@ -471,6 +482,11 @@ where
     F: FnOnce(GRef) -> Option<GRef>,
 {
     let gp = expect_g("a blocking operation");
+    if std::thread::panicking() {
+        // Callers check `may_park` first: switching out here would let the unwind continue
+        // on another thread and corrupt both threads' panic counts.
+        crate::panic::throw("gort: a goroutine parked while unwinding a panic");
+    }
     // SAFETY: `gp` is the running goroutine's live record.
     unsafe { (*gp).set_park_loc(std::panic::Location::caller()) };
     let mut f = Some(f);
@@ -497,6 +513,11 @@ where
 #[track_caller]
 pub(crate) fn yield_now() {
     let gp = expect_g("gort::yield_now");
+    if std::thread::panicking() {
+        // A goroutine unwinding stays on its thread (`may_park`).
+        std::thread::yield_now();
+        return;
+    }
     // SAFETY: as in `park`.
     let sus = unsafe { &*(*gp).inner().suspender };
     sus.suspend(Switch::Yield);

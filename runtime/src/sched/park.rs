@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::loom::{Condvar, Mutex};
 
-use super::{current_g, park, ready, GRef, WaitReason};
+use super::{may_park, park, ready, GRef, WaitReason};
 
 /// Who to wake: a parked goroutine, or a blocked OS thread.
 pub(crate) enum Waiter {
@@ -86,15 +86,17 @@ pub(crate) fn block_current<R>(reason: WaitReason, register: R)
 where
     R: FnOnce(Waiter),
 {
-    if current_g().is_some() {
+    if may_park() {
         park(reason, move |g| {
             register(Waiter::G(g));
             None
         });
     } else {
+        // A plain thread, or a goroutine unwinding a panic (`may_park`): the thread sleeps.
+        // For a goroutine that is a blocking section (its P goes to other goroutines).
         let sig = Arc::new(ThreadSignal::new());
         register(Waiter::Thread(sig.clone()));
-        sig.wait();
+        super::syscall::blocking(|| sig.wait());
     }
 }
 

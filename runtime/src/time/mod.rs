@@ -56,6 +56,11 @@ pub fn sleep(d: Duration) {
         std::thread::sleep(d);
         return;
     };
+    if !sched::may_park() {
+        // Unwinding a panic: the goroutine stays on its thread (`sched::may_park`).
+        crate::blocking(|| std::thread::sleep(d));
+        return;
+    }
     // SAFETY: the running goroutine's record is alive.
     let shared: &Arc<Shared> = unsafe { &(*gp).shared };
     let when = timers::deadline(shared.epoch, d);
