@@ -47,10 +47,18 @@ use crate::sched::{Shared, Status};
 ///     gort::go!(move || {
 ///         c.recv();
 ///     });
-///     gort::yield_now(); // the child parks in recv
-///     let mut out = Vec::new();
-///     gort::debug::write_goroutines(&mut out).unwrap();
-///     let dump = String::from_utf8(out).unwrap();
+///     // Dump until the child has parked in its receive (it may still be starting on
+///     // another thread).
+///     let mut dump = String::new();
+///     for _ in 0..1000 {
+///         let mut out = Vec::new();
+///         gort::debug::write_goroutines(&mut out).unwrap();
+///         dump = String::from_utf8(out).unwrap();
+///         if dump.contains("[chan receive]:") {
+///             break;
+///         }
+///         gort::time::sleep(std::time::Duration::from_millis(1));
+///     }
 ///     assert!(dump.contains("[chan receive]:"), "{dump}");
 ///     assert!(dump.contains("created by goroutine 1"), "{dump}");
 ///     ch.send(1);
