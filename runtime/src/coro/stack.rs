@@ -171,22 +171,6 @@ fn unregister_segment(slot: usize) {
     REGISTRY[slot].start.store(0, Ordering::Release);
 }
 
-/// The usable range `[low, top)` of the goroutine window that contains `addr`, if any.
-#[cfg_attr(not(feature = "sanitizer"), allow(dead_code))]
-pub(crate) fn window_of(addr: usize) -> Option<(usize, usize)> {
-    for slot in REGISTRY.iter() {
-        // Acquire: pairs with the Release store in `register_segment`.
-        let start = slot.start.load(Ordering::Acquire);
-        if start == 0 || addr < start || addr >= slot.end.load(Ordering::Relaxed) {
-            continue;
-        }
-        let stride = slot.stride.load(Ordering::Relaxed);
-        let guard = start + (addr - start) / stride * stride;
-        return Some((guard + PAGE, guard + stride));
-    }
-    None
-}
-
 /// LeakSanitizer support (the `sanitizer` feature, for ASan builds).
 ///
 /// gort leaks on purpose what discarded goroutines held (Go's process just ends; dropping

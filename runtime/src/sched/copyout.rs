@@ -131,7 +131,7 @@ impl StackOut {
     }
 
     /// The window `[low, top)`, if the goroutine ever ran.
-    fn window(&self) -> Option<(usize, usize)> {
+    pub(crate) fn window(&self) -> Option<(usize, usize)> {
         let w = self.window.load(Ordering::Relaxed) as usize;
         let top = (w >> 20) * PAGE;
         (top != 0).then(|| (top - (w & ((1 << 20) - 1)) * PAGE, top))

@@ -567,9 +567,12 @@ where
         #[cfg(feature = "sanitizer")]
         for g in shared.allgs.lock().iter() {
             // What goroutines still alive hold is reachable from their stacks (see
-            // `coro::stack::lsan`).
-            if matches!(g.status(), Status::Waiting | Status::Runnable) {
-                if let Some((low, high)) = crate::coro::stack::window_of(g.park_sp()) {
+            // `coro::stack::lsan`), running ones included: main's return does not stop the
+            // other Ms, and a goroutine running on one keeps its values in its window, which
+            // is no thread stack LeakSanitizer knows. (One not yet started holds its function
+            // in its record, which is heap memory.)
+            if g.status() != Status::Dead {
+                if let Some((low, high)) = g.out.window() {
                     crate::coro::stack::lsan::root(low, high);
                 }
             }
