@@ -101,6 +101,24 @@ impl Entry {
         Entry { buf, vtable }
     }
 
+    /// Gives the function up without calling or dropping it (a discarded goroutine's: dropping
+    /// runs user code). In sanitizer builds its bytes are first copied to a heap block that
+    /// `shared::leak` keeps, so that what it holds stays reachable for LeakSanitizer after
+    /// the record (and its scratch block) is gone.
+    pub(crate) fn leak(self) {
+        let this = mem::ManuallyDrop::new(self);
+        #[cfg(feature = "sanitizer")]
+        {
+            let mut kept = Box::new(Block::new());
+            // SAFETY: both are whole blocks; the source is the entry's, which nobody else
+            // uses, and the copy is only kept, never read as a closure.
+            unsafe { ptr::copy_nonoverlapping(this.buf.as_ptr(), &mut *kept, 1) };
+            super::shared::leak(kept);
+        }
+        #[cfg(not(feature = "sanitizer"))]
+        let _ = this;
+    }
+
     /// Calls the function. The block is free again once the function starts.
     pub(crate) fn call(self) {
         let this = mem::ManuallyDrop::new(self);

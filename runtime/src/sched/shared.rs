@@ -257,7 +257,9 @@ impl Shared {
         }
         // Values owned by the goroutine (its unstarted function, its locals) are leaked rather
         // than dropped: dropping runs user code.
-        leak(inner.entry.take());
+        if let Some(e) = inner.entry.take() {
+            e.leak();
+        }
         leak(std::mem::take(&mut inner.locals));
         // Deferred calls and panic values are leaked, not run or dropped.
         if let Some(st) = g.defer_state_if_any() {
