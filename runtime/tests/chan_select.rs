@@ -262,7 +262,7 @@ rt_test! {
     }
 }
 
-/// Sends itself on `to` when dropped (a blocking send: the dropping goroutine parks).
+/// Sends its value on `to` when dropped (a send that blocks until someone receives).
 struct SendsOnDrop {
     to: Chan<u64>,
     v: u64,
@@ -277,9 +277,12 @@ impl Drop for SendsOnDrop {
 rt_test! {
     fn a_value_dropped_by_a_failed_send_may_block_on_a_channel() {
         // A send parked on a channel that is then closed panics, and the value it held is
-        // dropped with its operation. That drop parks on another channel while the failed
+        // dropped with its operation, during the unwind. That drop blocks on another channel
+        // (its thread waits: the goroutine is unwinding, `sched::may_park`) while the failed
         // send's operation still holds the goroutine's operation block, so it takes a heap
-        // block; afterwards the goroutine's block serves parked operations again.
+        // block; afterwards the goroutine's block serves parked operations again. (If the
+        // close comes before the send parks, the value is dropped before any operation
+        // exists: the test still passes, on a path other tests cover.)
         let c: Chan<SendsOnDrop> = Chan::new(0);
         let report = Chan::new(0);
         let done = gort::WaitGroup::new();
@@ -295,7 +298,7 @@ rt_test! {
         });
         gort::time::sleep(Duration::from_millis(2));
         c.close();
-        // Late, so that the dropped value's send parks.
+        // Late, so that the dropped value's send has to wait.
         gort::time::sleep(Duration::from_millis(5));
         assert_eq!(report.recv(), Some(42), "the dropped value's own send got through");
         done.wait();

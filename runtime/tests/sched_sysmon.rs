@@ -174,7 +174,7 @@ fn many_blocking_sections_run_in_parallel_and_threads_are_reused() {
         // ones on top of the idle ones: at most 100 blocked Ms, the 2 running the Ps, and a
         // few waking. Without reuse it would be ~185.
         assert!(
-            after_second.threads <= after_first.threads.max(100 + 2 + 8),
+            after_second.threads <= after_first.threads.max(100 + 2) + 8,
             "threads were not reused: {} then {}",
             after_first.threads,
             after_second.threads

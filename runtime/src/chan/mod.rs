@@ -361,6 +361,19 @@ impl<T> std::ops::Deref for OpBox<T> {
 
 impl<T> Drop for OpBox<T> {
     fn drop(&mut self) {
+        /// Gives the goroutine's block back when dropped: after the op's own drop, also if
+        /// that unwinds (an operation made meanwhile saw the block taken and used the heap).
+        struct GiveBack(*const crate::sched::Goroutine);
+        impl Drop for GiveBack {
+            fn drop(&mut self) {
+                if !self.0.is_null() {
+                    // SAFETY: the op box's rule below: we are its goroutine, running, and the
+                    // op is dropped.
+                    unsafe { (*self.0).put_op_block() };
+                }
+            }
+        }
+        let _back = GiveBack(self.home);
         // SAFETY: the op left every queue (its owner was woken, or never queued it); we own
         // the block. An op box is a local of the send or receive that made it, so it is
         // dropped by the same goroutine, which is running (its record's block rule).
@@ -368,8 +381,6 @@ impl<T> Drop for OpBox<T> {
             std::ptr::drop_in_place(self.ptr.as_ptr());
             if self.home.is_null() {
                 opcache::free(self.ptr.cast(), std::alloc::Layout::new::<Op<T>>());
-            } else {
-                (*self.home).put_op_block();
             }
         }
     }

@@ -9,8 +9,10 @@
 //! hundred bytes, and a non-main arena grows a page at a time with `mprotect`, which takes the
 //! process's memory-map lock for writing: the other Ms' page faults and `madvise` calls queue
 //! behind it (at P=2, a fifth of the context switches of `parked_create` were that). Records
-//! carved from 256 KiB chunks cost one allocation per ~900 records, which the allocator serves
-//! with a fresh mapping, and sit next to each other for the scans that walk them (copy-out,
+//! carved from 256 KiB chunks cost one allocation per ~700 records, which glibc serves with a
+//! mapping of its own (above its default `mmap` threshold; once a process has freed a larger
+//! mapped block, glibc raises the threshold and serves chunks from the arena, one 256 KiB
+//! growth per chunk), and sit next to each other for the scans that walk them (copy-out,
 //! dumps, shutdown).
 //!
 //! # Ownership
@@ -190,6 +192,7 @@ unsafe impl Send for Carver {}
 
 impl<T> Slab<T> {
     pub(crate) fn new() -> Slab<T> {
+        assert!(slots_per_chunk::<T>() >= 1, "a record larger than a chunk");
         Slab {
             carver: Mutex::new(Carver {
                 chunk: None,

@@ -243,6 +243,13 @@ impl Shared {
             return;
         }
         g.out.discard(self);
+        if g.op_block_taken() {
+            // Its blocked operation lives in the record's scratch block, and a wait queue or a
+            // waker that already took it may still point there (the receive a sender filled
+            // but the goroutine never resumed to take): the record must outlive them, so one
+            // reference is leaked with everything else the goroutine held.
+            std::mem::forget(g.clone());
+        }
         // SAFETY: `claim_dead` made us the only party that may touch the record: no M runs it
         // (it was queued, parked, or every M has stopped) and any other discarder lost the race.
         let inner = unsafe { g.inner() };
