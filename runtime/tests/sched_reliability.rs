@@ -174,6 +174,55 @@ fn a_stopped_timer_does_not_hide_a_deadlock() {
     assert!(err.contains("all goroutines are asleep"), "{err}");
 }
 
+/// Waits in its `Drop` for a value that never comes.
+struct WaitsForeverOnDrop(Chan<u8>);
+
+impl Drop for WaitsForeverOnDrop {
+    fn drop(&mut self) {
+        self.0.recv();
+    }
+}
+
+#[test]
+fn blocked_unwind_deadlock_child() {
+    if !support::is_child() {
+        return;
+    }
+    let r = std::panic::catch_unwind(|| {
+        gort::__private::test(Some(2), None, || {
+            let never: Chan<u8> = Chan::new(0);
+            let keep = never.clone();
+            gort::go!(move || {
+                let _guard = WaitsForeverOnDrop(keep);
+                panic!("unwinding into a wait that never ends");
+            });
+            let done: Chan<u8> = Chan::new(0);
+            done.recv(); // nobody sends, and the goroutine above can never run again
+            drop(never);
+        })
+    });
+    let p = r.expect_err("a deadlock");
+    assert_eq!(
+        p.downcast_ref::<&str>(),
+        Some(&"fatal error: all goroutines are asleep - deadlock!")
+    );
+}
+
+/// Go: `go func() { defer func() { <-never }(); panic(..) }(); <-done` reports that all
+/// goroutines are asleep. In gort the stuck goroutine waits on its thread, because it is
+/// unwinding (`sched::may_park`). Deadlock detection must not take that wait for a thread
+/// in a system call (it did, and the program hung).
+#[test]
+fn a_goroutine_stuck_while_unwinding_is_part_of_a_deadlock() {
+    let (err, code) = child_within(
+        "blocked_unwind_deadlock_child",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("all goroutines are asleep"), "{err}");
+}
+
 /// `VmRSS` of this process in KiB.
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();

@@ -62,7 +62,7 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
     // The counter before the queue: sysmon counts itself in it while it fires timers, and
     // what a fired timer readies is queued before it counts itself out.
     if timers_pending
-        || shared.lost_p_running.load(Ordering::SeqCst) != 0
+        || shared.running_without_p() != 0
         || !shared.global.is_empty()
         || live == 0
         || crate::netpoll::waiters() != 0

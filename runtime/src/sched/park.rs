@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use crate::loom::{Condvar, Mutex};
 
-use super::{may_park, park, ready, GRef, WaitReason};
+use super::{current_g, may_park, park, ready, GRef, Shared, WaitReason};
+use std::sync::atomic::Ordering;
 
 /// Who to wake: a parked goroutine, or a blocked OS thread.
 pub(crate) enum Waiter {
@@ -49,6 +50,9 @@ impl Waiter {
 pub(crate) struct ThreadSignal {
     set: Mutex<bool>,
     cv: Condvar,
+    /// The runtime whose `unwind_waits` counts this wait (a goroutine waiting while it
+    /// unwinds, `block_current`); the notifier uncounts it.
+    counted: Option<Arc<Shared>>,
 }
 
 impl ThreadSignal {
@@ -56,12 +60,19 @@ impl ThreadSignal {
         ThreadSignal {
             set: Mutex::new(false),
             cv: Condvar::new(),
+            counted: None,
         }
     }
 
     /// Sets the signal and wakes the thread. (The lock cannot be poisoned: nothing panics
     /// while holding it.)
     pub(crate) fn notify(&self) {
+        if let Some(shared) = &self.counted {
+            // Before the wake-up (SeqCst, as checkdead's reads): from here on the waiting M
+            // counts as running (it is in `lost_p_running`, no longer in `unwind_waits`), so
+            // deadlock detection never sees a woken goroutine as stuck.
+            shared.unwind_waits.fetch_sub(1, Ordering::SeqCst);
+        }
         *self.set.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cv.notify_one();
     }
@@ -91,12 +102,26 @@ where
             register(Waiter::G(g));
             None
         });
+    } else if let Some(shared) = current_g().map(|g| {
+        // SAFETY: the running goroutine's record is alive while it runs.
+        unsafe { (*g).shared.clone() }
+    }) {
+        // A goroutine unwinding a panic (`may_park`): its thread sleeps, in a blocking section
+        // that always hands its P on. Counted in `unwind_waits` (before the P goes, so that
+        // `lost_p_running` never counts it alone), so that deadlock detection can tell it from
+        // a thread in a system call: it runs again only if something wakes it.
+        shared.unwind_waits.fetch_add(1, Ordering::SeqCst);
+        let sig = Arc::new(ThreadSignal {
+            counted: Some(shared),
+            ..ThreadSignal::new()
+        });
+        register(Waiter::Thread(sig.clone()));
+        super::syscall::blocking_handoff(|| sig.wait());
     } else {
-        // A plain thread, or a goroutine unwinding a panic (`may_park`): the thread sleeps.
-        // For a goroutine that is a blocking section (its P goes to other goroutines).
+        // A plain thread.
         let sig = Arc::new(ThreadSignal::new());
         register(Waiter::Thread(sig.clone()));
-        super::syscall::blocking(|| sig.wait());
+        sig.wait();
     }
 }
 

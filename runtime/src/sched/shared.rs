@@ -56,6 +56,11 @@ pub(crate) struct Shared {
     /// `gort::blocking` gave it up): they may still wake anyone, so deadlock detection waits
     /// for them (Go's checkdead counts Ms in system calls as running).
     pub(crate) lost_p_running: AtomicUsize,
+    /// Goroutines waiting on a thread signal while they unwind a panic (`park::block_current`,
+    /// `sched::may_park`). Each one's M has handed its P on and is in `lost_p_running`, but
+    /// runs again only when the signal's notifier (which uncounts it first) wakes it: deadlock
+    /// detection counts `lost_p_running - unwind_waits` as running.
+    pub(crate) unwind_waits: AtomicUsize,
     /// sysmon: its thread, and the note it sleeps on while nothing runs (`sysmon.rs`).
     pub(crate) sysmon: crate::sched::sysmon::SysmonNote,
     /// The zero of the timers' clock (`timers.rs`).
@@ -133,6 +138,7 @@ impl Shared {
             dead_notice: AtomicBool::new(false),
             nested_waiting: AtomicUsize::new(0),
             lost_p_running: AtomicUsize::new(0),
+            unwind_waits: AtomicUsize::new(0),
             sysmon: crate::sched::sysmon::SysmonNote::new(),
             outcome: Mutex::new(Outcome::default()),
             outcome_cv: Condvar::new(),
@@ -159,8 +165,16 @@ impl Shared {
         // readied, so one of the three always sees that work.
         self.idle.idle_ps() + self.nested_waiting.load(Ordering::SeqCst) >= self.procs.len()
             && self.procs.iter().all(|p| p.timers.next() == u64::MAX)
-            && self.lost_p_running.load(Ordering::SeqCst) == 0
+            && self.running_without_p() == 0
             && self.global.is_empty()
+    }
+
+    /// Ms running goroutine code without a P that may wake someone: `lost_p_running` less the
+    /// goroutines waiting while they unwind (`unwind_waits`). The counter is read first: a
+    /// notifier uncounts a waiter before it wakes, so the difference errs towards running.
+    pub(crate) fn running_without_p(&self) -> usize {
+        let lost = self.lost_p_running.load(Ordering::SeqCst);
+        lost.saturating_sub(self.unwind_waits.load(Ordering::SeqCst))
     }
 
     #[inline]

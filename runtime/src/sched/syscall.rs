@@ -19,6 +19,17 @@ use super::pslot::Entry;
 
 /// See `gort::blocking`.
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    section(false, f)
+}
+
+/// `blocking` that hands the P on at once even if no goroutine waits for it: for a wait that
+/// may last forever (a goroutine blocked while it unwinds, `park::block_current`), so that
+/// the M is counted in `lost_p_running` from the start.
+pub(crate) fn blocking_handoff<R>(f: impl FnOnce() -> R) -> R {
+    section(true, f)
+}
+
+fn section<R>(force: bool, f: impl FnOnce() -> R) -> R {
     let ctx = ctx_ptr();
     // SAFETY: see `current_g`.
     if ctx.is_null() || unsafe { (*ctx).curg.get().is_null() } {
@@ -31,7 +42,7 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     m.in_blocking.store(true, Ordering::Relaxed);
     // A racy look at the shared half (no entry into the runtime): a goroutine queued just
     // after it is sysmon's to notice.
-    let waiting = shared.procs[ctx.timer_p()].runq_len() > 0 || !shared.global.is_empty();
+    let waiting = force || shared.procs[ctx.timer_p()].runq_len() > 0 || !shared.global.is_empty();
     if waiting && m.slot.enter() == Entry::Held {
         // Step 1's hand-off. Counted before the P leaves (see `sysmon::retake`).
         shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
