@@ -35,8 +35,13 @@ fn cpu_bound_goroutines_spread_over_both_ms() {
     wg.wait();
     let per_m = per_m.lock().unwrap();
     assert_eq!(per_m.values().sum::<usize>(), n);
-    assert_eq!(per_m.len(), 2, "two Ms ran goroutines: {per_m:?}");
-    for (m, &count) in per_m.iter() {
-        assert!(count >= n / 4, "{m} ran only {count} of {n}: {per_m:?}");
-    }
+    // Both Ps ran a share. Counted per thread: a P may move to a third M when sysmon takes
+    // it from one that sat in the kernel (a page fault, a guard-page carve), so the check is
+    // that no thread ran the lion's share, not that exactly two threads ran any.
+    assert!(
+        per_m.len() >= 2,
+        "at least two Ms ran goroutines: {per_m:?}"
+    );
+    let most = per_m.values().copied().max().unwrap_or(0);
+    assert!(most <= n * 3 / 4, "one M ran {most} of {n}: {per_m:?}");
 }
