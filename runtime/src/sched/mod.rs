@@ -482,11 +482,13 @@ where
     F: FnOnce(GRef) -> Option<GRef>,
 {
     let gp = expect_g("a blocking operation");
-    if std::thread::panicking() {
-        // Callers check `may_park` first: switching out here would let the unwind continue
-        // on another thread and corrupt both threads' panic counts.
-        crate::panic::throw("gort: a goroutine parked while unwinding a panic");
-    }
+    // Callers check `may_park` first (a second look on every park would only repeat theirs):
+    // switching out here would let the unwind continue on another thread and corrupt both
+    // threads' panic counts.
+    debug_assert!(
+        !std::thread::panicking(),
+        "gort: a goroutine parked while unwinding a panic"
+    );
     // SAFETY: `gp` is the running goroutine's live record.
     unsafe { (*gp).set_park_loc(std::panic::Location::caller()) };
     let mut f = Some(f);

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crossbeam_deque::{Steal, Stealer, Worker};
 
-use super::g::GRef;
+use super::g::{GRef, Goroutine};
 use super::runnext::RunNext;
 use super::timers::Timers;
 use crate::coro::GStack;
@@ -72,7 +72,7 @@ pub(crate) struct PCore {
 /// The shared half of a P.
 pub(crate) struct Processor {
     pub(crate) id: usize,
-    runnext: RunNext<GRef>,
+    runnext: RunNext<Goroutine>,
     stealer: Stealer<GRef>,
     /// Goroutines started minus goroutines ended on this P (may be negative). Single writer:
     /// the holder (through `PCore`).

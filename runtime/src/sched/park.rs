@@ -102,26 +102,24 @@ where
             register(Waiter::G(g));
             None
         });
-    } else if let Some(shared) = current_g().map(|g| {
-        // SAFETY: the running goroutine's record is alive while it runs.
-        unsafe { (*g).shared.clone() }
-    }) {
-        // A goroutine unwinding a panic (`may_park`): its thread sleeps, in a blocking section
-        // that always hands its P on. Counted in `unwind_waits` (before the P goes, so that
-        // `lost_p_running` never counts it alone), so that deadlock detection can tell it from
-        // a thread in a system call: it runs again only if something wakes it.
-        shared.unwind_waits.fetch_add(1, Ordering::SeqCst);
+    } else {
+        // A plain thread, or a goroutine unwinding a panic (`may_park`). The goroutine's
+        // thread sleeps in a blocking section that always hands its P on (for a plain thread
+        // the section is just the call), counted in `unwind_waits` before the P goes (so that
+        // `lost_p_running` never counts it alone): deadlock detection can then tell it from a
+        // thread in a system call, since it runs again only if something wakes it.
+        let counted = current_g().map(|g| {
+            // SAFETY: the running goroutine's record is alive while it runs.
+            let shared = unsafe { (*g).shared.clone() };
+            shared.unwind_waits.fetch_add(1, Ordering::SeqCst);
+            shared
+        });
         let sig = Arc::new(ThreadSignal {
-            counted: Some(shared),
+            counted,
             ..ThreadSignal::new()
         });
         register(Waiter::Thread(sig.clone()));
         super::syscall::blocking_handoff(|| sig.wait());
-    } else {
-        // A plain thread.
-        let sig = Arc::new(ThreadSignal::new());
-        register(Waiter::Thread(sig.clone()));
-        sig.wait();
     }
 }
 

@@ -6,57 +6,25 @@
 //! stealing pass may take it too.
 //!
 //! Invariants:
-//! - the slot holds at most one value, owned by the slot (a handle turned into a raw pointer);
+//! - the slot holds at most one value, owned by the slot (a record's `SlabRef` turned into a raw pointer);
 //! - every value put is returned exactly once: by a later `put` (displaced), a `take`, or drop.
 //!
 //! Both operations are a single `swap`, so owner and thieves never both obtain the same value;
 //! AcqRel on the swap makes the writer's prior writes to the value visible to the taker.
 
 use std::ptr;
-use std::sync::Arc;
 
 use crate::loom::AtomicPtr;
 use std::sync::atomic::Ordering;
 
 use super::gslab::SlabRef;
 
-/// An owning pointer that can live in an atomic word: `Arc`, or a record's `SlabRef`.
-pub(crate) trait RawHandle {
-    type Target;
-    fn into_raw(self) -> *mut Self::Target;
-    /// # Safety
-    /// `p` came from `into_raw` of this type and is taken back once.
-    unsafe fn from_raw(p: *mut Self::Target) -> Self;
+pub(crate) struct RunNext<T> {
+    slot: AtomicPtr<T>,
 }
 
-impl<T> RawHandle for Arc<T> {
-    type Target = T;
-    fn into_raw(self) -> *mut T {
-        Arc::into_raw(self).cast_mut()
-    }
-    unsafe fn from_raw(p: *mut T) -> Arc<T> {
-        // SAFETY: per the trait's contract.
-        unsafe { Arc::from_raw(p) }
-    }
-}
-
-impl<T> RawHandle for SlabRef<T> {
-    type Target = T;
-    fn into_raw(self) -> *mut T {
-        SlabRef::into_raw(self).cast_mut()
-    }
-    unsafe fn from_raw(p: *mut T) -> SlabRef<T> {
-        // SAFETY: per the trait's contract.
-        unsafe { SlabRef::from_raw(p) }
-    }
-}
-
-pub(crate) struct RunNext<H: RawHandle> {
-    slot: AtomicPtr<H::Target>,
-}
-
-impl<H: RawHandle> RunNext<H> {
-    pub(crate) fn new() -> RunNext<H> {
+impl<T> RunNext<T> {
+    pub(crate) fn new() -> RunNext<T> {
         RunNext {
             slot: AtomicPtr::new(ptr::null_mut()),
         }
@@ -64,26 +32,26 @@ impl<H: RawHandle> RunNext<H> {
 
     /// Puts `v` in the slot and returns the value it displaced, if any.
     #[inline]
-    pub(crate) fn put(&self, v: H) -> Option<H> {
-        let new = v.into_raw();
+    pub(crate) fn put(&self, v: SlabRef<T>) -> Option<SlabRef<T>> {
+        let new = SlabRef::into_raw(v).cast_mut();
         // AcqRel: Release publishes `v` to the taker; Acquire pairs with the putter of the
         // displaced value.
         let old = self.slot.swap(new, Ordering::AcqRel);
         // SAFETY: a non-null slot value always came from `into_raw` in `put`, and the swap
         // gave this thread sole ownership of it.
-        (!old.is_null()).then(|| unsafe { H::from_raw(old) })
+        (!old.is_null()).then(|| unsafe { SlabRef::from_raw(old) })
     }
 
     /// Takes the value, if any (owner, or a thief).
     #[inline]
-    pub(crate) fn take(&self) -> Option<H> {
+    pub(crate) fn take(&self) -> Option<SlabRef<T>> {
         if self.slot.load(Ordering::Relaxed).is_null() {
             return None;
         }
         // AcqRel: Acquire pairs with the Release half of the `put` that stored the value.
         let old = self.slot.swap(ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: as in `put`: the pointer came from `into_raw` and is now ours alone.
-        (!old.is_null()).then(|| unsafe { H::from_raw(old) })
+        (!old.is_null()).then(|| unsafe { SlabRef::from_raw(old) })
     }
 
     /// Whether the slot looks empty (a racy hint).
@@ -93,7 +61,7 @@ impl<H: RawHandle> RunNext<H> {
     }
 }
 
-impl<H: RawHandle> Drop for RunNext<H> {
+impl<T> Drop for RunNext<T> {
     fn drop(&mut self) {
         drop(self.take());
     }
@@ -102,14 +70,17 @@ impl<H: RawHandle> Drop for RunNext<H> {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::sched::gslab::Slab;
     use loom::sync::atomic::AtomicUsize;
     use loom::thread;
+    use std::sync::Arc;
 
     /// Owner puts two values while a thief takes: every value ends up with exactly one party.
     #[test]
     fn loom_runnext_each_value_taken_once() {
         loom::model(|| {
-            let slot = Arc::new(RunNext::<Arc<usize>>::new());
+            let slab = Slab::new();
+            let slot = Arc::new(RunNext::new());
             let seen = Arc::new(AtomicUsize::new(0));
             let thief = {
                 let (slot, seen) = (slot.clone(), seen.clone());
@@ -120,10 +91,10 @@ mod loom_tests {
                 })
             };
             let mut mine = 0;
-            if let Some(old) = slot.put(Arc::new(1)) {
+            if let Some(old) = slot.put(slab.make(1usize)) {
                 mine += *old;
             }
-            if let Some(old) = slot.put(Arc::new(2)) {
+            if let Some(old) = slot.put(slab.make(2)) {
                 mine += *old;
             }
             thief.join().unwrap();
