@@ -351,22 +351,15 @@ fn deadlock_is_reraised_by_run() {
     // The child test binary runs one test on its own thread beside the harness's main thread:
     // `#[gort::test]` tolerates that thread, `gort::run` does not (see docs), so use
     // `__private::test`, which is what `#[gort::test]` expands to.
-    let r = std::panic::catch_unwind(|| {
-        gort::__private::test(Some(2), None, || {
-            let (a, b) = (Chan::<u8>::new(0), Chan::<u8>::new(0));
-            let a2 = a.clone();
-            gort::go!(move || a2.send(1)); // nobody receives a
-            select! {
-                recv(b) -> _ => {}
-                send(b, 2) => {}
-            }
-        })
+    support::expect_deadlock(2, || {
+        let (a, b) = (Chan::<u8>::new(0), Chan::<u8>::new(0));
+        let a2 = a.clone();
+        gort::go!(move || a2.send(1)); // nobody receives a
+        select! {
+            recv(b) -> _ => {}
+            send(b, 2) => {}
+        }
     });
-    let p = r.expect_err("the deadlock is re-raised");
-    assert_eq!(
-        p.downcast_ref::<&str>(),
-        Some(&"fatal error: all goroutines are asleep - deadlock!")
-    );
 }
 
 #[test]

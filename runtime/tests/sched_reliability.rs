@@ -148,21 +148,14 @@ fn stopped_timer_deadlock_child() {
     if !support::is_child() {
         return;
     }
-    let r = std::panic::catch_unwind(|| {
-        gort::__private::test(Some(1), None, || {
-            let t = gort::time::Timer::new(Duration::from_secs(3600));
-            t.stop();
-            let tk = gort::time::Ticker::new(Duration::from_secs(3600));
-            tk.stop();
-            let never: Chan<u8> = Chan::new(0);
-            never.recv();
-        })
+    support::expect_deadlock(1, || {
+        let t = gort::time::Timer::new(Duration::from_secs(3600));
+        t.stop();
+        let tk = gort::time::Ticker::new(Duration::from_secs(3600));
+        tk.stop();
+        let never: Chan<u8> = Chan::new(0);
+        never.recv();
     });
-    let p = r.expect_err("a deadlock");
-    assert_eq!(
-        p.downcast_ref::<&str>(),
-        Some(&"fatal error: all goroutines are asleep - deadlock!")
-    );
 }
 
 /// A stopped timer or ticker can wake nobody: it must not keep a real deadlock from being
@@ -188,24 +181,17 @@ fn blocked_unwind_deadlock_child() {
     if !support::is_child() {
         return;
     }
-    let r = std::panic::catch_unwind(|| {
-        gort::__private::test(Some(2), None, || {
-            let never: Chan<u8> = Chan::new(0);
-            let keep = never.clone();
-            gort::go!(move || {
-                let _guard = WaitsForeverOnDrop(keep);
-                panic!("unwinding into a wait that never ends");
-            });
-            let done: Chan<u8> = Chan::new(0);
-            done.recv(); // nobody sends, and the goroutine above can never run again
-            drop(never);
-        })
+    support::expect_deadlock(2, || {
+        let never: Chan<u8> = Chan::new(0);
+        let keep = never.clone();
+        gort::go!(move || {
+            let _guard = WaitsForeverOnDrop(keep);
+            panic!("unwinding into a wait that never ends");
+        });
+        let done: Chan<u8> = Chan::new(0);
+        done.recv(); // nobody sends, and the goroutine above can never run again
+        drop(never);
     });
-    let p = r.expect_err("a deadlock");
-    assert_eq!(
-        p.downcast_ref::<&str>(),
-        Some(&"fatal error: all goroutines are asleep - deadlock!")
-    );
 }
 
 /// Go: `go func() { defer func() { <-never }(); panic(..) }(); <-done` reports that all

@@ -77,3 +77,17 @@ macro_rules! rt_test {
         }
     };
 }
+
+/// Runs `f` as `#[gort::test(procs = procs)]` would and checks that it ends in Go's deadlock
+/// report, which `__private::test` re-raises as a panic in this thread. (`#[gort::test]`
+/// tolerates the harness's own thread in its deadlock check, `gort::run` does not.)
+pub fn expect_deadlock(procs: usize, f: impl FnOnce() + Send + 'static) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        gort::__private::test(Some(procs), None, f)
+    }));
+    let p = r.expect_err("the deadlock is re-raised");
+    assert_eq!(
+        p.downcast_ref::<&str>(),
+        Some(&"fatal error: all goroutines are asleep - deadlock!")
+    );
+}
