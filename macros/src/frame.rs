@@ -337,7 +337,7 @@ fn closure_arity(ts: &TokenStream2) -> usize {
 
 /// Whether a return type can be written on the body closure (closures cannot return
 /// `impl Trait`, and elided reference lifetimes there would not match the function's).
-fn nameable(t: &Type) -> bool {
+pub(crate) fn nameable(t: &Type) -> bool {
     struct Check(bool);
     impl<'ast> Visit<'ast> for Check {
         fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {

@@ -287,6 +287,20 @@ pub fn func(args: TokenStream, item: TokenStream) -> TokenStream {
     let ret = ret_type(&sig.output);
     let name = sig.ident.to_string();
     let body = frame::frame_body(*block, quote!(#name), Some(&ret));
+    // The stack check (`gort::maybe_grow`): the whole frame, deferred calls included, runs on
+    // a further stack segment when little of the goroutine's stack is left. A diverging
+    // function (`-> !`) is left as it is: a closure cannot be annotated with `!` on stable.
+    let body = match &ret {
+        syn::Type::Never(_) => body,
+        t => {
+            let arrow = if frame::nameable(t) {
+                quote!(-> #t)
+            } else {
+                TokenStream2::new()
+            };
+            quote! {{ ::gort::__private::grow(|| #arrow #body) }}
+        }
+    };
     quote! {
         #(#attrs)*
         #vis #sig #body

@@ -358,6 +358,88 @@ fn few_goroutines_or_copy_out_off_copy_nothing() {
     }
 }
 
+/// `hold_and_park` through `#[gort::func]` frames of about 1 KiB, deep enough to park on a
+/// growth segment (`sched/grow.rs`).
+#[gort::func]
+fn deep_hold_and_park(id: u64, depth: u32, ch: &Chan<u64>) -> u64 {
+    let mut local = [0u64; 120];
+    for (i, w) in local.iter_mut().enumerate() {
+        *w = mix(id, i as u64 + depth as u64 * 1000);
+    }
+    let local = std::hint::black_box(local);
+    let below = if depth == 0 {
+        ch.recv().expect("woken with a value")
+    } else {
+        deep_hold_and_park(id, depth - 1, ch)
+    };
+    let mut sum = below;
+    for (i, w) in local.iter().enumerate() {
+        assert_eq!(
+            *w,
+            mix(id, i as u64 + depth as u64 * 1000),
+            "level {depth} word {i}"
+        );
+        sum = sum.wrapping_add(*w);
+    }
+    sum
+}
+
+fn deep_expected(id: u64, depth: u32, woken_with: u64) -> u64 {
+    let mut sum = woken_with;
+    for d in 0..=depth {
+        for i in 0..120 {
+            sum = sum.wrapping_add(mix(id, i + d as u64 * 1000));
+        }
+    }
+    sum
+}
+
+/// A goroutine parked on a growth segment is never copied out (its live stack is not the
+/// top of its window); it stays resident beside goroutines that are, and resumes intact.
+#[test]
+fn goroutines_parked_on_growth_segments_stay_resident() {
+    const DEEP: u64 = 8;
+    gort::Builder::new().procs(2).run(|| {
+        let wg = WaitGroup::new();
+        let deep: Vec<Chan<u64>> = (0..DEEP).map(|_| Chan::new(0)).collect();
+        for (id, ch) in deep.iter().enumerate() {
+            let (ch, wg) = (ch.clone(), wg.clone());
+            wg.add(1);
+            gort::go!(move || {
+                // About 1 MiB of frames: the bottom is on the second segment.
+                let got = deep_hold_and_park(id as u64, 1024, &ch);
+                assert_eq!(got, deep_expected(id as u64, 1024, 5));
+                wg.done();
+            });
+        }
+        let shallow: Vec<Chan<u64>> = (0..N).map(|_| Chan::new(0)).collect();
+        for (id, ch) in shallow.iter().enumerate() {
+            let (ch, wg) = (ch.clone(), wg.clone());
+            wg.add(1);
+            gort::go!(move || {
+                let id = (id + 100) as u64;
+                assert_eq!(hold_and_park(id, 1, &ch), expected(id, 1, 5));
+                wg.done();
+            });
+        }
+        assert!(gort::debug::sched_stats().stack_segments >= DEEP as usize);
+        let out = wait_copied_out(N, Duration::from_secs(30));
+        assert!(out >= N * 9 / 10, "only {out} of {N} copied out");
+        // Two more passes: the deep goroutines have been parked as long as the others.
+        gort::time::sleep(Duration::from_millis(2500));
+        let s = gort::debug::sched_stats();
+        // At most main besides the shallow goroutines (it sleeps in this loop).
+        assert!(
+            s.stacks_copied_out <= N + 1,
+            "goroutines parked on segments were copied out: {s:?}"
+        );
+        for ch in deep.iter().chain(&shallow) {
+            ch.send(5);
+        }
+        wg.wait();
+    });
+}
+
 #[test]
 fn overflow_after_copy_out_child() {
     if !support::is_child() {

@@ -104,6 +104,19 @@ fn measure_switch_depth() -> Option<usize> {
     (depth > 0 && depth < FALLBACK_DEPTH).then(|| depth.next_multiple_of(16) + 16)
 }
 
+/// Runs `f` on the stack `[top - usable, top)` (a growth segment, `sched::grow`) and returns
+/// to the caller's stack. A panic or Goexit unwinding out of `f` is caught at the segment's
+/// root and resumed on the caller's stack (`resume_unwind`, without the panic hook), so frames
+/// below see it as if the call had not switched.
+///
+/// # Safety
+/// The range is a pool window with its guard page below it, owned by the running goroutine,
+/// with nothing running on it, and it stays so until this returns.
+#[inline]
+pub(crate) unsafe fn on_segment<R>(top: usize, usable: usize, f: impl FnOnce() -> R) -> R {
+    corosensei::on_stack(stack::Lent { top, usable }, f)
+}
+
 /// A goroutine's coroutine.
 pub(crate) struct Coro {
     inner: Coroutine<(), Switch, (), GStack>,

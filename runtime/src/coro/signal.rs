@@ -137,15 +137,25 @@ fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(limit) = stack::guard_hit(addr) {
+    if let Some(size) = stack::guard_hit(addr) {
+        // A goroutine refused growth hit the runtime's limit; any other ran off the stack it
+        // was on without a check (plain code), whose size is the limit it hit.
+        let refused = crate::sched::grow::refused_limit_for_signal();
         let mut a = [0u8; 20];
         let mut b = [0u8; 20];
         write_stderr(b"runtime: goroutine stack exceeds ");
-        write_stderr(fmt_u64(limit as u64, &mut a));
-        write_stderr(
-            b"-byte limit\nruntime: raise it with gort::Builder::stack_size (every goroutine) \
-              or gort::GoBuilder::stack_size (one goroutine)\nfatal error: stack overflow\n",
-        );
+        write_stderr(fmt_u64(refused.unwrap_or(size) as u64, &mut a));
+        write_stderr(b"-byte limit\n");
+        if refused.is_some() {
+            write_stderr(b"runtime: raise it with gort::debug::set_max_stack\n");
+        } else {
+            write_stderr(
+                b"runtime: raise it with gort::Builder::stack_size (every goroutine) or \
+                  gort::GoBuilder::stack_size (one goroutine), or let the recursion grow: \
+                  #[gort::func] frames and gort::maybe_grow calls continue on a further stack\n",
+            );
+        }
+        write_stderr(b"fatal error: stack overflow\n");
         if let Some(id) = crate::sched::current_goid_for_signal() {
             write_stderr(b"\ngoroutine ");
             write_stderr(fmt_u64(id, &mut b));

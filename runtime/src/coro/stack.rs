@@ -286,6 +286,26 @@ impl GStack {
     }
 }
 
+/// A window lent to `corosensei::on_stack` for one call (a growth segment, `sched::grow`): its
+/// owner keeps the `GStack`, and the borrow lasts exactly that call.
+pub(crate) struct Lent {
+    pub(crate) top: usize,
+    pub(crate) usable: usize,
+}
+
+// SAFETY: a `Lent` is made only by `coro::on_segment`, whose contract is that `[top - usable,
+// top)` is a pool window (guard page below it, page-aligned ends) owned by the running
+// goroutine with nothing on it, for the whole call.
+unsafe impl Stack for Lent {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.top).expect("stack top is non-zero")
+    }
+
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.top - self.usable - PAGE).expect("stack limit is non-zero")
+    }
+}
+
 // SAFETY: `base` and `limit` describe a window that this value owns exclusively; the window
 // has a guard page below `limit + PAGE` (installed when the window was carved), at least
 // MIN_STACK_SIZE usable bytes (MIN_WINDOW), and both ends are page aligned, hence 16-aligned.

@@ -143,6 +143,11 @@ pub struct SchedStats {
     pub copied_out_bytes: usize,
     /// Copy-outs since the runtime started.
     pub copy_outs: u64,
+    /// Stack segments goroutines hold beyond their windows, in use or kept spare (see
+    /// [`maybe_grow`](crate::maybe_grow)).
+    pub stack_segments: usize,
+    /// Segments taken from the stack pool for growth since the runtime started.
+    pub stack_growths: u64,
 }
 
 /// The numbers of the calling goroutine's runtime (or the thread's, inside
@@ -168,6 +173,37 @@ pub fn sched_stats() -> SchedStats {
     match crate::sched::with_current_shared(|s| stats(s)) {
         Some(s) => s,
         None => panic!("gort::debug::sched_stats called outside a gort runtime"),
+    }
+}
+
+/// Go's `debug.SetMaxStack`: sets the most stack one goroutine of the calling goroutine's
+/// runtime may use, its window and the segments it grows onto together, and returns the
+/// previous setting. The initial setting is Go's 64-bit default, 1,000,000,000 bytes.
+///
+/// A goroutine whose next segment would take it past the limit is not given one: it goes on
+/// where it is, and if it then runs off its stack the program crashes with Go's report,
+/// `runtime: goroutine stack exceeds <limit>-byte limit`, and exit status 2. As in Go, a
+/// segment is twice the size of the stack before it, so the deepest reach under a limit is
+/// between half of it and all of it. Windows themselves are not limited by it
+/// ([`Builder::stack_size`](crate::Builder::stack_size)).
+///
+/// # Panics
+/// Outside a runtime (a goroutine, or a thread inside `Handle::enter`).
+///
+/// # Example
+///
+/// ```
+/// gort::run(|| {
+///     let before = gort::debug::set_max_stack(64 << 20);
+///     assert_eq!(before, 1_000_000_000);
+///     assert_eq!(gort::debug::set_max_stack(before), 64 << 20);
+/// });
+/// ```
+#[track_caller]
+pub fn set_max_stack(bytes: usize) -> usize {
+    match crate::sched::with_current_shared(|s| s.max_stack.swap(bytes, Ordering::Relaxed)) {
+        Some(prev) => prev,
+        None => panic!("gort::debug::set_max_stack called outside a gort runtime"),
     }
 }
 
@@ -204,6 +240,8 @@ pub(crate) fn stats(shared: &Shared) -> SchedStats {
         stacks_copied_out: shared.copyout.out_now.load(Ordering::Relaxed).max(0) as usize,
         copied_out_bytes: shared.copyout.bytes_now.load(Ordering::Relaxed).max(0) as usize,
         copy_outs: shared.copyout.total.load(Ordering::Relaxed),
+        stack_segments: shared.growth.held.load(Ordering::Relaxed),
+        stack_growths: shared.growth.taken.load(Ordering::Relaxed),
     }
 }
 

@@ -137,6 +137,15 @@ impl StackOut {
         (top != 0).then(|| (top - (w & ((1 << 20) - 1)) * PAGE, top))
     }
 
+    /// Whether the goroutine parked on its window, not on a growth segment (`sched::grow`):
+    /// only then is `copy_range` all of its live stack. One parked on a segment stays
+    /// resident.
+    fn parked_on_window(&self) -> bool {
+        let sp = self.sp.load(Ordering::Relaxed);
+        self.window()
+            .is_some_and(|(low, top)| sp > low && sp <= top)
+    }
+
     /// What a copy-out saves: from the recorded stack pointer, less what the switch wrote
     /// below it, to the window's top. The same while the goroutine stays parked.
     fn copy_range(&self) -> (usize, usize) {
@@ -341,7 +350,7 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
         let parked = g.status() == Status::Waiting
             && o.parked.load(Ordering::Relaxed) == n
             && o.state.load(Ordering::Relaxed) == RESIDENT
-            && o.window().is_some();
+            && o.parked_on_window();
         if !parked {
             o.seen.store(0, Ordering::Relaxed);
         } else if o.seen.load(Ordering::Relaxed) == n.wrapping_add(1) {
@@ -373,6 +382,7 @@ fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) {
         if g.status() == Status::Waiting
             && o.parks.load(Ordering::Relaxed) == *n
             && o.parked.load(Ordering::Relaxed) == *n
+            && o.parked_on_window()
         {
             kept.push(g);
         } else {

@@ -153,6 +153,8 @@ pub(crate) struct GInner {
     pub(crate) locals: Vec<(usize, Box<dyn Any + Send>)>,
     /// Told if the goroutine is abandoned (JoinHandle of `spawn`).
     pub(crate) exit_notify: Option<Arc<dyn ExitNotify>>,
+    /// The segments it grew onto past its window (`sched::grow`); `None` until it first grows.
+    pub(crate) growth: Option<Box<super::grow::Growth>>,
 }
 
 /// A goroutine (Go's `g`).
@@ -170,6 +172,10 @@ pub(crate) struct Goroutine {
     /// When it last parked, in sysmon's coarse seconds (Go's `waitsince`): dumps print how
     /// long a goroutine has been waiting.
     wait_since: AtomicU32,
+    /// Go's `stackguard0`: a checked call (`sched::grow`) whose stack pointer is below it
+    /// continues on a further segment. The low end of the current stack plus the red zone;
+    /// 0 while growth is refused. Written only by the goroutine (and by the M starting it).
+    stackguard: AtomicUsize,
     /// The runtime this record belongs to.
     pub(crate) shared: Arc<Shared>,
     /// Copy-out of the stack while parked (`sched::copyout`).
@@ -208,6 +214,7 @@ impl Goroutine {
             created_at: AtomicPtr::new(std::ptr::null_mut()),
             created_by: AtomicU64::new(0),
             wait_since: AtomicU32::new(0),
+            stackguard: AtomicUsize::new(0),
             shared,
             out: super::copyout::StackOut::new(),
             inner: UnsafeCell::new(GInner {
@@ -217,6 +224,7 @@ impl Goroutine {
                 suspender: std::ptr::null(),
                 locals: Vec::new(),
                 exit_notify: None,
+                growth: None,
             }),
             scratch: UnsafeCell::new(Block::new()),
             op_used: UnsafeCell::new(false),
@@ -428,6 +436,18 @@ impl Goroutine {
             },
         };
         self.describe(out, &state, at.as_deref());
+    }
+
+    /// The stack guard (`sched::grow`).
+    #[inline(always)]
+    pub(crate) fn stackguard(&self) -> usize {
+        self.stackguard.load(Ordering::Relaxed)
+    }
+
+    /// Sets the stack guard: by the goroutine, or by the M that starts it.
+    #[inline]
+    pub(crate) fn set_stackguard(&self, v: usize) {
+        self.stackguard.store(v, Ordering::Relaxed);
     }
 
     /// The goroutine's stack pointer when it last parked (0: never).

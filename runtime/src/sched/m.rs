@@ -498,6 +498,7 @@ impl MContext {
         });
         inner.exit_notify = None;
         inner.suspender = std::ptr::null();
+        super::grow::release(inner, shared, false);
         g.set_status(Status::Dead);
         let mut parts = Some((coro.into_stack(), g));
         let done = self.with_p(|core, p| {

@@ -50,6 +50,7 @@ pub(crate) mod checkdead;
 pub(crate) mod copyout;
 mod entry;
 pub(crate) mod g;
+pub(crate) mod grow;
 mod gslab;
 pub(crate) mod idle;
 pub(crate) mod m;
@@ -368,6 +369,7 @@ fn start_g(g: &GRef, stack: GStack) {
     let inner = unsafe { g.inner() };
     let gp = GRef::as_ptr(g);
     g.out.set_window(stack.top(), stack.usable());
+    g.set_stackguard(grow::guard_for(stack.top(), stack.usable()));
     inner.coro = Some(Coro::new(stack, move |sus| goroutine_main(gp, sus)));
 }
 
@@ -575,6 +577,12 @@ where
             // in its record, which is heap memory.)
             if g.status() != Status::Dead {
                 if let Some((low, high)) = g.out.window() {
+                    crate::coro::stack::lsan::root(low, high);
+                }
+                // SAFETY: only read; the segments in use of a goroutine that is still
+                // running can change under this, but the process is exiting and a root that
+                // is too wide or too narrow only changes what LeakSanitizer reports.
+                for (low, high) in grow::segments_in_use(unsafe { g.inner() }) {
                     crate::coro::stack::lsan::root(low, high);
                 }
             }

@@ -37,6 +37,11 @@ pub(crate) struct Shared {
     gslab: super::gslab::Slab<Goroutine>,
     /// Copy-out counters (`copyout`).
     pub(crate) copyout: super::copyout::CopyStats,
+    /// Segments goroutines grew onto (`grow`).
+    pub(crate) growth: super::grow::GrowStats,
+    /// The most stack one goroutine may have, window and segments (Go's `maxstacksize`,
+    /// `debug::set_max_stack`).
+    pub(crate) max_stack: AtomicUsize,
     /// Dead records shared between Ps (Go's `sched.gFree`).
     pub(crate) gfree: Mutex<Vec<GRef>>,
     pub(crate) stacks: StackPool,
@@ -124,6 +129,8 @@ impl Shared {
             allgs: Mutex::new(Vec::new()),
             gslab: super::gslab::Slab::new(),
             copyout: Default::default(),
+            growth: Default::default(),
+            max_stack: AtomicUsize::new(super::grow::DEFAULT_MAX_STACK),
             gfree: Mutex::new(Vec::new()),
             stacks: StackPool::new(config.stack_size),
             next_goid: AtomicU64::new(1),
@@ -276,6 +283,7 @@ impl Shared {
             #[cfg(not(feature = "sanitizer"))]
             self.stacks.free(s);
         }
+        super::grow::release(inner, self, cfg!(feature = "sanitizer"));
         // Values owned by the goroutine (its unstarted function, its locals) are leaked rather
         // than dropped: dropping runs user code.
         if let Some(e) = inner.entry.take() {

@@ -1,0 +1,290 @@
+//! Stack growth past a goroutine's window: the stack guard each goroutine carries, the further
+//! stack segments a `#[gort::func]` frame or [`crate::maybe_grow`] continues on when little of
+//! the current stack is left, and the limit on a goroutine's total stack (Go's `maxstacksize`,
+//! `debug.SetMaxStack`).
+//!
+//! Go grows a stack by copying it to a bigger one and fixing every pointer into it, which needs
+//! the compiler's stack maps. gort has none, so a stack never moves (docs/stacks.md). Instead,
+//! a call that finds less than the red zone left below the stack pointer runs on a **segment**
+//! of its own, twice the size of the stack it leaves, taken from the runtime's stack pool; when
+//! it returns (or unwinds), the goroutine is back on the stack it left. Nothing moves, so
+//! nothing needs fixing; the frames below stay where they are.
+//!
+//! ```text
+//!  window (256 KiB)           segment 1 (512 KiB)        segment 2 (1 MiB)
+//!  ┌──────────────┐  on_stack ┌──────────────┐  on_stack ┌──────────────┐
+//!  │ main frames  │ ────────► │ f → f → f …  │ ────────► │ f → f → …    │
+//!  │ … f → f      │ ◄──────── │              │ ◄──────── │              │
+//!  └ red zone ────┘  return   └ red zone ────┘  return   └ red zone ────┘
+//! ```
+//!
+//! # The check (Go's `stackguard0` compare in every function prologue)
+//!
+//! `Goroutine::stackguard` is the lowest stack pointer at which a checked call may still start
+//! on the current stack: the stack's low end plus the red zone. A plain thread has none (0:
+//! never grows). The check reads it through the thread's M (`current_stackguard`, never
+//! inlined: a goroutine may resume on another thread, so a thread-local address must not be
+//! reused across calls) and compares the stack pointer: about a nanosecond per checked frame.
+//!
+//! # Invariants
+//!
+//! - Only code running on the goroutine writes `stackguard` and `GInner::growth` (and the M
+//!   that starts or ends the goroutine, which owns the record then).
+//! - `growth.segs[..depth]` are the segments in use, oldest first; the goroutine's stack
+//!   pointer is in `segs[depth - 1]` (or in its window when `depth == 0`) whenever it runs
+//!   code outside this module. At most one further segment is kept as a spare: the one just
+//!   above the current stack, the last one left. So a call that sits right at a boundary and
+//!   is made in a loop does not take a segment from the pool every time (Go's "hot split"),
+//!   and the spare is at most twice the size of the stack the goroutine is on (Go likewise
+//!   keeps a grown stack until a collection finds it a quarter used).
+//! - A goroutine parked on a segment is never copied out (`copyout` copies only stacks whose
+//!   parked stack pointer lies in the window); its window and segments stay resident.
+//! - Segments are released when the goroutine ends (`release`), and discarded with it at
+//!   shutdown like its window.
+//! - Segments are plain pool windows, guard page included: running off a segment without a
+//!   check (a deep plain recursion) gives Go's stack-overflow report, as running off the
+//!   window does.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::coro::{self, stack, GStack};
+
+use super::g::{GInner, Goroutine};
+use super::Shared;
+
+/// Go's `maxstacksize` on 64-bit platforms: a goroutine whose stack would exceed it crashes
+/// with "goroutine stack exceeds 1000000000-byte limit". As in Go, stacks double, so the
+/// largest reach under it is about half of it.
+pub(crate) const DEFAULT_MAX_STACK: usize = 1_000_000_000;
+
+/// Stack a checked call needs below the stack pointer to run where it is: what plain code
+/// (which has no check) called from a checked frame can count on.
+pub(crate) const RED_ZONE: usize = 64 * 1024;
+
+/// The red zone of a stack with `usable` bytes: [`RED_ZONE`], or a quarter of a smaller stack
+/// (a goroutine given a 16 KiB stack on purpose grows when 4 KiB is left, not at once).
+pub(crate) fn red_zone(usable: usize) -> usize {
+    RED_ZONE.min(usable / 4)
+}
+
+/// The stack guard of a stack `[top - usable, top)`.
+pub(crate) fn guard_for(top: usize, usable: usize) -> usize {
+    top - usable + red_zone(usable)
+}
+
+/// The segments a goroutine runs on past its window (boxed in its record on its first growth:
+/// most goroutines never grow).
+pub(crate) struct Growth {
+    /// Segments in use, oldest first, then at most one spare.
+    segs: Vec<GStack>,
+    /// How many of `segs` are in use.
+    depth: usize,
+    /// Usable bytes of the window and the segments in use.
+    reach: usize,
+}
+
+/// Growth counters of a runtime (`debug::sched_stats`).
+#[derive(Default)]
+pub(crate) struct GrowStats {
+    /// Segments held by goroutines, in use or spare.
+    pub(crate) held: AtomicUsize,
+    /// Segments taken from the pool for growth (spares reused are not counted).
+    pub(crate) taken: AtomicU64,
+}
+
+/// The running goroutine's stack guard; 0 on a plain thread (never grows).
+///
+/// Never inlined: the caller may be a goroutine that moved to another thread since it last
+/// looked, and an inlined thread-local read could reuse the old thread's address.
+#[inline(never)]
+pub(crate) fn current_stackguard() -> usize {
+    match super::current_g() {
+        // SAFETY: a running goroutine's record is alive while it runs.
+        Some(g) => unsafe { (*g).stackguard() },
+        None => 0,
+    }
+}
+
+/// `f`, on a further segment if the stack pointer is below the running goroutine's stack
+/// guard (see [`crate::maybe_grow`]).
+#[inline(always)]
+pub fn maybe_grow<R, F: FnOnce() -> R>(f: F) -> R {
+    if coro::stack_pointer() >= current_stackguard() {
+        f()
+    } else {
+        grow(f)
+    }
+}
+
+/// The slow path: run `f` on a segment, or where it is if the goroutine may not grow further.
+#[cold]
+#[inline(never)]
+fn grow<R, F: FnOnce() -> R>(f: F) -> R {
+    let g = super::current_g().unwrap_or_else(|| crate::panic::throw("grow: no goroutine"));
+    // SAFETY: the running goroutine's record outlives this call.
+    let g = unsafe { &*g };
+    match enter(g) {
+        Some((top, usable)) => {
+            let _back = Leave(g);
+            // SAFETY: `enter` made `[top - usable, top)` the segment in use at the new depth:
+            // owned by this goroutine, nothing on it, and it stays in `growth.segs` (moved
+            // only as a value, its memory never) until `Leave` runs after `f` is done.
+            unsafe { coro::on_segment(top, usable, f) }
+        }
+        None => {
+            // Refused: the goroutine is at its limit. `f` runs here without further checks
+            // (a frame that finds too little stack overflows into the guard page, and the
+            // report names the limit), and the guard comes back when it returns.
+            let _back = Unrefuse(g, g.stackguard());
+            g.set_stackguard(0);
+            f()
+        }
+    }
+}
+
+/// Puts the goroutine back on the stack it left when the call on the segment ends, also by
+/// unwinding.
+struct Leave<'a>(&'a Goroutine);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        leave(self.0);
+    }
+}
+
+/// Restores the stack guard after a refused growth.
+struct Unrefuse<'a>(&'a Goroutine, usize);
+
+impl Drop for Unrefuse<'_> {
+    fn drop(&mut self) {
+        self.0.set_stackguard(self.1);
+    }
+}
+
+/// Takes the next segment for the running goroutine `g` and makes it current; returns its
+/// `(top, usable)`, or `None` if the goroutine's total stack would exceed the runtime's limit.
+fn enter(g: &Goroutine) -> Option<(usize, usize)> {
+    let shared = &g.shared;
+    // SAFETY: the running goroutine owns its record's inner part; no other reference to it
+    // is live in this module's callers.
+    let inner = unsafe { g.inner() };
+    let (_, window_usable) = window(g);
+    let gr = inner.growth.get_or_insert_with(|| {
+        Box::new(Growth {
+            segs: Vec::new(),
+            depth: 0,
+            reach: window_usable,
+        })
+    });
+    let cur = match gr.depth {
+        0 => window_usable,
+        d => gr.segs[d - 1].usable(),
+    };
+    let next = stack::class_size(cur.saturating_mul(2));
+    if gr.reach.saturating_add(next) > shared.max_stack.load(Ordering::Relaxed) {
+        return None;
+    }
+    if gr.segs.len() > gr.depth && gr.segs[gr.depth].usable() != next {
+        // A spare of another size (the window's size was not a power of two, or it was
+        // left from a different limit): back to the pool.
+        let s = gr.segs.pop().expect("a spare");
+        give_back(shared, s);
+    }
+    if gr.segs.len() == gr.depth {
+        gr.segs.push(shared.stacks.alloc(next));
+        shared.growth.held.fetch_add(1, Ordering::Relaxed);
+        shared.growth.taken.fetch_add(1, Ordering::Relaxed);
+    }
+    let seg = &mut gr.segs[gr.depth];
+    seg.mark_dirty();
+    let (top, usable) = (seg.top(), seg.usable());
+    gr.depth += 1;
+    gr.reach += usable;
+    g.set_stackguard(guard_for(top, usable));
+    Some((top, usable))
+}
+
+/// The call on the newest segment ended: the goroutine is back on the stack below it.
+fn leave(g: &Goroutine) {
+    let shared = &g.shared;
+    // SAFETY: as in `enter`.
+    let inner = unsafe { g.inner() };
+    let gr = inner
+        .growth
+        .as_mut()
+        .unwrap_or_else(|| crate::panic::throw("leave: no segments"));
+    gr.depth -= 1;
+    let d = gr.depth;
+    gr.reach -= gr.segs[d].usable();
+    // Keep the segment just left as the spare; drop the one kept above it, if any.
+    while gr.segs.len() > d + 1 {
+        let s = gr.segs.pop().expect("len > keep");
+        give_back(shared, s);
+    }
+    let guard = match d {
+        0 => {
+            let (top, usable) = window(g);
+            guard_for(top, usable)
+        }
+        d => guard_for(gr.segs[d - 1].top(), gr.segs[d - 1].usable()),
+    };
+    g.set_stackguard(guard);
+}
+
+/// Returns a segment to the pool.
+fn give_back(shared: &Shared, s: GStack) {
+    shared.growth.held.fetch_sub(1, Ordering::Relaxed);
+    shared.stacks.free(s);
+}
+
+/// The goroutine's window `(top, usable)`.
+fn window(g: &Goroutine) -> (usize, usize) {
+    let (low, top) = g
+        .out
+        .window()
+        .unwrap_or_else(|| crate::panic::throw("a running goroutine has no window"));
+    (top, top - low)
+}
+
+/// Returns the segments of a goroutine that ended or is discarded (the caller owns its
+/// record). `keep_contents`: a discarded goroutine's segments in use in sanitizer builds,
+/// which are leaked with their contents like its window (`StackPool::leak`).
+pub(crate) fn release(inner: &mut GInner, shared: &Shared, keep_contents: bool) {
+    let Some(mut gr) = inner.growth.take() else {
+        return;
+    };
+    let in_use = gr.depth;
+    for (i, s) in gr.segs.drain(..).enumerate() {
+        shared.growth.held.fetch_sub(1, Ordering::Relaxed);
+        if keep_contents && i < in_use {
+            #[cfg(feature = "sanitizer")]
+            shared.stacks.leak(s);
+            #[cfg(not(feature = "sanitizer"))]
+            shared.stacks.free(s);
+        } else {
+            shared.stacks.free(s);
+        }
+    }
+}
+
+/// The segments in use of a goroutine, as `[low, top)` ranges (LeakSanitizer roots at a
+/// process exit). The caller ensures nothing changes them meanwhile (the process is exiting
+/// and only reads).
+#[cfg(feature = "sanitizer")]
+pub(crate) fn segments_in_use(inner: &GInner) -> Vec<(usize, usize)> {
+    inner.growth.as_ref().map_or(Vec::new(), |gr| {
+        gr.segs[..gr.depth]
+            .iter()
+            .map(|s| (s.top() - s.usable(), s.top()))
+            .collect()
+    })
+}
+
+/// For the overflow report: whether the running goroutine was refused growth (so the limit
+/// it hit is the runtime's maximum, returned). Async-signal-safe: atomic loads only.
+pub(crate) fn refused_limit_for_signal() -> Option<usize> {
+    let g = super::current_g()?;
+    // SAFETY: a running goroutine's record is alive while it runs.
+    let g = unsafe { &*g };
+    (g.stackguard() == 0).then(|| g.shared.max_stack.load(Ordering::Relaxed))
+}

@@ -1,0 +1,325 @@
+//! Stack growth past the window (`sched/grow.rs`): recursion through `#[gort::func]` frames and
+//! `gort::maybe_grow` goes far deeper than a goroutine's window without configuration, panics
+//! and Goexit unwind across segments running every deferred call, goroutines park on segments
+//! and resume intact on other threads, a call at a segment boundary in a loop reuses its
+//! segment, segments go back to the pool, and the limit gives Go's report and exit 2.
+
+mod support;
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gort::{Chan, WaitGroup};
+
+/// ASan's redzones make frames several times larger; depths shrink there.
+const SCALE: u64 = if cfg!(feature = "sanitizer") { 4 } else { 1 };
+
+/// 16 MiB of frames (about 1 KiB a level): 64 times the default window, 8 times a spawned std
+/// thread's stack.
+const DEEP: u64 = 16 * 1024 / SCALE;
+
+/// A value computed from `id` and `i` that a zero page would not reproduce.
+fn mix(id: u64, i: u64) -> u64 {
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).rotate_left(17)
+        | 1
+}
+
+/// Recursion through `#[gort::func]` frames with about 1 KiB of stack each.
+#[gort::func]
+fn dive(n: u64) -> u64 {
+    let pad = black_box([n; 128]);
+    if n == 0 {
+        return pad[0];
+    }
+    dive(n - 1) + pad[1]
+}
+
+/// The same recursion as a plain function that asks for growth itself.
+fn dive_plain(n: u64) -> u64 {
+    let pad = black_box([n; 128]);
+    if n == 0 {
+        return pad[0];
+    }
+    gort::maybe_grow(|| dive_plain(n - 1)) + pad[1]
+}
+
+fn sum_to(n: u64) -> u64 {
+    (0..=n).sum()
+}
+
+/// Waits (bounded) until no goroutine holds a segment: a goroutine's segments go back when
+/// its M ends it, a moment after its `join` returned.
+fn wait_segments_released() -> usize {
+    let t = Instant::now();
+    loop {
+        let held = gort::debug::sched_stats().stack_segments;
+        if held == 0 || t.elapsed() > Duration::from_secs(10) {
+            return held;
+        }
+        gort::time::sleep(Duration::from_millis(1));
+    }
+}
+
+#[gort::test(procs = 2)]
+fn func_recursion_goes_far_past_the_window() {
+    let before = gort::debug::sched_stats().stack_growths;
+    let h = gort::spawn(|| dive(DEEP));
+    assert_eq!(h.join(), sum_to(DEEP));
+    let s = gort::debug::sched_stats();
+    assert!(s.stack_growths > before, "no segment was taken: {s:?}");
+    // Doubling segments: a handful, not one per level.
+    assert!(s.stack_growths - before < 12, "{s:?}");
+    assert_eq!(
+        wait_segments_released(),
+        0,
+        "segments outlived their goroutine"
+    );
+    // Goroutine 1 (an 8 MiB window) grows too.
+    assert_eq!(dive(DEEP * 2), sum_to(DEEP * 2));
+}
+
+#[gort::test(procs = 2)]
+fn maybe_grow_takes_plain_recursion_far_past_the_window() {
+    let hs: Vec<_> = (0..4).map(|_| gort::spawn(|| dive_plain(DEEP))).collect();
+    for h in hs {
+        assert_eq!(h.join(), sum_to(DEEP));
+    }
+    assert_eq!(wait_segments_released(), 0);
+}
+
+#[test]
+fn maybe_grow_outside_a_goroutine_just_calls() {
+    // A plain thread has no stack guard: the closure runs where it is.
+    assert_eq!(gort::maybe_grow(|| 7), 7);
+    assert_eq!(dive(10), sum_to(10));
+}
+
+/// Deferred calls count themselves on the way up; the bottom panics.
+#[gort::func]
+fn dive_and_panic(n: u64, ran: &Cell<u64>) -> u64 {
+    defer!(|| ran.set(ran.get() + 1));
+    let pad = black_box([n; 128]);
+    if n == 0 {
+        panic!("bottom of {}", pad[0]);
+    }
+    dive_and_panic(n - 1, ran) + pad[1]
+}
+
+#[gort::func]
+fn catch_deep_panic(n: u64, ran: &Cell<u64>) -> Option<String> {
+    defer!(|r| {
+        if let Some(p) = gort::recover() {
+            r.set(Some(p.to_string()));
+        }
+    });
+    dive_and_panic(n, ran);
+    None
+}
+
+#[gort::test(procs = 2)]
+fn a_panic_unwinds_across_segments_and_runs_every_deferred_call() {
+    let h = gort::spawn(|| {
+        let ran = Cell::new(0);
+        let got = catch_deep_panic(DEEP, &ran);
+        // Back on the window: a second deep dive grows again from there.
+        let again = dive(DEEP);
+        (got, ran.get(), again)
+    });
+    let (got, ran, again) = h.join();
+    assert_eq!(got.as_deref(), Some("bottom of 0"));
+    assert_eq!(ran, DEEP + 1, "every level's deferred call ran");
+    assert_eq!(again, sum_to(DEEP));
+    assert_eq!(wait_segments_released(), 0);
+}
+
+#[gort::func]
+fn dive_and_goexit(n: u64, ran: &AtomicU64) {
+    defer!(ran.fetch_add(1, Ordering::Relaxed));
+    let pad = black_box([n; 128]);
+    if n == 0 {
+        gort::goexit();
+    }
+    dive_and_goexit(n - 1, ran);
+    black_box(pad);
+}
+
+#[gort::test(procs = 2)]
+fn goexit_across_segments_runs_every_deferred_call() {
+    let ran = Arc::new(AtomicU64::new(0));
+    let r = ran.clone();
+    let done: Chan<()> = Chan::new(0);
+    let d = done.clone();
+    gort::go!(move || {
+        defer!(d.close());
+        dive_and_goexit(DEEP, &r);
+        unreachable!("Goexit does not return");
+    });
+    assert_eq!(done.recv(), None);
+    assert_eq!(ran.load(Ordering::Relaxed), DEEP + 1);
+    assert_eq!(wait_segments_released(), 0);
+}
+
+/// Fills each level's frame with values from `id`, parks at the bottom (yielding on the way
+/// down, so the goroutine changes threads), and checks every level on the way up.
+#[gort::func]
+fn dive_and_park(id: u64, n: u64, ch: &Chan<u64>) -> u64 {
+    let mut local = [0u64; 96];
+    for (i, w) in local.iter_mut().enumerate() {
+        *w = mix(id, i as u64 + n * 1000);
+    }
+    let local = black_box(local);
+    if n % 256 == 0 {
+        gort::yield_now();
+    }
+    let below = if n == 0 {
+        ch.recv().expect("woken with a value")
+    } else {
+        dive_and_park(id, n - 1, ch)
+    };
+    let mut sum = below;
+    for (i, w) in local.iter().enumerate() {
+        assert_eq!(
+            *w,
+            mix(id, i as u64 + n * 1000),
+            "goroutine {id}: word {i} at level {n} changed"
+        );
+        sum = sum.wrapping_add(*w);
+    }
+    sum
+}
+
+fn expected_park_sum(id: u64, n: u64, woken_with: u64) -> u64 {
+    let mut sum = woken_with;
+    for level in 0..=n {
+        for i in 0..96 {
+            sum = sum.wrapping_add(mix(id, i + level * 1000));
+        }
+    }
+    sum
+}
+
+#[gort::test(procs = 4)]
+fn goroutines_park_on_segments_and_resume_intact_on_other_threads() {
+    const G: u64 = 16;
+    let depth = 4 * 1024 / SCALE; // about 4 MiB each
+    let chans: Vec<Chan<u64>> = (0..G).map(|_| Chan::new(0)).collect();
+    let sums = Arc::new(AtomicU64::new(0));
+    let wg = WaitGroup::new();
+    for (id, ch) in chans.iter().enumerate() {
+        let (ch, wg, sums) = (ch.clone(), wg.clone(), sums.clone());
+        wg.add(1);
+        gort::go!(move || {
+            let id = id as u64;
+            let got = dive_and_park(id, depth, &ch);
+            assert_eq!(got, expected_park_sum(id, depth, id * 7 + 1));
+            sums.fetch_add(1, Ordering::Relaxed);
+            wg.done();
+        });
+    }
+    // Every goroutine is at its bottom, deep in its segments, once its send goes through.
+    for (id, ch) in chans.iter().enumerate().rev() {
+        ch.send(id as u64 * 7 + 1);
+    }
+    wg.wait();
+    assert_eq!(sums.load(Ordering::Relaxed), G);
+    assert_eq!(wait_segments_released(), 0);
+}
+
+/// A leaf frame: the checked call made at every level.
+#[gort::func]
+fn leaf(x: u64) -> u64 {
+    black_box(x) + 1
+}
+
+#[gort::func]
+fn dive_calling_leaves(n: u64) -> u64 {
+    let pad = black_box([n; 128]);
+    let mut s = 0;
+    for i in 0..16 {
+        s += leaf(i);
+    }
+    if n == 0 {
+        return s + pad[0];
+    }
+    dive_calling_leaves(n - 1) + s + pad[1]
+}
+
+#[gort::test(procs = 1)]
+fn calls_at_a_segment_boundary_reuse_the_spare() {
+    // Levels near each boundary call `leaf` with less than the red zone left, so each call
+    // switches to the next segment: thousands of switches. Taking a segment from the pool is
+    // counted; the spare kept after each return makes the rest free.
+    let before = gort::debug::sched_stats().stack_growths;
+    let n = DEEP / 2;
+    let h = gort::spawn(move || dive_calling_leaves(n));
+    assert_eq!(h.join(), sum_to(n) + (n + 1) * (1..=16).sum::<u64>());
+    let taken = gort::debug::sched_stats().stack_growths - before;
+    assert!(taken < 16, "{taken} segments taken from the pool");
+}
+
+#[test]
+fn limit_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(2).run(|| {
+        gort::debug::set_max_stack(4 << 20);
+        let h = gort::spawn(|| dive(u64::MAX));
+        h.join();
+    });
+    unreachable!("the overflow ends the process");
+}
+
+#[test]
+fn recursion_past_the_limit_gives_go_report_and_exit_2() {
+    let out = support::run_child("limit_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("runtime: goroutine stack exceeds 4194304-byte limit"),
+        "{err}"
+    );
+    assert!(
+        err.contains("runtime: raise it with gort::debug::set_max_stack"),
+        "{err}"
+    );
+    assert!(err.contains("fatal error: stack overflow"), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("goroutine ") && l.ends_with(" [running]:")),
+        "{err}"
+    );
+}
+
+#[test]
+fn default_limit_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(1).run(|| {
+        let h = gort::spawn(|| dive(u64::MAX));
+        h.join();
+    });
+    unreachable!("the overflow ends the process");
+}
+
+/// Go's own words for an infinite recursion: the 1 GB limit. Segments double up to 512 MiB
+/// (about 512 MiB of frames, touched once, in this test's child process).
+#[test]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "ASan's shadow of half a gigabyte of frames"
+)]
+fn infinite_recursion_hits_go_limit() {
+    let out = support::run_child("default_limit_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("runtime: goroutine stack exceeds 1000000000-byte limit"),
+        "{err}"
+    );
+    assert!(err.contains("fatal error: stack overflow"), "{err}");
+}
