@@ -70,6 +70,25 @@ func timeCalls(n uint64, f func(*uint64)) float64 {
 	return float64(time.Since(t).Nanoseconds()) / float64(n)
 }
 
+// deep's recursion: 1 KiB of frame a level, kept on the stack (touchPad does not let it
+// escape).
+//
+//go:noinline
+func dive(n uint64) uint64 {
+	var pad [128]uint64
+	for i := range pad {
+		pad[i] = n
+	}
+	touchPad(&pad)
+	if n == 0 {
+		return pad[0]
+	}
+	return dive(n-1) + pad[1]
+}
+
+//go:noinline
+func touchPad(p *[128]uint64) uint64 { return p[p[0]%128] }
+
 func skynet(num, size, div uint64, out chan<- uint64) {
 	if size == 1 {
 		out <- num
@@ -118,6 +137,25 @@ func main() {
 			}
 			wg.Wait()
 			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(2*n), "ns"}
+		case "deep":
+			const levels, atOnce = 1024, 64
+			want := uint64(levels * (levels + 1) / 2)
+			slots := make(chan struct{}, atOnce)
+			var wg sync.WaitGroup
+			t := time.Now()
+			for i := uint64(0); i < n; i++ {
+				slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					if dive(levels) != want {
+						panic("bad sum")
+					}
+					<-slots
+					wg.Done()
+				}()
+			}
+			wg.Wait()
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(n), "ns"}
 		case "skynet":
 			t := time.Now()
 			c := make(chan uint64)

@@ -100,6 +100,24 @@ pub const ECHO_SIZE: usize = 64;
 /// Goroutines contending in the `mutex` workload.
 pub const CONTENDERS: u64 = 1_000;
 
+/// `deep`: levels each goroutine recurses (about 1 KiB of frame each, so 1 MiB in all: four
+/// times a default gort window, past Go's first nine stack doublings).
+pub const DEEP_LEVELS: u64 = 1024;
+
+/// `deep`: goroutines recursing at once.
+pub const DEEP_AT_ONCE: usize = 64;
+
+/// `deep`'s recursion: a `#[gort::func]` frame (checked: it continues on a further stack
+/// segment when its stack runs low) holding 1 KiB. Returns the sum 0..=n.
+#[gort::func]
+pub fn dive(n: u64) -> u64 {
+    let pad = std::hint::black_box([n; 128]);
+    if n == 0 {
+        return pad[0];
+    }
+    dive(n - 1) + pad[1]
+}
+
 /// Skynet's answer for `n` leaves: the sum 0..n.
 pub fn skynet_sum(n: u64) -> u64 {
     n * (n - 1) / 2

@@ -147,6 +147,12 @@ pub mod prelude {
 /// });
 /// ```
 ///
+/// A `#[gort::func]` function is also where a goroutine's stack grows: on entry it compares
+/// the stack pointer with the goroutine's stack guard (Go's prologue check, about half a
+/// nanosecond), and when less than 64 KiB is left the whole frame, deferred calls included,
+/// runs on a further stack segment (see [`maybe_grow`]). So recursion through `#[gort::func]`
+/// functions reaches as deep as Go's, far past the goroutine's 256 KiB window.
+///
 /// Up to 8 `defer!`s that are not inside loops are open-coded (kept in typed slots in the
 /// function's own stack frame, as Go 1.14+ does); otherwise every `defer!` of the function goes
 /// on the goroutine's defer list, whose records are reused. `docs/defer-panic-recover.md` has

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use gort_benches::{
-    args, defers, ns_per, report, settle, skynet_sum, sleeper_duration, status_bytes, vm_rss, Args,
-    CONTENDERS, ECHO_MSGS, ECHO_SIZE, LIST_DEFERS, RING,
+    args, defers, dive, ns_per, report, settle, skynet_sum, sleeper_duration, status_bytes, vm_rss,
+    Args, CONTENDERS, DEEP_AT_ONCE, DEEP_LEVELS, ECHO_MSGS, ECHO_SIZE, LIST_DEFERS, RING,
 };
 
 fn done(wg: gort::WaitGroup) {
@@ -18,6 +18,28 @@ fn spawn(a: &Args) -> f64 {
     for _ in 0..a.n {
         wg.add(1);
         gort::go!(done(wg.clone()));
+    }
+    wg.wait();
+    ns_per(t, a.n)
+}
+
+/// N goroutines, `DEEP_AT_ONCE` at a time, that each recurse `DEEP_LEVELS` frames (1 MiB)
+/// and return; ns per goroutine. Go grows a goroutine's stack by copying; gort continues on
+/// stack segments.
+fn deep(a: &Args) -> f64 {
+    let slots = gort::Chan::new(DEEP_AT_ONCE);
+    let wg = gort::WaitGroup::new();
+    let want = (0..=DEEP_LEVELS).sum::<u64>();
+    let t = Instant::now();
+    for _ in 0..a.n {
+        slots.send(());
+        wg.add(1);
+        let (slots, wg) = (slots.clone(), wg.clone());
+        gort::go!(move || {
+            assert_eq!(dive(DEEP_LEVELS), want);
+            slots.recv();
+            wg.done();
+        });
     }
     wg.wait();
     ns_per(t, a.n)
@@ -307,6 +329,7 @@ fn main() {
             .run(move || match a.workload.as_str() {
                 "spawn" => (spawn(&a), "ns"),
                 "yield" => (yield_(&a), "ns"),
+                "deep" => (deep(&a), "ns"),
                 "skynet" => (skynet(&a), "ms"),
                 "parked_mem" => (parked_mem(&a), "B"),
                 "parked_create" => (parked_create(&a), "ns"),

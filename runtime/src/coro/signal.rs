@@ -1,9 +1,9 @@
 //! Stack-overflow detection: a chained SIGSEGV/SIGBUS handler on an alternate signal stack.
 //!
-//! A goroutine that runs off the bottom of its window touches the guard page below it. The
-//! kernel then raises SIGSEGV on the faulting thread; since the goroutine's own stack is the one
-//! that is exhausted, the handler must run on an alternate signal stack (`SA_ONSTACK`; every M
-//! thread makes sure it has one).
+//! A goroutine that runs off the bottom of its window (or of a growth segment) touches the
+//! guard page below it. The kernel then raises SIGSEGV on the faulting thread; since the
+//! goroutine's own stack is the one that is exhausted, the handler must run on an alternate
+//! signal stack (`SA_ONSTACK`; every M thread makes sure it has one).
 //!
 //! The handler asks the segment registry (`stack::guard_hit`) whether the fault address is a
 //! goroutine guard page. If it is, it prints Go's report and exits with status 2:
@@ -14,6 +14,9 @@
 //!
 //! goroutine 7 [running]:
 //! ```
+//!
+//! The limit is the size of the stack the goroutine ran off (its window, or a growth segment),
+//! or, when it was refused a further segment (`sched::grow`), the runtime's maximum stack.
 //!
 //! Any other fault goes to the handler that was installed before ours (usually std's, which
 //! reports overflows of std thread stacks), or to the default action. Everything here is

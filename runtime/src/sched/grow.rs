@@ -22,14 +22,17 @@
 //!
 //! `Goroutine::stackguard` is the lowest stack pointer at which a checked call may still start
 //! on the current stack: the stack's low end plus the red zone. A plain thread has none (0:
-//! never grows). The check reads it through the thread's M (`current_stackguard`, never
-//! inlined: a goroutine may resume on another thread, so a thread-local address must not be
-//! reused across calls) and compares the stack pointer: about a nanosecond per checked frame.
+//! never grows). While the goroutine runs, its thread's [`slot`] holds a copy: on x86-64
+//! glibc the check is a compare of the stack pointer with `%fs:0x70` and a branch, inlined
+//! into the frame, like Go's prologue compare with `g.stackguard0`.
 //!
 //! # Invariants
 //!
 //! - Only code running on the goroutine writes `stackguard` and `GInner::growth` (and the M
 //!   that starts or ends the goroutine, which owns the record then).
+//! - A thread's slot holds the stack guard of the goroutine running on it, and 0 whenever
+//!   none does (the M's own code, park functions, plain threads): a check on an M's stack
+//!   never grows a goroutine it is not running on.
 //! - `growth.segs[..depth]` are the segments in use, oldest first; the goroutine's stack
 //!   pointer is in `segs[depth - 1]` (or in its window when `depth == 0`) whenever it runs
 //!   code outside this module. At most one further segment is kept as a spare: the one just
@@ -92,10 +95,12 @@ pub(crate) struct GrowStats {
     pub(crate) taken: AtomicU64,
 }
 
-/// The running goroutine's stack guard; 0 on a plain thread (never grows).
+/// The running goroutine's stack guard, read through the M; 0 on a plain thread (never
+/// grows). The check's own path on targets without a `slot` word.
 ///
 /// Never inlined: the caller may be a goroutine that moved to another thread since it last
 /// looked, and an inlined thread-local read could reuse the old thread's address.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
 #[inline(never)]
 pub(crate) fn current_stackguard() -> usize {
     match super::current_g() {
@@ -105,11 +110,73 @@ pub(crate) fn current_stackguard() -> usize {
     }
 }
 
+/// Where the check finds the stack guard of the goroutine running on this thread.
+///
+/// On x86-64 Linux with glibc it is `%fs:0x70`, the word glibc's thread control block
+/// reserves for split stacks (`tcbhead_t::__private_ss`), which GCC's `-fsplit-stack` (and
+/// gccgo's goroutines) and LLVM's segmented stacks use for the same purpose: a stack limit
+/// that one instruction reads, whichever thread the code runs on. The check is then two
+/// instructions inlined into the frame, like Go's prologue. The M stores the goroutine's
+/// guard there right before it resumes it and 0 right after it switches out; `enter` and
+/// `leave` store the new guard. A thread that never ran a goroutine has 0 there (a stale
+/// value in a reused thread descriptor only sends a call to the slow path, which finds no
+/// goroutine and clears it).
+///
+/// Elsewhere the check calls `current_stackguard` (about a nanosecond more) and the stores
+/// are no-ops.
+pub(crate) mod slot {
+    /// The stack guard of the goroutine running on this thread (0: none).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+    #[inline(always)]
+    pub(crate) fn get() -> usize {
+        let v: usize;
+        // SAFETY: glibc's x86-64 thread control block is at %fs:0, and the word at 0x70 is
+        // `__private_ss`, reserved for split-stack limits and unused by glibc itself; every
+        // thread has it. Not `pure`: each check reads it anew (a goroutine may have moved to
+        // another thread since the last one).
+        unsafe {
+            std::arch::asm!(
+                "mov {}, qword ptr fs:[0x70]",
+                out(reg) v,
+                options(nostack, readonly, preserves_flags)
+            )
+        };
+        v
+    }
+
+    /// Stores the running goroutine's stack guard (0 when none runs).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+    #[inline(always)]
+    pub(crate) fn set(v: usize) {
+        // SAFETY: as in `get`: the split-stack word of this thread's control block, which
+        // nothing but gort's check reads in a gort process.
+        unsafe {
+            std::arch::asm!(
+                "mov qword ptr fs:[0x70], {}",
+                in(reg) v,
+                options(nostack, preserves_flags)
+            )
+        };
+    }
+
+    /// The stack guard of the goroutine running on this thread (0: none).
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+    #[inline(always)]
+    pub(crate) fn get() -> usize {
+        super::current_stackguard()
+    }
+
+    /// Nothing to store: `get` reads the record.
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+    #[inline(always)]
+    pub(crate) fn set(_: usize) {}
+}
+
 /// `f`, on a further segment if the stack pointer is below the running goroutine's stack
 /// guard (see [`crate::maybe_grow`]).
 #[inline(always)]
 pub fn maybe_grow<R, F: FnOnce() -> R>(f: F) -> R {
-    if coro::stack_pointer() >= current_stackguard() {
+    if coro::stack_pointer() >= slot::get() {
         f()
     } else {
         grow(f)
@@ -120,7 +187,11 @@ pub fn maybe_grow<R, F: FnOnce() -> R>(f: F) -> R {
 #[cold]
 #[inline(never)]
 fn grow<R, F: FnOnce() -> R>(f: F) -> R {
-    let g = super::current_g().unwrap_or_else(|| crate::panic::throw("grow: no goroutine"));
+    let Some(g) = super::current_g() else {
+        // A stale slot on a plain thread (see `slot`).
+        slot::set(0);
+        return f();
+    };
     // SAFETY: the running goroutine's record outlives this call.
     let g = unsafe { &*g };
     match enter(g) {
@@ -136,7 +207,7 @@ fn grow<R, F: FnOnce() -> R>(f: F) -> R {
             // (a frame that finds too little stack overflows into the guard page, and the
             // report names the limit), and the guard comes back when it returns.
             let _back = Unrefuse(g, g.stackguard());
-            g.set_stackguard(0);
+            set_guard(g, 0);
             f()
         }
     }
@@ -157,7 +228,7 @@ struct Unrefuse<'a>(&'a Goroutine, usize);
 
 impl Drop for Unrefuse<'_> {
     fn drop(&mut self) {
-        self.0.set_stackguard(self.1);
+        set_guard(self.0, self.1);
     }
 }
 
@@ -200,7 +271,7 @@ fn enter(g: &Goroutine) -> Option<(usize, usize)> {
     let (top, usable) = (seg.top(), seg.usable());
     gr.depth += 1;
     gr.reach += usable;
-    g.set_stackguard(guard_for(top, usable));
+    set_guard(g, guard_for(top, usable));
     Some((top, usable))
 }
 
@@ -228,7 +299,13 @@ fn leave(g: &Goroutine) {
         }
         d => guard_for(gr.segs[d - 1].top(), gr.segs[d - 1].usable()),
     };
-    g.set_stackguard(guard);
+    set_guard(g, guard);
+}
+
+/// Sets the running goroutine's stack guard, in its record and in this thread's slot.
+fn set_guard(g: &Goroutine, v: usize) {
+    g.set_stackguard(v);
+    slot::set(v);
 }
 
 /// Returns a segment to the pool.

@@ -39,6 +39,7 @@ const JOBS: &[Job] = &[
     job("skynet", 2, 100_000),
     job("skynet", 2, 1_000_000),
     job("parked_create", 2, 1_000_000),
+    job("deep", 2, 100_000),
     job("parked_mem", 2, 10_000),
     job("parked_mem", 2, 100_000),
     job("parked_mem", 2, 1_000_000),
@@ -76,7 +77,7 @@ pub fn unit(w: &str) -> &'static str {
     match w {
         "skynet" | "sleepers" => "ms",
         "parked_mem" => "B/goroutine",
-        "spawn" | "parked_create" => "ns/goroutine",
+        "spawn" | "parked_create" | "deep" => "ns/goroutine",
         "yield" => "ns/yield",
         "pingpong" => "ns/round trip",
         "ring" => "ns/hop",
@@ -95,6 +96,9 @@ pub fn runs(workload: &str, peer: &str) -> bool {
         "defer_none" | "defer_open" | "defer_list" | "panic_recover" => {
             peer == "gort" || peer == "go"
         }
+        // A recursion 1 MiB deep: tokio's tasks have no stacks of their own, and may's
+        // coroutines have fixed stacks (64 KiB by default) that it would overflow.
+        "deep" => peer == "gort" || peer == "go",
         "unwind_floor" => peer == "gort",
         // A blocking section's hand-off round trip: may has no such thing.
         "blocking" => peer != "may",
