@@ -39,7 +39,7 @@ const JOBS: &[Job] = &[
     job("skynet", 2, 100_000),
     job("skynet", 2, 1_000_000),
     job("parked_create", 2, 1_000_000),
-    job("deep", 2, 100_000),
+    job("deep", 2, 10_000),
     job("parked_mem", 2, 10_000),
     job("parked_mem", 2, 100_000),
     job("parked_mem", 2, 1_000_000),
