@@ -95,6 +95,91 @@ fn maybe_grow_outside_a_goroutine_just_calls() {
     // A plain thread has no stack guard: the closure runs where it is.
     assert_eq!(gort::maybe_grow(|| 7), 7);
     assert_eq!(dive(10), sum_to(10));
+    // Also on a thread that ran goroutines (`gort::run` makes the caller's thread an M for a
+    // while): its guard is cleared when it stops running them.
+    assert_eq!(
+        gort::Builder::new().procs(1).run(|| dive(DEEP)),
+        sum_to(DEEP)
+    );
+    assert_eq!(dive(10), sum_to(10));
+    assert_eq!(gort::maybe_grow(|| 8), 8);
+}
+
+// Signatures the growth wrapper (a closure around the frame) must keep compiling, with the
+// same meaning: borrows returned from arguments (elided and named lifetimes, `&mut self`),
+// early `return`, `?`, `impl Trait`, generics, `self` by value, diverging functions.
+struct Holder {
+    v: Vec<u8>,
+}
+
+impl Holder {
+    #[gort::func]
+    fn first_mut(&mut self) -> &mut u8 {
+        &mut self.v[0]
+    }
+
+    #[gort::func]
+    fn into_len(self) -> usize {
+        self.v.len()
+    }
+}
+
+#[gort::func]
+fn pick<'a>(a: &'a mut [u8], b: &'a mut [u8], first: bool) -> &'a mut u8 {
+    if first {
+        return &mut a[0];
+    }
+    &mut b[0]
+}
+
+#[gort::func]
+fn parse_sum(xs: &[&str]) -> Result<i64, std::num::ParseIntError> {
+    let mut s = 0;
+    for x in xs {
+        s += x.parse::<i64>()?;
+    }
+    Ok(s)
+}
+
+#[gort::func]
+fn evens(n: u32) -> impl Iterator<Item = u32> {
+    (0..n).filter(|x| x % 2 == 0)
+}
+
+#[gort::func]
+fn largest<T: PartialOrd + Copy>(xs: &[T]) -> Option<T> {
+    let mut it = xs.iter().copied();
+    let mut m = it.next()?;
+    for x in it {
+        if x > m {
+            m = x;
+        }
+    }
+    Some(m)
+}
+
+#[gort::func]
+fn never(msg: &str) -> ! {
+    panic!("{msg}")
+}
+
+#[gort::test]
+fn checked_signatures_keep_their_meaning() {
+    let mut h = Holder { v: vec![1, 2] };
+    *h.first_mut() += 10;
+    assert_eq!(h.v[0], 11);
+    assert_eq!(h.into_len(), 2);
+    let (mut a, mut b) = (vec![1], vec![2]);
+    *pick(&mut a, &mut b, false) += 5;
+    *pick(&mut a, &mut b, true) += 1;
+    assert_eq!((a[0], b[0]), (2, 7));
+    assert_eq!(parse_sum(&["1", "2"]), Ok(3));
+    assert!(parse_sum(&["1", "x"]).is_err());
+    assert_eq!(evens(7).collect::<Vec<_>>(), [0, 2, 4, 6]);
+    assert_eq!(largest(&[3, 9, 2]), Some(9));
+    assert_eq!(largest::<u8>(&[]), None);
+    let r = std::panic::catch_unwind(|| never("gone"));
+    assert!(r.is_err());
 }
 
 /// Deferred calls count themselves on the way up; the bottom panics.
