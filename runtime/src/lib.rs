@@ -466,10 +466,12 @@ pub struct Builder {
     copy_out: bool,
 }
 
-/// Default usable stack window per goroutine.
+/// Default usable stack window per goroutine. Plain code reaches this deep; recursion through
+/// `#[gort::func]` functions or [`maybe_grow`] calls goes on past it on further segments.
 ///
 /// ```
-/// // A runtime whose goroutines recurse deeply: four times the default.
+/// // A runtime whose goroutines recurse deeply through plain functions: four times the
+/// // default.
 /// let b = gort::Builder::new().stack_size(4 * gort::DEFAULT_STACK_SIZE);
 /// assert_eq!(b.run(|| 1 + 1), 2);
 /// ```
