@@ -337,7 +337,20 @@ fn closure_arity(ts: &TokenStream2) -> usize {
 
 /// Whether a return type can be written on the body closure (closures cannot return
 /// `impl Trait`, and elided reference lifetimes there would not match the function's).
-pub(crate) fn nameable(t: &Type) -> bool {
+/// Whether a type mentions `impl Trait` (which cannot be written as a type argument).
+pub(crate) fn has_impl_trait(t: &Type) -> bool {
+    struct Check(bool);
+    impl<'ast> Visit<'ast> for Check {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut c = Check(false);
+    c.visit_type(t);
+    c.0
+}
+
+fn nameable(t: &Type) -> bool {
     struct Check(bool);
     impl<'ast> Visit<'ast> for Check {
         fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {

@@ -288,18 +288,19 @@ pub fn func(args: TokenStream, item: TokenStream) -> TokenStream {
     let name = sig.ident.to_string();
     let body = frame::frame_body(*block, quote!(#name), Some(&ret));
     // The stack check (`gort::maybe_grow`): the whole frame, deferred calls included, runs on
-    // a further stack segment when little of the goroutine's stack is left. A diverging
-    // function (`-> !`) is left as it is: a closure cannot be annotated with `!` on stable.
-    let body = match &ret {
-        syn::Type::Never(_) => body,
-        t => {
-            let arrow = if frame::nameable(t) {
-                quote!(-> #t)
-            } else {
-                TokenStream2::new()
-            };
-            quote! {{ ::gort::__private::grow(|| #arrow #body) }}
-        }
+    // a further stack segment when little of the goroutine's stack is left. The return type is
+    // given to `grow` (elided lifetimes in it are inferred there), so the body is checked
+    // against it as a function body is: coercions at `return` and at the tail still happen.
+    // Left as they are: a diverging function (`-> !` cannot be a type argument on stable), a
+    // return type with `impl Trait` (cannot be named there either; the closure infers it), and
+    // a `#[track_caller]` function (a closure would hide its caller's location).
+    let track_caller = attrs.iter().any(|a| a.path().is_ident("track_caller"));
+    let body = if track_caller || matches!(ret, syn::Type::Never(_)) {
+        body
+    } else if frame::has_impl_trait(&ret) {
+        quote! {{ ::gort::__private::grow(|| #body) }}
+    } else {
+        quote! {{ ::gort::__private::grow::<#ret, _>(|| #body) }}
     };
     quote! {
         #(#attrs)*

@@ -151,7 +151,9 @@ pub mod prelude {
 /// the stack pointer with the goroutine's stack guard (Go's prologue check, about half a
 /// nanosecond), and when less than 64 KiB is left the whole frame, deferred calls included,
 /// runs on a further stack segment (see [`maybe_grow`]). So recursion through `#[gort::func]`
-/// functions reaches as deep as Go's, far past the goroutine's 256 KiB window.
+/// functions reaches as deep as Go's, far past the goroutine's 256 KiB window. Two kinds of
+/// function are left unchecked: a `#[track_caller]` one (running its body in a closure would
+/// hide the caller's location) and a diverging one (`-> !`).
 ///
 /// Up to 8 `defer!`s that are not inside loops are open-coded (kept in typed slots in the
 /// function's own stack frame, as Go 1.14+ does); otherwise every `defer!` of the function goes
@@ -311,7 +313,9 @@ where
 /// unwinds. Every `#[gort::func]` function does this check on entry, so recursion through
 /// them reaches as deep as Go's does (up to [`debug::set_max_stack`], 1 GB by default);
 /// wrap the recursive call of a plain function in `maybe_grow` for the same. Plain code called
-/// from a checked frame can always use the red zone.
+/// from a checked frame can always use the red zone; a single frame with more locals than the
+/// red zone (64 KiB) can still run off a stack (Go's prologue counts the frame's size; gort's
+/// check cannot see it).
 ///
 /// The check is a compare of the stack pointer with the goroutine's stack guard and a branch
 /// (on x86-64 glibc; a call elsewhere). A call that has to switch onto a segment costs about

@@ -163,8 +163,67 @@ fn never(msg: &str) -> ! {
     panic!("{msg}")
 }
 
+/// Return types with elided lifetimes whose bodies need the declared type to coerce.
+struct Parts {
+    n: u32,
+    s: String,
+    arr: [u8; 3],
+    e: std::io::Error,
+}
+
+impl Parts {
+    #[gort::func]
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.e)
+    }
+
+    #[gort::func]
+    fn shown(&self, num: bool) -> &dyn std::fmt::Display {
+        if num {
+            &self.n
+        } else {
+            &self.s
+        }
+    }
+
+    #[gort::func]
+    fn bytes(&self, some: bool) -> &[u8] {
+        if some {
+            &self.arr
+        } else {
+            &[]
+        }
+    }
+
+    #[gort::func]
+    fn boxed(&self, num: bool) -> Box<dyn std::fmt::Display + '_> {
+        if num {
+            return Box::new(self.n);
+        }
+        Box::new(&self.s)
+    }
+}
+
+#[gort::func]
+#[track_caller]
+fn caller_line() -> u32 {
+    std::panic::Location::caller().line()
+}
+
 #[gort::test]
 fn checked_signatures_keep_their_meaning() {
+    let p = Parts {
+        n: 4,
+        s: "four".into(),
+        arr: [1, 2, 3],
+        e: std::io::Error::other("e"),
+    };
+    assert!(p.source().is_some());
+    assert_eq!(format!("{} {}", p.shown(true), p.shown(false)), "4 four");
+    assert_eq!((p.bytes(true).len(), p.bytes(false).len()), (3, 0));
+    assert_eq!(format!("{} {}", p.boxed(true), p.boxed(false)), "4 four");
+    let (line, here) = (caller_line(), line!());
+    assert_eq!(line, here, "#[track_caller] still names the caller");
     let mut h = Holder { v: vec![1, 2] };
     *h.first_mut() += 10;
     assert_eq!(h.v[0], 11);

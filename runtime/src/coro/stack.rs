@@ -765,16 +765,27 @@ impl StackPool {
         one.pop().expect("alloc_batch gives at least one stack")
     }
 
+    /// A stack with `usable` bytes, or the OS error if address space cannot be reserved (for
+    /// callers on a goroutine, where a panic could be recovered: growth `throw`s instead).
+    pub(crate) fn try_alloc(&self, usable: usize) -> io::Result<GStack> {
+        let mut one = Vec::with_capacity(1);
+        self.try_alloc_batch(usable, 1, &mut one)?;
+        Ok(one.pop().expect("alloc_batch gives at least one stack"))
+    }
+
+    fn try_alloc_batch(&self, usable: usize, max: usize, out: &mut Vec<GStack>) -> io::Result<()> {
+        if usable == self.default.usable {
+            self.default.alloc_batch(max, out)
+        } else {
+            self.with_class(usable, |c| c.alloc_batch(max, out))
+        }
+    }
+
     /// Moves up to `max` stacks with `usable` bytes (at least one) into `out`; the one to use
     /// first is last. How a P refills its stack cache with one lock acquisition. Panics as
     /// `alloc` does.
     pub(crate) fn alloc_batch(&self, usable: usize, max: usize, out: &mut Vec<GStack>) {
-        let r = if usable == self.default.usable {
-            self.default.alloc_batch(max, out)
-        } else {
-            self.with_class(usable, |c| c.alloc_batch(max, out))
-        };
-        if let Err(e) = r {
+        if let Err(e) = self.try_alloc_batch(usable, max, out) {
             // Go's "out of memory": not recoverable. This runs on an M (a goroutine's first
             // run), whose failure ends the process with a `fatal error:` report.
             panic!("cannot map a {usable}-byte goroutine stack: {e}")

@@ -100,7 +100,12 @@ pub(crate) struct GrowStats {
 ///
 /// Never inlined: the caller may be a goroutine that moved to another thread since it last
 /// looked, and an inlined thread-local read could reuse the old thread's address.
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_pointer_width = "64",
+    target_os = "linux",
+    target_env = "gnu"
+)))]
 #[inline(never)]
 pub(crate) fn current_stackguard() -> usize {
     match super::current_g() {
@@ -126,7 +131,12 @@ pub(crate) fn current_stackguard() -> usize {
 /// are no-ops.
 pub(crate) mod slot {
     /// The stack guard of the goroutine running on this thread (0: none).
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_pointer_width = "64",
+        target_os = "linux",
+        target_env = "gnu"
+    ))]
     #[inline(always)]
     pub(crate) fn get() -> usize {
         let v: usize;
@@ -145,7 +155,12 @@ pub(crate) mod slot {
     }
 
     /// Stores the running goroutine's stack guard (0 when none runs).
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_pointer_width = "64",
+        target_os = "linux",
+        target_env = "gnu"
+    ))]
     #[inline(always)]
     pub(crate) fn set(v: usize) {
         // SAFETY: as in `get`: the split-stack word of this thread's control block, which
@@ -160,14 +175,24 @@ pub(crate) mod slot {
     }
 
     /// The stack guard of the goroutine running on this thread (0: none).
-    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_pointer_width = "64",
+        target_os = "linux",
+        target_env = "gnu"
+    )))]
     #[inline(always)]
     pub(crate) fn get() -> usize {
         super::current_stackguard()
     }
 
     /// Nothing to store: `get` reads the record.
-    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_pointer_width = "64",
+        target_os = "linux",
+        target_env = "gnu"
+    )))]
     #[inline(always)]
     pub(crate) fn set(_: usize) {}
 }
@@ -194,15 +219,16 @@ fn grow<R, F: FnOnce() -> R>(f: F) -> R {
     };
     // SAFETY: the running goroutine's record outlives this call.
     let g = unsafe { &*g };
-    match enter(g) {
-        Some((top, usable)) => {
+    match enter(g, coro::stack_pointer()) {
+        Enter::Elsewhere => f(),
+        Enter::Grown(top, usable) => {
             let _back = Leave(g);
             // SAFETY: `enter` made `[top - usable, top)` the segment in use at the new depth:
             // owned by this goroutine, nothing on it, and it stays in `growth.segs` (moved
             // only as a value, its memory never) until `Leave` runs after `f` is done.
             unsafe { coro::on_segment(top, usable, f) }
         }
-        None => {
+        Enter::Refused => {
             // Refused: the goroutine is at its limit. `f` runs here without further checks
             // (a frame that finds too little stack overflows into the guard page, and the
             // report names the limit), and the guard comes back when it returns.
@@ -232,14 +258,27 @@ impl Drop for Unrefuse<'_> {
     }
 }
 
-/// Takes the next segment for the running goroutine `g` and makes it current; returns its
-/// `(top, usable)`, or `None` if the goroutine's total stack would exceed the runtime's limit.
-fn enter(g: &Goroutine) -> Option<(usize, usize)> {
+/// What `enter` did.
+enum Enter {
+    /// The next segment, `(top, usable)`, is now the current stack.
+    Grown(usize, usize),
+    /// The goroutine's total stack would exceed the runtime's limit.
+    Refused,
+    /// The stack pointer is not in the goroutine's current stack: the check ran on some other
+    /// stack (a coroutine of the user's own, driven by this goroutine). Growing would be wrong
+    /// there: when that stack is switched away and back, this goroutine's segments would be
+    /// left out of order. The call runs where it is.
+    Elsewhere,
+}
+
+/// Takes the next segment for the running goroutine `g`, whose stack pointer is `sp`, and
+/// makes it current.
+fn enter(g: &Goroutine, sp: usize) -> Enter {
     let shared = &g.shared;
     // SAFETY: the running goroutine owns its record's inner part; no other reference to it
     // is live in this module's callers.
     let inner = unsafe { g.inner() };
-    let (_, window_usable) = window(g);
+    let (window_top, window_usable) = window(g);
     let gr = inner.growth.get_or_insert_with(|| {
         Box::new(Growth {
             segs: Vec::new(),
@@ -247,22 +286,30 @@ fn enter(g: &Goroutine) -> Option<(usize, usize)> {
             reach: window_usable,
         })
     });
-    let cur = match gr.depth {
-        0 => window_usable,
-        d => gr.segs[d - 1].usable(),
+    let (cur_top, cur) = match gr.depth {
+        0 => (window_top, window_usable),
+        d => (gr.segs[d - 1].top(), gr.segs[d - 1].usable()),
     };
+    if !(cur_top - cur..=cur_top).contains(&sp) {
+        return Enter::Elsewhere;
+    }
     let next = stack::class_size(cur.saturating_mul(2));
     if gr.reach.saturating_add(next) > shared.max_stack.load(Ordering::Relaxed) {
-        return None;
+        return Enter::Refused;
     }
     if gr.segs.len() > gr.depth && gr.segs[gr.depth].usable() != next {
-        // A spare of another size (the window's size was not a power of two, or it was
-        // left from a different limit): back to the pool.
+        // A spare of another size (the stack below it changed size: a window that is not a
+        // power of two before, a reused record now on another window): back to the pool.
         let s = gr.segs.pop().expect("a spare");
         give_back(shared, s);
     }
     if gr.segs.len() == gr.depth {
-        gr.segs.push(shared.stacks.alloc(next));
+        let seg = shared.stacks.try_alloc(next).unwrap_or_else(|e| {
+            // Go's "out of memory" while growing a stack: fatal, not a panic a deferred
+            // `recover` could stop (the goroutine has only its red zone left).
+            crate::panic::throw(&format!("cannot map a {next}-byte stack segment: {e}"))
+        });
+        gr.segs.push(seg);
         shared.growth.held.fetch_add(1, Ordering::Relaxed);
         shared.growth.taken.fetch_add(1, Ordering::Relaxed);
     }
@@ -272,7 +319,7 @@ fn enter(g: &Goroutine) -> Option<(usize, usize)> {
     gr.depth += 1;
     gr.reach += usable;
     set_guard(g, guard_for(top, usable));
-    Some((top, usable))
+    Enter::Grown(top, usable)
 }
 
 /// The call on the newest segment ended: the goroutine is back on the stack below it.
@@ -364,4 +411,35 @@ pub(crate) fn refused_limit_for_signal() -> Option<usize> {
     // SAFETY: a running goroutine's record is alive while it runs.
     let g = unsafe { &*g };
     (g.stackguard() == 0).then(|| g.shared.max_stack.load(Ordering::Relaxed))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A check whose stack pointer is in neither the window nor the current segment (a
+    /// coroutine of the user's own, driven by the goroutine) runs in place: no segment is
+    /// taken, the guard is untouched, and growth from the goroutine's own stack still works.
+    #[test]
+    fn a_check_on_another_stack_runs_in_place() {
+        crate::Builder::new().procs(1).run(|| {
+            // SAFETY: the running goroutine's record outlives this closure.
+            let g = unsafe { &*crate::sched::current_g().expect("a goroutine") };
+            let guard = g.stackguard();
+            for sp in [4096, usize::MAX - 4096] {
+                assert!(matches!(enter(g, sp), Enter::Elsewhere));
+            }
+            assert_eq!(g.stackguard(), guard);
+            assert_eq!(g.shared.growth.held.load(Ordering::Relaxed), 0);
+            fn dive(n: u64) -> u64 {
+                let pad = std::hint::black_box([n; 128]);
+                if n == 0 {
+                    return pad[0];
+                }
+                maybe_grow(|| dive(n - 1)) + pad[1]
+            }
+            let h = crate::spawn(|| dive(4096));
+            assert_eq!(h.join(), (0..=4096).sum::<u64>());
+        });
+    }
 }

@@ -579,11 +579,16 @@ where
                 if let Some((low, high)) = g.out.window() {
                     crate::coro::stack::lsan::root(low, high);
                 }
-                // SAFETY: only read; the segments in use of a goroutine that is still
-                // running can change under this, but the process is exiting and a root that
-                // is too wide or too narrow only changes what LeakSanitizer reports.
-                for (low, high) in grow::segments_in_use(unsafe { g.inner() }) {
-                    crate::coro::stack::lsan::root(low, high);
+                // The segments of one that is not running (a running one changes its list
+                // as it grows; what only its segments hold may then be reported as leaked).
+                if g.status() != Status::Running {
+                    // SAFETY: only read, of a goroutine that is not running. Another M could
+                    // still resume it while the process exits; sanitizer builds accept that
+                    // narrow race at exit for the roots.
+                    let inner = unsafe { g.inner() };
+                    for (low, high) in grow::segments_in_use(inner) {
+                        crate::coro::stack::lsan::root(low, high);
+                    }
                 }
             }
         }
