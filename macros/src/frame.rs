@@ -445,8 +445,14 @@ pub(crate) fn frame_body(block: Block, name: TokenStream2, ret: Option<&Type>) -
         _ => TokenStream2::new(),
     };
     let p = quote!(::gort::__private);
+    // The frame's type fixes the body closure's return type (`Frame::body`), so the body is
+    // checked against the declared type as a function body is, and coercions at `return` and
+    // at the tail happen (`&self.n` as `&dyn Display`). Elided lifetimes are fine in a `let`
+    // type; `impl Trait` and `!` cannot be written there.
     let frame_ty = match ret {
-        Some(t) if nameable(t) => quote!(: #p::Frame<#t>),
+        Some(t) if !has_impl_trait(t) && !matches!(t, Type::Never(_)) => {
+            quote!(: #p::Frame<#t>)
+        }
         _ => TokenStream2::new(),
     };
     let probe = if ret.is_none() && diverges(&block) {

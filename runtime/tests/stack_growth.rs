@@ -204,6 +204,28 @@ impl Parts {
     }
 }
 
+/// The same shapes with a `defer!` (the frame's body closure needs the type as well).
+impl Parts {
+    #[gort::func]
+    fn shown_deferred(&self, num: bool, log: &Cell<u32>) -> &dyn std::fmt::Display {
+        defer!(log.set(log.get() + 1));
+        if num {
+            return &self.n;
+        }
+        &self.s
+    }
+
+    #[gort::func]
+    fn bytes_deferred(&self, some: bool, log: &Cell<u32>) -> &[u8] {
+        defer!(log.set(log.get() + 1));
+        if some {
+            &self.arr
+        } else {
+            &[]
+        }
+    }
+}
+
 #[gort::func]
 #[track_caller]
 fn caller_line() -> u32 {
@@ -222,6 +244,17 @@ fn checked_signatures_keep_their_meaning() {
     assert_eq!(format!("{} {}", p.shown(true), p.shown(false)), "4 four");
     assert_eq!((p.bytes(true).len(), p.bytes(false).len()), (3, 0));
     assert_eq!(format!("{} {}", p.boxed(true), p.boxed(false)), "4 four");
+    let log = Cell::new(0);
+    assert_eq!(
+        format!(
+            "{} {}",
+            p.shown_deferred(true, &log),
+            p.shown_deferred(false, &log)
+        ),
+        "4 four"
+    );
+    assert_eq!(p.bytes_deferred(false, &log).len(), 0);
+    assert_eq!(log.get(), 3);
     let (line, here) = (caller_line(), line!());
     assert_eq!(line, here, "#[track_caller] still names the caller");
     let mut h = Holder { v: vec![1, 2] };
