@@ -500,3 +500,126 @@ fn infinite_recursion_hits_go_limit() {
     );
     assert!(err.contains("fatal error: stack overflow"), "{err}");
 }
+
+/// Recurses `n` levels through checked frames; at the levels where `park_at` says so it waits
+/// for the driver (a receive), and at others it yields or panics and recovers a level down.
+/// Every level's frame is checked after the calls below it return.
+#[gort::func]
+fn wander(id: u64, n: u64, rng: u64, ch: &Chan<u64>) -> u64 {
+    let mut local = [0u64; 96];
+    for (i, w) in local.iter_mut().enumerate() {
+        *w = mix(id ^ rng, i as u64 + n * 1000);
+    }
+    let local = black_box(local);
+    match rng % 23 {
+        0 => {
+            ch.recv()
+                .expect("the driver sends until every goroutine is done");
+        }
+        1 => gort::yield_now(),
+        2 => {
+            let _ = recover_from(|| panic!("level {n}"));
+        }
+        _ => {}
+    }
+    let below = if n == 0 {
+        0
+    } else {
+        wander(
+            id,
+            n - 1,
+            rng.wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407)
+                >> 1,
+            ch,
+        )
+    };
+    let mut sum = below;
+    for (i, w) in local.iter().enumerate() {
+        assert_eq!(
+            *w,
+            mix(id ^ rng, i as u64 + n * 1000),
+            "goroutine {id} level {n} word {i}"
+        );
+        sum = sum.wrapping_add(*w);
+    }
+    sum
+}
+
+#[gort::func]
+fn recover_from(f: impl FnOnce()) -> bool {
+    defer!(|| {
+        gort::recover();
+    });
+    f();
+    false
+}
+
+/// Goroutines grow, park on segments and on their windows, yield, recover panics at random
+/// depths and return, for a few seconds, at P=2, beside 12,000 parked goroutines that make
+/// copy-out run (goroutines back on their windows with a spare segment are copied out too).
+#[test]
+#[cfg_attr(
+    feature = "sanitizer",
+    ignore = "ASan's frames; minutes instead of seconds"
+)]
+fn growth_under_parking_copy_out_and_migration() {
+    gort::Builder::new().procs(2).run(|| {
+        let idle: Vec<Chan<()>> = (0..12_000).map(|_| Chan::new(0)).collect();
+        for c in &idle {
+            let c = c.clone();
+            gort::go!(move || {
+                c.recv();
+            });
+        }
+        const G: u64 = 48;
+        let ch: Chan<u64> = Chan::new(0);
+        let rounds = Arc::new(AtomicU64::new(0));
+        let wg = WaitGroup::new();
+        let stop_at = Instant::now() + Duration::from_secs(4);
+        for id in 0..G {
+            let (ch, wg, rounds) = (ch.clone(), wg.clone(), rounds.clone());
+            wg.add(1);
+            gort::go!(move || {
+                let mut rng = id * 7919 + 1;
+                while Instant::now() < stop_at {
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    // Up to about 3 MiB deep.
+                    let depth = (rng >> 33) % (3 * 1024 / SCALE);
+                    black_box(wander(id, depth, rng >> 7, &ch));
+                    rounds.fetch_add(1, Ordering::Relaxed);
+                }
+                wg.done();
+            });
+        }
+        // The driver: wakes whoever waits, until every goroutine is done.
+        let done: Chan<()> = Chan::new(0);
+        let d = done.clone();
+        gort::go!(move || {
+            wg.wait();
+            d.close();
+        });
+        let mut woken = 0u64;
+        loop {
+            gort::select! {
+                send(ch, woken) => woken += 1,
+                recv(done) -> _ => break,
+            }
+        }
+        let s = gort::debug::sched_stats();
+        eprintln!(
+            "{} dives, {woken} wake-ups, {} segments taken, {} copy-outs",
+            rounds.load(Ordering::Relaxed),
+            s.stack_growths,
+            s.copy_outs
+        );
+        assert!(rounds.load(Ordering::Relaxed) >= G);
+        assert!(s.stack_growths > 0);
+        for c in &idle {
+            c.close();
+        }
+        assert_eq!(wait_segments_released(), 0);
+    });
+}
