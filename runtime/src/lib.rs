@@ -320,7 +320,8 @@ where
 /// The check is a compare of the stack pointer with the goroutine's stack guard and a branch
 /// (on x86-64 glibc; a call elsewhere). A call that has to switch onto a segment costs about
 /// 30 ns more, and taking a segment from the stack pool well under a microsecond (the last
-/// segment left is kept for the next time, until the goroutine ends). Outside a goroutine,
+/// segment left is kept for the next time, until the goroutine ends or parks long enough for
+/// copy-out). Outside a goroutine,
 /// `f` just runs: a plain thread's stack is what it is.
 ///
 /// # Example

@@ -440,6 +440,63 @@ fn goroutines_parked_on_growth_segments_stay_resident() {
     });
 }
 
+/// A goroutine that grew, came back to its window (keeping a spare segment) and parked gives
+/// the spare back when its stack is copied out, and grows again after it resumes.
+#[test]
+fn copied_out_goroutines_give_back_their_spare_segments() {
+    const DEEP: u64 = 8;
+    gort::Builder::new().procs(2).run(|| {
+        let wg = WaitGroup::new();
+        let deep: Vec<Chan<u64>> = (0..DEEP).map(|_| Chan::new(0)).collect();
+        for (id, ch) in deep.iter().enumerate() {
+            let (ch, wg) = (ch.clone(), wg.clone());
+            wg.add(1);
+            gort::go!(move || {
+                let id = id as u64;
+                // Grow (about 1 MiB), come back, then park on the window.
+                let c0 = Chan::new(1);
+                c0.send(7);
+                assert_eq!(
+                    deep_hold_and_park(id, 1024, &c0),
+                    deep_expected(id, 1024, 7)
+                );
+                assert_eq!(hold_and_park(id, 1, &ch), expected(id, 1, 5));
+                // And again after the copy-in.
+                let c1 = Chan::new(1);
+                c1.send(9);
+                assert_eq!(
+                    deep_hold_and_park(id, 1024, &c1),
+                    deep_expected(id, 1024, 9)
+                );
+                wg.done();
+            });
+        }
+        let shallow: Vec<Chan<u64>> = (0..N).map(|_| Chan::new(0)).collect();
+        for (id, ch) in shallow.iter().enumerate() {
+            let (ch, wg) = (ch.clone(), wg.clone());
+            wg.add(1);
+            gort::go!(move || {
+                let id = (id + 100) as u64;
+                assert_eq!(hold_and_park(id, 1, &ch), expected(id, 1, 5));
+                wg.done();
+            });
+        }
+        let held = gort::debug::sched_stats().stack_segments;
+        assert!(
+            held >= DEEP as usize,
+            "each deep goroutine keeps a spare: {held}"
+        );
+        let out = wait_copied_out(N + DEEP as usize, Duration::from_secs(30));
+        assert!(out >= N, "only {out} copied out");
+        let s = gort::debug::sched_stats();
+        assert_eq!(s.stack_segments, 0, "spares kept after copy-out: {s:?}");
+        for ch in deep.iter().chain(&shallow) {
+            ch.send(5);
+        }
+        wg.wait();
+    });
+}
+
 #[test]
 fn overflow_after_copy_out_child() {
     if !support::is_child() {

@@ -65,6 +65,8 @@
 //!   released; adjacent windows go in one `madvise` call (guard pages made with
 //!   `MADV_GUARD_INSTALL` survive `MADV_DONTNEED`; with `mprotect` guards each window is released
 //!   on its own).
+//! - A goroutine copied out gives back its spare growth segment (`grow::release_spare`): the
+//!   pages a past deep recursion left in it are not kept for a goroutine that sleeps.
 //! - Sanitizer builds never copy out (ASan would report the copy reading its stack redzones).
 
 use std::cell::UnsafeCell;
@@ -407,6 +409,9 @@ fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) {
         }
         shared.copyout.out(len);
         ranges.push((low, top));
+        // SAFETY: we hold the goroutine BUSY and publish OUT (Release) below, before any M
+        // can resume it (`grow::release_spare`).
+        unsafe { super::grow::release_spare(g) };
     }
     ranges.sort_unstable();
     // Without their guard markers the windows' page-table pages empty out and the kernel frees

@@ -29,7 +29,8 @@
 //! # Invariants
 //!
 //! - Only code running on the goroutine writes `stackguard` and `GInner::growth` (and the M
-//!   that starts or ends the goroutine, which owns the record then).
+//!   that starts or ends the goroutine, which owns the record then, and the copier of a
+//!   parked goroutine it holds `BUSY`, which only drops the spare).
 //! - A thread's slot holds the stack guard of the goroutine running on it, and 0 whenever
 //!   none does (the M's own code, park functions, plain threads): a check on an M's stack
 //!   never grows a goroutine it is not running on.
@@ -41,7 +42,9 @@
 //!   and the spare is at most twice the size of the stack the goroutine is on (Go likewise
 //!   keeps a grown stack until a collection finds it a quarter used).
 //! - A goroutine parked on a segment is never copied out (`copyout` copies only stacks whose
-//!   parked stack pointer lies in the window); its window and segments stay resident.
+//!   parked stack pointer lies in the window); its window and segments stay resident. One
+//!   parked on its window that is copied out gives its spare back (`release_spare`): while
+//!   the copier holds it `BUSY`, the copier owns `growth` too.
 //! - Segments are released when the goroutine ends (`release`), and discarded with it at
 //!   shutdown like its window.
 //! - Segments are plain pool windows, guard page included: running off a segment without a
@@ -368,6 +371,29 @@ fn window(g: &Goroutine) -> (usize, usize) {
         .window()
         .unwrap_or_else(|| crate::panic::throw("a running goroutine has no window"));
     (top, top - low)
+}
+
+/// Gives back the spare segment of a goroutine whose stack copy-out is taking: a goroutine
+/// parked long enough to be copied out keeps no segment it is not using (Go shrinks the stacks
+/// of idle goroutines at a collection). Returns how many segments went back.
+///
+/// # Safety
+/// The caller is the copier holding the goroutine `BUSY` (`copyout`): the goroutine is parked,
+/// and nothing else touches its record's inner part until the copier publishes `OUT`, which
+/// the resuming M acquires before it runs the goroutine.
+pub(crate) unsafe fn release_spare(g: &Goroutine) -> usize {
+    // SAFETY: per the contract, the copier owns the inner part for now.
+    let inner = unsafe { g.inner() };
+    let Some(gr) = inner.growth.as_mut() else {
+        return 0;
+    };
+    let mut n = 0;
+    while gr.segs.len() > gr.depth {
+        let s = gr.segs.pop().expect("len > depth");
+        give_back(&g.shared, s);
+        n += 1;
+    }
+    n
 }
 
 /// Returns the segments of a goroutine that ended or is discarded (the caller owns its
