@@ -209,6 +209,60 @@ fn a_goroutine_stuck_while_unwinding_is_part_of_a_deadlock() {
     assert!(err.contains("all goroutines are asleep"), "{err}");
 }
 
+/// Waits in its `Drop` for one value.
+struct WaitsOnDrop(Chan<u8>);
+
+impl Drop for WaitsOnDrop {
+    fn drop(&mut self) {
+        self.0.recv(); // the wait the dump shows
+    }
+}
+
+#[gort::func]
+fn unwinds_into_a_wait(ch: Chan<u8>) {
+    defer!(|| {
+        gort::recover();
+    });
+    let _guard = WaitsOnDrop(ch);
+    panic!("unwinding into a wait");
+}
+
+/// A goroutine that blocks while it unwinds waits on its own thread (`sched::may_park`), with
+/// its status still running; dumps show what it waits for and where, as Go's would.
+#[gort::test(procs = 2)]
+fn a_goroutine_waiting_while_it_unwinds_shows_its_wait_in_dumps() {
+    let ch: Chan<u8> = Chan::new(0);
+    let keep = ch.clone();
+    let done: Chan<()> = Chan::new(0);
+    let d = done.clone();
+    gort::go!(move || {
+        defer!(d.close());
+        unwinds_into_a_wait(keep);
+    });
+    let t = std::time::Instant::now();
+    let block = loop {
+        let mut v = Vec::new();
+        gort::debug::write_goroutines(&mut v).unwrap();
+        let dump = String::from_utf8(v).unwrap();
+        let lines: Vec<&str> = dump.lines().collect();
+        let found = lines
+            .windows(2)
+            .find(|w| w[0].ends_with("[chan receive]:") && w[1].contains("sched_reliability.rs"))
+            .map(|w| w.join("\n"));
+        if let Some(b) = found {
+            break b;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no such goroutine in:\n{dump}"
+        );
+        gort::time::sleep(Duration::from_millis(1));
+    };
+    eprintln!("{block}");
+    ch.send(1);
+    assert_eq!(done.recv(), None);
+}
+
 /// `VmRSS` of this process in KiB.
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();

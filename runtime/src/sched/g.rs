@@ -162,6 +162,10 @@ pub(crate) struct Goroutine {
     id: AtomicU64,
     status: AtomicU8,
     wait_reason: AtomicU8,
+    /// While the goroutine waits on its own thread because it is unwinding a panic
+    /// (`park::block_current`; its status stays `Running`): what it waits for, for dumps. 0
+    /// (`WaitReason::None`) otherwise.
+    unwind_wait: AtomicU8,
     /// The user's call that last parked it (a channel operation, a lock, a sleep), recorded
     /// through `#[track_caller]` by `sched::park`: one pointer store per park. Null if never.
     park_loc: AtomicPtr<Location<'static>>,
@@ -210,6 +214,7 @@ impl Goroutine {
             id: AtomicU64::new(0),
             status: AtomicU8::new(Status::Idle as u8),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
+            unwind_wait: AtomicU8::new(WaitReason::None as u8),
             park_loc: AtomicPtr::new(std::ptr::null_mut()),
             created_at: AtomicPtr::new(std::ptr::null_mut()),
             created_by: AtomicU64::new(0),
@@ -420,22 +425,37 @@ impl Goroutine {
         }
     }
 
-    /// `describe` for a parked goroutine: its wait reason and the call it parked in.
+    /// `describe` for a parked goroutine: its wait reason and the call it parked in. A
+    /// goroutine waiting on its thread while it unwinds is shown as waiting, as Go shows it.
     pub(crate) fn describe_waiting(&self, out: &mut String) {
+        let status = self.status();
+        let unwind_wait = WaitReason::from_u8(self.unwind_wait.load(Ordering::Relaxed));
+        let reason = match (status, unwind_wait) {
+            (Status::Running, WaitReason::None) => None,
+            (Status::Running, r) => Some(r),
+            (Status::Waiting | Status::Dead | Status::Idle, _) => Some(self.wait_reason()),
+            (Status::Runnable, _) => None,
+        };
         let at = self
             .park_loc()
-            .filter(|_| self.status() == Status::Waiting)
+            .filter(|_| reason.is_some())
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-        let state = match self.status() {
-            Status::Runnable => "runnable".to_string(),
-            Status::Running => "running".to_string(),
-            _ => match self.waiting_minutes() {
-                0 => self.wait_reason().as_str().to_string(),
-                1 => format!("{}, 1 minute", self.wait_reason().as_str()),
-                n => format!("{}, {n} minutes", self.wait_reason().as_str()),
+        let state = match (status, reason) {
+            (Status::Runnable, _) => "runnable".to_string(),
+            (_, None) => "running".to_string(),
+            (_, Some(r)) => match self.waiting_minutes() {
+                0 => r.as_str().to_string(),
+                1 => format!("{}, 1 minute", r.as_str()),
+                n => format!("{}, {n} minutes", r.as_str()),
             },
         };
         self.describe(out, &state, at.as_deref());
+    }
+
+    /// Marks the running goroutine as waiting on its own thread for `r` while it unwinds, or
+    /// (`WaitReason::None`) done waiting.
+    pub(crate) fn set_unwind_wait(&self, r: WaitReason) {
+        self.unwind_wait.store(r as u8, Ordering::Relaxed);
     }
 
     /// The stack guard (`sched::grow`).

@@ -108,9 +108,16 @@ where
         // the section is just the call), counted in `unwind_waits` before the P goes (so that
         // `lost_p_running` never counts it alone): deadlock detection can then tell it from a
         // thread in a system call, since it runs again only if something wakes it.
-        let counted = current_g().map(|g| {
+        let g = current_g();
+        // The user's call (`#[track_caller]` up to here; not inside the closure below).
+        let at = std::panic::Location::caller();
+        let counted = g.map(|g| {
             // SAFETY: the running goroutine's record is alive while it runs.
-            let shared = unsafe { (*g).shared.clone() };
+            let g = unsafe { &*g };
+            // For dumps: it waits, as a parked goroutine would (its status stays Running).
+            g.set_park_loc(at);
+            g.set_unwind_wait(reason);
+            let shared = g.shared.clone();
             shared.unwind_waits.fetch_add(1, Ordering::SeqCst);
             shared
         });
@@ -120,6 +127,10 @@ where
         });
         register(Waiter::Thread(sig.clone()));
         super::syscall::blocking_handoff(|| sig.wait());
+        if let Some(g) = g {
+            // SAFETY: as above.
+            unsafe { (*g).set_unwind_wait(WaitReason::None) };
+        }
     }
 }
 
