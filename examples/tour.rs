@@ -119,7 +119,11 @@ fn main() {
     let ids: Vec<u64> = hs.into_iter().map(|h| h.join()).collect();
     println!("5. goroutine-local values after yielding: {ids:?}");
 
-    // 6. Deep recursion fits in a goroutine's window; a bigger window can be asked for.
+    // 6. Deep recursion: a #[gort::func] function (or a call wrapped in gort::maybe_grow)
+    // continues on a further stack segment when its goroutine's 256 KiB window runs low, as
+    // far as Go's 1 GB limit; a plain function stays within its window, which can be asked
+    // to be bigger.
+    #[gort::func]
     fn depth(n: u64) -> u64 {
         let pad = std::hint::black_box([n; 16]);
         if n == 0 {
@@ -128,11 +132,23 @@ fn main() {
             1 + depth(n - 1) + pad[0] - n
         }
     }
+    let before = gort::debug::sched_stats().stack_growths;
+    let d = gort::spawn(|| depth(200_000)).join();
+    let segments = gort::debug::sched_stats().stack_growths - before;
+    println!("6. recursion depth {d} in a default goroutine, on {segments} further stack segments");
+    fn plain_depth(n: u64) -> u64 {
+        let pad = std::hint::black_box([n; 16]);
+        if n == 0 {
+            0
+        } else {
+            1 + plain_depth(n - 1) + pad[0] - n
+        }
+    }
     let d = gort::GoBuilder::new()
         .stack_size(16 << 20)
-        .spawn(|| depth(50_000))
+        .spawn(|| plain_depth(50_000))
         .join();
-    println!("6. recursion depth {d} on a 16 MiB goroutine stack");
+    println!("   plain recursion depth {d} on a 16 MiB goroutine window");
 
     // 7. Plain OS threads can start goroutines through a Handle.
     let handle = gort::Handle::current();
