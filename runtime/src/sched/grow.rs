@@ -31,9 +31,10 @@
 //! - Only code running on the goroutine writes `stackguard` and `GInner::growth` (and the M
 //!   that starts or ends the goroutine, which owns the record then, and the copier of a
 //!   parked goroutine it holds `BUSY`, which only drops the spare).
-//! - A thread's slot holds the stack guard of the goroutine running on it, and 0 whenever
-//!   none does (the M's own code, park functions, plain threads): a check on an M's stack
-//!   never grows a goroutine it is not running on.
+//! - A thread's slot holds the stack guard of the goroutine running on it. When none runs
+//!   (the M's own code, park functions, a plain thread) it may hold a stale guard or 0; a
+//!   check there that takes the slow path finds no running goroutine (`current_g`), clears
+//!   the slot and runs the call in place, so it never grows a goroutine it is not running on.
 //! - `growth.segs[..depth]` are the segments in use, oldest first; the goroutine's stack
 //!   pointer is in `segs[depth - 1]` (or in its window when `depth == 0`) whenever it runs
 //!   code outside this module. At most one further segment is kept as a spare: the one just
@@ -85,8 +86,34 @@ pub(crate) struct Growth {
     segs: Vec<GStack>,
     /// How many of `segs` are in use.
     depth: usize,
+}
+
+impl Growth {
+    /// The stack the goroutine is on, `(top, usable)`: its window (`window`), or the newest
+    /// segment in use.
+    fn current(&self, window: (usize, usize)) -> (usize, usize) {
+        match self.depth {
+            0 => window,
+            d => (self.segs[d - 1].top(), self.segs[d - 1].usable()),
+        }
+    }
+
     /// Usable bytes of the window and the segments in use.
-    reach: usize,
+    fn reach(&self, window: (usize, usize)) -> usize {
+        window.1
+            + self.segs[..self.depth]
+                .iter()
+                .map(GStack::usable)
+                .sum::<usize>()
+    }
+
+    /// Gives back to the pool every segment past the first `keep`.
+    fn truncate(&mut self, shared: &Shared, keep: usize) {
+        while self.segs.len() > keep {
+            let s = self.segs.pop().expect("len > keep");
+            give_back(shared, s);
+        }
+    }
 }
 
 /// Growth counters of a runtime (`debug::sched_stats`).
@@ -98,26 +125,6 @@ pub(crate) struct GrowStats {
     pub(crate) taken: AtomicU64,
 }
 
-/// The running goroutine's stack guard, read through the M; 0 on a plain thread (never
-/// grows). The check's own path on targets without a `slot` word.
-///
-/// Never inlined: the caller may be a goroutine that moved to another thread since it last
-/// looked, and an inlined thread-local read could reuse the old thread's address.
-#[cfg(not(all(
-    target_arch = "x86_64",
-    target_pointer_width = "64",
-    target_os = "linux",
-    target_env = "gnu"
-)))]
-#[inline(never)]
-pub(crate) fn current_stackguard() -> usize {
-    match super::current_g() {
-        // SAFETY: a running goroutine's record is alive while it runs.
-        Some(g) => unsafe { (*g).stackguard() },
-        None => 0,
-    }
-}
-
 /// Where the check finds the stack guard of the goroutine running on this thread.
 ///
 /// On x86-64 Linux with glibc it is `%fs:0x70`, the word glibc's thread control block
@@ -125,79 +132,81 @@ pub(crate) fn current_stackguard() -> usize {
 /// gccgo's goroutines) and LLVM's segmented stacks use for the same purpose: a stack limit
 /// that one instruction reads, whichever thread the code runs on. The check is then two
 /// instructions inlined into the frame, like Go's prologue. The M stores the goroutine's
-/// guard there right before it resumes it and 0 right after it switches out; `enter` and
-/// `leave` store the new guard. A thread that never ran a goroutine has 0 there (a stale
-/// value in a reused thread descriptor only sends a call to the slow path, which finds no
-/// goroutine and clears it).
+/// guard there right before it resumes it; `enter` and `leave` store the new guard while it
+/// runs. Nothing clears it when the goroutine switches out: a check that then runs on the
+/// thread (the M's own code, a plain thread that once ran goroutines) and finds the stale
+/// value above its stack pointer takes the slow path, which finds no goroutine running,
+/// clears the word and runs the call in place. A thread that never ran a goroutine has 0
+/// there.
 ///
-/// Elsewhere the check calls `current_stackguard` (about a nanosecond more) and the stores
-/// are no-ops.
+/// Elsewhere the check reads the guard through the running M (a call, about a nanosecond
+/// more) and the stores are no-ops.
 pub(crate) mod slot {
-    /// The stack guard of the goroutine running on this thread (0: none).
+    pub(crate) use imp::{get, set};
+
     #[cfg(all(
         target_arch = "x86_64",
         target_pointer_width = "64",
         target_os = "linux",
         target_env = "gnu"
     ))]
-    #[inline(always)]
-    pub(crate) fn get() -> usize {
-        let v: usize;
-        // SAFETY: glibc's x86-64 thread control block is at %fs:0, and the word at 0x70 is
-        // `__private_ss`, reserved for split-stack limits and unused by glibc itself; every
-        // thread has it. Not `pure`: each check reads it anew (a goroutine may have moved to
-        // another thread since the last one).
-        unsafe {
-            std::arch::asm!(
-                "mov {}, qword ptr fs:[0x70]",
-                out(reg) v,
-                options(nostack, readonly, preserves_flags)
-            )
-        };
-        v
+    mod imp {
+        /// The stack guard last stored on this thread (0: none).
+        #[inline(always)]
+        pub(crate) fn get() -> usize {
+            let v: usize;
+            // SAFETY: glibc's x86-64 thread control block is at %fs:0, and the word at 0x70
+            // is `__private_ss`, reserved for split-stack limits and unused by glibc itself;
+            // every thread has it. Not `pure`: each check reads it anew (a goroutine may have
+            // moved to another thread since the last one).
+            unsafe {
+                std::arch::asm!(
+                    "mov {}, qword ptr fs:[0x70]",
+                    out(reg) v,
+                    options(nostack, readonly, preserves_flags)
+                )
+            };
+            v
+        }
+
+        /// Stores the running goroutine's stack guard.
+        #[inline(always)]
+        pub(crate) fn set(v: usize) {
+            // SAFETY: as in `get`: the split-stack word of this thread's control block, which
+            // nothing but gort's check reads in a gort process.
+            unsafe {
+                std::arch::asm!(
+                    "mov qword ptr fs:[0x70], {}",
+                    in(reg) v,
+                    options(nostack, preserves_flags)
+                )
+            };
+        }
     }
 
-    /// Stores the running goroutine's stack guard (0 when none runs).
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_pointer_width = "64",
-        target_os = "linux",
-        target_env = "gnu"
-    ))]
-    #[inline(always)]
-    pub(crate) fn set(v: usize) {
-        // SAFETY: as in `get`: the split-stack word of this thread's control block, which
-        // nothing but gort's check reads in a gort process.
-        unsafe {
-            std::arch::asm!(
-                "mov qword ptr fs:[0x70], {}",
-                in(reg) v,
-                options(nostack, preserves_flags)
-            )
-        };
-    }
-
-    /// The stack guard of the goroutine running on this thread (0: none).
     #[cfg(not(all(
         target_arch = "x86_64",
         target_pointer_width = "64",
         target_os = "linux",
         target_env = "gnu"
     )))]
-    #[inline(always)]
-    pub(crate) fn get() -> usize {
-        super::current_stackguard()
-    }
+    mod imp {
+        /// The running goroutine's stack guard, read through the M; 0 on a plain thread.
+        /// Never inlined: the caller may be a goroutine that moved to another thread since it
+        /// last looked, and an inlined thread-local read could reuse the old thread's address.
+        #[inline(never)]
+        pub(crate) fn get() -> usize {
+            match crate::sched::current_g() {
+                // SAFETY: a running goroutine's record is alive while it runs.
+                Some(g) => unsafe { (*g).stackguard() },
+                None => 0,
+            }
+        }
 
-    /// Nothing to store: `get` reads the record.
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_pointer_width = "64",
-        target_os = "linux",
-        target_env = "gnu"
-    )))]
-    #[inline(always)]
-    pub(crate) fn set(_: usize) {}
+        /// Nothing to store: `get` reads the record.
+        #[inline(always)]
+        pub(crate) fn set(_: usize) {}
+    }
 }
 
 /// `f`, on a further segment if the stack pointer is below the running goroutine's stack
@@ -281,30 +290,25 @@ fn enter(g: &Goroutine, sp: usize) -> Enter {
     // SAFETY: the running goroutine owns its record's inner part; no other reference to it
     // is live in this module's callers.
     let inner = unsafe { g.inner() };
-    let (window_top, window_usable) = window(g);
+    let window = window(g);
     let gr = inner.growth.get_or_insert_with(|| {
         Box::new(Growth {
             segs: Vec::new(),
             depth: 0,
-            reach: window_usable,
         })
     });
-    let (cur_top, cur) = match gr.depth {
-        0 => (window_top, window_usable),
-        d => (gr.segs[d - 1].top(), gr.segs[d - 1].usable()),
-    };
+    let (cur_top, cur) = gr.current(window);
     if !(cur_top - cur..=cur_top).contains(&sp) {
         return Enter::Elsewhere;
     }
     let next = stack::class_size(cur.saturating_mul(2));
-    if gr.reach.saturating_add(next) > shared.max_stack.load(Ordering::Relaxed) {
+    if gr.reach(window).saturating_add(next) > shared.max_stack.load(Ordering::Relaxed) {
         return Enter::Refused;
     }
     if gr.segs.len() > gr.depth && gr.segs[gr.depth].usable() != next {
         // A spare of another size (the stack below it changed size: a window that is not a
         // power of two before, a reused record now on another window): back to the pool.
-        let s = gr.segs.pop().expect("a spare");
-        give_back(shared, s);
+        gr.truncate(shared, gr.depth);
     }
     if gr.segs.len() == gr.depth {
         let seg = shared.stacks.try_alloc(next).unwrap_or_else(|e| {
@@ -320,14 +324,12 @@ fn enter(g: &Goroutine, sp: usize) -> Enter {
     seg.mark_dirty();
     let (top, usable) = (seg.top(), seg.usable());
     gr.depth += 1;
-    gr.reach += usable;
     set_guard(g, guard_for(top, usable));
     Enter::Grown(top, usable)
 }
 
 /// The call on the newest segment ended: the goroutine is back on the stack below it.
 fn leave(g: &Goroutine) {
-    let shared = &g.shared;
     // SAFETY: as in `enter`.
     let inner = unsafe { g.inner() };
     let gr = inner
@@ -335,21 +337,10 @@ fn leave(g: &Goroutine) {
         .as_mut()
         .unwrap_or_else(|| crate::panic::throw("leave: no segments"));
     gr.depth -= 1;
-    let d = gr.depth;
-    gr.reach -= gr.segs[d].usable();
     // Keep the segment just left as the spare; drop the one kept above it, if any.
-    while gr.segs.len() > d + 1 {
-        let s = gr.segs.pop().expect("len > keep");
-        give_back(shared, s);
-    }
-    let guard = match d {
-        0 => {
-            let (top, usable) = window(g);
-            guard_for(top, usable)
-        }
-        d => guard_for(gr.segs[d - 1].top(), gr.segs[d - 1].usable()),
-    };
-    set_guard(g, guard);
+    gr.truncate(&g.shared, gr.depth + 1);
+    let (top, usable) = gr.current(window(g));
+    set_guard(g, guard_for(top, usable));
 }
 
 /// Sets the running goroutine's stack guard, in its record and in this thread's slot.
@@ -375,46 +366,37 @@ fn window(g: &Goroutine) -> (usize, usize) {
 
 /// Gives back the spare segment of a goroutine whose stack copy-out is taking: a goroutine
 /// parked long enough to be copied out keeps no segment it is not using (Go shrinks the stacks
-/// of idle goroutines at a collection). Returns how many segments went back.
+/// of idle goroutines at a collection).
 ///
 /// # Safety
 /// The caller is the copier holding the goroutine `BUSY` (`copyout`): the goroutine is parked,
 /// and nothing else touches its record's inner part until the copier publishes `OUT`, which
 /// the resuming M acquires before it runs the goroutine.
-pub(crate) unsafe fn release_spare(g: &Goroutine) -> usize {
+pub(crate) unsafe fn release_spare(g: &Goroutine) {
     // SAFETY: per the contract, the copier owns the inner part for now.
-    let inner = unsafe { g.inner() };
-    let Some(gr) = inner.growth.as_mut() else {
-        return 0;
-    };
-    let mut n = 0;
-    while gr.segs.len() > gr.depth {
-        let s = gr.segs.pop().expect("len > depth");
-        give_back(&g.shared, s);
-        n += 1;
+    if let Some(gr) = unsafe { g.inner() }.growth.as_mut() {
+        gr.truncate(&g.shared, gr.depth);
     }
-    n
 }
 
-/// Returns the segments of a goroutine that ended or is discarded (the caller owns its
-/// record). `keep_contents`: a discarded goroutine's segments in use in sanitizer builds,
-/// which are leaked with their contents like its window (`StackPool::leak`).
-pub(crate) fn release(inner: &mut GInner, shared: &Shared, keep_contents: bool) {
+/// Returns the segments of a goroutine that ended, or that shutdown `discarded` (the caller
+/// owns its record). Sanitizer builds leak a discarded goroutine's segments in use with their
+/// contents, as they do its window (`StackPool::leak`).
+pub(crate) fn release(inner: &mut GInner, shared: &Shared, discarded: bool) {
     let Some(mut gr) = inner.growth.take() else {
         return;
     };
-    let in_use = gr.depth;
-    for (i, s) in gr.segs.drain(..).enumerate() {
-        shared.growth.held.fetch_sub(1, Ordering::Relaxed);
-        if keep_contents && i < in_use {
-            #[cfg(feature = "sanitizer")]
+    #[cfg(feature = "sanitizer")]
+    if discarded {
+        for s in gr.segs.drain(..gr.depth) {
+            shared.growth.held.fetch_sub(1, Ordering::Relaxed);
             shared.stacks.leak(s);
-            #[cfg(not(feature = "sanitizer"))]
-            shared.stacks.free(s);
-        } else {
-            shared.stacks.free(s);
         }
+        gr.depth = 0;
     }
+    #[cfg(not(feature = "sanitizer"))]
+    let _ = discarded;
+    gr.truncate(shared, 0);
 }
 
 /// The segments in use of a goroutine, as `[low, top)` ranges (LeakSanitizer roots at a

@@ -434,9 +434,9 @@ impl MContext {
         });
         self.curg.set(GRef::as_ptr(&g));
         self.m.slot.leave();
+        // The thread's stack-guard word (`grow::slot`); left as it is after the switch back.
         super::grow::slot::set(g.stackguard());
         let req = coro.resume();
-        super::grow::slot::set(0);
         self.curg.set(std::ptr::null());
         let held = self.m.slot.enter() == Entry::Held;
         if !held {

@@ -283,7 +283,7 @@ impl Shared {
             #[cfg(not(feature = "sanitizer"))]
             self.stacks.free(s);
         }
-        super::grow::release(inner, self, cfg!(feature = "sanitizer"));
+        super::grow::release(inner, self, true);
         // Values owned by the goroutine (its unstarted function, its locals) are leaked rather
         // than dropped: dropping runs user code.
         if let Some(e) = inner.entry.take() {
