@@ -335,8 +335,6 @@ fn closure_arity(ts: &TokenStream2) -> usize {
     }
 }
 
-/// Whether a return type can be written on the body closure (closures cannot return
-/// `impl Trait`, and elided reference lifetimes there would not match the function's).
 /// Whether a type mentions `impl Trait` (which cannot be written as a type argument).
 pub(crate) fn has_impl_trait(t: &Type) -> bool {
     struct Check(bool);
@@ -346,25 +344,6 @@ pub(crate) fn has_impl_trait(t: &Type) -> bool {
         }
     }
     let mut c = Check(false);
-    c.visit_type(t);
-    c.0
-}
-
-fn nameable(t: &Type) -> bool {
-    struct Check(bool);
-    impl<'ast> Visit<'ast> for Check {
-        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
-            self.0 &= r.lifetime.is_some();
-            syn::visit::visit_type_reference(self, r);
-        }
-        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
-            self.0 = false;
-        }
-        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
-            self.0 &= l.ident != "_";
-        }
-    }
-    let mut c = Check(true);
     c.visit_type(t);
     c.0
 }
@@ -440,8 +419,10 @@ pub(crate) fn frame_body(block: Block, name: TokenStream2, ret: Option<&Type>) -
     let frame = frame_ident();
     let r = format_ident!("__gort_result", span = Span::mixed_site());
     let zero = format_ident!("__gort_zero", span = Span::mixed_site());
+    // The body closure's return type comes from the frame's (`Frame::body`, below); a
+    // diverging function's (`-> !`) cannot be written there, so its closure says it.
     let ret_arrow = match ret {
-        Some(t) if nameable(t) => quote!(-> #t),
+        Some(t @ Type::Never(_)) => quote!(-> #t),
         _ => TokenStream2::new(),
     };
     let p = quote!(::gort::__private);
