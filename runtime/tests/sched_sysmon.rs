@@ -235,9 +235,7 @@ fn thread_exhaustion_child() {
 
 #[test]
 fn too_many_blocked_threads_end_with_thread_exhaustion() {
-    let out = support::run_child("thread_exhaustion_child", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = support::fatal_child("thread_exhaustion_child");
     assert!(
         err.contains("runtime: program exceeds 3-thread limit\nfatal error: thread exhaustion"),
         "{err}"
@@ -271,9 +269,7 @@ fn sigquit_child() {
 
 #[test]
 fn sigquit_prints_every_goroutine_and_exits_2() {
-    let out = support::run_child("sigquit_child", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = support::fatal_child("sigquit_child");
     assert!(err.starts_with("SIGQUIT: quit\n"), "{err}");
     assert!(
         err.contains("goroutine 1 [semacquire]:\n\truntime/tests/sched_sysmon.rs:"),

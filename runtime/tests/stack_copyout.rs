@@ -8,7 +8,7 @@
 #![cfg(not(feature = "sanitizer"))]
 mod support;
 
-use support::status_kib;
+use support::{held_sum, hold, mix, status_kib};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,46 +29,21 @@ fn peak_rss_kib() -> u64 {
     status_kib("VmHWM:")
 }
 
-/// A value computed from `id` and `i` that a zero page would not reproduce.
-fn mix(id: u64, i: u64) -> u64 {
-    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).rotate_left(17)
-        | 1
-}
-
 /// Fills a stack array (and, `depth` frames down, another), parks on `ch` at the bottom, and
-/// checks every word after it resumes. Returns the checksum of what it found.
+/// checks every word after it resumes (`support::hold`). Returns the checksum of what it found.
 #[inline(never)]
 fn hold_and_park(id: u64, depth: u32, ch: &Chan<u64>) -> u64 {
-    let mut local = [0u64; 48];
-    for (i, w) in local.iter_mut().enumerate() {
-        *w = mix(id, i as u64 + depth as u64 * 100);
-    }
-    let local = std::hint::black_box(local);
-    let below = if depth == 0 {
-        ch.recv().expect("woken with a value")
-    } else {
-        hold_and_park(id, depth - 1, ch)
-    };
-    let mut sum = below;
-    for (i, w) in local.iter().enumerate() {
-        assert_eq!(
-            *w,
-            mix(id, i as u64 + depth as u64 * 100),
-            "goroutine {id}: stack word {i} at depth {depth} changed across the park"
-        );
-        sum = sum.wrapping_add(*w);
-    }
-    sum
+    hold::<48>(id, depth as u64, || {
+        if depth == 0 {
+            ch.recv().expect("woken with a value")
+        } else {
+            hold_and_park(id, depth - 1, ch)
+        }
+    })
 }
 
 fn expected(id: u64, depth: u32, woken_with: u64) -> u64 {
-    let mut sum = woken_with;
-    for d in 0..=depth {
-        for i in 0..48 {
-            sum = sum.wrapping_add(mix(id, i + d as u64 * 100));
-        }
-    }
-    sum
+    held_sum::<48>(id, depth as u64, woken_with)
 }
 
 /// Waits (bounded) until at least `n` stacks are out.
@@ -362,36 +337,17 @@ fn few_goroutines_or_copy_out_off_copy_nothing() {
 /// growth segment (`sched/grow.rs`).
 #[gort::func]
 fn deep_hold_and_park(id: u64, depth: u32, ch: &Chan<u64>) -> u64 {
-    let mut local = [0u64; 120];
-    for (i, w) in local.iter_mut().enumerate() {
-        *w = mix(id, i as u64 + depth as u64 * 1000);
-    }
-    let local = std::hint::black_box(local);
-    let below = if depth == 0 {
-        ch.recv().expect("woken with a value")
-    } else {
-        deep_hold_and_park(id, depth - 1, ch)
-    };
-    let mut sum = below;
-    for (i, w) in local.iter().enumerate() {
-        assert_eq!(
-            *w,
-            mix(id, i as u64 + depth as u64 * 1000),
-            "level {depth} word {i}"
-        );
-        sum = sum.wrapping_add(*w);
-    }
-    sum
+    hold::<120>(id, depth as u64, || {
+        if depth == 0 {
+            ch.recv().expect("woken with a value")
+        } else {
+            deep_hold_and_park(id, depth - 1, ch)
+        }
+    })
 }
 
 fn deep_expected(id: u64, depth: u32, woken_with: u64) -> u64 {
-    let mut sum = woken_with;
-    for d in 0..=depth {
-        for i in 0..120 {
-            sum = sum.wrapping_add(mix(id, i + d as u64 * 1000));
-        }
-    }
-    sum
+    held_sum::<120>(id, depth as u64, woken_with)
 }
 
 /// A goroutine parked on a growth segment is never copied out (its live stack is not the
@@ -533,9 +489,7 @@ fn recurse(n: u32) -> u64 {
 
 #[test]
 fn overflow_after_copy_out_still_gives_go_report() {
-    let out = support::run_child("overflow_after_copy_out_child", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = support::fatal_child("overflow_after_copy_out_child");
     assert!(err.contains("fatal error: stack overflow"), "{err}");
     assert!(err.contains("goroutine stack exceeds"), "{err}");
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort::{Chan, WaitGroup};
+use support::{held_sum, hold};
 
 /// ASan's redzones make frames several times larger; depths shrink there.
 const SCALE: u64 = if cfg!(feature = "sanitizer") { 4 } else { 1 };
@@ -20,12 +21,6 @@ const SCALE: u64 = if cfg!(feature = "sanitizer") { 4 } else { 1 };
 /// 16 MiB of frames (about 1 KiB a level): 64 times the default window, 8 times a spawned std
 /// thread's stack.
 const DEEP: u64 = 16 * 1024 / SCALE;
-
-/// A value computed from `id` and `i` that a zero page would not reproduce.
-fn mix(id: u64, i: u64) -> u64 {
-    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).rotate_left(17)
-        | 1
-}
 
 /// Recursion through `#[gort::func]` frames with about 1 KiB of stack each.
 #[gort::func]
@@ -339,43 +334,25 @@ fn goexit_across_segments_runs_every_deferred_call() {
     assert_eq!(wait_segments_released(), 0);
 }
 
-/// Fills each level's frame with values from `id`, parks at the bottom (yielding on the way
-/// down, so the goroutine changes threads), and checks every level on the way up.
+/// Fills each level's frame with values from `id` (`support::hold`), parks at the bottom
+/// (yielding on the way down, so the goroutine changes threads), and checks every level on
+/// the way up.
 #[gort::func]
 fn dive_and_park(id: u64, n: u64, ch: &Chan<u64>) -> u64 {
-    let mut local = [0u64; 96];
-    for (i, w) in local.iter_mut().enumerate() {
-        *w = mix(id, i as u64 + n * 1000);
-    }
-    let local = black_box(local);
-    if n % 256 == 0 {
-        gort::yield_now();
-    }
-    let below = if n == 0 {
-        ch.recv().expect("woken with a value")
-    } else {
-        dive_and_park(id, n - 1, ch)
-    };
-    let mut sum = below;
-    for (i, w) in local.iter().enumerate() {
-        assert_eq!(
-            *w,
-            mix(id, i as u64 + n * 1000),
-            "goroutine {id}: word {i} at level {n} changed"
-        );
-        sum = sum.wrapping_add(*w);
-    }
-    sum
+    hold::<96>(id, n, || {
+        if n % 256 == 0 {
+            gort::yield_now();
+        }
+        if n == 0 {
+            ch.recv().expect("woken with a value")
+        } else {
+            dive_and_park(id, n - 1, ch)
+        }
+    })
 }
 
 fn expected_park_sum(id: u64, n: u64, woken_with: u64) -> u64 {
-    let mut sum = woken_with;
-    for level in 0..=n {
-        for i in 0..96 {
-            sum = sum.wrapping_add(mix(id, i + level * 1000));
-        }
-    }
-    sum
+    held_sum::<96>(id, n, woken_with)
 }
 
 #[gort::test(procs = 4)]
@@ -452,9 +429,7 @@ fn limit_child() {
 
 #[test]
 fn recursion_past_the_limit_gives_go_report_and_exit_2() {
-    let out = support::run_child("limit_child", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let err = support::fatal_child("limit_child");
     assert!(
         err.contains("runtime: goroutine stack exceeds 4194304-byte limit"),
         "{err}"
@@ -491,9 +466,7 @@ fn default_limit_child() {
     ignore = "ASan's shadow of half a gigabyte of frames"
 )]
 fn infinite_recursion_hits_go_limit() {
-    let out = support::run_child("default_limit_child", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let err = support::fatal_child("default_limit_child");
     assert!(
         err.contains("runtime: goroutine stack exceeds 1000000000-byte limit"),
         "{err}"
@@ -501,49 +474,32 @@ fn infinite_recursion_hits_go_limit() {
     assert!(err.contains("fatal error: stack overflow"), "{err}");
 }
 
-/// Recurses `n` levels through checked frames; at the levels where `park_at` says so it waits
-/// for the driver (a receive), and at others it yields or panics and recovers a level down.
-/// Every level's frame is checked after the calls below it return.
+/// Recurses `n` levels through checked frames, each holding words it checks on the way up
+/// (`support::hold`); `rng` picks what a level does before it goes down: wait for the driver
+/// (a receive), yield, panic and recover a level down, or nothing.
 #[gort::func]
 fn wander(id: u64, n: u64, rng: u64, ch: &Chan<u64>) -> u64 {
-    let mut local = [0u64; 96];
-    for (i, w) in local.iter_mut().enumerate() {
-        *w = mix(id ^ rng, i as u64 + n * 1000);
-    }
-    let local = black_box(local);
-    match rng % 23 {
-        0 => {
-            ch.recv()
-                .expect("the driver sends until every goroutine is done");
+    hold::<96>(id ^ rng, n, || {
+        match rng % 23 {
+            0 => {
+                ch.recv()
+                    .expect("the driver sends until every goroutine is done");
+            }
+            1 => gort::yield_now(),
+            2 => {
+                let _ = recover_from(|| panic!("level {n}"));
+            }
+            _ => {}
         }
-        1 => gort::yield_now(),
-        2 => {
-            let _ = recover_from(|| panic!("level {n}"));
+        if n == 0 {
+            0
+        } else {
+            let next = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            wander(id, n - 1, next >> 1, ch)
         }
-        _ => {}
-    }
-    let below = if n == 0 {
-        0
-    } else {
-        wander(
-            id,
-            n - 1,
-            rng.wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407)
-                >> 1,
-            ch,
-        )
-    };
-    let mut sum = below;
-    for (i, w) in local.iter().enumerate() {
-        assert_eq!(
-            *w,
-            mix(id ^ rng, i as u64 + n * 1000),
-            "goroutine {id} level {n} word {i}"
-        );
-        sum = sum.wrapping_add(*w);
-    }
-    sum
+    })
 }
 
 #[gort::func]

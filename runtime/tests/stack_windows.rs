@@ -77,9 +77,7 @@ fn main_overflow_child() {
 
 #[test]
 fn goroutine_one_overflow_reports_its_8_mib_limit() {
-    let out = support::run_child("main_overflow_child", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let err = support::fatal_child("main_overflow_child");
     assert!(
         err.contains(&format!(
             "runtime: goroutine stack exceeds {}-byte limit",
@@ -121,9 +119,7 @@ fn overflow_child() {
 
 #[test]
 fn stack_overflow_prints_go_report_and_exits_2() {
-    let out = support::run_child("overflow_child", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let err = support::fatal_child("overflow_child");
     assert!(
         err.contains("runtime: goroutine stack exceeds 65536-byte limit"),
         "{err}"

@@ -18,6 +18,15 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
     cmd.output().expect("child test process runs")
 }
 
+/// Runs a child test (as `run_child`, no extra environment) that must end the process with a
+/// `fatal error:` report (Go's exit status 2), and returns its stderr.
+pub fn fatal_child(name: &str) -> String {
+    let out = run_child(name, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{name}: stderr: {err}");
+    err
+}
+
 /// Whether this process is a child started by `run_child`.
 pub fn is_child() -> bool {
     std::env::var_os("GORT_CHILD").is_some()
@@ -90,4 +99,46 @@ pub fn expect_deadlock(procs: usize, f: impl FnOnce() + Send + 'static) {
         p.downcast_ref::<&str>(),
         Some(&"fatal error: all goroutines are asleep - deadlock!")
     );
+}
+
+/// A value computed from `id` and `i` that a zero page would not reproduce.
+pub fn mix(id: u64, i: u64) -> u64 {
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).rotate_left(17)
+        | 1
+}
+
+/// One level of a recursion that keeps `W` words (`W` < 1,000) of its caller's frame filled
+/// with values from `id` and `level`: fills them, runs `below` (the levels under it, or the
+/// wait at the bottom), then checks every word, since a goroutine's stack must come back
+/// intact across parks, copy-out, growth and thread changes. Returns `below`'s value plus the
+/// words' sum. Inlined, so the words live in the caller's frame.
+#[inline(always)]
+pub fn hold<const W: usize>(id: u64, level: u64, below: impl FnOnce() -> u64) -> u64 {
+    let mut local = [0u64; W];
+    for (i, w) in local.iter_mut().enumerate() {
+        *w = mix(id, i as u64 + level * 1000);
+    }
+    let local = std::hint::black_box(local);
+    let mut sum = below();
+    for (i, w) in local.iter().enumerate() {
+        assert_eq!(
+            *w,
+            mix(id, i as u64 + level * 1000),
+            "goroutine {id}: stack word {i} at level {level} changed"
+        );
+        sum = sum.wrapping_add(*w);
+    }
+    sum
+}
+
+/// What a recursion of `hold::<W>` over levels `0..=depth` returns when its bottom gives
+/// `bottom`.
+pub fn held_sum<const W: usize>(id: u64, depth: u64, bottom: u64) -> u64 {
+    let mut sum = bottom;
+    for level in 0..=depth {
+        for i in 0..W as u64 {
+            sum = sum.wrapping_add(mix(id, i + level * 1000));
+        }
+    }
+    sum
 }
