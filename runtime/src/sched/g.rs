@@ -429,21 +429,22 @@ impl Goroutine {
     /// goroutine waiting on its thread while it unwinds is shown as waiting, as Go shows it.
     pub(crate) fn describe_waiting(&self, out: &mut String) {
         let status = self.status();
-        let unwind_wait = WaitReason::from_u8(self.unwind_wait.load(Ordering::Relaxed));
-        let reason = match (status, unwind_wait) {
-            (Status::Running, WaitReason::None) => None,
-            (Status::Running, r) => Some(r),
-            (Status::Waiting | Status::Dead | Status::Idle, _) => Some(self.wait_reason()),
-            (Status::Runnable, _) => None,
+        let reason = match status {
+            Status::Runnable => None,
+            Status::Running => Some(WaitReason::from_u8(
+                self.unwind_wait.load(Ordering::Relaxed),
+            ))
+            .filter(|r| *r != WaitReason::None),
+            Status::Waiting | Status::Dead | Status::Idle => Some(self.wait_reason()),
         };
         let at = self
             .park_loc()
             .filter(|_| reason.is_some())
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-        let state = match (status, reason) {
-            (Status::Runnable, _) => "runnable".to_string(),
-            (_, None) => "running".to_string(),
-            (_, Some(r)) => match self.waiting_minutes() {
+        let state = match reason {
+            None if status == Status::Runnable => "runnable".to_string(),
+            None => "running".to_string(),
+            Some(r) => match self.waiting_minutes() {
                 0 => r.as_str().to_string(),
                 1 => format!("{}, 1 minute", r.as_str()),
                 n => format!("{}, {n} minutes", r.as_str()),
