@@ -35,7 +35,7 @@ fn process_threads() -> usize {
 
 /// Go's `checkdead`, run by an M about to sleep with every P idle (`timers_pending`: some P
 /// has a timer, which will wake an M); with every P idle the per-P goroutine counts are
-/// stable.
+/// stable. `Some(instant)`: undecided, look again then (the M sleeps until it).
 ///
 /// If main called Goexit and no goroutine is left: `fatal error: no goroutines (main called
 /// runtime.Goexit) - deadlock!`. Otherwise it reports a deadlock when all of these hold:
@@ -44,12 +44,14 @@ fn process_threads() -> usize {
 /// 2. at least one goroutine is alive: each is parked on a channel, select, lock, `WaitGroup`,
 ///    `Cond`, join, or blocks forever (a nil channel, an empty select);
 /// 3. no timer is pending on any P (a timer could wake one);
-/// 4. no thread outside the runtimes could wake one: the process has no threads but the Ms
+/// 4. no M runs goroutine code without a P (in a blocking call, or sysmon firing timers); one
+///    that does postpones the decision;
+/// 5. no thread outside the runtimes could wake one: the process has no threads but the Ms
 ///    of gort runtimes and the threads waiting in `run` / `#[gort::main]` (and, under
 ///    `#[gort::test]`, the harness's main thread). Any other thread may hold a channel or a
 ///    `Handle`, so its presence only postpones the decision: it is looked at again after a
 ///    back-off (10 ms doubling to 1 s), and the returned instant says when;
-/// 5. every other runtime of the process is quiescent (`Shared::quiescent`): a goroutine of
+/// 6. every other runtime of the process is quiescent (`Shared::quiescent`): a goroutine of
 ///    another runtime that runs, or a timer of it, could wake one of ours through a channel.
 ///    A busy runtime postpones the decision the same way.
 pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instant> {
@@ -61,14 +63,9 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
     }
     // The counter before the queue: sysmon counts itself in it while it fires timers, and
     // what a fired timer readies is queued before it counts itself out.
-    if timers_pending
-        || shared.running_without_p() != 0
-        || !shared.global.is_empty()
-        || live == 0
-        || crate::netpoll::waiters() != 0
-    {
-        // Something runs or will: a timer, a queued goroutine, or an M that lost its P in a
-        // blocking call (Go counts Ms in system calls as running).
+    let running = shared.running_without_p() != 0;
+    if timers_pending || !shared.global.is_empty() || live == 0 || crate::netpoll::waiters() != 0 {
+        // Something will run: a timer, a queued goroutine, or the poller's.
         return None;
     }
     if shared.outcome.lock().finished {
@@ -90,7 +87,15 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
         shared.dead_next_check.store(next, Ordering::Relaxed);
         Some(shared.epoch + Duration::from_nanos(next))
     };
-    // Rule 5 first (and rule 1 again after it): a goroutine of another runtime that readied
+    if running {
+        // An M that lost its P in a blocking call runs (Go counts Ms in system calls as
+        // running); it checks again when it goes idle. But sysmon also counts itself in for a
+        // moment in every round, while it looks at the timers, and a check that saw only that
+        // moment would never be repeated: the program hung with every goroutine asleep. So
+        // this is a postponement, like the others, not an answer.
+        return backoff();
+    }
+    // Rule 6 first (and rule 1 again after it): a goroutine of another runtime that readied
     // one of ours did so before its P went idle, so once that runtime reads as idle, our
     // global queue shows the goroutine.
     let mut harness = shared.config.test_harness;
@@ -159,4 +164,27 @@ fn undecided_notice(shared: &Shared, now: u64) {
          use #[gort::test], which reports a deadlock at once. Blocked:\n{blocked}",
         UNDECIDED_NOTICE_AFTER.as_secs()
     );
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A goroutine asleep while an M (or sysmon, for the moment it looks at the timers) is
+    /// counted as running without a P: the check is postponed with a time to look again, never
+    /// dropped (it was dropped, and a deadlocked program hung with every M asleep).
+    #[test]
+    fn a_thread_running_without_a_p_postpones_the_check() {
+        let shared = Shared::new(
+            crate::Builder::new()
+                .procs(1)
+                .config(super::super::Mode::Embedded),
+        );
+        shared.ext_live.fetch_add(1, Ordering::SeqCst); // one goroutine, parked
+        shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
+        let again = check_dead(&shared, false);
+        shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
+        shared.ext_live.fetch_sub(1, Ordering::SeqCst);
+        assert!(again.is_some(), "the check was dropped, not postponed");
+    }
 }
