@@ -128,6 +128,10 @@ impl Coro {
     where
         F: FnOnce(&Suspender) + 'static,
     {
+        debug_assert!(
+            !stack.is_released(),
+            "a coroutine starts on a committed window"
+        );
         stack.mark_dirty();
         Coro {
             inner: Coroutine::with_stack(stack, move |y: &Suspender, ()| f(y)),

@@ -23,10 +23,27 @@
 //!
 //! Guard pages: on Linux 6.13+ `MADV_GUARD_INSTALL` marks a page inside a read-write mapping as a
 //! guard without splitting the mapping, so a million windows cost one memory map. On older
-//! kernels the segment is mapped `PROT_NONE` and each window is `mprotect`ed read-write when it is
-//! carved, which costs about two memory maps per window; that mode has a budget well below
-//! `vm.max_map_count` and refuses (with a clear panic) to carve past it, rather than failing
-//! unrelated `mmap`/`pthread_create` calls later.
+//! kernels the segment is mapped `PROT_NONE` and a window is `mprotect`ed read-write only while
+//! it is *committed* (its stack may hold data): a committed window costs about two memory maps,
+//! a released one none (it merges back into the `PROT_NONE` around it and serves as the guard of
+//! the window above). Committed windows are a budget (`map_budget`, well below
+//! `vm.max_map_count`): taking one past it is refused with [`Refused::Budget`], and the
+//! scheduler makes room by releasing free windows and copying out parked goroutines
+//! (`sched::copyout::with_budget`) rather than failing unrelated `mmap`/`pthread_create` calls
+//! later.
+//!
+//! # A window's states
+//!
+//! ```text
+//!   carved / taken ──commit──> COMMITTED ──release_windows──> RELEASED ──commit──> COMMITTED
+//!   (read-write, guard below,                (pages gone; PROT_NONE on old kernels,
+//!    one budget unit on old kernels)          guard marker removed on 6.13+)
+//! ```
+//!
+//! A `GStack` says which one it is in (`released`); only a committed window is run on. A
+//! copied-out goroutine's window is released while its `GStack` stays inside the coroutine:
+//! `sched::copyout` tracks that state in the goroutine record and commits the window again
+//! before the goroutine resumes.
 //!
 //! # Pool
 //!
@@ -42,6 +59,12 @@
 //! stack is cached, and are released with `MADV_DONTNEED` by [`StackPool::scrub`], which the
 //! scheduler calls when an M has run out of work. A syscall costs 300-600 ns on this machine
 //! kind, too much for every goroutine exit; at idle time it is free.
+//!
+//! The scavenger ([`StackPool::scavenge`], run by sysmon) gives back whole free windows that
+//! no goroutine took for a full period: each period it notes the fewest free windows a class
+//! had (its low-water mark), and releases that many of the least recently freed ones, a
+//! bounded number a round. So a burst's windows go back to the kernel a second or two after
+//! it ends, and a steady load keeps its working set warm.
 //!
 //! # Overflow
 //!
@@ -112,12 +135,14 @@ const MODE_MPROTECT: u8 = 2;
 /// How guard pages are made in this process; decided once, by the first segment.
 static GUARD_MODE: AtomicU8 = AtomicU8::new(MODE_UNKNOWN);
 
-/// Windows carved in `mprotect` mode across the process (each costs ~2 memory maps).
-static MPROTECT_WINDOWS: AtomicUsize = AtomicUsize::new(0);
+/// Windows committed (read-write) in `mprotect` mode across the process: each costs about two
+/// memory maps (itself, and the split of the `PROT_NONE` around it). Moved only by
+/// `take_budget` / `give_budget`, exactly once per commit and release.
+static COMMITTED: AtomicUsize = AtomicUsize::new(0);
 
-/// The most windows `mprotect` mode may carve: half of `vm.max_map_count`, less a margin for the
-/// rest of the process (thread stacks, libraries, the allocator).
-fn mprotect_budget() -> usize {
+/// The most windows `mprotect` mode may keep committed at once: half of `vm.max_map_count`,
+/// less a margin for the rest of the process (thread stacks, libraries, the allocator).
+pub(crate) fn map_budget() -> usize {
     static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BUDGET.get_or_init(|| {
         let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
@@ -126,6 +151,60 @@ fn mprotect_budget() -> usize {
             .unwrap_or(65530);
         max.saturating_sub(8192) / 2
     })
+}
+
+/// Windows committed now in `mprotect` mode (0 with `MADV_GUARD_INSTALL`).
+pub(crate) fn committed_windows() -> usize {
+    COMMITTED.load(Ordering::Relaxed)
+}
+
+/// Whether guard pages are `mprotect` islands here (a kernel before 6.13), decided by the
+/// first segment; false before any segment exists.
+pub(crate) fn mprotect_mode() -> bool {
+    GUARD_MODE.load(Ordering::Acquire) == MODE_MPROTECT
+}
+
+/// Takes one unit of the map budget (a window about to become read-write in `mprotect`
+/// mode); false at the budget.
+fn take_budget() -> bool {
+    let budget = map_budget();
+    COMMITTED
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < budget).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// Gives back `n` units (windows made `PROT_NONE` again, or a commit that failed).
+fn give_budget(n: usize) {
+    COMMITTED.fetch_sub(n, Ordering::Relaxed);
+}
+
+/// Why a window could not be had.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// `mprotect` mode, and every unit of the map budget is committed: the scheduler can make
+    /// room (`sched::copyout::with_budget`) and try again.
+    Budget,
+    /// The kernel refused (no address space, no memory).
+    Os(io::Error),
+}
+
+/// The message for a budget that stays exhausted (every committed window in use).
+pub(crate) fn budget_error(copy_out: bool) -> io::Error {
+    let budget = map_budget();
+    let how = if copy_out {
+        "parked goroutines are copied out to make room, but every committed stack belongs to a \
+         running or runnable goroutine"
+    } else {
+        "copy-out of parked stacks is off (Builder::copy_out_parked), so parked goroutines \
+         keep theirs"
+    };
+    io::Error::other(format!(
+        "this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+), so each resident goroutine stack \
+         costs about two memory maps, and all {budget} that vm.max_map_count allows are in use: \
+         {how}; raise vm.max_map_count or run fewer goroutines at once"
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,26 +306,115 @@ pub(crate) struct GStack {
     usable: usize,
     /// Whether a goroutine ran on it since it was last scrubbed.
     dirty: bool,
+    /// Whether its pages were released (module docs, "A window's states"): it must be
+    /// committed (`commit`) before anything runs on it.
+    released: bool,
 }
 
-/// Whether the guard pages survive `MADV_DONTNEED` over them (`MADV_GUARD_INSTALL` guards do;
-/// `mprotect` guards are separate mappings, so ranges are released window by window).
-pub(crate) fn guards_survive_release() -> bool {
-    GUARD_MODE.load(Ordering::Relaxed) == MODE_MADVISE
-}
-
-/// Gives the pages of `[low, high)` back to the kernel (`MADV_DONTNEED`): they read back as
-/// zeroes. Guard pages inside the range stay guards in `MADV_GUARD_INSTALL` mode.
+/// Releases the windows `[low, top)` of `ranges` (sorted by address or not): their pages go
+/// back to the kernel and read back as zeroes. With `MADV_GUARD_INSTALL` their guard markers
+/// are removed too (one `process_madvise`), so the kernel can free their page-table pages;
+/// with `mprotect` guards they become `PROT_NONE`, merging with the guards around them, and
+/// give back their budget. Adjacent windows go in one call each. Every released window must be
+/// committed (`commit`) before anything runs on it again.
 ///
 /// # Safety
-/// The range lies in goroutine windows (and the guard pages between them) whose contents
-/// nobody needs: no coroutine runs on them and their live bytes were saved elsewhere.
-pub(crate) unsafe fn release_pages(low: usize, high: usize) {
-    // SAFETY: per the contract; dropping pages of a private anonymous mapping only makes them
-    // read back as zero.
-    unsafe {
-        libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED);
+/// Each range is a committed window of a segment gort owns (`[top - usable, top)` of a
+/// `GStack`) whose contents nobody needs: no coroutine runs on it and its live bytes were
+/// saved elsewhere, until it is committed again.
+pub(crate) unsafe fn release_windows(ranges: &mut [(usize, usize)]) {
+    if ranges.is_empty() {
+        return;
     }
+    ranges.sort_unstable();
+    let mprotect = mprotect_mode();
+    if !mprotect {
+        // A partial failure leaves some guards in place: `commit` installs them again anyway
+        // (idempotent), so the result does not matter.
+        remove_guards(&ranges.iter().map(|r| r.0).collect::<Vec<_>>());
+    }
+    let mut i = 0;
+    while i < ranges.len() {
+        let (lo, mut hi) = ranges[i];
+        i += 1;
+        // The next window starts one guard page above this one's top; the guard between is
+        // released with them (a marker survives `MADV_DONTNEED`; an `mprotect` guard is
+        // `PROT_NONE` already).
+        while i < ranges.len() && ranges[i].0 == hi + PAGE {
+            hi = ranges[i].1;
+            i += 1;
+        }
+        if mprotect {
+            decommit(lo, hi);
+        } else {
+            // SAFETY: `[lo, hi)` covers windows nobody uses (the contract) and the guard pages
+            // between adjacent ones; dropping pages of a private anonymous mapping only makes
+            // them read back as zero.
+            unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED) };
+        }
+    }
+    if mprotect {
+        give_budget(ranges.len());
+    }
+}
+
+/// `mprotect` mode: replaces `[lo, hi)` (windows nobody uses and the guards between them) with
+/// a fresh `PROT_NONE` mapping, which frees their pages in the same call.
+///
+/// Not `madvise` + `mprotect(PROT_NONE)`: a window's mapping got an `anon_vma` of its own
+/// when its first page was touched, and Linux merges neighbouring mappings only when their
+/// `anon_vma`s agree, so every released window would stay a memory map of its own (measured:
+/// a million parked goroutines ran out of maps at about 30,000). A fresh mapping has none and
+/// merges with the `PROT_NONE` around it, so a run of released windows is one map.
+fn decommit(lo: usize, hi: usize) {
+    // SAFETY: `[lo, hi)` lies in a segment gort mapped and owns, and nothing uses it (the
+    // caller's contract); MAP_FIXED replaces exactly that range.
+    let p = unsafe {
+        libc::mmap(
+            lo as *mut libc::c_void,
+            hi - lo,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        // The map budget would count windows that are still committed: fatal, like a failure
+        // to map a stack.
+        crate::panic::throw(&format!(
+            "runtime: cannot release goroutine stack windows: {}",
+            io::Error::last_os_error()
+        ));
+    }
+}
+
+/// Makes the released window `[low, low + usable)` usable again: read-write and one budget
+/// unit in `mprotect` mode (refused at the budget), its guard marker back with
+/// `MADV_GUARD_INSTALL`.
+///
+/// The window must be a released one of a segment gort owns, which nothing runs on yet.
+pub(crate) fn commit(low: usize, usable: usize) -> Result<(), Refused> {
+    if !mprotect_mode() {
+        return install_guard(low - PAGE).map_err(Refused::Os);
+    }
+    if !take_budget() {
+        return Err(Refused::Budget);
+    }
+    // SAFETY: the usable part of a released window gort owns (the contract); the guard page
+    // below stays PROT_NONE.
+    let rc = unsafe {
+        libc::mprotect(
+            low as *mut libc::c_void,
+            usable,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    };
+    if rc != 0 {
+        give_budget(1);
+        return Err(Refused::Os(io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 impl GStack {
@@ -265,10 +433,22 @@ impl GStack {
         self.dirty = true;
     }
 
+    /// Whether the window's pages were released: it must be committed before use.
+    pub(crate) fn is_released(&self) -> bool {
+        self.released
+    }
+
+    /// Records that the window was released while a coroutine held it (a copied-out
+    /// goroutine discarded at shutdown, `sched::copyout`): it goes back to the pool as such.
+    pub(crate) fn set_released(&mut self) {
+        self.released = true;
+        self.dirty = false;
+    }
+
     /// Releases the pages below [`SCRUB_KEEP`] from the top if a goroutine used the stack since
     /// the last scrub. Returns whether a syscall was made.
     pub(crate) fn scrub(&mut self) -> bool {
-        if !self.dirty {
+        if !self.dirty || self.released {
             return false;
         }
         self.dirty = false;
@@ -348,6 +528,13 @@ struct ClassState {
     dirty: Vec<GStack>,
     /// Free windows with nothing committed below `SCRUB_KEEP`.
     clean: Vec<GStack>,
+    /// Free windows whose pages were released (`release_windows`): committed when taken.
+    released: Vec<GStack>,
+    /// The fewest committed free windows (`dirty` + `clean`) since the scavenger's last period
+    /// began: that many were not needed for a whole period (`StackPool::scavenge`).
+    low_water: usize,
+    /// Committed free windows the scavenger has still to release this period.
+    owed: usize,
     /// Windows handed out and not yet returned (for leak checks at shutdown).
     out: usize,
     /// Windows given up by discarded goroutines in sanitizer builds (`StackPool::leak`): the
@@ -366,6 +553,9 @@ impl SizeClass {
                 carved: 0,
                 dirty: Vec::new(),
                 clean: Vec::new(),
+                released: Vec::new(),
+                low_water: 0,
+                owed: 0,
                 out: 0,
                 leaked: 0,
             }),
@@ -392,16 +582,22 @@ impl SizeClass {
     }
 
     /// Moves up to `max` windows (at least one) into `out`, the lowest address last (callers
-    /// pop from the end): free ones first, dirty before clean (their top pages are committed
-    /// and likely cached), else a batch carved fresh from the segment.
+    /// pop from the end): committed free ones first, dirty before clean (their top pages are
+    /// committed and likely cached), then released ones (committed again), else a batch carved
+    /// fresh from the segment.
     ///
-    /// Fresh windows get their guards after the class lock is released: the range is reserved
-    /// under the lock (the carve cursor moves past it), so no one else can hand it out, and
-    /// installing 64 guards (a `process_madvise` of tens of microseconds) no longer stalls the
-    /// other Ms' allocations. Invariant: a window reaches `out` or a free list only with its
-    /// guard in place.
-    fn alloc_batch(&self, max: usize, out: &mut Vec<GStack>) -> io::Result<()> {
+    /// Windows that need a system call (fresh, or released) get it after the class lock is
+    /// released: they are taken off the lists (or the carve cursor moves past them) under the
+    /// lock, so no one else can hand them out, and installing 64 guards (a `process_madvise`
+    /// of tens of microseconds) no longer stalls the other Ms' allocations. Invariant: a
+    /// window reaches `out` committed, with its guard in place; a free list holds committed
+    /// windows only in `dirty` and `clean`.
+    fn alloc_batch(&self, max: usize, out: &mut Vec<GStack>) -> Result<(), Refused> {
         let max = max.max(1);
+        // In `mprotect` mode each window is a budget unit and an `mprotect` of its own: one at
+        // a time. With guard markers a batch of released windows gets its guards back in one
+        // `process_madvise`.
+        let mprotect = mprotect_mode();
         let (first, n) = {
             let mut st = self.state.lock();
             let mut taken = 0;
@@ -416,9 +612,26 @@ impl SizeClass {
             }
             if taken > 0 {
                 st.out += taken;
+                let left = st.dirty.len() + st.clean.len();
+                st.low_water = st.low_water.min(left);
+                st.owed = st.owed.min(left);
                 // Free lists pop the highest-priority window last; keep it on top of `out`.
                 let len = out.len();
                 out[len - taken..].reverse();
+                return Ok(());
+            }
+            if !st.released.is_empty() {
+                let n = if mprotect {
+                    1
+                } else {
+                    max.min(st.released.len())
+                };
+                let at = st.released.len() - n;
+                let mut batch: Vec<GStack> = st.released.drain(at..).collect();
+                st.out += n;
+                drop(st);
+                self.commit_batch(&mut batch)?;
+                out.append(&mut batch);
                 return Ok(());
             }
             let full = match st.segments.last() {
@@ -426,15 +639,13 @@ impl SizeClass {
                 None => true,
             };
             if full {
-                self.grow(&mut st)?;
+                self.grow(&mut st).map_err(Refused::Os)?;
             }
             let seg = st.segments.last().expect("a segment was just ensured");
             let first = seg.base + st.carved * self.stride;
             // Fresh windows are carved in batches, their guards installed with one system call
             // (`install_guards`); in `mprotect` mode (older kernels) one at a time.
-            let n = if GUARD_MODE.load(Ordering::Acquire) == MODE_MADVISE
-                && self.stride < ALONE_STRIDE
-            {
+            let n = if !mprotect && self.stride < ALONE_STRIDE {
                 CARVE_BATCH.min(seg.windows - st.carved)
             } else {
                 1
@@ -443,40 +654,117 @@ impl SizeClass {
             st.out += n;
             (first, n)
         };
-        let guarded = if n > 1 && install_guards(first, self.stride, n) {
-            Ok(())
-        } else {
-            (0..n).try_for_each(|i| carve_window(first + i * self.stride, self.usable))
-        };
-        if let Err(e) = guarded {
-            // The reserved windows are never handed out (their address space stays reserved
-            // until the segment is unmapped); the caller reports the error.
-            self.state.lock().out -= n;
-            return Err(e);
-        }
-        let give = n.min(max);
         let window = |i: usize| GStack {
             top: first + i * self.stride + self.stride,
             usable: self.usable,
             dirty: false,
+            released: true,
         };
+        // A fresh window is a released one that was never used: `commit` makes it usable
+        // (read-write in `mprotect` mode, where the segment is mapped `PROT_NONE`; a guard
+        // marker with `MADV_GUARD_INSTALL`, many with one call).
+        let mut batch: Vec<GStack> = (0..n).rev().map(window).collect();
+        let bulk = n > 1 && install_guards(first, self.stride, n);
+        if bulk {
+            for s in &mut batch {
+                s.released = false;
+            }
+        }
+        self.commit_batch(&mut batch)?;
+        // The carve is a batch: what was not asked for waits on the clean list, the lowest
+        // window on top.
+        let give = n.min(max);
         if give < n {
             let mut st = self.state.lock();
             st.out -= n - give;
-            st.clean.extend((give..n).rev().map(window));
+            st.clean.extend(batch.drain(..n - give));
         }
-        out.extend((0..give).rev().map(window));
+        out.append(&mut batch);
         Ok(())
+    }
+
+    /// Commits the released windows of `batch` (taken off this class and counted in `out`).
+    /// On a refusal the windows go back to the lists (`released`, or `clean` if committed),
+    /// uncounted, `batch` is left empty, and the refusal is returned.
+    fn commit_batch(&self, batch: &mut Vec<GStack>) -> Result<(), Refused> {
+        let mut failed = None;
+        for s in batch.iter_mut().filter(|s| s.released) {
+            match commit(s.top - s.usable, s.usable) {
+                Ok(()) => s.released = false,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let Some(e) = failed else {
+            return Ok(());
+        };
+        let mut st = self.state.lock();
+        st.out -= batch.len();
+        for s in batch.drain(..) {
+            if s.released {
+                st.released.push(s);
+            } else {
+                st.clean.push(s);
+            }
+        }
+        Err(e)
     }
 
     fn free(&self, s: GStack) {
         let mut st = self.state.lock();
         st.out -= 1;
-        if s.dirty {
+        if s.released {
+            st.released.push(s);
+        } else if s.dirty {
             st.dirty.push(s);
         } else {
             st.clean.push(s);
         }
+    }
+
+    /// Takes up to `max` committed free windows, the least recently freed first (dirty ones
+    /// before clean ones: they hold more pages), releases them and files them as released.
+    /// Returns how many. `owed` (the scavenger) also counts them off.
+    fn release_free(&self, max: usize) -> usize {
+        let mut taken: Vec<GStack> = {
+            let mut st = self.state.lock();
+            let from_dirty = max.min(st.dirty.len());
+            let from_clean = (max - from_dirty).min(st.clean.len());
+            let mut v: Vec<GStack> = st.dirty.drain(..from_dirty).collect();
+            v.extend(st.clean.drain(..from_clean));
+            let left = st.dirty.len() + st.clean.len();
+            st.low_water = st.low_water.min(left);
+            st.owed = st.owed.saturating_sub(v.len()).min(left);
+            // Counted out while their pages go: a shutdown then keeps the segment mapped.
+            st.out += v.len();
+            v
+        };
+        if taken.is_empty() {
+            return 0;
+        }
+        let mut ranges: Vec<(usize, usize)> =
+            taken.iter().map(|s| (s.top - s.usable, s.top)).collect();
+        // SAFETY: the windows are committed free windows this class owns, taken off its lists
+        // above: nothing runs on them and their contents are garbage.
+        unsafe { release_windows(&mut ranges) };
+        let n = taken.len();
+        let mut st = self.state.lock();
+        st.out -= n;
+        for mut s in taken.drain(..) {
+            s.set_released();
+            st.released.push(s);
+        }
+        n
+    }
+
+    /// The scavenger's period turns: what stayed free all period is owed.
+    fn begin_scavenge_period(&self) {
+        let mut st = self.state.lock();
+        let free = st.dirty.len() + st.clean.len();
+        st.owed = st.low_water.min(free);
+        st.low_water = free;
     }
 }
 
@@ -489,6 +777,7 @@ impl SizeClass {
         }
         st.dirty.clear();
         st.clean.clear();
+        st.released.clear();
         st.carved = 0;
         for seg in st.segments.drain(..) {
             unregister_segment(seg.slot);
@@ -559,7 +848,6 @@ fn map_segment(len: usize, stride: usize) -> io::Result<Segment> {
     })
 }
 
-/// Makes the window whose guard page starts at `guard` usable and guarded.
 /// `MADV_GUARD_REMOVE` (Linux 6.13+).
 const MADV_GUARD_REMOVE: libc::c_int = 103;
 
@@ -567,21 +855,10 @@ const MADV_GUARD_REMOVE: libc::c_int = 103;
 /// call, so that releasing the windows lets the kernel free their page-table pages (a guard
 /// marker is a page-table entry). True if every guard was removed.
 ///
-/// Only for windows no goroutine runs on until `reinstall_guard` has put their guard back.
-pub(crate) fn remove_guards(lows: &[usize]) -> bool {
+/// Only for windows being released (`release_windows`): `commit` puts the guard back.
+fn remove_guards(lows: &[usize]) -> bool {
     let guards: Vec<usize> = lows.iter().map(|&l| l - PAGE).collect();
     process_madvise_pages(&guards, MADV_GUARD_REMOVE)
-}
-
-/// Puts back the guard page below the window starting at `low` (after `remove_guards`),
-/// before anything runs on the window again. Ends the process if the kernel refuses: a window
-/// without its guard would let an overflow write into its neighbour.
-pub(crate) fn reinstall_guard(low: usize) {
-    if let Err(e) = install_guard(low - PAGE) {
-        crate::panic::throw(&format!(
-            "runtime: cannot reinstall a goroutine stack's guard page: {e}"
-        ));
-    }
 }
 
 /// Makes `guard`, the page below a window of a segment gort owns (one no goroutine runs on),
@@ -690,36 +967,6 @@ fn install_guards(first: usize, stride: usize, n: usize) -> bool {
     process_madvise_pages(&guards, MADV_GUARD_INSTALL)
 }
 
-fn carve_window(guard: usize, usable: usize) -> io::Result<()> {
-    if GUARD_MODE.load(Ordering::Acquire) == MODE_MADVISE {
-        return install_guard(guard);
-    }
-    let budget = mprotect_budget();
-    if MPROTECT_WINDOWS.fetch_add(1, Ordering::Relaxed) >= budget {
-        MPROTECT_WINDOWS.fetch_sub(1, Ordering::Relaxed);
-        // An error, not a panic: the caller undoes its accounting, then reports it.
-        return Err(io::Error::other(format!(
-            "this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+), and {budget} mprotect-guarded \
-             stacks already use about two memory maps each of vm.max_map_count; raise \
-             vm.max_map_count or run fewer goroutines at once"
-        )));
-    }
-    // SAFETY: the usable part of a window of a segment this class owns; the guard page below
-    // stays PROT_NONE.
-    let rc = unsafe {
-        libc::mprotect(
-            (guard + PAGE) as *mut libc::c_void,
-            usable,
-            libc::PROT_READ | libc::PROT_WRITE,
-        )
-    };
-    if rc != 0 {
-        MPROTECT_WINDOWS.fetch_sub(1, Ordering::Relaxed);
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Every stack of one runtime. Size classes are created on first use of a size; the default
 /// class is looked up without a lock.
 pub(crate) struct StackPool {
@@ -757,23 +1004,30 @@ impl StackPool {
         self.default.usable
     }
 
-    /// A stack with `usable` bytes (already page-rounded). Panics with the OS error if address
-    /// space cannot be reserved: like Go's "out of memory", this is not recoverable.
+    /// A stack with `usable` bytes (already page-rounded). Panics if none can be had (tests
+    /// and plain callers; the scheduler goes through `sched::copyout::with_budget`).
+    #[cfg(test)]
     pub(crate) fn alloc(&self, usable: usize) -> GStack {
-        let mut one = Vec::with_capacity(1);
-        self.alloc_batch(usable, 1, &mut one);
-        one.pop().expect("alloc_batch gives at least one stack")
+        self.try_alloc(usable)
+            .unwrap_or_else(|e| panic!("cannot map a {usable}-byte goroutine stack: {e:?}"))
     }
 
-    /// A stack with `usable` bytes, or the OS error if address space cannot be reserved (for
-    /// callers on a goroutine, where a panic could be recovered: growth `throw`s instead).
-    pub(crate) fn try_alloc(&self, usable: usize) -> io::Result<GStack> {
+    /// A stack with `usable` bytes, or why not.
+    pub(crate) fn try_alloc(&self, usable: usize) -> Result<GStack, Refused> {
         let mut one = Vec::with_capacity(1);
         self.try_alloc_batch(usable, 1, &mut one)?;
         Ok(one.pop().expect("alloc_batch gives at least one stack"))
     }
 
-    fn try_alloc_batch(&self, usable: usize, max: usize, out: &mut Vec<GStack>) -> io::Result<()> {
+    /// Moves up to `max` stacks with `usable` bytes (at least one) into `out`; the one to use
+    /// first is last. How a P refills its stack cache with one acquisition of the class lock.
+    /// On an error nothing was moved.
+    pub(crate) fn try_alloc_batch(
+        &self,
+        usable: usize,
+        max: usize,
+        out: &mut Vec<GStack>,
+    ) -> Result<(), Refused> {
         if usable == self.default.usable {
             self.default.alloc_batch(max, out)
         } else {
@@ -781,15 +1035,11 @@ impl StackPool {
         }
     }
 
-    /// Moves up to `max` stacks with `usable` bytes (at least one) into `out`; the one to use
-    /// first is last. How a P refills its stack cache with one lock acquisition. Panics as
-    /// `alloc` does.
+    /// Test helper: `try_alloc_batch` that panics.
+    #[cfg(test)]
     pub(crate) fn alloc_batch(&self, usable: usize, max: usize, out: &mut Vec<GStack>) {
-        if let Err(e) = self.try_alloc_batch(usable, max, out) {
-            // Go's "out of memory": not recoverable. This runs on an M (a goroutine's first
-            // run), whose failure ends the process with a `fatal error:` report.
-            panic!("cannot map a {usable}-byte goroutine stack: {e}")
-        }
+        self.try_alloc_batch(usable, max, out)
+            .unwrap_or_else(|e| panic!("cannot map a {usable}-byte goroutine stack: {e:?}"))
     }
 
     /// Returns a stack to its class's free list.
@@ -849,6 +1099,57 @@ impl StackPool {
         done
     }
 
+    /// Releases up to `max` committed free windows of all classes, the least recently freed
+    /// first; returns how many (the map budget they gave back, in `mprotect` mode).
+    pub(crate) fn release_free(&self, max: usize) -> usize {
+        let mut done = self.default.release_free(max);
+        for c in self.others.lock().iter() {
+            if done >= max {
+                break;
+            }
+            done += c.release_free(max - done);
+        }
+        done
+    }
+
+    /// The scavenger (sysmon): with `period` set, a new period begins, and every class owes
+    /// the committed free windows it never fell below during the last one. Then up to `max`
+    /// owed windows are released. Returns whether more is owed (sysmon keeps its rounds short
+    /// meanwhile).
+    pub(crate) fn scavenge(&self, period: bool, max: usize) -> bool {
+        let others = self.others.lock();
+        let classes = std::iter::once(&self.default).chain(others.iter());
+        let mut left = max;
+        let mut more = false;
+        for c in classes {
+            if period {
+                c.begin_scavenge_period();
+            }
+            let owed = c.state.lock().owed;
+            let n = owed.min(left);
+            if n > 0 {
+                left -= c.release_free(n);
+            }
+            more |= c.state.lock().owed > 0;
+        }
+        more
+    }
+
+    /// Free windows of all classes: (committed, released).
+    pub(crate) fn free_windows(&self) -> (usize, usize) {
+        let count = |c: &SizeClass| {
+            let st = c.state.lock();
+            (st.dirty.len() + st.clean.len(), st.released.len())
+        };
+        let (mut a, mut b) = count(&self.default);
+        for c in self.others.lock().iter() {
+            let (x, y) = count(c);
+            a += x;
+            b += y;
+        }
+        (a, b)
+    }
+
     /// Unmaps every segment of every class that has no stack handed out (runtime shutdown).
     pub(crate) fn release(&self) {
         self.default.release();
@@ -892,7 +1193,7 @@ mod tests {
         pool.alloc_batch(size, 8, &mut cache);
         // With MADV_GUARD_INSTALL fresh windows come in batches; with mprotect guards (older
         // kernels) one at a time.
-        let batched = guards_survive_release();
+        let batched = !mprotect_mode();
         let first = if batched { 8 } else { 1 };
         assert_eq!(cache.len(), first, "a fresh carve fills the batch");
         assert_eq!(pool.outstanding(), first);

@@ -148,6 +148,21 @@ pub struct SchedStats {
     pub stack_segments: usize,
     /// Segments taken from the stack pool for growth since the runtime started.
     pub stack_growths: u64,
+    /// Free stack windows in the runtime's pool with their pages (reused warm), and free ones
+    /// whose pages went back to the kernel (the scavenger, or map pressure). Windows cached on
+    /// a processor (64 at most each) are not counted.
+    pub free_stacks: usize,
+    /// See `free_stacks`.
+    pub released_stacks: usize,
+    /// Whether guard pages are `mprotect` islands (a kernel before Linux 6.13, which lacks
+    /// `MADV_GUARD_INSTALL`): each committed stack window then costs about two memory maps,
+    /// and at most `stack_map_budget` are committed at once in the process
+    /// (docs/stacks.md, "The map budget").
+    pub mprotect_guards: bool,
+    /// Stack windows committed now in the whole process, with `mprotect` guards (0 otherwise).
+    pub committed_stacks: usize,
+    /// The most windows `mprotect` guards may keep committed: `(vm.max_map_count - 8192) / 2`.
+    pub stack_map_budget: usize,
 }
 
 /// The numbers of the calling goroutine's runtime (or the thread's, inside
@@ -208,6 +223,7 @@ pub fn set_max_stack(bytes: usize) -> usize {
 }
 
 pub(crate) fn stats(shared: &Shared) -> SchedStats {
+    let (free_stacks, released_stacks) = shared.stacks.free_windows();
     let (threads, idle_threads) = {
         let s = shared.sched.lock();
         let idle = s
@@ -242,6 +258,11 @@ pub(crate) fn stats(shared: &Shared) -> SchedStats {
         copy_outs: shared.copyout.total.load(Ordering::Relaxed),
         stack_segments: shared.growth.held.load(Ordering::Relaxed),
         stack_growths: shared.growth.taken.load(Ordering::Relaxed),
+        free_stacks,
+        released_stacks,
+        mprotect_guards: crate::coro::stack::mprotect_mode(),
+        committed_stacks: crate::coro::stack::committed_windows(),
+        stack_map_budget: crate::coro::stack::map_budget(),
     }
 }
 

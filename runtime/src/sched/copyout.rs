@@ -92,10 +92,10 @@ const CHUNK: usize = 8 * 1024;
 const BATCH: usize = 256;
 const RESIDENT: u8 = 0;
 const BUSY: u8 = 1;
+/// The bytes are in `saved` and the window was released (`stack::release_windows`): the
+/// resuming M commits it again (`stack::commit`: its guard marker back, or read-write again
+/// and a budget unit on old kernels) before it copies the bytes back.
 const OUT: u8 = 2;
-/// OUT, and the window's guard page was removed too (so the kernel can free the window's
-/// page-table page): the resuming M puts the guard back before anything runs on the window.
-const OUT_UNGUARDED: u8 = 3;
 
 /// The copy-out state in a goroutine record (40 bytes).
 pub(crate) struct StackOut {
@@ -204,15 +204,17 @@ impl StackOut {
     }
 
     /// Shutdown's discard: waits out a copy-out in progress and drops the bytes. The caller
-    /// owns the (dead) record.
-    pub(crate) fn discard(&self, shared: &Shared) {
-        self.put_back(shared, false);
+    /// owns the (dead) record. Returns whether the window is left released (the caller marks
+    /// the stack so, `GStack::set_released`).
+    pub(crate) fn discard(&self, shared: &Shared) -> bool {
+        self.put_back(shared, false)
     }
 
-    /// Waits while BUSY; then, if the stack is out, puts the guard back (the window runs code
-    /// again, or returns to the pool), copies the bytes back if `copy`, frees the buffer, and
-    /// marks the stack RESIDENT. The caller owns the record (the M resuming it, or shutdown).
-    fn put_back(&self, shared: &Shared, copy: bool) {
+    /// Waits while BUSY; then, if the stack is out and `copy`, commits the window again (the
+    /// goroutine runs on it next) and copies the bytes back; frees the buffer either way, and
+    /// marks the stack RESIDENT. Returns whether the window stays released (out, not copied
+    /// back). The caller owns the record (the M resuming it, or shutdown).
+    fn put_back(&self, shared: &Shared, copy: bool) -> bool {
         let backoff = crossbeam_utils::Backoff::new();
         // Acquire: pairs with the copier's Release of OUT (the buffer and the released pages)
         // or RESIDENT (a reverted claim).
@@ -223,18 +225,24 @@ impl StackOut {
             }
         };
         if st == RESIDENT {
-            return;
+            return false;
         }
-        if st == OUT_UNGUARDED {
-            let (low, _) = self.window().expect("a copied-out goroutine has a window");
-            stack::reinstall_guard(low);
+        let (low, top) = self.window().expect("a copied-out goroutine has a window");
+        if copy {
+            // Under map pressure (old kernels) this copies out other parked goroutines first.
+            if let Err(e) = with_budget(shared, || stack::commit(low, top - low)) {
+                crate::panic::throw(&format!(
+                    "cannot map a {}-byte goroutine stack to resume a goroutine: {e}",
+                    top - low
+                ));
+            }
         }
         let (from, top) = self.copy_range();
         // SAFETY: OUT was published with the buffer in place and the copier is done with it;
         // only the record's owner (the caller) takes it. The buffer holds `top - from` bytes
-        // (the range cannot change while the goroutine is parked), and `[from, top)` lies in
-        // the goroutine's window, mapped read-write and used by nothing else. The released
-        // pages fault back in as zeroes.
+        // (the range cannot change while the goroutine is parked), and when `copy` is set
+        // `[from, top)` lies in the goroutine's window, committed just above and used by
+        // nothing else. The released pages fault back in as zeroes.
         unsafe {
             let saved = std::mem::replace(&mut *self.saved.get(), std::ptr::null_mut());
             if copy {
@@ -244,6 +252,7 @@ impl StackOut {
         }
         shared.copyout.resident(top - from);
         self.state.store(RESIDENT, Ordering::Relaxed);
+        !copy
     }
 }
 
@@ -372,9 +381,17 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
     !busy && (sc.cursor != 0 || !sc.pending.is_empty())
 }
 
-/// Copies out the stacks of `batch` (goroutines seen parked in episode `n`), module docs.
-fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) {
-    for (g, _) in batch {
+/// Copies out the stacks of `batch` (goroutines seen parked in episode `n`), module docs;
+/// returns how many it copied.
+fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) -> usize {
+    // One copier at a time (sysmon's passes, an M relieving map pressure): only a copier moves
+    // RESIDENT -> BUSY, so under this lock a goroutine seen RESIDENT stays so until claimed.
+    let _copier = shared.copier.lock.lock();
+    let batch: Vec<&(&Goroutine, u32)> = batch
+        .iter()
+        .filter(|(g, _)| g.out.state.load(Ordering::Relaxed) == RESIDENT)
+        .collect();
+    for (g, _) in &batch {
         g.out.state.store(BUSY, Ordering::Relaxed);
     }
     heavy_fence();
@@ -413,30 +430,121 @@ fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) {
         // can resume it (`grow::release_spare`).
         unsafe { super::grow::release_spare(g) };
     }
-    ranges.sort_unstable();
-    // Without their guard markers the windows' page-table pages empty out and the kernel frees
-    // them with the pages (about 512 bytes a goroutine otherwise); resuming puts a guard back.
-    let merge = stack::guards_survive_release();
-    let unguarded = merge && stack::remove_guards(&ranges.iter().map(|r| r.0).collect::<Vec<_>>());
-    let mut i = 0;
-    while i < ranges.len() {
-        let (lo, mut hi) = ranges[i];
-        i += 1;
-        // The next window starts one guard page above this one's top.
-        while merge && i < ranges.len() && ranges[i].0 == hi + PAGE {
-            hi = ranges[i].1;
-            i += 1;
-        }
-        // SAFETY: `[lo, hi)` covers windows of kept goroutines (and the guard pages between
-        // adjacent ones): their bytes were just copied out, and nothing uses them until a
-        // resuming M sees OUT and copies them back.
-        unsafe { stack::release_pages(lo, hi) };
-    }
-    let out = if unguarded { OUT_UNGUARDED } else { OUT };
+    // SAFETY: the ranges are the windows of kept goroutines, committed (they ran on them)
+    // and held BUSY: their bytes were just copied out, and nothing uses them until a resuming
+    // M sees OUT, commits the window again and copies them back. Without their guard markers
+    // the windows' page-table pages empty out and the kernel frees them with the pages (about
+    // 512 bytes a goroutine otherwise); on old kernels the windows become `PROT_NONE` and
+    // give their map budget back.
+    unsafe { stack::release_windows(&mut ranges) };
     for g in &kept {
         // Release: the buffer and the released pages before the resuming M's Acquire.
-        g.out.state.store(out, Ordering::Release);
+        g.out.state.store(OUT, Ordering::Release);
     }
+    kept.len()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Map pressure (kernels before 6.13)
+
+/// The copiers' lock and the relief's position in `allgs` (`Shared::copier`).
+#[derive(Default)]
+pub(crate) struct Copier {
+    /// Held for the whole of a `copy_out` (module docs, "The protocol").
+    lock: parking_lot::Mutex<()>,
+    /// Where the next relief scan starts: the scans go round `allgs` like a clock hand, so
+    /// successive reliefs take different goroutines, those parked longest first in the common
+    /// case of records made in spawn order.
+    cursor: AtomicUsize,
+}
+
+/// How long an M waits for map budget that nothing it can do frees (every committed window
+/// belongs to a running or runnable goroutine, or to one whose park function is still
+/// running) before the process ends with the budget error.
+const BUDGET_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Runs `take` (an allocation or commit of a window) until the map budget lets it through:
+/// on a refusal it makes room (`relieve`) and tries again. Only old kernels refuse
+/// (`mprotect` guards; with `MADV_GUARD_INSTALL` there is no budget). If nothing can be
+/// freed for `BUDGET_PATIENCE`, the budget error (`stack::budget_error`), for the caller to
+/// report; an error of the kernel's at once.
+pub(crate) fn with_budget<T>(
+    shared: &Shared,
+    mut take: impl FnMut() -> Result<T, stack::Refused>,
+) -> std::io::Result<T> {
+    let mut waited = Duration::ZERO;
+    loop {
+        match take() {
+            Ok(v) => return Ok(v),
+            Err(stack::Refused::Os(e)) => return Err(e),
+            Err(stack::Refused::Budget) => {}
+        }
+        if relieve(shared) > 0 {
+            continue;
+        }
+        // Windows held by goroutines parking this moment (their park function has not
+        // returned, so they are no candidates yet) come free in microseconds; running and
+        // runnable ones only when they park or end.
+        if waited >= BUDGET_PATIENCE {
+            return Err(stack::budget_error(shared.config.copy_out));
+        }
+        let nap = Duration::from_micros(200);
+        std::thread::sleep(nap);
+        waited += nap;
+    }
+}
+
+/// Makes room in the map budget: releases committed free windows of the pool, else copies
+/// out a batch of parked goroutines, whatever their age and however many goroutines live
+/// (the policy's thresholds are for memory, not for maps). Returns how many windows it
+/// released.
+fn relieve(shared: &Shared) -> usize {
+    let freed = shared.stacks.release_free(BATCH);
+    if freed > 0 || !shared.config.copy_out {
+        return freed;
+    }
+    // One pass of the clock hand at most, a chunk of records at a time, copied under the lock
+    // and looked at without it (as `round` does).
+    let mut batch: Vec<(&Goroutine, u32)> = Vec::with_capacity(BATCH);
+    let len = shared.allgs.lock().len();
+    let mut looked = 0;
+    while batch.len() < BATCH && looked < len {
+        let (at, chunk): (usize, Vec<*const Goroutine>) = {
+            let all = shared.allgs.lock();
+            let at = shared.copier.cursor.load(Ordering::Relaxed) % all.len().max(1);
+            let end = (at + CHUNK).min(all.len());
+            (at, all[at..end].iter().map(GRef::as_ptr).collect())
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        // The hand stops just past the last record taken (the next relief goes on from
+        // there), or past the chunk.
+        let mut next = at + chunk.len();
+        looked += chunk.len();
+        for (i, rec) in chunk.into_iter().enumerate() {
+            // SAFETY: records are never freed while their runtime runs (`allgs` keeps them).
+            let g = unsafe { &*rec };
+            let o = &g.out;
+            let n = o.parks.load(Ordering::Relaxed);
+            if g.status() == Status::Waiting
+                && o.parked.load(Ordering::Relaxed) == n
+                && o.state.load(Ordering::Relaxed) == RESIDENT
+                && o.parked_on_window()
+            {
+                batch.push((g, n));
+                if batch.len() == BATCH {
+                    next = at + i + 1;
+                    break;
+                }
+            }
+        }
+        shared.copier.cursor.store(next, Ordering::Relaxed);
+    }
+    if batch.is_empty() {
+        return 0;
+    }
+    copy_out(shared, &batch)
 }
 
 /// A heap block of `len` bytes (`len` > 0: a window's top is above any stack pointer in it).

@@ -311,7 +311,8 @@ fn enter(g: &Goroutine, sp: usize) -> Enter {
         gr.truncate(shared, gr.depth);
     }
     if gr.segs.len() == gr.depth {
-        let seg = shared.stacks.try_alloc(next).unwrap_or_else(|e| {
+        let seg = super::copyout::with_budget(shared, || shared.stacks.try_alloc(next));
+        let seg = seg.unwrap_or_else(|e| {
             // Go's "out of memory" while growing a stack: fatal, not a panic a deferred
             // `recover` could stop (the goroutine has only its red zone left).
             crate::panic::throw(&format!("cannot map a {next}-byte stack segment: {e}"))

@@ -899,20 +899,34 @@ fn gfput(shared: &Shared, core: &mut PCore, g: GRef) {
     }
 }
 
-/// A stack for a goroutine about to start: this P's cache, else the pool.
+/// A stack for a goroutine about to start: this P's cache, else the pool (under map pressure
+/// on old kernels, after making room: `copyout::with_budget`).
 fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> GStack {
     let stacks = &shared.stacks;
-    if size != stacks.default_size() {
-        return stacks.alloc(size);
+    if size == stacks.default_size() {
+        if let Some(s) = core.stacks.pop() {
+            return s;
+        }
     }
-    if core.stacks.is_empty() {
-        // A batch, with one acquisition of the pool's lock: Ms creating goroutines that stay
-        // (each needs a fresh window) would otherwise take it once per goroutine.
-        stacks.alloc_batch(size, STACK_CACHE_CAP / 2, &mut core.stacks);
+    // A batch of default windows, with one acquisition of the pool's lock: Ms creating
+    // goroutines that stay (each needs a fresh window) would otherwise take it once per
+    // goroutine.
+    let max = if size == stacks.default_size() {
+        STACK_CACHE_CAP / 2
+    } else {
+        1
+    };
+    let mut got = Vec::new();
+    if let Err(e) =
+        super::copyout::with_budget(shared, || stacks.try_alloc_batch(size, max, &mut got))
+    {
+        // Go's "out of memory": not recoverable. This runs on an M (a goroutine's first run),
+        // whose failure ends the process with a `fatal error:` report.
+        panic!("cannot map a {size}-byte goroutine stack: {e}")
     }
-    core.stacks
-        .pop()
-        .expect("alloc_batch gives at least one stack")
+    let s = got.pop().expect("alloc_batch gives at least one stack");
+    core.stacks.append(&mut got);
+    s
 }
 
 /// Keeps a dead goroutine's stack on this P; past the cap, half go back to the pool.

@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     gslab: super::gslab::Slab<Goroutine>,
     /// Copy-out counters (`copyout`).
     pub(crate) copyout: super::copyout::CopyStats,
+    /// The copiers' lock and the map-pressure relief's clock hand (`copyout`).
+    pub(crate) copier: super::copyout::Copier,
     /// Segments goroutines grew onto (`grow`).
     pub(crate) growth: super::grow::GrowStats,
     /// The most stack one goroutine may have, window and segments (Go's `maxstacksize`,
@@ -129,6 +131,7 @@ impl Shared {
             allgs: Mutex::new(Vec::new()),
             gslab: super::gslab::Slab::new(),
             copyout: Default::default(),
+            copier: Default::default(),
             growth: Default::default(),
             max_stack: AtomicUsize::new(super::grow::DEFAULT_MAX_STACK),
             gfree: Mutex::new(Vec::new()),
@@ -263,7 +266,7 @@ impl Shared {
         if !g.claim_dead() {
             return;
         }
-        g.out.discard(self);
+        let released = g.out.discard(self);
         if g.op_block_taken() {
             // Its blocked operation lives in the record's scratch block, and a wait queue or a
             // waker that already took it may still point there (the receive a sender filled
@@ -277,7 +280,10 @@ impl Shared {
         if let Some(c) = inner.coro.take() {
             // SAFETY: the coroutine is suspended or not started, and wait-queue nodes live off
             // goroutine stacks, so nothing points into its stack.
-            let s = unsafe { c.discard() };
+            let mut s = unsafe { c.discard() };
+            if released {
+                s.set_released();
+            }
             #[cfg(feature = "sanitizer")]
             self.stacks.leak(s);
             #[cfg(not(feature = "sanitizer"))]

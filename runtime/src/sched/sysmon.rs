@@ -21,7 +21,8 @@
 //!    `forcePreemptNS`).
 //! 3. Copies out the stacks of goroutines parked for a while, a chunk of records a round
 //!    (`copyout`; only with many goroutines alive).
-//! 4. Prints the `GODEBUG=schedtrace` line when one is due.
+//! 4. Scavenges stack windows that stayed free for a whole period (`StackPool::scavenge`).
+//! 5. Prints the `GODEBUG=schedtrace` line when one is due.
 //!
 //! 0. Before all that, the network: if goroutines wait on sockets, no M is blocked in the poll
 //!    and nobody has polled for 10 ms, it polls and readies what is ready (Go's sysmon does
@@ -58,6 +59,10 @@ const KICKED_DELAY: Duration = Duration::from_millis(1);
 /// of 2M parked goroutines, 1 ms here took 6.0 s to copy them all out, 50 µs 5.0 s (3M: 8.0
 /// and 6.5 s), and the comparison reads memory 10 s after the burst.
 const COPYING_DELAY: Duration = Duration::from_micros(50);
+/// The stack scavenger's period: a free window that no goroutine took for a whole period is
+/// released (`StackPool::scavenge`), at most `SCAVENGE_PER_ROUND` a round.
+const SCAVENGE_PERIOD: Duration = Duration::from_secs(1);
+const SCAVENGE_PER_ROUND: usize = 1024;
 /// While every P is idle sysmon sleeps until woken, but wakes this often anyway.
 const DEEP_SLEEP: Duration = Duration::from_secs(1);
 
@@ -214,11 +219,14 @@ fn sysmon(shared: Arc<Shared>) {
     let mut scanner = super::copyout::Scanner::new(start);
     // A copy-out pass is under way: rounds stay short (`COPYING_DELAY`) until it is done.
     let mut copying = false;
+    // The scavenger owes windows from its last period: rounds stay short too.
+    let mut scavenging = false;
+    let mut next_scavenge = start + SCAVENGE_PERIOD;
     loop {
         let nprocs = shared.procs.len();
         let all_idle =
             shared.idle.idle_ps() >= nprocs && shared.lost_p_running.load(Ordering::SeqCst) == 0;
-        let stop = if all_idle && trace.is_zero() && delay >= MAX_DELAY && !copying {
+        let stop = if all_idle && trace.is_zero() && delay >= MAX_DELAY && !copying && !scavenging {
             // Nothing runs, so nothing can be stuck; Ms asleep wake for their own timers. Only
             // once sysmon has slowed down to its longest delay: under bursty load every P goes
             // idle for moments, and a wake-up each time a P then leaves the idle list would
@@ -236,7 +244,7 @@ fn sysmon(shared: Arc<Shared>) {
             } else {
                 delay.min(next_trace.saturating_duration_since(Instant::now()))
             };
-            if copying {
+            if copying || scavenging {
                 d = d.min(COPYING_DELAY);
             }
             shared.sysmon.sleep(d, false).0
@@ -275,7 +283,16 @@ fn sysmon(shared: Arc<Shared>) {
         let acted = retake(&shared, &mut seen, &mut stats, now);
         // 3. Copy-out of long-parked goroutines' stacks (`copyout`), a chunk a round.
         copying = super::copyout::round(&shared, &mut scanner, now);
-        // 4. schedtrace.
+        // 4. The stack scavenger: free windows unused for a whole period go back to the
+        // kernel (and, on old kernels, give back their map budget).
+        let period = now >= next_scavenge;
+        if period {
+            next_scavenge = now + SCAVENGE_PERIOD;
+        }
+        if period || scavenging {
+            scavenging = shared.stacks.scavenge(period, SCAVENGE_PER_ROUND);
+        }
+        // 5. schedtrace.
         if !trace.is_zero() && now >= next_trace {
             let mut out = String::new();
             crate::debug::schedtrace(&shared, start, &mut out);

@@ -1,0 +1,521 @@
+//! Goroutine stacks on kernels before Linux 6.13 (no `MADV_GUARD_INSTALL`), where guard pages
+//! are `mprotect` islands and each committed window costs about two memory maps
+//! (docs/stacks.md, "The map budget"): a million parked goroutines resume intact, a burst of a
+//! million spawned goroutines comes and goes, copy-out and copy-in race under map pressure,
+//! recursion through segments survives windows being released around it, the maps stay under
+//! the budget throughout and return to baseline after a burst, and the true limit is a clear
+//! fatal error.
+//!
+//! Each test runs in a child process that the kernel treats as an older one: a seccomp filter
+//! installed before `exec` fails `madvise`/`process_madvise` with advice 102/103
+//! (`MADV_GUARD_INSTALL`/`REMOVE`) with EINVAL, as kernels before 6.13 do, and with
+//! `before_5_10` fails `process_madvise` and `pidfd_open` with ENOSYS, as 5.4 does. It is the
+//! filter of the project's `no_guard_madvise` tool (`.ci/run` also runs these tests under the
+//! tool itself): the real fallback path, not a switch of gort's own. Each child checks that
+//! gort did take the fallback.
+//!
+//! Sanitizer builds never copy out, so there is no relief from the budget: left out there.
+#![cfg(all(target_arch = "x86_64", not(feature = "sanitizer")))]
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gort::{Chan, WaitGroup};
+use support::{held_sum, hold, is_child};
+
+// ---------------------------------------------------------------------------------------------
+// The old kernel: a seccomp filter, as `no_guard_madvise` installs it.
+
+const SYS_MADVISE: u32 = 28;
+const SYS_PIDFD_OPEN: u32 = 434;
+const SYS_PROCESS_MADVISE: u32 = 440;
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// The filter: guard advice fails with EINVAL (kernels before 6.13); with `before_5_10`,
+/// `process_madvise` and `pidfd_open` fail with ENOSYS (5.4).
+fn old_kernel_filter(before_5_10: bool) -> Vec<libc::sock_filter> {
+    use libc::{
+        BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_RET_ALLOW,
+        SECCOMP_RET_ERRNO,
+    };
+    let ld = (BPF_LD | BPF_W | BPF_ABS) as u16;
+    let jeq = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
+    let ret = (BPF_RET | BPF_K) as u16;
+    // seccomp_data: nr at 0, arch at 4, args at 16 + 8 * i (low 32 bits on little-endian).
+    let allow = stmt(ret, SECCOMP_RET_ALLOW);
+    let einval = stmt(ret, SECCOMP_RET_ERRNO | libc::EINVAL as u32);
+    let enosys = stmt(ret, SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+    let mut f = vec![
+        stmt(ld, 4),
+        jump(jeq, AUDIT_ARCH_X86_64, 1, 0),
+        allow, // another architecture's calls: not ours to judge
+        stmt(ld, 0),
+    ];
+    if before_5_10 {
+        f.push(jump(jeq, SYS_PROCESS_MADVISE, 0, 1));
+        f.push(enosys);
+        f.push(jump(jeq, SYS_PIDFD_OPEN, 0, 1));
+        f.push(enosys);
+    }
+    f.extend([
+        // madvise(addr, len, advice): advice is args[2]
+        jump(jeq, SYS_MADVISE, 0, 4),
+        stmt(ld, 16 + 8 * 2),
+        jump(jeq, 102, 7, 0),
+        jump(jeq, 103, 6, 0),
+        allow,
+        // process_madvise(pidfd, iov, n, advice, flags): advice is args[3]
+        jump(jeq, SYS_PROCESS_MADVISE, 0, 3),
+        stmt(ld, 16 + 8 * 3),
+        jump(jeq, 102, 2, 0),
+        jump(jeq, 103, 1, 0),
+        allow,
+        einval,
+    ]);
+    f
+}
+
+/// Runs the child test `name` as on a kernel without `MADV_GUARD_INSTALL` (and, with
+/// `before_5_10`, without `process_madvise`/`pidfd_open`); asserts it passed.
+fn run_old_kernel(name: &str, before_5_10: bool, procs: usize) {
+    let out = old_kernel_child(name, before_5_10, procs);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} (before_5_10: {before_5_10}, P={procs}): {:?}\nstdout: {stdout}\nstderr: {err}",
+        out.status
+    );
+}
+
+/// Runs the child test `name` on the old kernel (`run_old_kernel`) and returns its output.
+fn old_kernel_child(name: &str, before_5_10: bool, procs: usize) -> std::process::Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    let filter = old_kernel_filter(before_5_10);
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("GORT_CHILD", "1")
+        .env("OLD_KERNEL_PROCS", procs.to_string())
+        .env_remove("RUST_BACKTRACE");
+    // SAFETY: the closure makes two prctl calls (async-signal-safe) on data built before the
+    // fork, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("child test process runs")
+}
+
+fn child_procs() -> usize {
+    std::env::var("OLD_KERNEL_PROCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the children measure.
+
+/// Lines of `/proc/self/maps`: the memory maps of the process.
+fn maps() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .expect("/proc/self/maps")
+        .lines()
+        .count()
+}
+
+/// Samples `maps()` on a plain thread every few milliseconds until dropped; the highest count
+/// seen.
+struct MapWatch {
+    stop: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MapWatch {
+    fn start() -> MapWatch {
+        let stop = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(maps()));
+        let (s, p) = (stop.clone(), peak.clone());
+        let thread = std::thread::spawn(move || {
+            while s.load(Ordering::Relaxed) == 0 {
+                p.fetch_max(maps(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        MapWatch {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    fn peak(mut self) -> usize {
+        self.stop.store(1, Ordering::Relaxed);
+        self.thread.take().expect("once").join().expect("watcher");
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// The process may hold about two maps per committed window; past `vm.max_map_count` the
+/// kernel refuses maps to everyone. The budget leaves 8,192 for the rest of the process.
+fn assert_maps_within_budget(peak: usize) {
+    let s = gort::debug::sched_stats();
+    assert!(
+        s.mprotect_guards,
+        "the child must run on the mprotect fallback"
+    );
+    let limit = 2 * s.stack_map_budget + 4096;
+    assert!(
+        peak <= limit,
+        "{peak} maps at the peak, over the budget's {limit}"
+    );
+}
+
+/// Waits (bounded) until the maps are back within `slack` of `baseline`; returns the count.
+fn wait_maps_back(baseline: usize, slack: usize, limit: Duration) -> usize {
+    let t = Instant::now();
+    loop {
+        let n = maps();
+        if n <= baseline + slack || t.elapsed() > limit {
+            return n;
+        }
+        gort::time::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Parks on `ch` inside a frame holding 16 words from `id` (`support::hold`), checks them
+/// after it resumes, and returns the checksum.
+#[inline(never)]
+fn hold_and_park(id: u64, ch: &Chan<u64>) -> u64 {
+    hold::<16>(id, 0, || ch.recv().expect("woken with a value"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A million parked goroutines, then all resumed with their stacks intact.
+
+const MILLION: usize = 1_000_000;
+
+#[test]
+fn million_parked_resume_intact() {
+    for before_5_10 in [false, true] {
+        run_old_kernel("child_million_parked", before_5_10, 2);
+    }
+}
+
+#[test]
+fn child_million_parked() {
+    if !is_child() {
+        return;
+    }
+    gort::Builder::new().procs(child_procs()).run(|| {
+        let watch = MapWatch::start();
+        let started = WaitGroup::new();
+        let sum = Arc::new(AtomicUsize::new(0));
+        let done = WaitGroup::new();
+        let mut chans = Vec::with_capacity(MILLION);
+        for id in 0..MILLION as u64 {
+            let ch: Chan<u64> = Chan::new(0);
+            chans.push(ch.clone());
+            started.add(1);
+            done.add(1);
+            let (started, done, sum) = (started.clone(), done.clone(), sum.clone());
+            gort::go!(move || {
+                started.done();
+                let got = hold_and_park(id, &ch);
+                assert_eq!(got, held_sum::<16>(id, 0, id ^ 7), "goroutine {id}");
+                sum.fetch_add(1, Ordering::Relaxed);
+                done.done();
+            });
+        }
+        started.wait();
+        let s = gort::debug::sched_stats();
+        assert!(s.mprotect_guards);
+        assert!(
+            s.stacks_copied_out + s.stack_map_budget >= MILLION,
+            "parked goroutines beyond the budget are copied out: {s:?}"
+        );
+        // Wake them in an order unlike the spawn order, so that copy-ins and the copy-outs
+        // that make room for them interleave across the whole range.
+        for (i, ch) in chans.iter().enumerate().rev() {
+            ch.send(i as u64 ^ 7);
+        }
+        done.wait();
+        assert_eq!(sum.load(Ordering::Relaxed), MILLION);
+        assert_maps_within_budget(watch.peak());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A burst of a million goroutines that park, then exit: maps and pool come back.
+
+#[test]
+fn burst_parks_exits_and_maps_return() {
+    for before_5_10 in [false, true] {
+        run_old_kernel("child_burst", before_5_10, 2);
+    }
+}
+
+#[test]
+fn child_burst() {
+    if !is_child() {
+        return;
+    }
+    gort::Builder::new().procs(child_procs()).run(|| {
+        let baseline = maps();
+        let watch = MapWatch::start();
+        for round in 0..2u64 {
+            let gate: Chan<()> = Chan::new(0);
+            let parked = WaitGroup::new();
+            let done = WaitGroup::new();
+            for id in 0..MILLION as u64 {
+                parked.add(1);
+                done.add(1);
+                let (gate, parked, done) = (gate.clone(), parked.clone(), done.clone());
+                gort::go!(move || {
+                    let got = hold::<8>(id, round, || {
+                        parked.done();
+                        gate.recv(); // closed: every receiver wakes
+                        id
+                    });
+                    assert_eq!(got, held_sum::<8>(id, round, id));
+                    done.done();
+                });
+            }
+            parked.wait();
+            gate.close();
+            done.wait();
+        }
+        assert_maps_within_budget(watch.peak());
+        // The scavenger releases the windows nobody took for a whole period (1 s): in old
+        // kernels they go back to PROT_NONE and merge, so the maps return to about where the
+        // runtime started.
+        let after = wait_maps_back(baseline, 512, Duration::from_secs(20));
+        let s = gort::debug::sched_stats();
+        assert!(
+            after <= baseline + 512,
+            "{after} maps 20 s after the bursts, {baseline} before: {s:?}"
+        );
+        assert!(s.committed_stacks < 2_000, "committed windows left: {s:?}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Copy-out and copy-in racing under map pressure, at P=2 and P=4, with checksums.
+
+#[test]
+fn copy_out_and_in_race_under_pressure() {
+    for procs in [2, 4] {
+        run_old_kernel("child_race", false, procs);
+    }
+    run_old_kernel("child_race", true, 2);
+}
+
+#[test]
+fn child_race() {
+    if !is_child() {
+        return;
+    }
+    // More live goroutines than the budget holds committed windows: every wake-up needs room.
+    const N: usize = 40_000;
+    const ROUNDS: u64 = 4;
+    gort::Builder::new().procs(child_procs()).run(|| {
+        let watch = MapWatch::start();
+        let done = WaitGroup::new();
+        let bad = Arc::new(AtomicUsize::new(0));
+        let chans: Vec<Chan<u64>> = (0..N).map(|_| Chan::new(1)).collect();
+        for (id, ch) in chans.iter().enumerate() {
+            done.add(1);
+            let (ch, done, bad) = (ch.clone(), done.clone(), bad.clone());
+            gort::go!(move || {
+                let id = id as u64;
+                for r in 0..ROUNDS {
+                    let got = hold::<24>(id, r, || ch.recv().expect("a value"));
+                    if got != held_sum::<24>(id, r, id + r) {
+                        bad.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                done.done();
+            });
+        }
+        // Feed the rounds in a shuffled order from two goroutines at once, so wake-ups meet
+        // copy-outs (relief and sysmon's) on every M.
+        let feeders = WaitGroup::new();
+        for half in 0..2usize {
+            feeders.add(1);
+            let (chans, feeders) = (chans.clone(), feeders.clone());
+            gort::go!(move || {
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ half as u64;
+                for r in 0..ROUNDS {
+                    let mut order: Vec<usize> = (half..N).step_by(2).collect();
+                    for i in (1..order.len()).rev() {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        order.swap(i, (x % (i as u64 + 1)) as usize);
+                    }
+                    for i in order {
+                        chans[i].send(i as u64 + r);
+                    }
+                }
+                feeders.done();
+            });
+        }
+        feeders.wait();
+        done.wait();
+        assert_eq!(bad.load(Ordering::Relaxed), 0, "stacks came back changed");
+        assert_maps_within_budget(watch.peak());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Recursion through segments while parked windows are released around it.
+
+/// Recurses `depth` levels through checked frames (each 4 KiB of words), parks at the bottom,
+/// and checks every frame on the way back.
+#[gort::func]
+fn dive_and_park(id: u64, depth: u64, ch: &Chan<u64>) -> u64 {
+    hold::<512>(id, depth, || {
+        if depth == 0 {
+            ch.recv().expect("woken")
+        } else {
+            dive_and_park(id, depth - 1, ch)
+        }
+    })
+}
+
+#[test]
+fn recursion_through_segments_under_pressure() {
+    run_old_kernel("child_segments", false, 2);
+    run_old_kernel("child_segments", true, 2);
+}
+
+#[test]
+fn child_segments() {
+    if !is_child() {
+        return;
+    }
+    const DIVERS: usize = 64;
+    const DEPTH: u64 = 200; // about 800 KiB: three segments past a 256 KiB window
+    const FILLERS: usize = 60_000;
+    gort::Builder::new().procs(child_procs()).run(|| {
+        let watch = MapWatch::start();
+        let done = WaitGroup::new();
+        let divers: Vec<Chan<u64>> = (0..DIVERS).map(|_| Chan::new(0)).collect();
+        let deep = WaitGroup::new();
+        for (id, ch) in divers.iter().enumerate() {
+            done.add(1);
+            deep.add(1);
+            let (ch, done, deep) = (ch.clone(), done.clone(), deep.clone());
+            gort::go!(move || {
+                let id = id as u64;
+                // Parks deep in its segments after the others started: the wake-up below
+                // carries the value it checks against.
+                deep.done();
+                let got = dive_and_park(id, DEPTH, &ch);
+                assert_eq!(got, held_sum::<512>(id, DEPTH, id * 3));
+                done.done();
+            });
+        }
+        deep.wait();
+        // Fillers: more parked goroutines than the budget, so windows are released and
+        // committed all around the divers' windows and segments.
+        let fill: Vec<Chan<u64>> = (0..FILLERS).map(|_| Chan::new(0)).collect();
+        for (id, ch) in fill.iter().enumerate() {
+            done.add(1);
+            let (ch, done) = (ch.clone(), done.clone());
+            gort::go!(move || {
+                let id = id as u64 + 1_000;
+                let got = hold_and_park(id, &ch);
+                assert_eq!(got, held_sum::<16>(id, 0, id ^ 7));
+                done.done();
+            });
+        }
+        // Let the divers reach their bottoms, then wake everyone, divers in the middle.
+        gort::time::sleep(Duration::from_millis(200));
+        for (i, ch) in fill.iter().enumerate() {
+            ch.send((i as u64 + 1_000) ^ 7);
+            if i == FILLERS / 2 {
+                for (j, d) in divers.iter().enumerate() {
+                    d.send(j as u64 * 3);
+                }
+            }
+        }
+        done.wait();
+        let s = gort::debug::sched_stats();
+        assert!(s.stack_growths >= DIVERS as u64, "the divers grew: {s:?}");
+        assert_maps_within_budget(watch.peak());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The true limit: every committed window in use is a clear fatal error.
+
+#[test]
+fn the_true_limit_is_a_clear_fatal_error() {
+    for before_5_10 in [false, true] {
+        let out = old_kernel_child("child_limit", before_5_10, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "Go's exit status: {err}");
+        assert!(
+            err.contains("fatal error: cannot map a 262144-byte goroutine stack")
+                && err.contains("MADV_GUARD_INSTALL")
+                && err.contains("copy-out of parked stacks is off")
+                && err.contains("vm.max_map_count"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn child_limit() {
+    if !is_child() {
+        return;
+    }
+    // Copy-out off: parked goroutines keep their windows, so the budget is the limit.
+    gort::Builder::new()
+        .procs(2)
+        .copy_out_parked(false)
+        .run(|| {
+            let gate: Chan<()> = Chan::new(0);
+            for _ in 0..100_000 {
+                let gate = gate.clone();
+                gort::go!(move || {
+                    gate.recv();
+                });
+            }
+            gort::time::sleep(Duration::from_secs(30));
+            unreachable!("100,000 parked goroutines with copy-out off fit no budget");
+        });
+}
