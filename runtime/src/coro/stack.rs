@@ -71,6 +71,7 @@
 //! Every segment is entered in a fixed, lock-free registry that the SIGSEGV handler
 //! (`coro::signal`) reads to tell a goroutine's guard page from any other fault.
 
+use std::collections::VecDeque;
 use std::io;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -525,9 +526,11 @@ struct ClassState {
     /// Windows already carved from the last segment.
     carved: usize,
     /// Free windows a goroutine used since their last scrub (deep pages may be committed).
-    dirty: Vec<GStack>,
+    /// (The free lists are used as stacks at their backs, the most recently freed window
+    /// first; the scavenger and the relief take from their fronts, the least recently freed.)
+    dirty: VecDeque<GStack>,
     /// Free windows with nothing committed below `SCRUB_KEEP`.
-    clean: Vec<GStack>,
+    clean: VecDeque<GStack>,
     /// Free windows whose pages were released (`release_windows`): committed when taken.
     released: Vec<GStack>,
     /// The fewest committed free windows (`dirty` + `clean`) since the scavenger's last period
@@ -551,8 +554,8 @@ impl SizeClass {
                 segments: Vec::new(),
                 seg_bytes: SEGMENT_BYTES,
                 carved: 0,
-                dirty: Vec::new(),
-                clean: Vec::new(),
+                dirty: VecDeque::new(),
+                clean: VecDeque::new(),
                 released: Vec::new(),
                 low_water: 0,
                 owed: 0,
@@ -602,7 +605,7 @@ impl SizeClass {
             let mut st = self.state.lock();
             let mut taken = 0;
             while taken < max {
-                match st.dirty.pop().or_else(|| st.clean.pop()) {
+                match st.dirty.pop_back().or_else(|| st.clean.pop_back()) {
                     Some(s) => {
                         out.push(s);
                         taken += 1;
@@ -706,7 +709,7 @@ impl SizeClass {
             if s.released {
                 st.released.push(s);
             } else {
-                st.clean.push(s);
+                st.clean.push_back(s);
             }
         }
         Err(e)
@@ -718,9 +721,9 @@ impl SizeClass {
         if s.released {
             st.released.push(s);
         } else if s.dirty {
-            st.dirty.push(s);
+            st.dirty.push_back(s);
         } else {
-            st.clean.push(s);
+            st.clean.push_back(s);
         }
     }
 
@@ -1085,11 +1088,13 @@ impl StackPool {
         let mut one = |c: &SizeClass| {
             let mut st = c.state.lock();
             while done < budget {
-                let Some(mut s) = st.dirty.pop() else { break };
+                let Some(mut s) = st.dirty.pop_back() else {
+                    break;
+                };
                 if s.scrub() {
                     done += 1;
                 }
-                st.clean.push(s);
+                st.clean.push_back(s);
             }
         };
         one(&self.default);

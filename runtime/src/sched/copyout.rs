@@ -188,19 +188,23 @@ impl StackOut {
     }
 
     /// The M, after storing `Running` and before resuming: makes sure the stack is in place.
+    /// False if its window cannot be committed now (map pressure on an old kernel, nothing
+    /// to release): the stack stays out, and the M runs other goroutines first
+    /// (`Copier::stalled`).
     #[inline(always)]
-    pub(crate) fn ensure_resident(&self, shared: &Shared) {
+    pub(crate) fn ensure_resident(&self, shared: &Shared) -> bool {
         light_fence();
         if self.state.load(Ordering::Relaxed) != RESIDENT {
-            self.restore(shared);
+            return self.restore(shared);
         }
+        true
     }
 
     /// Waits out a copy-out in progress, then copies a copied-out stack back.
     #[cold]
     #[inline(never)]
-    fn restore(&self, shared: &Shared) {
-        self.put_back(shared, true);
+    fn restore(&self, shared: &Shared) -> bool {
+        self.put_back(shared, true).is_ok()
     }
 
     /// Shutdown's discard: waits out a copy-out in progress and drops the bytes. The caller
@@ -208,13 +212,15 @@ impl StackOut {
     /// the stack so, `GStack::set_released`).
     pub(crate) fn discard(&self, shared: &Shared) -> bool {
         self.put_back(shared, false)
+            .expect("a discard commits nothing, so the budget cannot refuse it")
     }
 
     /// Waits while BUSY; then, if the stack is out and `copy`, commits the window again (the
     /// goroutine runs on it next) and copies the bytes back; frees the buffer either way, and
     /// marks the stack RESIDENT. Returns whether the window stays released (out, not copied
-    /// back). The caller owns the record (the M resuming it, or shutdown).
-    fn put_back(&self, shared: &Shared, copy: bool) -> bool {
+    /// back), or `Err` if the map budget refused the commit: then nothing changed. The caller
+    /// owns the record (the M resuming it, or shutdown).
+    fn put_back(&self, shared: &Shared, copy: bool) -> Result<bool, ()> {
         let backoff = crossbeam_utils::Backoff::new();
         // Acquire: pairs with the copier's Release of OUT (the buffer and the released pages)
         // or RESIDENT (a reverted claim).
@@ -225,16 +231,18 @@ impl StackOut {
             }
         };
         if st == RESIDENT {
-            return false;
+            return Ok(false);
         }
         let (low, top) = self.window().expect("a copied-out goroutine has a window");
         if copy {
             // Under map pressure (old kernels) this copies out other parked goroutines first.
-            if let Err(e) = with_budget(shared, || stack::commit(low, top - low)) {
-                crate::panic::throw(&format!(
+            match with_budget(shared, Duration::ZERO, || stack::commit(low, top - low)) {
+                Ok(()) => {}
+                Err(Refusal::Budget) => return Err(()),
+                Err(Refusal::Os(e)) => crate::panic::throw(&format!(
                     "cannot map a {}-byte goroutine stack to resume a goroutine: {e}",
                     top - low
-                ));
+                )),
             }
         }
         let (from, top) = self.copy_range();
@@ -252,7 +260,7 @@ impl StackOut {
         }
         shared.copyout.resident(top - from);
         self.state.store(RESIDENT, Ordering::Relaxed);
-        !copy
+        Ok(!copy)
     }
 }
 
@@ -447,7 +455,8 @@ fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Map pressure (kernels before 6.13)
 
-/// The copiers' lock and the relief's position in `allgs` (`Shared::copier`).
+/// The copiers' lock, the relief's position in `allgs`, and how long the map budget has
+/// refused everyone (`Shared::copier`).
 #[derive(Default)]
 pub(crate) struct Copier {
     /// Held for the whole of a `copy_out` (module docs, "The protocol").
@@ -456,27 +465,76 @@ pub(crate) struct Copier {
     /// successive reliefs take different goroutines, those parked longest first in the common
     /// case of records made in spawn order.
     cursor: AtomicUsize,
+    /// Since when (ns after the runtime's epoch, 0: not) every goroutine that needed a window
+    /// was turned away, the map budget full and nothing to release (`stalled`).
+    stalled_since: AtomicU64,
 }
 
-/// How long an M waits for map budget that nothing it can do frees (every committed window
-/// belongs to a running or runnable goroutine, or to one whose park function is still
-/// running) before the process ends with the budget error.
-const BUDGET_PATIENCE: Duration = Duration::from_secs(2);
+impl Copier {
+    /// A window was had: the budget moves again.
+    #[inline]
+    fn progress(&self) {
+        if self.stalled_since.load(Ordering::Relaxed) != 0 {
+            self.stalled_since.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// An M turned a goroutine away for want of map budget (it goes to the back of the global
+    /// queue, and the M runs others: runnable goroutines holding windows may park or end and
+    /// free them). If no window was had anywhere for `BUDGET_PATIENCE`, every committed window
+    /// belongs to a goroutine that stays running or runnable: the true limit, a fatal error.
+    pub(crate) fn stalled(&self, shared: &Shared, size: usize) {
+        let now = (shared.epoch.elapsed().as_nanos() as u64).max(1);
+        let since =
+            match self
+                .stalled_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => now,
+                Err(since) => since,
+            };
+        if Duration::from_nanos(now - since) >= BUDGET_PATIENCE {
+            crate::panic::throw(&format!(
+                "cannot map a {size}-byte goroutine stack: {}",
+                stack::budget_error(shared.config.copy_out)
+            ));
+        }
+        // Give the goroutines that hold windows a moment on the other Ms.
+        std::thread::yield_now();
+    }
+}
+
+/// How long the map budget may refuse every goroutine that needs a window, with nothing to
+/// release, before the process ends with the budget error.
+pub(crate) const BUDGET_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Why `with_budget` gave up.
+pub(crate) enum Refusal {
+    /// The map budget, after the relief found nothing to release (for `patience`).
+    Budget,
+    /// The kernel.
+    Os(std::io::Error),
+}
 
 /// Runs `take` (an allocation or commit of a window) until the map budget lets it through:
 /// on a refusal it makes room (`relieve`) and tries again. Only old kernels refuse
 /// (`mprotect` guards; with `MADV_GUARD_INSTALL` there is no budget). If nothing can be
-/// freed for `BUDGET_PATIENCE`, the budget error (`stack::budget_error`), for the caller to
-/// report; an error of the kernel's at once.
+/// released for `patience`, `Refusal::Budget`: a caller on the scheduler's path turns the
+/// goroutine away (zero patience, `Copier::stalled`); one that cannot (a goroutine growing
+/// onto a segment) waits, then reports the budget error.
 pub(crate) fn with_budget<T>(
     shared: &Shared,
+    patience: Duration,
     mut take: impl FnMut() -> Result<T, stack::Refused>,
-) -> std::io::Result<T> {
+) -> Result<T, Refusal> {
     let mut waited = Duration::ZERO;
     loop {
         match take() {
-            Ok(v) => return Ok(v),
-            Err(stack::Refused::Os(e)) => return Err(e),
+            Ok(v) => {
+                shared.copier.progress();
+                return Ok(v);
+            }
+            Err(stack::Refused::Os(e)) => return Err(Refusal::Os(e)),
             Err(stack::Refused::Budget) => {}
         }
         if relieve(shared) > 0 {
@@ -485,8 +543,8 @@ pub(crate) fn with_budget<T>(
         // Windows held by goroutines parking this moment (their park function has not
         // returned, so they are no candidates yet) come free in microseconds; running and
         // runnable ones only when they park or end.
-        if waited >= BUDGET_PATIENCE {
-            return Err(stack::budget_error(shared.config.copy_out));
+        if waited >= patience {
+            return Err(Refusal::Budget);
         }
         let nap = Duration::from_micros(200);
         std::thread::sleep(nap);

@@ -311,8 +311,15 @@ fn enter(g: &Goroutine, sp: usize) -> Enter {
         gr.truncate(shared, gr.depth);
     }
     if gr.segs.len() == gr.depth {
-        let seg = super::copyout::with_budget(shared, || shared.stacks.try_alloc(next));
+        // A goroutine in the middle of a call cannot be turned away: under map pressure (old
+        // kernels) it waits for room, then reports the budget error.
+        use super::copyout::{with_budget, Refusal, BUDGET_PATIENCE};
+        let seg = with_budget(shared, BUDGET_PATIENCE, || shared.stacks.try_alloc(next));
         let seg = seg.unwrap_or_else(|e| {
+            let e = match e {
+                Refusal::Os(e) => e,
+                Refusal::Budget => stack::budget_error(shared.config.copy_out),
+            };
             // Go's "out of memory" while growing a stack: fatal, not a panic a deferred
             // `recover` could stop (the goroutine has only its red zone left).
             crate::panic::throw(&format!("cannot map a {next}-byte stack segment: {e}"))

@@ -412,10 +412,26 @@ impl MContext {
         let inner = unsafe { g.inner() };
         if inner.coro.is_none() {
             // Before `curg` is set: a failure here (no address space for a stack) is the M's,
-            // not the goroutine's, and must end the process (`mstart`).
-            let stack = stack_get(&self.shared, core, inner.stack_size);
-            start_g(g, stack);
+            // not the goroutine's, and must end the process (`mstart`). Without map budget
+            // (old kernels) the goroutine stays unstarted, and `execute` turns it away.
+            if let Some(stack) = stack_get(&self.shared, core, inner.stack_size) {
+                start_g(g, stack);
+            }
         }
+    }
+
+    /// Map pressure (old kernels): `g` could not get its window (a first run, or a copy-in),
+    /// and nothing could be released. It goes to the back of the global queue, and this M
+    /// runs others: goroutines that hold windows may park or end and free them
+    /// (`copyout::Copier::stalled`, which ends the process if none is had for long).
+    #[cold]
+    fn turn_away(&self, g: GRef) {
+        let shared = &self.shared;
+        // SAFETY: this M owns the runnable goroutine's record.
+        let size = unsafe { g.inner() }.stack_size;
+        g.set_status(Status::Runnable);
+        shared.inject(g);
+        shared.copier.stalled(shared, size);
     }
 
     /// Runs `g` (prepared) until it yields, parks or ends (Go's `execute` + the second half of
@@ -425,9 +441,16 @@ impl MContext {
         if g.status() != Status::Runnable {
             crate::panic::throw("execute: a queued goroutine is not runnable");
         }
+        // SAFETY: this M owns the runnable goroutine's record.
+        if unsafe { g.inner() }.coro.is_none() {
+            // `prepare` found no map budget for its first window.
+            return self.turn_away(g);
+        }
         g.set_status(Status::Running);
         // A stack copied out while the goroutine was parked comes back first (`copyout`).
-        g.out.ensure_resident(shared);
+        if !g.out.ensure_resident(shared) {
+            return self.turn_away(g);
+        }
         // SAFETY: this M owns the running goroutine's record.
         let coro = unsafe { g.inner() }.coro.as_mut().unwrap_or_else(|| {
             crate::panic::throw("execute: a started goroutine has no coroutine")
@@ -900,12 +923,13 @@ fn gfput(shared: &Shared, core: &mut PCore, g: GRef) {
 }
 
 /// A stack for a goroutine about to start: this P's cache, else the pool (under map pressure
-/// on old kernels, after making room: `copyout::with_budget`).
-fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> GStack {
+/// on old kernels, after making room: `copyout::with_budget`); `None` if the map budget has
+/// no room and nothing could be released.
+fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> Option<GStack> {
     let stacks = &shared.stacks;
     if size == stacks.default_size() {
         if let Some(s) = core.stacks.pop() {
-            return s;
+            return Some(s);
         }
     }
     // A batch of default windows, with one acquisition of the pool's lock: Ms creating
@@ -917,16 +941,21 @@ fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> GStack {
         1
     };
     let mut got = Vec::new();
-    if let Err(e) =
-        super::copyout::with_budget(shared, || stacks.try_alloc_batch(size, max, &mut got))
-    {
+    let took = super::copyout::with_budget(shared, Duration::ZERO, || {
+        stacks.try_alloc_batch(size, max, &mut got)
+    });
+    match took {
+        Ok(()) => {}
+        Err(super::copyout::Refusal::Budget) => return None,
         // Go's "out of memory": not recoverable. This runs on an M (a goroutine's first run),
         // whose failure ends the process with a `fatal error:` report.
-        panic!("cannot map a {size}-byte goroutine stack: {e}")
+        Err(super::copyout::Refusal::Os(e)) => {
+            panic!("cannot map a {size}-byte goroutine stack: {e}")
+        }
     }
     let s = got.pop().expect("alloc_batch gives at least one stack");
     core.stacks.append(&mut got);
-    s
+    Some(s)
 }
 
 /// Keeps a dead goroutine's stack on this P; past the cap, half go back to the pool.
