@@ -403,10 +403,12 @@ fn copied_out_goroutines_give_back_their_spare_segments() {
     const DEEP: u64 = 8;
     gort::Builder::new().procs(2).run(|| {
         let wg = WaitGroup::new();
+        let grown = WaitGroup::new();
         let deep: Vec<Chan<u64>> = (0..DEEP).map(|_| Chan::new(0)).collect();
         for (id, ch) in deep.iter().enumerate() {
-            let (ch, wg) = (ch.clone(), wg.clone());
+            let (ch, wg, grown) = (ch.clone(), wg.clone(), grown.clone());
             wg.add(1);
+            grown.add(1);
             gort::go!(move || {
                 let id = id as u64;
                 // Grow (about 1 MiB), come back, then park on the window.
@@ -416,6 +418,7 @@ fn copied_out_goroutines_give_back_their_spare_segments() {
                     deep_hold_and_park(id, 1024, &c0),
                     deep_expected(id, 1024, 7)
                 );
+                grown.done();
                 assert_eq!(hold_and_park(id, 1, &ch), expected(id, 1, 5));
                 // And again after the copy-in.
                 let c1 = Chan::new(1);
@@ -437,6 +440,9 @@ fn copied_out_goroutines_give_back_their_spare_segments() {
                 wg.done();
             });
         }
+        // Every deep goroutine grew and came back before the count (with mprotect guards,
+        // kernels before 6.13, the segments' commits take a while).
+        grown.wait();
         let held = gort::debug::sched_stats().stack_segments;
         assert!(
             held >= DEEP as usize,

@@ -778,6 +778,10 @@ impl SizeClass {
         if st.out != 0 || st.leaked != 0 {
             return false;
         }
+        // The committed windows go with their segments: their map budget comes back.
+        if mprotect_mode() {
+            give_budget(st.dirty.len() + st.clean.len());
+        }
         st.dirty.clear();
         st.clean.clear();
         st.released.clear();

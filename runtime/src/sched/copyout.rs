@@ -552,11 +552,35 @@ pub(crate) fn with_budget<T>(
     }
 }
 
-/// Makes room in the map budget: releases committed free windows of the pool, else copies
-/// out a batch of parked goroutines, whatever their age and however many goroutines live
-/// (the policy's thresholds are for memory, not for maps). Returns how many windows it
-/// released.
+/// Makes room in the map budget, which is the process's: this runtime's own windows first
+/// (`relieve_in`), then those of the other runtimes of the process, if any (tests run many
+/// at once; so may a program that starts runtimes on several threads). Returns how many
+/// windows were released.
 fn relieve(shared: &Shared) -> usize {
+    let freed = relieve_in(shared);
+    if freed > 0 {
+        return freed;
+    }
+    let others: Vec<Arc<Shared>> = super::RUNTIMES
+        .lock()
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .filter(|o| !std::ptr::eq(Arc::as_ptr(o), shared) && !o.is_shutdown())
+        .collect();
+    for other in others {
+        let freed = relieve_in(&other);
+        if freed > 0 {
+            return freed;
+        }
+    }
+    0
+}
+
+/// Makes room in the map budget with `shared`'s windows: releases committed free windows of
+/// its pool, else copies out a batch of its parked goroutines, whatever their age and however
+/// many goroutines live (the policy's thresholds are for memory, not for maps). Returns how
+/// many windows it released.
+fn relieve_in(shared: &Shared) -> usize {
     let freed = shared.stacks.release_free(BATCH);
     if freed > 0 || !shared.config.copy_out {
         return freed;
