@@ -14,10 +14,13 @@ import (
 	"time"
 )
 
-func rss() uint64 {
+func rss() uint64 { return status("VmRSS:") }
+
+// status reads a kB field of /proc/self/status, in bytes.
+func status(field string) uint64 {
 	b, _ := os.ReadFile("/proc/self/status")
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, field) {
 			f := strings.Fields(l)
 			kb, _ := strconv.ParseUint(f[1], 10, 64)
 			return kb * 1024
@@ -173,6 +176,24 @@ func main() {
 				close(c)
 			}
 			res <- [2]interface{}{float64(after-before) / float64(n), "B"}
+		case "burst_mem":
+			// n goroutines alive at once, then all end; RSS after the settle in percent of the
+			// peak (VmHWM), as gort_peer's burst_mem.
+			gate := make(chan struct{})
+			var parked, ended sync.WaitGroup
+			for i := uint64(0); i < n; i++ {
+				parked.Add(1)
+				ended.Add(1)
+				go func() { parked.Done(); <-gate; ended.Done() }()
+			}
+			parked.Wait()
+			close(gate)
+			ended.Wait()
+			time.Sleep(settleTime())
+			peak := status("VmHWM:")
+			after := rss()
+			fmt.Fprintf(os.Stderr, "go: peak %d MiB, after the settle %d MiB\n", peak>>20, after>>20)
+			res <- [2]interface{}{float64(after) * 100 / float64(peak), "%"}
 		case "parked_create":
 			chans, took := parkN(n)
 			for _, c := range chans {

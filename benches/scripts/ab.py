@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Old binary against new binary, interleaved in one run: `ab.py OLD NEW [--reps N] JOB...`.
+"""Binaries against each other, interleaved in one run: `ab.py A B [C ...] [--reps N] JOB...`.
 
-Each JOB is `workload:procs:n` (the arguments of a peer binary, see benches/src/lib.rs). The
-two binaries run alternately, `--reps` times each per job, with RUST_BACKTRACE unset; the
-script prints each side's median and min-max, and new/old of the medians.
+Each JOB is `workload:procs:n` (the arguments of a peer binary, see benches/src/lib.rs); every
+other argument is a binary (a peer binary, Go's included, or a wrapper script such as one that
+runs gort_peer under no_guard_madvise). The binaries run in turn, `--reps` times each per job,
+with RUST_BACKTRACE unset; the script prints each one's median and min-max, and the ratio of
+each median to the first binary's (with two binaries: old against new, new/old).
 """
 import os
 import statistics
@@ -28,18 +30,27 @@ def main():
         i = args.index("--reps")
         reps = int(args[i + 1])
         del args[i : i + 2]
-    old, new, jobs = args[0], args[1], args[2:]
-    print(f"{'job':<28} {'old median':>11} {'(min-max)':>19} {'new median':>11} {'(min-max)':>19} {'new/old':>8}")
+    bins = [a for a in args if ":" not in a]
+    jobs = [a for a in args if ":" in a]
+    if len(bins) < 2 or not jobs:
+        raise SystemExit(__doc__)
+    for i, b in enumerate(bins):
+        print(f"[{i}] {b}")
+    head = f"{'job':<28}" + "".join(f" {f'[{i}] median':>11} {'(min-max)':>19}" for i in range(len(bins)))
+    head += "".join(f" {f'[{i}]/[0]':>8}" for i in range(1, len(bins)))
+    print(head)
     for job in jobs:
-        a, b = [], []
+        vals = [[] for _ in bins]
         for _ in range(reps):
-            a.append(run(old, job))
-            b.append(run(new, job))
-        ma, mb = statistics.median(a), statistics.median(b)
-        print(
-            f"{job:<28} {ma:>11.1f} {f'({min(a):.1f}-{max(a):.1f})':>19} {mb:>11.1f} "
-            f"{f'({min(b):.1f}-{max(b):.1f})':>19} {mb / ma:>8.3f}"
-        )
+            for i, b in enumerate(bins):
+                vals[i].append(run(b, job))
+        meds = [statistics.median(v) for v in vals]
+        line = f"{job:<28}"
+        for v, m in zip(vals, meds):
+            line += f" {m:>11.1f} {f'({min(v):.1f}-{max(v):.1f})':>19}"
+        for m in meds[1:]:
+            line += f" {m / meds[0]:>8.3f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

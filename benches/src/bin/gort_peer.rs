@@ -138,6 +138,54 @@ fn park_n(n: u64) -> (Vec<gort::Chan<()>>, Duration) {
     (chans, t.elapsed())
 }
 
+/// A burst: n goroutines alive at once (each parked on one gate), then all end; after the
+/// settle, the RSS still held, in percent of the burst's peak RSS (VmHWM). What a server keeps
+/// after a spike: gort's scavenger releases stack windows unused for a whole second.
+fn burst_mem(a: &Args) -> f64 {
+    let first = burst(a.n);
+    let at_end = vm_rss();
+    std::thread::sleep(settle());
+    let peak = status_bytes("VmHWM:");
+    let after = vm_rss();
+    let maps = std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count());
+    let st = gort::debug::sched_stats();
+    // A second burst on the released windows: as fast as the first?
+    let second = burst(a.n);
+    eprintln!(
+        "gort_peer: peak {} MiB, at the end {} MiB, after the settle {} MiB; {maps} maps; \
+         {} free windows committed, {} released; bursts {:.0} / {:.0} ns per goroutine",
+        peak >> 20,
+        at_end >> 20,
+        after >> 20,
+        st.free_stacks,
+        st.released_stacks,
+        first,
+        second
+    );
+    after as f64 * 100.0 / peak.max(1) as f64
+}
+
+/// n goroutines alive at once (each parked on one gate), then all end; ns per goroutine.
+fn burst(n: u64) -> f64 {
+    let t = Instant::now();
+    let gate: gort::Chan<()> = gort::Chan::new(0);
+    let (parked, ended) = (gort::WaitGroup::new(), gort::WaitGroup::new());
+    for _ in 0..n {
+        parked.add(1);
+        ended.add(1);
+        let (gate, parked, ended) = (gate.clone(), parked.clone(), ended.clone());
+        gort::go!(move || {
+            parked.done();
+            gate.recv();
+            ended.done();
+        });
+    }
+    parked.wait();
+    gate.close();
+    ended.wait();
+    ns_per(t, n)
+}
+
 /// Creating goroutines that park on a channel each, until all have started; ns per goroutine.
 fn parked_create(a: &Args) -> f64 {
     let (chans, took) = park_n(a.n);
@@ -333,6 +381,7 @@ fn main() {
                 "skynet" => (skynet(&a), "ms"),
                 "parked_mem" => (parked_mem(&a), "B"),
                 "parked_create" => (parked_create(&a), "ns"),
+                "burst_mem" => (burst_mem(&a), "%"),
                 "pingpong" => (pingpong(&a), "ns"),
                 "ring" => (ring(&a), "ns"),
                 "mutex" => (mutex(&a), "ns"),

@@ -272,6 +272,9 @@ pub(crate) struct CopyStats {
     pub(crate) bytes_now: AtomicI64,
     /// Copy-outs since the runtime started.
     pub(crate) total: AtomicU64,
+    /// Bytes of copies freed (copied back, or discarded) since the heap was last trimmed
+    /// (`trim_heap`).
+    freed: AtomicU64,
 }
 
 impl CopyStats {
@@ -284,6 +287,28 @@ impl CopyStats {
     fn resident(&self, bytes: usize) {
         self.out_now.fetch_sub(1, Ordering::Relaxed);
         self.bytes_now.fetch_sub(bytes as i64, Ordering::Relaxed);
+        self.freed.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Freed copies worth trimming the heap for.
+const TRIM_AFTER: u64 = 32 << 20;
+
+/// sysmon, once a scavenger period: if many stack copies were freed since the last time, asks
+/// glibc's allocator to return the free pages inside its heaps (`malloc_trim`). The copies are
+/// small blocks (a few hundred bytes) spread through the heap, and glibc gives back only the
+/// top of a heap by itself: after a million copied-out goroutines resumed and ended, about
+/// 300 MiB of freed copies stayed resident. Other allocators return memory by their own
+/// rules (the call then trims only glibc's own small heap).
+pub(crate) fn trim_heap(shared: &Shared) {
+    if shared.copyout.freed.load(Ordering::Relaxed) < TRIM_AFTER {
+        return;
+    }
+    shared.copyout.freed.store(0, Ordering::Relaxed);
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim has no preconditions; it only takes glibc's arena locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

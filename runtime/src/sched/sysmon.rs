@@ -292,6 +292,9 @@ fn sysmon(shared: Arc<Shared>) {
         if period || scavenging {
             scavenging = shared.stacks.scavenge(period, SCAVENGE_PER_ROUND);
         }
+        if period {
+            super::copyout::trim_heap(&shared);
+        }
         // 5. schedtrace.
         if !trace.is_zero() && now >= next_trace {
             let mut out = String::new();
