@@ -47,10 +47,11 @@
 //!
 //! # Pool
 //!
-//! Windows are carved from segments once and then reused forever (until the runtime shuts down
-//! and unmaps its segments): a fresh mmap costs ~2.5 µs, a pooled stack ~10 ns. Most reuse
-//! happens through the dead-`Goroutine` caches of the scheduler, which keep their stack (as Go's
-//! `gfput` does); the pool's own free lists (dirty and clean) hold the rest. A P whose own
+//! Windows are carved from segments once and then reused (until the runtime shuts down and
+//! unmaps its segments): a fresh mmap costs ~2.5 µs, a pooled stack ~10 ns. Most reuse
+//! happens through the stack caches of the Ps (as Go's `gfput` keeps a stack with its `g`);
+//! the pool's own free lists hold the rest: dirty and clean (committed), and released (their
+//! pages gone, committed again when taken). A P whose own
 //! cache runs dry takes a batch (`alloc_batch`) with one acquisition of the class lock, and
 //! fresh windows get their guard pages after that lock is released, so Ms creating many
 //! goroutines at once do not queue behind each other's system calls.
@@ -648,7 +649,8 @@ impl SizeClass {
             let first = seg.base + st.carved * self.stride;
             // Fresh windows are carved in batches, their guards installed with one system call
             // (`install_guards`); in `mprotect` mode (older kernels) one at a time.
-            let n = if !mprotect && self.stride < ALONE_STRIDE {
+            // (The mode is known only once a segment exists: read it again after `grow`.)
+            let n = if !mprotect_mode() && self.stride < ALONE_STRIDE {
                 CARVE_BATCH.min(seg.windows - st.carved)
             } else {
                 1
@@ -727,16 +729,17 @@ impl SizeClass {
         }
     }
 
-    /// Takes up to `max` committed free windows, the least recently freed first (dirty ones
-    /// before clean ones: they hold more pages), releases them and files them as released.
-    /// Returns how many. `owed` (the scavenger) also counts them off.
+    /// Takes up to `max` committed free windows, the least recently freed first (clean ones
+    /// before dirty ones: a clean window was scrubbed at an idle moment or never used, a dirty
+    /// one was used since, more recently), releases them and files them as released. Returns
+    /// how many. `owed` (the scavenger) also counts them off.
     fn release_free(&self, max: usize) -> usize {
         let mut taken: Vec<GStack> = {
             let mut st = self.state.lock();
-            let from_dirty = max.min(st.dirty.len());
-            let from_clean = (max - from_dirty).min(st.clean.len());
-            let mut v: Vec<GStack> = st.dirty.drain(..from_dirty).collect();
-            v.extend(st.clean.drain(..from_clean));
+            let from_clean = max.min(st.clean.len());
+            let from_dirty = (max - from_clean).min(st.dirty.len());
+            let mut v: Vec<GStack> = st.clean.drain(..from_clean).collect();
+            v.extend(st.dirty.drain(..from_dirty));
             let left = st.dirty.len() + st.clean.len();
             st.low_water = st.low_water.min(left);
             st.owed = st.owed.saturating_sub(v.len()).min(left);
@@ -1318,6 +1321,114 @@ mod tests {
         sizes.dedup();
         assert!(sizes.len() <= 12, "{sizes:?}");
         assert_eq!(pool.outstanding(), 0);
+    }
+
+    #[test]
+    fn the_scavenger_releases_what_stayed_free_for_a_whole_period() {
+        let pool = StackPool::new(64 * 1024);
+        let size = pool.default_size();
+        let mut out: Vec<GStack> = (0..10).map(|_| pool.alloc(size)).collect();
+        for s in out.iter_mut() {
+            s.mark_dirty();
+            // SAFETY: the window is ours and committed: touch its top page.
+            unsafe { *((s.top() - 8) as *mut u64) = 0x5a5a };
+        }
+        for s in out.drain(..) {
+            pool.free(s);
+        }
+        // (With guard markers the carve was a batch of 64: the rest wait clean in the pool.)
+        let (free, _) = pool.free_windows();
+        assert!(free >= 10);
+        // The first period saw none free all along (the low-water mark starts at zero).
+        assert!(!pool.scavenge(true, usize::MAX));
+        assert_eq!(pool.free_windows(), (free, 0));
+        // Three taken and given back (the last three freed): the rest stayed free all period.
+        let mut three = Vec::new();
+        pool.alloc_batch(size, 3, &mut three);
+        let warm: Vec<usize> = three.iter().map(GStack::top).collect();
+        for s in three.drain(..) {
+            pool.free(s);
+        }
+        // A bounded round leaves the rest owed; the next round takes it.
+        assert!(pool.scavenge(true, 2), "more is owed");
+        assert_eq!(pool.free_windows(), (free - 2, 2));
+        assert!(!pool.scavenge(false, usize::MAX));
+        assert_eq!(pool.free_windows(), (3, free - 3));
+        // Taken again, released windows come back committed: usable, zeroed, guarded.
+        let mut all = Vec::new();
+        while all.len() < free {
+            pool.alloc_batch(size, free - all.len(), &mut all);
+        }
+        for s in &all {
+            // SAFETY: every window handed out is committed: its top page reads.
+            let v = unsafe { *((s.top() - 8) as *const u64) };
+            let want = if warm.contains(&s.top()) { 0x5a5a } else { 0 };
+            assert_eq!(
+                v, want,
+                "only the windows used last period kept their pages"
+            );
+            assert!(!s.is_released());
+            assert_eq!(guard_hit(s.top() - s.usable() - PAGE), Some(size));
+        }
+        for s in all {
+            pool.free(s);
+        }
+        assert_eq!(pool.outstanding(), 0);
+    }
+
+    #[test]
+    fn released_windows_merge_back_into_one_map() {
+        // With `mprotect` guards a released window must not stay a map of its own; with guard
+        // markers there is one map whatever happens. Count the maps of this pool's segment.
+        fn maps_in(lo: usize, hi: usize) -> usize {
+            std::fs::read_to_string("/proc/self/maps")
+                .expect("/proc/self/maps")
+                .lines()
+                .filter_map(|l| {
+                    let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+                    let (a, b) = (
+                        usize::from_str_radix(a, 16).ok()?,
+                        usize::from_str_radix(b, 16).ok()?,
+                    );
+                    (a < hi && b > lo).then_some(())
+                })
+                .count()
+        }
+        let pool = StackPool::new(64 * 1024);
+        let size = pool.default_size();
+        let mut out: Vec<GStack> = (0..64).map(|_| pool.alloc(size)).collect();
+        for s in out.iter_mut() {
+            s.mark_dirty();
+            // SAFETY: the window is ours and committed.
+            unsafe { *((s.top() - 8) as *mut u64) = 1 };
+        }
+        let lo = out.iter().map(|s| s.top() - s.usable()).min().expect("64");
+        let hi = out.iter().map(GStack::top).max().expect("64");
+        // Every other window released: each committed one stands between two released ones.
+        let (mut keep, mut go) = (Vec::new(), Vec::new());
+        for (i, s) in out.into_iter().enumerate() {
+            if i % 2 == 0 {
+                keep.push(s);
+            } else {
+                go.push(s);
+            }
+        }
+        for s in go {
+            pool.free(s);
+        }
+        assert_eq!(pool.release_free(1000), 32);
+        let mid = maps_in(lo, hi);
+        for s in keep {
+            pool.free(s);
+        }
+        assert_eq!(pool.release_free(1000), 32);
+        let after = maps_in(lo, hi);
+        if mprotect_mode() {
+            assert!(mid <= 2 * 32 + 2, "{mid} maps for 32 committed windows");
+            assert!(after <= 2, "{after} maps after all were released");
+        } else {
+            assert_eq!((mid, after), (1, 1));
+        }
     }
 
     #[test]

@@ -38,8 +38,10 @@
 //! Either the copier sees the M's `Running` (and leaves the goroutine alone), or the M's load
 //! comes after the membarrier and sees `BUSY` or `OUT`. A goroutine readied while its copy-out
 //! runs waits for it on the M that picks it up; batches are small (`BATCH`) so that wait is
-//! short. Only the copier moves RESIDENT -> BUSY -> OUT / RESIDENT, only the resuming M moves
-//! OUT -> RESIDENT, and shutdown's discard waits out a BUSY before it frees the buffer.
+//! short. Only a copier moves RESIDENT -> BUSY -> OUT / RESIDENT (sysmon, or an M relieving
+//! map pressure: one at a time, under `Copier::lock`, and each claims only records it sees
+//! RESIDENT under that lock), only the resuming M moves OUT -> RESIDENT, and shutdown's
+//! discard waits out a BUSY before it frees the buffer.
 //!
 //! # Policy
 //!
@@ -62,9 +64,14 @@
 //! - What is copied: from the stack pointer the goroutine recorded when it parked
 //!   (`coro::switch_out`), less what the switch itself writes below it (`coro::switch_depth`,
 //!   measured once per process), up to the window's top. The whole window is
-//!   released; adjacent windows go in one `madvise` call (guard pages made with
-//!   `MADV_GUARD_INSTALL` survive `MADV_DONTNEED`; with `mprotect` guards each window is released
-//!   on its own).
+//!   released (`stack::release_windows`); adjacent windows go in one call (guard markers
+//!   survive `MADV_DONTNEED`; with `mprotect` guards one fresh `PROT_NONE` mapping covers the
+//!   run and the guards between).
+//! - Under map pressure (kernels before 6.13, whose guard pages cost memory maps:
+//!   docs/stacks.md, "The map budget") the M that needs a window copies out a batch of
+//!   parked goroutines at once, whatever their age and however few goroutines live
+//!   (`with_budget`, `relieve`); the copied-out windows become `PROT_NONE` and give back
+//!   their budget, and the resuming M commits the window again before the copy-in.
 //! - A goroutine copied out gives back its spare growth segment (`grow::release_spare`): the
 //!   pages a past deep recursion left in it are not kept for a goroutine that sleeps.
 //! - Sanitizer builds never copy out (ASan would report the copy reading its stack redzones).
@@ -610,17 +617,19 @@ fn relieve_in(shared: &Shared) -> usize {
     if freed > 0 || !shared.config.copy_out {
         return freed;
     }
-    // One pass of the clock hand at most, a chunk of records at a time, copied under the lock
-    // and looked at without it (as `round` does).
-    let mut batch: Vec<(&Goroutine, u32)> = Vec::with_capacity(BATCH);
+    // One pass of the clock hand at most, a chunk of records at a time, taken under the lock
+    // and looked at without it (as `round` does). Counted references, not addresses as in
+    // `round`: `shared` may be another runtime, shutting down meanwhile, whose records then
+    // go when their last reference does (sysmon, `round`'s caller, is joined first).
+    let mut batch: Vec<(GRef, u32)> = Vec::with_capacity(BATCH);
     let len = shared.allgs.lock().len();
     let mut looked = 0;
     while batch.len() < BATCH && looked < len {
-        let (at, chunk): (usize, Vec<*const Goroutine>) = {
+        let (at, chunk): (usize, Vec<GRef>) = {
             let all = shared.allgs.lock();
             let at = shared.copier.cursor.load(Ordering::Relaxed) % all.len().max(1);
             let end = (at + CHUNK).min(all.len());
-            (at, all[at..end].iter().map(GRef::as_ptr).collect())
+            (at, all[at..end].to_vec())
         };
         if chunk.is_empty() {
             break;
@@ -629,9 +638,7 @@ fn relieve_in(shared: &Shared) -> usize {
         // there), or past the chunk.
         let mut next = at + chunk.len();
         looked += chunk.len();
-        for (i, rec) in chunk.into_iter().enumerate() {
-            // SAFETY: records are never freed while their runtime runs (`allgs` keeps them).
-            let g = unsafe { &*rec };
+        for (i, g) in chunk.into_iter().enumerate() {
             let o = &g.out;
             let n = o.parks.load(Ordering::Relaxed);
             if g.status() == Status::Waiting
@@ -651,7 +658,8 @@ fn relieve_in(shared: &Shared) -> usize {
     if batch.is_empty() {
         return 0;
     }
-    copy_out(shared, &batch)
+    let refs: Vec<(&Goroutine, u32)> = batch.iter().map(|(g, n)| (&**g, *n)).collect();
+    copy_out(shared, &refs)
 }
 
 /// A heap block of `len` bytes (`len` > 0: a window's top is above any stack pointer in it).
