@@ -89,8 +89,10 @@ impl Weighted {
     }
 
     /// Takes `n` units, waiting behind earlier waiters until they are free or `ctx` is done
-    /// (then its error, and nothing is taken). `n` larger than the semaphore waits for `ctx`
-    /// alone, as in Go. Parks a goroutine; blocks a plain thread.
+    /// (then its error, and nothing is taken). A context that is done already fails the call
+    /// even when the units are free, as in current x/sync: its cancellation happened before
+    /// the acquisition. `n` larger than the semaphore waits for `ctx` alone, as in Go. Parks a
+    /// goroutine; blocks a plain thread.
     ///
     /// ```
     /// use std::time::Duration;
@@ -105,6 +107,9 @@ impl Weighted {
     #[track_caller]
     pub fn acquire(&self, ctx: &Context, n: u64) -> Result<(), context::Error> {
         let n = n as i64;
+        if let Some(e) = ctx.err() {
+            return Err(e);
+        }
         let ready = {
             let mut st = self.state.lock();
             if self.size - st.cur >= n && st.waiters.is_empty() {

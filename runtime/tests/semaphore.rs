@@ -108,3 +108,15 @@ fn releasing_more_than_held_panics_and_oversized_requests_wait_for_the_context()
         "{msg:?}"
     );
 }
+
+/// Current x/sync: a context that is done before the call fails it, even with the units free
+/// (its cancellation happened before the acquisition), and nothing is taken.
+#[gort::test(procs = 1)]
+fn a_done_context_fails_acquire_even_when_units_are_free() {
+    let sem = Weighted::new(3);
+    let (ctx, cancel) = context::with_cancel(&context::background());
+    cancel.cancel();
+    assert_eq!(sem.acquire(&ctx, 1), Err(Error::Canceled));
+    assert!(sem.try_acquire(3), "the failed call took nothing");
+    sem.release(3);
+}
