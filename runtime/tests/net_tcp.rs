@@ -551,3 +551,33 @@ fn shutdown_wakes_a_blocked_poller_while_other_runtimes_poll() {
     stop.store(true, Ordering::Relaxed);
     assert!(b.join().unwrap() > 0);
 }
+
+rt_test! {
+    fn a_zero_byte_read_or_write_returns_at_once() {
+        // Go's FD.Read / FD.Write on an empty buffer: 0 at once. After a short read gort's next
+        // read waits for readiness before it tries; an empty read must not (no data is coming).
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let (s, _) = ln.accept().unwrap();
+        (&c).write_all(b"ab").unwrap();
+        let done: Chan<Vec<usize>> = Chan::new(1);
+        let d = done.clone();
+        gort::go!(move || {
+            let mut buf = [0u8; 8];
+            let mut got = vec![(&s).read(&mut buf).unwrap()]; // 2 of 8: a short read
+            got.push((&s).read(&mut []).unwrap());
+            got.push((&s).write(&[]).unwrap());
+            s.close();
+            // A closed socket fails even an empty read.
+            got.push(usize::from((&s).read(&mut []).is_err()));
+            d.send(got);
+        });
+        let got = gort::select! {
+            recv(done) -> v => v.expect("sent"),
+            recv(gort::time::after(Duration::from_secs(5))) -> _ => {
+                panic!("an empty read waited for data")
+            }
+        };
+        assert_eq!(got, vec![2, 0, 0, 1]);
+    }
+}

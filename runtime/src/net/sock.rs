@@ -95,6 +95,18 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
         len: usize,
         f: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        if len == 0 {
+            // Go's `FD.Read` and `FD.Write` on an empty buffer: nothing to wait for. A read
+            // returns 0 at once (only a closed socket fails it); a write checks the deadline
+            // too, then writes nothing. Neither waits for readiness, which may never come.
+            if self.pd.is_closing() {
+                return Err(closed());
+            }
+            return match mode {
+                Mode::Read => Ok(0),
+                Mode::Write => self.check(mode, None).map(|()| 0),
+            };
+        }
         let drained = self.drained(mode);
         let op_deadline = self.timeout_deadline(mode);
         if drained.load(Ordering::Relaxed)
