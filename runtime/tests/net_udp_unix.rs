@@ -208,3 +208,78 @@ fn no_descriptor_leaks() {
     assert_eq!(before, after, "descriptors open before and after");
     println!("fds: {before} -> {after}");
 }
+
+/// A write to a peer that is gone is an error, never a `SIGPIPE`, whatever the signal's
+/// disposition: the child sets it to the default (which ends the process), then writes with
+/// `write` and `write_vectored` to a TCP connection its peer reset and to a Unix stream whose
+/// peer closed. Go never lets a socket write raise `SIGPIPE`.
+#[test]
+fn writes_to_a_gone_peer_never_raise_sigpipe() {
+    let out = support::run_child("child_writes_to_a_gone_peer", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn child_writes_to_a_gone_peer() {
+    if !support::is_child() {
+        return;
+    }
+    // SAFETY: setting a signal's disposition to its default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    gort::Builder::new().procs(2).run(|| {
+        /// Writes until the write fails (the first may still be accepted by the kernel).
+        fn fails(mut w: impl Write, vectored: bool) -> io::ErrorKind {
+            for _ in 0..100 {
+                let r = if vectored {
+                    w.write_vectored(&[io::IoSlice::new(b"after"), io::IoSlice::new(b" it")])
+                } else {
+                    w.write(b"after it")
+                };
+                if let Err(e) = r {
+                    return e.kind();
+                }
+                gort::time::sleep(Duration::from_millis(1));
+            }
+            panic!("a hundred writes to a gone peer succeeded");
+        }
+        for vectored in [false, true] {
+            let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+            let s = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+            let (peer, _) = ln.accept().unwrap();
+            // SO_LINGER 0: the close sends a reset.
+            let l = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: a valid socket and a valid option of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&peer),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    &l as *const libc::linger as *const libc::c_void,
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(r, 0);
+            drop(peer);
+            let k = fails(&s, vectored);
+            assert!(
+                matches!(
+                    k,
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                ),
+                "tcp, vectored {vectored}: {k:?}"
+            );
+            let (a, b) = UnixStream::pair().unwrap();
+            drop(b);
+            assert_eq!(fails(&a, vectored), io::ErrorKind::BrokenPipe, "unix");
+        }
+    });
+}

@@ -737,14 +737,18 @@ impl Read for &TcpStream {
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sock
-            .run_stream(Mode::Write, buf.len(), |mut s| s.write(buf))
+        // Never `SIGPIPE` on a reset peer (`send_nosignal`).
+        let bufs = [IoSlice::new(buf)];
+        self.sock.run_stream(Mode::Write, buf.len(), |s| {
+            super::sock::send_nosignal(s.as_raw_fd(), &bufs)
+        })
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.sock
-            .run_stream(Mode::Write, len, |mut s| s.write_vectored(bufs))
+        self.sock.run_stream(Mode::Write, len, |s| {
+            super::sock::send_nosignal(s.as_raw_fd(), bufs)
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
