@@ -278,13 +278,23 @@ impl<S: mio::event::Source + AsRawFd> Drop for Sock<S> {
 /// ends the process; Go never lets a socket write raise it). std's `writev` (its
 /// `write_vectored`) and its Unix streams' `write` raise it.
 pub(crate) fn send_nosignal(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    const FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+    if let [buf] = bufs {
+        // One buffer: `send`, which the kernel takes with less copying than a `msghdr`.
+        // SAFETY: `buf` is valid for reads of its length for the call.
+        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), FLAGS) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        return Ok(n as usize);
+    }
     // SAFETY: an all-zero msghdr is valid (no name, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // `IoSlice` is ABI-compatible with `iovec` on Unix (std guarantees it).
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
     // SAFETY: `msg` points at `bufs`, which outlive the call and which the kernel only reads.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+    let n = unsafe { libc::sendmsg(fd, &msg, FLAGS) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
