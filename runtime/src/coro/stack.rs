@@ -196,8 +196,9 @@ pub(crate) enum Refused {
 pub(crate) fn budget_error(copy_out: bool) -> io::Error {
     let budget = map_budget();
     let how = if copy_out {
-        "parked goroutines are copied out to make room, but every committed stack belongs to a \
-         running or runnable goroutine"
+        "parked goroutines are copied out to make room, but for 2 s no committed stack could be \
+         released (they belong to running or runnable goroutines, or to goroutines parked deep \
+         in stack segments)"
     } else {
         "copy-out of parked stacks is off (Builder::copy_out_parked), so parked goroutines \
          keep theirs"
@@ -692,6 +693,21 @@ impl SizeClass {
     /// On a refusal the windows go back to the lists (`released`, or `clean` if committed),
     /// uncounted, `batch` is left empty, and the refusal is returned.
     fn commit_batch(&self, batch: &mut Vec<GStack>) -> Result<(), Refused> {
+        // With guard markers, all the guards in one `process_madvise` (where it fails, one
+        // `madvise` each below; installing a guard twice is harmless).
+        if !mprotect_mode() && batch.iter().filter(|s| s.released).count() > 1 {
+            let guards: Vec<usize> = batch
+                .iter()
+                .filter(|s| s.released)
+                .map(|s| s.top - s.usable - PAGE)
+                .collect();
+            if process_madvise_pages(&guards, MADV_GUARD_INSTALL) {
+                for s in batch.iter_mut() {
+                    s.released = false;
+                }
+                return Ok(());
+            }
+        }
         let mut failed = None;
         for s in batch.iter_mut().filter(|s| s.released) {
             match commit(s.top - s.usable, s.usable) {

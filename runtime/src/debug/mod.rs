@@ -150,7 +150,7 @@ pub struct SchedStats {
     pub stack_growths: u64,
     /// Free stack windows in the runtime's pool with their pages (reused warm), and free ones
     /// whose pages went back to the kernel (the scavenger, or map pressure). Windows cached on
-    /// a processor (64 at most each) are not counted.
+    /// a processor (63 at most each) are not counted.
     pub free_stacks: usize,
     /// See `free_stacks`.
     pub released_stacks: usize,

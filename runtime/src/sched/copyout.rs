@@ -427,13 +427,16 @@ fn copy_out(shared: &Shared, batch: &[(&Goroutine, u32)]) -> usize {
     // One copier at a time (sysmon's passes, an M relieving map pressure): only a copier moves
     // RESIDENT -> BUSY, so under this lock a goroutine seen RESIDENT stays so until claimed.
     let _copier = shared.copier.lock.lock();
-    let batch: Vec<&(&Goroutine, u32)> = batch
-        .iter()
-        .filter(|(g, _)| g.out.state.load(Ordering::Relaxed) == RESIDENT)
-        .collect();
-    for (g, _) in &batch {
-        g.out.state.store(BUSY, Ordering::Relaxed);
+    // Claimed one by one: a record listed twice finds itself BUSY the second time.
+    let mut claimed: Vec<&(&Goroutine, u32)> = Vec::with_capacity(batch.len());
+    for entry in batch {
+        let o = &entry.0.out;
+        if o.state.load(Ordering::Relaxed) == RESIDENT {
+            o.state.store(BUSY, Ordering::Relaxed);
+            claimed.push(entry);
+        }
     }
+    let batch = claimed;
     heavy_fence();
     let mut kept: Vec<&Goroutine> = Vec::with_capacity(batch.len());
     for (g, n) in batch {
@@ -503,9 +506,9 @@ pub(crate) struct Copier {
 }
 
 impl Copier {
-    /// A window was had: the budget moves again.
+    /// A goroutine got a window: the budget moves again.
     #[inline]
-    fn progress(&self) {
+    pub(crate) fn progress(&self) {
         if self.stalled_since.load(Ordering::Relaxed) != 0 {
             self.stalled_since.store(0, Ordering::Relaxed);
         }
@@ -513,9 +516,13 @@ impl Copier {
 
     /// An M turned a goroutine away for want of map budget (it goes to the back of the global
     /// queue, and the M runs others: runnable goroutines holding windows may park or end and
-    /// free them). If no window was had anywhere for `BUDGET_PATIENCE`, every committed window
-    /// belongs to a goroutine that stays running or runnable: the true limit, a fatal error.
+    /// free them). If no goroutine got a window for `BUDGET_PATIENCE` (`progress`: from a
+    /// P's cache or through `with_budget`), no committed window can be released: the true
+    /// limit, a fatal error.
     pub(crate) fn stalled(&self, shared: &Shared, size: usize) {
+        if shared.is_shutdown() {
+            return;
+        }
         let now = (shared.epoch.elapsed().as_nanos() as u64).max(1);
         let since =
             match self
@@ -628,7 +635,8 @@ fn relieve_in(shared: &Shared) -> usize {
         let (at, chunk): (usize, Vec<GRef>) = {
             let all = shared.allgs.lock();
             let at = shared.copier.cursor.load(Ordering::Relaxed) % all.len().max(1);
-            let end = (at + CHUNK).min(all.len());
+            // At most one pass: the last chunk stops where the first began.
+            let end = (at + CHUNK.min(len - looked)).min(all.len());
             (at, all[at..end].to_vec())
         };
         if chunk.is_empty() {

@@ -431,6 +431,18 @@ impl MContext {
         let size = unsafe { g.inner() }.stack_size;
         g.set_status(Status::Runnable);
         shared.inject(g);
+        // Committed windows cached on this P and on idle Ps are out of the relief's reach:
+        // give them to the pool, where the next try can release them.
+        self.with_p(|core, _| {
+            for s in core.stacks.drain(..) {
+                shared.stacks.free(s);
+            }
+        });
+        for core in shared.sched.lock().pidle.iter_mut() {
+            for s in core.stacks.drain(..) {
+                shared.stacks.free(s);
+            }
+        }
         shared.copier.stalled(shared, size);
     }
 
@@ -929,6 +941,8 @@ fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> Option<GStack> {
     let stacks = &shared.stacks;
     if size == stacks.default_size() {
         if let Some(s) = core.stacks.pop() {
+            // (A relaxed load of a word written only under map pressure.)
+            shared.copier.progress();
             return Some(s);
         }
     }
