@@ -509,3 +509,38 @@ fn rust_run_time_checks_read_as_go_runtime_errors() {
         assert_eq!(runtime_error_of(f).as_deref(), Some(want));
     }
 }
+
+/// A `#[gort::main]` program whose goroutines all wait for a plain thread (a server waiting
+/// for Ctrl-C through the `ctrlc` crate) is healthy: no notice about test harnesses, whatever
+/// the wait.
+fn main_mode_child_waiting_for_a_signal_thread() {
+    let out = gort::__private::main(Some(1), None, || {
+        let ch: Chan<u8> = Chan::new(0);
+        let c = ch.clone();
+        // The "signal": a plain thread sends after the notice's 5 s.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(6500));
+            c.send(7);
+        });
+        ch.recv()
+    });
+    assert_eq!(out, Some(7));
+}
+
+#[test]
+fn child_main_mode_waits_quietly() {
+    if support::is_child() {
+        main_mode_child_waiting_for_a_signal_thread();
+    }
+}
+
+#[test]
+fn a_main_program_waiting_for_a_plain_thread_is_not_told_about_tests() {
+    let out = support::run_child("child_main_mode_waits_quietly", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        !err.contains("every goroutine has been blocked"),
+        "a healthy #[gort::main] program was told: {err}"
+    );
+}

@@ -135,11 +135,18 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
 const UNDECIDED_NOTICE_AFTER: Duration = Duration::from_secs(5);
 
 /// Deadlock detection could not decide because other threads exist: after
-/// `UNDECIDED_NOTICE_AFTER` of nothing running, say so once on stderr, so that a program (most
+/// `UNDECIDED_NOTICE_AFTER` of nothing running, say so once on stderr, so that a test (most
 /// often a plain `#[test]` around `gort::run`, whose harness threads are such threads) does
-/// not hang without a word. The runtime keeps waiting: one of those threads may still wake a
-/// goroutine.
+/// not hang without a word. Only under `gort::run` (`Mode::Embedded`), where a test harness
+/// may be what holds those threads. The runtime keeps waiting: one of those threads may
+/// still wake a goroutine.
 fn undecided_notice(shared: &Shared, now: u64) {
+    if shared.config.mode == super::Mode::Process {
+        // `#[gort::main]` is a program, not a test: a server whose goroutines all wait for a
+        // signal a plain thread delivers (the `ctrlc` crate) is healthy, and the advice
+        // (`#[gort::test]`) cannot help it.
+        return;
+    }
     let since = shared.dead_blocked_since.load(Ordering::Relaxed);
     if since == 0 {
         shared.dead_blocked_since.store(now + 1, Ordering::Relaxed);
