@@ -581,3 +581,28 @@ rt_test! {
         assert_eq!(got, vec![2, 0, 0, 1]);
     }
 }
+
+rt_test! {
+    fn an_accept_racing_close_fails_with_the_closed_error() {
+        // A close between the accept's check and its system call made the call fail on the
+        // shut-down socket with EINVAL (`InvalidInput`), a few times in 20,000; every
+        // operation on a closed socket must fail with `NotConnected`.
+        let mut kinds = std::collections::BTreeMap::new();
+        for i in 0..20_000u32 {
+            let ln = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let l2 = ln.clone();
+            let h = gort::spawn(move || l2.accept().map(|_| ()).map_err(|e| e.kind()));
+            if i % 2 == 0 {
+                gort::yield_now();
+            }
+            ln.close();
+            if let Err(k) = h.join() {
+                *kinds.entry(format!("{k:?}")).or_insert(0) += 1;
+            }
+        }
+        assert!(
+            kinds.keys().all(|k| k == "NotConnected"),
+            "errors of accepts racing close: {kinds:?}"
+        );
+    }
+}

@@ -172,6 +172,11 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A close that came between the check and the call: the call failed on a
+                // shut-down socket (an `accept` with EINVAL). Every operation on a closed
+                // socket fails with the one documented error (Go's "use of closed network
+                // connection").
+                Err(_) if self.pd.is_closing() => return Err(closed()),
                 r => return r,
             }
             if crate::sched::may_park() {
