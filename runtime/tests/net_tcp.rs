@@ -606,3 +606,37 @@ rt_test! {
         );
     }
 }
+
+#[gort::test(procs = 2)]
+fn a_dial_to_a_local_port_nobody_listens_on_never_connects_to_itself() {
+    // The kernel walks the ephemeral ports for one destination; dialling a free port of that
+    // range again and again, it once picks the target port itself as the source port, and
+    // the SYN meets itself (simultaneous open): a connection to itself that reads back its
+    // own writes. Go's dialer closes such a connection and dials again.
+    // A free port in the ephemeral range, of the parity Linux gives `connect` (`bind` to port
+    // 0 prefers the other one): the neighbour of one `bind` picked, if it is free too.
+    let port = (0..100)
+        .find_map(|_| {
+            let ln = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let p = ln.local_addr().unwrap().port() ^ 1;
+            std::net::TcpListener::bind(("127.0.0.1", p))
+                .ok()
+                .map(|_| p)
+        })
+        .expect("a free port");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut refused = 0;
+    for _ in 0..40_000 {
+        match TcpStream::connect(addr) {
+            Err(e) => {
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+                refused += 1;
+            }
+            Ok(s) => {
+                let (l, p) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
+                assert_ne!(l, p, "a dial connected to itself");
+            }
+        }
+    }
+    assert!(refused > 0);
+}

@@ -353,6 +353,22 @@ impl TcpStream {
     }
 
     fn connect_until(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        // Go's dialer: a connection to a local port nobody listens on can be made to itself
+        // (the kernel picked the target port as the source port: TCP's simultaneous open),
+        // and then reads back its own writes. Such a connection is closed and the dial tried
+        // again, twice at most, as Go does.
+        let mut tries = 0;
+        loop {
+            let s = TcpStream::connect_once(addr, deadline)?;
+            let own = matches!((s.local_addr(), s.peer_addr()), (Ok(l), Ok(p)) if l == p);
+            if !own || tries == 2 {
+                return Ok(s);
+            }
+            tries += 1;
+        }
+    }
+
+    fn connect_once(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let s = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
         // The connection is established when the socket turns writable: SO_ERROR says
         // whether it failed, the peer address that it succeeded (Go's `connect` loop).
