@@ -640,3 +640,25 @@ fn a_dial_to_a_local_port_nobody_listens_on_never_connects_to_itself() {
     }
     assert!(refused > 0);
 }
+
+rt_test! {
+    fn close_with_linger_zero_resets_the_connection() {
+        // Go: SetLinger(0) then Close sends a reset, and the peer's read fails; gort's close
+        // shut the connection down instead (a FIN), and the peer read an end of stream.
+        for through_gort in [true, false] {
+            let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+            let (s, _) = ln.accept().unwrap();
+            if through_gort {
+                s.set_linger(Some(Duration::ZERO)).unwrap();
+            } else {
+                linger_zero(&s); // on the raw descriptor
+            }
+            // The peer is parked in its read when the reset arrives.
+            let reader = gort::spawn(move || (&c).read(&mut [0; 8]).map_err(|e| e.kind()));
+            gort::time::sleep(Duration::from_millis(10));
+            s.close();
+            assert_eq!(reader.join(), Err(io::ErrorKind::ConnectionReset));
+        }
+    }
+}

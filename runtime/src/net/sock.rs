@@ -251,10 +251,76 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
     /// last handle.
     pub(crate) fn close(&self) {
         self.pd.close();
+        // (Set through `TcpStream::set_linger` or on the raw descriptor: asked each time.)
+        if self.linger().ok() == Some(Some(Duration::ZERO)) {
+            // `SO_LINGER` 0: Go's close sends a reset. The descriptor stays open until the
+            // last handle goes, so abort the connection now: `connect` to `AF_UNSPEC`
+            // disconnects a TCP socket with a reset, and wakes its waiters as a shutdown does.
+            // SAFETY: an all-zero sockaddr with family AF_UNSPEC is valid for this call;
+            // `fd` is open for as long as `self` is. Errors do not matter (the flag already
+            // fails every operation); a socket that never connected has nothing to abort.
+            unsafe {
+                let mut a: libc::sockaddr = std::mem::zeroed();
+                a.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+                libc::connect(
+                    self.fd(),
+                    &a,
+                    std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+                );
+            }
+            return;
+        }
         // SAFETY: `fd` is open for as long as `self` is (the source owns it). Errors
         // (ENOTCONN for a socket that never connected) are irrelevant: the flag already fails
         // every operation.
         unsafe { libc::shutdown(self.fd(), libc::SHUT_RDWR) };
+    }
+
+    /// `SO_LINGER`, Go's `SetLinger`: `None` turns it off (the default: close returns at
+    /// once, the kernel sends what is left), `Some(d)` waits up to `d` (whole seconds) in the
+    /// last close for unsent data; zero discards it and resets the connection, at `close`.
+    pub(crate) fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        let l = libc::linger {
+            l_onoff: libc::c_int::from(linger.is_some()),
+            l_linger: linger.map_or(0, |d| d.as_secs().min(i32::MAX as u64) as libc::c_int),
+        };
+        // SAFETY: a valid socket, and an option of the right size that lives across the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&l as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// `SO_LINGER` (`set_linger`).
+    pub(crate) fn linger(&self) -> io::Result<Option<Duration>> {
+        let mut l = libc::linger {
+            l_onoff: 0,
+            l_linger: 0,
+        };
+        let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
+        // SAFETY: a valid socket; `l` and `len` are valid for writes of the option's size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&mut l as *mut libc::linger).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((l.l_onoff != 0).then(|| Duration::from_secs(l.l_linger.max(0) as u64)))
     }
 
     /// Takes the source out, deregistered (`into_std`).

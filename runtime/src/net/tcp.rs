@@ -477,6 +477,35 @@ impl TcpStream {
         self.sock.io().shutdown(how)
     }
 
+    /// Sets `SO_LINGER` (Go's `SetLinger`). `None`, the default: `close` and the last drop
+    /// return at once and the kernel sends what is left. `Some(Duration::ZERO)`: unsent data is
+    /// discarded and `close` resets the connection (the peer's read fails with
+    /// `ConnectionReset`). `Some(d)`: the last drop of the socket waits up to `d` (whole
+    /// seconds) for unsent data.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut c = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    ///     let (s, _) = ln.accept().unwrap();
+    ///     s.set_linger(Some(Duration::ZERO)).unwrap();
+    ///     assert_eq!(s.linger().unwrap(), Some(Duration::ZERO));
+    ///     s.close(); // a reset, not an end of stream
+    ///     let e = c.read(&mut [0; 8]).unwrap_err();
+    ///     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+    /// });
+    /// ```
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.sock.set_linger(linger)
+    }
+
+    /// `SO_LINGER` (`set_linger`).
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        self.sock.linger()
+    }
+
     /// Sets `TCP_NODELAY` (Go sets it on every connection; `std` and gort leave the system's
     /// default, off, as `std` does).
     ///
