@@ -99,10 +99,8 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             // Go's `FD.Read` and `FD.Write` on an empty buffer: nothing to wait for. A read
             // returns 0 at once (only a closed socket fails it); a write checks the deadline
             // too, then writes nothing. Neither waits for readiness, which may never come.
-            if self.pd.is_closing() {
-                return Err(closed());
-            }
             return match mode {
+                Mode::Read if self.pd.is_closing() => Err(closed()),
                 Mode::Read => Ok(0),
                 Mode::Write => self.check(mode, None).map(|()| 0),
             };
@@ -127,6 +125,13 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             }
         }
         r
+    }
+
+    /// A stream socket's `write` / `write_vectored` (TCP and Unix): `run_stream` over
+    /// `send_nosignal`, so no write raises `SIGPIPE`.
+    pub(crate) fn write_stream(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.run_stream(Mode::Write, len, |s| send_nosignal(s.as_raw_fd(), bufs))
     }
 
     fn drained(&self, mode: Mode) -> &AtomicBool {
@@ -344,28 +349,26 @@ impl<S: mio::event::Source + AsRawFd> Drop for Sock<S> {
     }
 }
 
-/// Writes `bufs` to the stream socket `fd` with `sendmsg(MSG_NOSIGNAL)`: a peer that reset
-/// the connection is an `EPIPE` error, never a `SIGPIPE` (which, at its default disposition,
-/// ends the process; Go never lets a socket write raise it). std's `writev` (its
-/// `write_vectored`) and its Unix streams' `write` raise it.
-pub(crate) fn send_nosignal(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+/// Writes `bufs` to the stream socket `fd` with `MSG_NOSIGNAL`: a peer that reset the
+/// connection is an `EPIPE` error, never a `SIGPIPE` (which, at its default disposition, ends
+/// the process; Go never lets a socket write raise it). std's `writev` (its `write_vectored`)
+/// and its Unix streams' `write` raise it.
+fn send_nosignal(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
     const FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
-    if let [buf] = bufs {
+    let n = if let [buf] = bufs {
         // One buffer: `send`, which the kernel takes with less copying than a `msghdr`.
         // SAFETY: `buf` is valid for reads of its length for the call.
-        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), FLAGS) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        return Ok(n as usize);
-    }
-    // SAFETY: an all-zero msghdr is valid (no name, no control data).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    // `IoSlice` is ABI-compatible with `iovec` on Unix (std guarantees it).
-    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
-    // SAFETY: `msg` points at `bufs`, which outlive the call and which the kernel only reads.
-    let n = unsafe { libc::sendmsg(fd, &msg, FLAGS) };
+        unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), FLAGS) }
+    } else {
+        // SAFETY: an all-zero msghdr is valid (no name, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // `IoSlice` is ABI-compatible with `iovec` on Unix (std guarantees it).
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+        // SAFETY: `msg` points at `bufs`, which outlive the call and which the kernel only
+        // reads.
+        unsafe { libc::sendmsg(fd, &msg, FLAGS) }
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

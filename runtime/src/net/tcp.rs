@@ -782,18 +782,11 @@ impl Read for &TcpStream {
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // Never `SIGPIPE` on a reset peer (`send_nosignal`).
-        let bufs = [IoSlice::new(buf)];
-        self.sock.run_stream(Mode::Write, buf.len(), |s| {
-            super::sock::send_nosignal(s.as_raw_fd(), &bufs)
-        })
+        self.sock.write_stream(&[IoSlice::new(buf)])
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
-        self.sock.run_stream(Mode::Write, len, |s| {
-            super::sock::send_nosignal(s.as_raw_fd(), bufs)
-        })
+        self.sock.write_stream(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
