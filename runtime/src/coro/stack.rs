@@ -599,10 +599,6 @@ impl SizeClass {
     /// windows only in `dirty` and `clean`.
     fn alloc_batch(&self, max: usize, out: &mut Vec<GStack>) -> Result<(), Refused> {
         let max = max.max(1);
-        // In `mprotect` mode each window is a budget unit and an `mprotect` of its own: one at
-        // a time. With guard markers a batch of released windows gets its guards back in one
-        // `process_madvise`.
-        let mprotect = mprotect_mode();
         let (first, n) = {
             let mut st = self.state.lock();
             let mut taken = 0;
@@ -626,7 +622,10 @@ impl SizeClass {
                 return Ok(());
             }
             if !st.released.is_empty() {
-                let n = if mprotect {
+                // In `mprotect` mode each window is a budget unit and an `mprotect` of its own:
+                // one at a time. With guard markers `commit_batch` puts a batch's guards back
+                // with one `process_madvise`.
+                let n = if mprotect_mode() {
                     1
                 } else {
                     max.min(st.released.len())
@@ -649,8 +648,8 @@ impl SizeClass {
             let seg = st.segments.last().expect("a segment was just ensured");
             let first = seg.base + st.carved * self.stride;
             // Fresh windows are carved in batches, their guards installed with one system call
-            // (`install_guards`); in `mprotect` mode (older kernels) one at a time.
-            // (The mode is known only once a segment exists: read it again after `grow`.)
+            // (`commit_batch`); in `mprotect` mode (older kernels) one at a time. (The mode is
+            // known once a segment exists: after `grow`.)
             let n = if !mprotect_mode() && self.stride < ALONE_STRIDE {
                 CARVE_BATCH.min(seg.windows - st.carved)
             } else {
@@ -666,16 +665,10 @@ impl SizeClass {
             dirty: false,
             released: true,
         };
-        // A fresh window is a released one that was never used: `commit` makes it usable
+        // A fresh window is a released one that was never used: `commit_batch` makes it usable
         // (read-write in `mprotect` mode, where the segment is mapped `PROT_NONE`; a guard
-        // marker with `MADV_GUARD_INSTALL`, many with one call).
+        // marker with `MADV_GUARD_INSTALL`, a batch's with one call).
         let mut batch: Vec<GStack> = (0..n).rev().map(window).collect();
-        let bulk = n > 1 && install_guards(first, self.stride, n);
-        if bulk {
-            for s in &mut batch {
-                s.released = false;
-            }
-        }
         self.commit_batch(&mut batch)?;
         // The carve is a batch: what was not asked for waits on the clean list, the lowest
         // window on top.
@@ -781,12 +774,25 @@ impl SizeClass {
         n
     }
 
-    /// The scavenger's period turns: what stayed free all period is owed.
-    fn begin_scavenge_period(&self) {
-        let mut st = self.state.lock();
-        let free = st.dirty.len() + st.clean.len();
-        st.owed = st.low_water.min(free);
-        st.low_water = free;
+    /// One scavenger round (`StackPool::scavenge`): with `period`, a new period begins and what
+    /// stayed free all the last one is owed; then up to `max` owed windows are released.
+    /// Returns how many were, and whether more is owed.
+    fn scavenge(&self, period: bool, max: usize) -> (usize, bool) {
+        let owed = {
+            let mut st = self.state.lock();
+            if period {
+                let free = st.dirty.len() + st.clean.len();
+                st.owed = st.low_water.min(free);
+                st.low_water = free;
+            }
+            st.owed
+        };
+        let n = if owed.min(max) > 0 {
+            self.release_free(owed.min(max))
+        } else {
+            0
+        };
+        (n, owed > n)
     }
 }
 
@@ -972,26 +978,13 @@ fn own_pidfd() -> Option<i32> {
 }
 
 /// Fresh windows carved at once when the pool runs dry (guards installed with one
-/// `process_madvise` call instead of one `madvise` each).
+/// `process_madvise` call instead of one `madvise` each, `commit_batch`).
 const CARVE_BATCH: usize = 64;
 
 /// Windows this far apart or more are carved one at a time: a guard marker is a page-table
 /// entry, so each window carved ahead would cost a page-table page of its own (the 8 MiB
 /// window of goroutine 1 is carved alone, not with 63 spares).
 const ALONE_STRIDE: usize = 2 << 20;
-
-/// Installs the guard pages of `n` consecutive windows starting at `first` (their stride
-/// apart) with one `process_madvise(2)` call on this process (Linux 6.13+ accepts
-/// `MADV_GUARD_INSTALL` there). False if that is not possible here (older kernel, no
-/// `MADV_GUARD_INSTALL`, or the call failed): the caller carves window by window instead.
-fn install_guards(first: usize, stride: usize, n: usize) -> bool {
-    if GUARD_MODE.load(Ordering::Acquire) != MODE_MADVISE {
-        return false;
-    }
-    let guards: Vec<usize> = (0..n).map(|i| first + i * stride).collect();
-    // Guards are idempotent: after a partial failure the fallback may install one again.
-    process_madvise_pages(&guards, MADV_GUARD_INSTALL)
-}
 
 /// Every stack of one runtime. Size classes are created on first use of a size; the default
 /// class is looked up without a lock.
@@ -1104,11 +1097,19 @@ impl StackPool {
         lsan::root(low, top);
     }
 
+    /// Runs `f` on every class, the default first (the other classes' lock held meanwhile).
+    fn each_class(&self, mut f: impl FnMut(&SizeClass)) {
+        f(&self.default);
+        for c in self.others.lock().iter() {
+            f(c);
+        }
+    }
+
     /// Scrubs up to `budget` dirty stacks on the pool's free lists, moving them to the clean
     /// lists; returns how many syscalls were made. Costs O(budget), however long the lists.
     pub(crate) fn scrub(&self, budget: usize) -> usize {
         let mut done = 0;
-        let mut one = |c: &SizeClass| {
+        self.each_class(|c| {
             let mut st = c.state.lock();
             while done < budget {
                 let Some(mut s) = st.dirty.pop_back() else {
@@ -1119,24 +1120,19 @@ impl StackPool {
                 }
                 st.clean.push_back(s);
             }
-        };
-        one(&self.default);
-        for c in self.others.lock().iter() {
-            one(c);
-        }
+        });
         done
     }
 
     /// Releases up to `max` committed free windows of all classes, the least recently freed
     /// first; returns how many (the map budget they gave back, in `mprotect` mode).
     pub(crate) fn release_free(&self, max: usize) -> usize {
-        let mut done = self.default.release_free(max);
-        for c in self.others.lock().iter() {
-            if done >= max {
-                break;
+        let mut done = 0;
+        self.each_class(|c| {
+            if done < max {
+                done += c.release_free(max - done);
             }
-            done += c.release_free(max - done);
-        }
+        });
         done
     }
 
@@ -1145,53 +1141,44 @@ impl StackPool {
     /// owed windows are released. Returns whether more is owed (sysmon keeps its rounds short
     /// meanwhile).
     pub(crate) fn scavenge(&self, period: bool, max: usize) -> bool {
-        let others = self.others.lock();
-        let classes = std::iter::once(&self.default).chain(others.iter());
-        let mut left = max;
-        let mut more = false;
-        for c in classes {
-            if period {
-                c.begin_scavenge_period();
-            }
-            let owed = c.state.lock().owed;
-            let n = owed.min(left);
-            if n > 0 {
-                left -= c.release_free(n);
-            }
-            more |= c.state.lock().owed > 0;
-        }
+        let (mut left, mut more) = (max, false);
+        self.each_class(|c| {
+            let (n, owed) = c.scavenge(period, left);
+            left -= n;
+            more |= owed;
+        });
         more
     }
 
     /// Free windows of all classes: (committed, released).
     pub(crate) fn free_windows(&self) -> (usize, usize) {
-        let count = |c: &SizeClass| {
+        let (mut committed, mut released) = (0, 0);
+        self.each_class(|c| {
             let st = c.state.lock();
-            (st.dirty.len() + st.clean.len(), st.released.len())
-        };
-        let (mut a, mut b) = count(&self.default);
-        for c in self.others.lock().iter() {
-            let (x, y) = count(c);
-            a += x;
-            b += y;
+            committed += st.dirty.len() + st.clean.len();
+            released += st.released.len();
+        });
+        (committed, released)
+    }
+
+    /// Returns stacks to their classes' free lists (a P's cache, or part of it, given up).
+    pub(crate) fn free_all(&self, stacks: impl IntoIterator<Item = GStack>) {
+        for s in stacks {
+            self.free(s);
         }
-        (a, b)
     }
 
     /// Unmaps every segment of every class that has no stack handed out (runtime shutdown).
     pub(crate) fn release(&self) {
-        self.default.release();
-        for c in self.others.lock().iter() {
+        self.each_class(|c| {
             c.release();
-        }
+        });
     }
 
     /// Stacks handed out and not returned, over all classes.
     pub(crate) fn outstanding(&self) -> usize {
-        let mut n = self.default.state.lock().out;
-        for c in self.others.lock().iter() {
-            n += c.state.lock().out;
-        }
+        let mut n = 0;
+        self.each_class(|c| n += c.state.lock().out);
         n
     }
 }
@@ -1339,6 +1326,18 @@ mod tests {
         assert_eq!(pool.outstanding(), 0);
     }
 
+    /// Writes `v` into the top page of `s`'s window (committed: the caller's).
+    fn write_top(s: &GStack, v: u64) {
+        // SAFETY: the window is the caller's and committed; its top page is usable.
+        unsafe { *((s.top() - 8) as *mut u64) = v };
+    }
+
+    /// What `write_top` left there (zero after a release).
+    fn read_top(s: &GStack) -> u64 {
+        // SAFETY: as in `write_top`.
+        unsafe { *((s.top() - 8) as *const u64) }
+    }
+
     #[test]
     fn the_scavenger_releases_what_stayed_free_for_a_whole_period() {
         let pool = StackPool::new(64 * 1024);
@@ -1346,8 +1345,7 @@ mod tests {
         let mut out: Vec<GStack> = (0..10).map(|_| pool.alloc(size)).collect();
         for s in out.iter_mut() {
             s.mark_dirty();
-            // SAFETY: the window is ours and committed: touch its top page.
-            unsafe { *((s.top() - 8) as *mut u64) = 0x5a5a };
+            write_top(s, 0x5a5a);
         }
         for s in out.drain(..) {
             pool.free(s);
@@ -1376,8 +1374,7 @@ mod tests {
             pool.alloc_batch(size, free - all.len(), &mut all);
         }
         for s in &all {
-            // SAFETY: every window handed out is committed: its top page reads.
-            let v = unsafe { *((s.top() - 8) as *const u64) };
+            let v = read_top(s);
             let want = if warm.contains(&s.top()) { 0x5a5a } else { 0 };
             assert_eq!(
                 v, want,
@@ -1415,8 +1412,7 @@ mod tests {
         let mut out: Vec<GStack> = (0..64).map(|_| pool.alloc(size)).collect();
         for s in out.iter_mut() {
             s.mark_dirty();
-            // SAFETY: the window is ours and committed.
-            unsafe { *((s.top() - 8) as *mut u64) = 1 };
+            write_top(s, 1);
         }
         let lo = out.iter().map(|s| s.top() - s.usable()).min().expect("64");
         let hi = out.iter().map(GStack::top).max().expect("64");

@@ -84,7 +84,7 @@ use std::time::{Duration, Instant};
 use super::g::Status;
 use super::pslot::{heavy_fence, light_fence};
 use super::{GRef, Goroutine, Shared};
-use crate::coro::stack::{self, PAGE};
+use crate::coro::stack::{self, Refused, PAGE};
 
 /// Fewer live goroutines than this: no copy-out at all.
 pub(crate) const MIN_GOROUTINES: usize = 10_000;
@@ -245,8 +245,8 @@ impl StackOut {
             // Under map pressure (old kernels) this copies out other parked goroutines first.
             match with_budget(shared, Duration::ZERO, || stack::commit(low, top - low)) {
                 Ok(()) => {}
-                Err(Refusal::Budget) => return Err(()),
-                Err(Refusal::Os(e)) => crate::panic::throw(&format!(
+                Err(Refused::Budget) => return Err(()),
+                Err(Refused::Os(e)) => crate::panic::throw(&format!(
                     "cannot map a {}-byte goroutine stack to resume a goroutine: {e}",
                     top - low
                 )),
@@ -397,17 +397,12 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
         // SAFETY: as above.
         let g = unsafe { &*rec };
         let o = &g.out;
-        let n = o.parks.load(Ordering::Relaxed);
-        let parked = g.status() == Status::Waiting
-            && o.parked.load(Ordering::Relaxed) == n
-            && o.state.load(Ordering::Relaxed) == RESIDENT
-            && o.parked_on_window();
-        if !parked {
-            o.seen.store(0, Ordering::Relaxed);
-        } else if o.seen.load(Ordering::Relaxed) == n.wrapping_add(1) {
-            sc.pending.push((rec, n));
-        } else {
-            o.seen.store(n.wrapping_add(1), Ordering::Relaxed);
+        match candidate(g) {
+            None => o.seen.store(0, Ordering::Relaxed),
+            Some(n) if o.seen.load(Ordering::Relaxed) == n.wrapping_add(1) => {
+                sc.pending.push((rec, n))
+            }
+            Some(n) => o.seen.store(n.wrapping_add(1), Ordering::Relaxed),
         }
     }
     if sc.cursor == 0 {
@@ -419,6 +414,18 @@ pub(crate) fn round(shared: &Arc<Shared>, sc: &mut Scanner, now: Instant) -> boo
             .sort_unstable_by_key(|&(g, _)| unsafe { &*g }.out.window().map_or(0, |w| w.0));
     }
     !busy && (sc.cursor != 0 || !sc.pending.is_empty())
+}
+
+/// The park episode `g` is in, if it is a copy-out candidate now: parked, its park function
+/// returned, its stack resident and parked on its window (not a growth segment).
+fn candidate(g: &Goroutine) -> Option<u32> {
+    let o = &g.out;
+    let n = o.parks.load(Ordering::Relaxed);
+    (g.status() == Status::Waiting
+        && o.parked.load(Ordering::Relaxed) == n
+        && o.state.load(Ordering::Relaxed) == RESIDENT
+        && o.parked_on_window())
+    .then_some(n)
 }
 
 /// Copies out the stacks of `batch` (goroutines seen parked in episode `n`), module docs;
@@ -547,25 +554,17 @@ impl Copier {
 /// release, before the process ends with the budget error.
 pub(crate) const BUDGET_PATIENCE: Duration = Duration::from_secs(2);
 
-/// Why `with_budget` gave up.
-pub(crate) enum Refusal {
-    /// The map budget, after the relief found nothing to release (for `patience`).
-    Budget,
-    /// The kernel.
-    Os(std::io::Error),
-}
-
 /// Runs `take` (an allocation or commit of a window) until the map budget lets it through:
 /// on a refusal it makes room (`relieve`) and tries again. Only old kernels refuse
 /// (`mprotect` guards; with `MADV_GUARD_INSTALL` there is no budget). If nothing can be
-/// released for `patience`, `Refusal::Budget`: a caller on the scheduler's path turns the
+/// released for `patience`, `Refused::Budget`: a caller on the scheduler's path turns the
 /// goroutine away (zero patience, `Copier::stalled`); one that cannot (a goroutine growing
 /// onto a segment) waits, then reports the budget error.
 pub(crate) fn with_budget<T>(
     shared: &Shared,
     patience: Duration,
-    mut take: impl FnMut() -> Result<T, stack::Refused>,
-) -> Result<T, Refusal> {
+    mut take: impl FnMut() -> Result<T, Refused>,
+) -> Result<T, Refused> {
     let mut waited = Duration::ZERO;
     loop {
         match take() {
@@ -573,8 +572,8 @@ pub(crate) fn with_budget<T>(
                 shared.copier.progress();
                 return Ok(v);
             }
-            Err(stack::Refused::Os(e)) => return Err(Refusal::Os(e)),
-            Err(stack::Refused::Budget) => {}
+            Err(Refused::Budget) => {}
+            Err(e) => return Err(e),
         }
         if relieve(shared) > 0 {
             continue;
@@ -583,7 +582,7 @@ pub(crate) fn with_budget<T>(
         // returned, so they are no candidates yet) come free in microseconds; running and
         // runnable ones only when they park or end.
         if waited >= patience {
-            return Err(Refusal::Budget);
+            return Err(Refused::Budget);
         }
         let nap = Duration::from_micros(200);
         std::thread::sleep(nap);
@@ -647,13 +646,7 @@ fn relieve_in(shared: &Shared) -> usize {
         let mut next = at + chunk.len();
         looked += chunk.len();
         for (i, g) in chunk.into_iter().enumerate() {
-            let o = &g.out;
-            let n = o.parks.load(Ordering::Relaxed);
-            if g.status() == Status::Waiting
-                && o.parked.load(Ordering::Relaxed) == n
-                && o.state.load(Ordering::Relaxed) == RESIDENT
-                && o.parked_on_window()
-            {
+            if let Some(n) = candidate(&g) {
                 batch.push((g, n));
                 if batch.len() == BATCH {
                     next = at + i + 1;

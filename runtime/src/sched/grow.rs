@@ -313,12 +313,12 @@ fn enter(g: &Goroutine, sp: usize) -> Enter {
     if gr.segs.len() == gr.depth {
         // A goroutine in the middle of a call cannot be turned away: under map pressure (old
         // kernels) it waits for room, then reports the budget error.
-        use super::copyout::{with_budget, Refusal, BUDGET_PATIENCE};
+        use super::copyout::{with_budget, BUDGET_PATIENCE};
         let seg = with_budget(shared, BUDGET_PATIENCE, || shared.stacks.try_alloc(next));
         let seg = seg.unwrap_or_else(|e| {
             let e = match e {
-                Refusal::Os(e) => e,
-                Refusal::Budget => stack::budget_error(shared.config.copy_out),
+                stack::Refused::Os(e) => e,
+                stack::Refused::Budget => stack::budget_error(shared.config.copy_out),
             };
             // Go's "out of memory" while growing a stack: fatal, not a panic a deferred
             // `recover` could stop (the goroutine has only its red zone left).

@@ -45,6 +45,7 @@ use super::pslot::{Entry, PSlot};
 use super::timers;
 use super::{init_g, start_g, ExitNotify, GRef, Goroutine, Shared, Status, CTX};
 use crate::coro::signal::AltStack;
+use crate::coro::stack::Refused;
 use crate::coro::{GStack, Switch};
 
 /// Stealing passes over all Ps before giving up (Go's `stealTries`).
@@ -433,15 +434,9 @@ impl MContext {
         shared.inject(g);
         // Committed windows cached on this P and on idle Ps are out of the relief's reach:
         // give them to the pool, where the next try can release them.
-        self.with_p(|core, _| {
-            for s in core.stacks.drain(..) {
-                shared.stacks.free(s);
-            }
-        });
+        self.with_p(|core, _| shared.stacks.free_all(core.stacks.drain(..)));
         for core in shared.sched.lock().pidle.iter_mut() {
-            for s in core.stacks.drain(..) {
-                shared.stacks.free(s);
-            }
+            shared.stacks.free_all(core.stacks.drain(..));
         }
         shared.copier.stalled(shared, size);
     }
@@ -454,19 +449,15 @@ impl MContext {
             crate::panic::throw("execute: a queued goroutine is not runnable");
         }
         // SAFETY: this M owns the runnable goroutine's record.
-        if unsafe { g.inner() }.coro.is_none() {
+        let Some(coro) = unsafe { g.inner() }.coro.as_mut() else {
             // `prepare` found no map budget for its first window.
             return self.turn_away(g);
-        }
+        };
         g.set_status(Status::Running);
         // A stack copied out while the goroutine was parked comes back first (`copyout`).
         if !g.out.ensure_resident(shared) {
             return self.turn_away(g);
         }
-        // SAFETY: this M owns the running goroutine's record.
-        let coro = unsafe { g.inner() }.coro.as_mut().unwrap_or_else(|| {
-            crate::panic::throw("execute: a started goroutine has no coroutine")
-        });
         self.curg.set(GRef::as_ptr(&g));
         self.m.slot.leave();
         // The thread's stack-guard word (`grow::slot`); left as it is after the switch back.
@@ -939,17 +930,15 @@ fn gfput(shared: &Shared, core: &mut PCore, g: GRef) {
 /// no room and nothing could be released.
 fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> Option<GStack> {
     let stacks = &shared.stacks;
-    if size == stacks.default_size() {
+    // Default windows come in batches, with one acquisition of the pool's lock: Ms creating
+    // goroutines that stay (each needs a fresh window) would otherwise take it once per
+    // goroutine. Other sizes are not cached.
+    let max = if size == stacks.default_size() {
         if let Some(s) = core.stacks.pop() {
             // (A relaxed load of a word written only under map pressure.)
             shared.copier.progress();
             return Some(s);
         }
-    }
-    // A batch of default windows, with one acquisition of the pool's lock: Ms creating
-    // goroutines that stay (each needs a fresh window) would otherwise take it once per
-    // goroutine.
-    let max = if size == stacks.default_size() {
         STACK_CACHE_CAP / 2
     } else {
         1
@@ -960,10 +949,10 @@ fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> Option<GStack> {
     });
     match took {
         Ok(()) => {}
-        Err(super::copyout::Refusal::Budget) => return None,
+        Err(Refused::Budget) => return None,
         // Go's "out of memory": not recoverable. This runs on an M (a goroutine's first run),
         // whose failure ends the process with a `fatal error:` report.
-        Err(super::copyout::Refusal::Os(e)) => {
+        Err(Refused::Os(e)) => {
             panic!("cannot map a {size}-byte goroutine stack: {e}")
         }
     }
@@ -981,9 +970,7 @@ fn stack_put(shared: &Shared, core: &mut PCore, s: GStack) {
     }
     core.stacks.push(s);
     if core.stacks.len() >= STACK_CACHE_CAP {
-        for s in core.stacks.drain(STACK_CACHE_CAP / 2..) {
-            stacks.free(s);
-        }
+        stacks.free_all(core.stacks.drain(STACK_CACHE_CAP / 2..));
     }
 }
 

@@ -436,9 +436,7 @@ impl Shared {
         }
         for core in cores.iter_mut() {
             core.gfree.clear();
-            for s in core.stacks.drain(..) {
-                self.stacks.free(s);
-            }
+            self.stacks.free_all(core.stacks.drain(..));
         }
         self.gfree.lock().clear();
         drop(all);

@@ -288,12 +288,10 @@ fn sysmon(shared: Arc<Shared>) {
         let period = now >= next_scavenge;
         if period {
             next_scavenge = now + SCAVENGE_PERIOD;
+            super::copyout::trim_heap(&shared);
         }
         if period || scavenging {
             scavenging = shared.stacks.scavenge(period, SCAVENGE_PER_ROUND);
-        }
-        if period {
-            super::copyout::trim_heap(&shared);
         }
         // 5. schedtrace.
         if !trace.is_zero() && now >= next_trace {
