@@ -207,6 +207,41 @@ fn hold_and_park(id: u64, ch: &Chan<u64>) -> u64 {
     hold::<16>(id, 0, || ch.recv().expect("woken with a value"))
 }
 
+/// The value goroutine `id` of `park_holders` is woken with.
+fn wake_value(id: u64) -> u64 {
+    id ^ 7
+}
+
+/// Starts `n` goroutines, ids `base..base + n`, that each park in `hold_and_park` on a channel
+/// of their own (buffer `cap`), and after they are woken with `wake_value(id)` check every
+/// word of their frame and count themselves in `checked`. `started` counts each in once it
+/// runs, `done` out at its end. Returns the channels, in id order.
+fn park_holders(
+    n: usize,
+    base: u64,
+    cap: usize,
+    started: &WaitGroup,
+    done: &WaitGroup,
+    checked: &Arc<AtomicUsize>,
+) -> Vec<Chan<u64>> {
+    let chans: Vec<Chan<u64>> = (0..n).map(|_| Chan::new(cap)).collect();
+    for (i, ch) in chans.iter().enumerate() {
+        started.add(1);
+        done.add(1);
+        let (ch, started, done, checked) =
+            (ch.clone(), started.clone(), done.clone(), checked.clone());
+        let id = base + i as u64;
+        gort::go!(move || {
+            started.done();
+            let got = hold_and_park(id, &ch);
+            assert_eq!(got, held_sum::<16>(id, 0, wake_value(id)), "goroutine {id}");
+            checked.fetch_add(1, Ordering::Relaxed);
+            done.done();
+        });
+    }
+    chans
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. A million parked goroutines, then all resumed with their stacks intact.
 
@@ -225,24 +260,9 @@ fn child_million_parked() {
         return;
     }
     gort::Builder::new().procs(child_procs()).run(|| {
-        let started = WaitGroup::new();
+        let (started, done) = (WaitGroup::new(), WaitGroup::new());
         let sum = Arc::new(AtomicUsize::new(0));
-        let done = WaitGroup::new();
-        let mut chans = Vec::with_capacity(MILLION);
-        for id in 0..MILLION as u64 {
-            let ch: Chan<u64> = Chan::new(0);
-            chans.push(ch.clone());
-            started.add(1);
-            done.add(1);
-            let (started, done, sum) = (started.clone(), done.clone(), sum.clone());
-            gort::go!(move || {
-                started.done();
-                let got = hold_and_park(id, &ch);
-                assert_eq!(got, held_sum::<16>(id, 0, id ^ 7), "goroutine {id}");
-                sum.fetch_add(1, Ordering::Relaxed);
-                done.done();
-            });
-        }
+        let chans = park_holders(MILLION, 0, 0, &started, &done, &sum);
         started.wait();
         assert_maps_within_budget();
         let s = gort::debug::sched_stats();
@@ -253,7 +273,7 @@ fn child_million_parked() {
         // Wake them in an order unlike the spawn order, so that copy-ins and the copy-outs
         // that make room for them interleave across the whole range.
         for (i, ch) in chans.iter().enumerate().rev() {
-            ch.send(i as u64 ^ 7);
+            ch.send(wake_value(i as u64));
         }
         done.wait();
         assert_eq!(sum.load(Ordering::Relaxed), MILLION);
@@ -409,21 +429,9 @@ fn child_runnable_hold() {
     //    goroutine away and runs the others instead.
     const PARKED: usize = 40_000;
     gort::Builder::new().procs(child_procs()).run(|| {
-        let done = WaitGroup::new();
-        let started = WaitGroup::new();
-        let chans: Vec<Chan<u64>> = (0..PARKED).map(|_| Chan::new(1)).collect();
-        for (id, ch) in chans.iter().enumerate() {
-            done.add(1);
-            started.add(1);
-            let (ch, done, started) = (ch.clone(), done.clone(), started.clone());
-            gort::go!(move || {
-                let id = id as u64;
-                started.done();
-                let got = hold_and_park(id, &ch);
-                assert_eq!(got, held_sum::<16>(id, 0, id ^ 7), "goroutine {id}");
-                done.done();
-            });
-        }
+        let (started, done) = (WaitGroup::new(), WaitGroup::new());
+        let checked = Arc::new(AtomicUsize::new(0));
+        let chans = park_holders(PARKED, 0, 1, &started, &done, &checked);
         started.wait();
         // Let every parked goroutine finish parking (park functions run after the switch).
         gort::time::sleep(Duration::from_millis(20));
@@ -448,10 +456,11 @@ fn child_runnable_hold() {
         // The hogs start and begin yielding.
         hogs_started.wait();
         for (i, ch) in chans.iter().enumerate() {
-            ch.send(i as u64 ^ 7); // buffered: main does not yield here
+            ch.send(wake_value(i as u64)); // buffered: main does not yield here
         }
         go_on.store(1, Ordering::Relaxed);
         done.wait();
+        assert_eq!(checked.load(Ordering::Relaxed), PARKED);
         assert_maps_within_budget();
     });
 }
@@ -507,27 +516,16 @@ fn child_segments() {
         deep.wait();
         // Fillers: more parked goroutines than the budget, so windows are released and
         // committed all around the divers' windows and segments.
-        let fill: Vec<Chan<u64>> = (0..FILLERS).map(|_| Chan::new(0)).collect();
         let filled = WaitGroup::new();
-        for (id, ch) in fill.iter().enumerate() {
-            done.add(1);
-            filled.add(1);
-            let (ch, done, filled) = (ch.clone(), done.clone(), filled.clone());
-            gort::go!(move || {
-                filled.done();
-                let id = id as u64 + 1_000;
-                let got = hold_and_park(id, &ch);
-                assert_eq!(got, held_sum::<16>(id, 0, id ^ 7));
-                done.done();
-            });
-        }
+        let checked = Arc::new(AtomicUsize::new(0));
+        let fill = park_holders(FILLERS, 1_000, 0, &filled, &done, &checked);
         // Let the fillers park and the divers reach their bottoms, then wake everyone,
         // divers in the middle.
         filled.wait();
         gort::time::sleep(Duration::from_millis(200));
         assert_maps_within_budget();
         for (i, ch) in fill.iter().enumerate() {
-            ch.send((i as u64 + 1_000) ^ 7);
+            ch.send(wake_value(i as u64 + 1_000));
             if i == FILLERS / 2 {
                 for (j, d) in divers.iter().enumerate() {
                     d.send(j as u64 * 3);
@@ -535,6 +533,7 @@ fn child_segments() {
             }
         }
         done.wait();
+        assert_eq!(checked.load(Ordering::Relaxed), FILLERS);
         let s = gort::debug::sched_stats();
         assert!(s.stack_growths >= DIVERS as u64, "the divers grew: {s:?}");
         assert_maps_within_budget();
