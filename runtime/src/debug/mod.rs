@@ -136,6 +136,9 @@ pub struct SchedStats {
     pub steals: u64,
     /// Processors sysmon or `gort::blocking` handed from a blocked thread to another.
     pub handoffs: u64,
+    /// Time slices sysmon asked to end (they ran 10 ms with goroutines waiting): the running
+    /// goroutine yields at its next schedule point or checked call (Go's preemption).
+    pub preemptions: u64,
     /// Parked goroutines whose stack is copied out now (see
     /// [`Builder::copy_out_parked`](crate::Builder::copy_out_parked)).
     pub stacks_copied_out: usize,
@@ -253,6 +256,11 @@ pub(crate) fn stats(shared: &Shared) -> SchedStats {
             .iter()
             .map(|p| p.handoffs.load(Ordering::Relaxed))
             .sum(),
+        preemptions: shared
+            .procs
+            .iter()
+            .map(|p| p.preempts.load(Ordering::Relaxed))
+            .sum(),
         stacks_copied_out: shared.copyout.out_now.load(Ordering::Relaxed).max(0) as usize,
         copied_out_bytes: shared.copyout.bytes_now.load(Ordering::Relaxed).max(0) as usize,
         copy_outs: shared.copyout.total.load(Ordering::Relaxed),
@@ -292,12 +300,13 @@ pub(crate) fn schedtrace(shared: &Shared, start: Instant, out: &mut String) {
     for p in shared.procs.iter() {
         let _ = writeln!(
             out,
-            "  P{}: runqsize={} timers={} steals={} handoffs={}",
+            "  P{}: runqsize={} timers={} steals={} handoffs={} preemptions={}",
             p.id,
             p.runq_len(),
             p.timers.len(),
             p.steals.load(Ordering::Relaxed),
-            p.handoffs.load(Ordering::Relaxed)
+            p.handoffs.load(Ordering::Relaxed),
+            p.preempts.load(Ordering::Relaxed)
         );
     }
     let ms = shared.sched.lock().allm.clone();

@@ -142,7 +142,11 @@ pub(crate) struct GrowStats {
 /// Elsewhere the check reads the guard through the running M (a call, about a nanosecond
 /// more) and the stores are no-ops.
 pub(crate) mod slot {
-    pub(crate) use imp::{get, set};
+    pub(crate) use imp::{address, get, set};
+
+    /// What sysmon stores in a thread's word to ask its goroutine to yield: above every stack
+    /// pointer, so the next check takes the slow path (Go's `stackPreempt`).
+    pub(crate) const POISON: usize = usize::MAX;
 
     #[cfg(all(
         target_arch = "x86_64",
@@ -167,6 +171,21 @@ pub(crate) mod slot {
                 )
             };
             v
+        }
+
+        /// The address of this thread's word, for sysmon to poison (`Machine::poison_guard`).
+        pub(crate) fn address() -> usize {
+            let tcb: usize;
+            // SAFETY: glibc's x86-64 thread control block starts with a pointer to itself
+            // (`tcbhead_t::tcb`), so `%fs:0` is the block's address; reading it has no effects.
+            unsafe {
+                std::arch::asm!(
+                    "mov {}, qword ptr fs:[0]",
+                    out(reg) tcb,
+                    options(nostack, readonly, preserves_flags)
+                )
+            };
+            tcb + 0x70
         }
 
         /// Stores the running goroutine's stack guard.
@@ -206,6 +225,11 @@ pub(crate) mod slot {
         /// Nothing to store: `get` reads the record.
         #[inline(always)]
         pub(crate) fn set(_: usize) {}
+
+        /// No word to poison: sysmon's requests are honoured at schedule points only.
+        pub(crate) fn address() -> usize {
+            0
+        }
     }
 }
 
@@ -231,6 +255,14 @@ fn grow<R, F: FnOnce() -> R>(f: F) -> R {
     };
     // SAFETY: the running goroutine's record outlives this call.
     let g = unsafe { &*g };
+    if slot::get() == slot::POISON {
+        // sysmon's request to end the time slice (or a stale one: see `preempt_point`).
+        slot::set(g.stackguard());
+        preempt_point(g);
+        if coro::stack_pointer() >= slot::get() {
+            return f();
+        }
+    }
     match enter(g, coro::stack_pointer()) {
         Enter::Elsewhere => f(),
         Enter::Grown(top, usable) => {
@@ -248,6 +280,46 @@ fn grow<R, F: FnOnce() -> R>(f: F) -> R {
             set_guard(g, 0);
             f()
         }
+    }
+}
+
+/// A checked call found the guard word poisoned (Go's `newstack` seeing `stackPreempt`):
+/// sysmon asked the P to end the current time slice. The goroutine yields, and the M sends it
+/// to the global queue (`m.rs`, "Time slices"). Not when yielding here would be wrong or
+/// pointless:
+/// - the request is gone (honoured at a schedule point, or dropped with a new slice: the
+///   poison reached a goroutine that started after it was asked);
+/// - the M lost its P (sysmon handed it off; the goroutine finds out at its next schedule
+///   point anyway);
+/// - the goroutine unwinds a panic (it must stay on its thread: `may_park`), or runs inside
+///   `gort::blocking` (which keeps the M's mark until it returns);
+/// - the call is on a stack that is not the goroutine's (a coroutine of the user's own,
+///   `Enter::Elsewhere`): switching out from there would leave that stack's frames behind.
+#[cold]
+fn preempt_point(g: &Goroutine) {
+    let ctx = super::ctx_ptr();
+    if ctx.is_null() || std::thread::panicking() {
+        return;
+    }
+    // SAFETY: `current_g` found this goroutine running on this M, whose context lives on the
+    // M's stack for as long as its schedule loop runs, below this call.
+    let ctx = unsafe { &*ctx };
+    if ctx.m.in_blocking.load(Ordering::Relaxed) {
+        return;
+    }
+    let sp = coro::stack_pointer();
+    // SAFETY: the running goroutine owns its record's inner part.
+    let inner = unsafe { g.inner() };
+    let window = window(g);
+    let (top, usable) = inner
+        .growth
+        .as_ref()
+        .map_or(window, |gr| gr.current(window));
+    if !(top - usable..=top).contains(&sp) {
+        return;
+    }
+    if ctx.with_p(|_, p| p.preempt_requested()) == Some(true) {
+        super::yield_now();
     }
 }
 

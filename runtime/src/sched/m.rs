@@ -25,6 +25,25 @@
 //!    (`idle.rs`); if work appeared it takes an idle P back and starts over.
 //! 7. Sleep on the M's note until a waker hands it a P (Go's `stopm`).
 //!
+//! # Time slices (Go's `schedtick`, `sysmon`'s `preemptone`)
+//!
+//! A goroutine taken from the queues starts a time slice (`PCore::new_slice`); one taken from
+//! `runnext` inherits the slice of the goroutine that readied it. sysmon watches each P's
+//! published tick: a slice that has run 10 ms while goroutines wait (on the P, or globally)
+//! gets a request to end (`Processor::request_preempt`), and sysmon poisons the stack guard
+//! word of the M's thread, so that the goroutine's next checked call (`#[gort::func]`,
+//! `maybe_grow`) takes the slow path and yields (`grow::preempt_point`). The M honours the
+//! request at the goroutine's next schedule point (`execute`):
+//! - a yielding or immediately resumed goroutine goes to the global queue, behind whatever
+//!   waited there (Go's `gopreempt_m`), not to the local queue;
+//! - a goroutine that parks or ends hands the slice on to what it readied into `runnext`:
+//!   that one goes to the global queue instead.
+//!
+//! Either way the next goroutine starts a new slice from the local queue, then the global
+//! one. A request that finds the slice already over is dropped by the next `new_slice`. A
+//! goroutine that ignores the request (it computes without a checked call or a runtime call)
+//! loses its P to another thread a little later (sysmon's hand-off, as for a blocked one).
+//!
 //! # Waking (Go's `wakep` / `startm`)
 //!
 //! `wakep` runs after work became stealable; if no M spins and a P is idle, it takes the idle
@@ -78,6 +97,11 @@ pub(crate) struct Machine {
     pub(crate) in_blocking: AtomicBool,
     /// Blocked in the network poll instead of on its note: a waker must interrupt the poll.
     polling: AtomicBool,
+    /// The address of the thread's stack-guard word (`grow::slot`), while the thread runs its
+    /// schedule loop; 0 before, after, and where there is no such word. sysmon poisons it under
+    /// this lock, and the thread clears it under the lock before it exits, so sysmon never
+    /// writes into a thread control block that is gone.
+    guard_word: Mutex<usize>,
 }
 
 struct Note {
@@ -104,6 +128,25 @@ impl Machine {
             pid: AtomicUsize::new(0),
             in_blocking: AtomicBool::new(false),
             polling: AtomicBool::new(false),
+            guard_word: Mutex::new(0),
+        }
+    }
+
+    /// sysmon: makes the next checked call of the goroutine this M runs take the slow path,
+    /// where it sees the preemption request (`grow::preempt_point`). Racy by design: the word
+    /// may be overwritten by the next goroutine switch or segment change, which only loses a
+    /// request that sysmon repeats, or it may poison the next goroutine, which then looks at
+    /// the request and finds none.
+    pub(crate) fn poison_guard(&self) {
+        let word = self.guard_word.lock();
+        if *word != 0 {
+            // SAFETY: `*word` is the address of the guard word in this M's thread control
+            // block, set by the thread itself and cleared (under this lock) before the thread
+            // exits, so it is live memory here. The word is a plain `usize` that its thread
+            // reads with single `mov`s (the check); an atomic store of a whole aligned word
+            // cannot tear it.
+            unsafe { std::sync::atomic::AtomicUsize::from_ptr(*word as *mut usize) }
+                .store(super::grow::slot::POISON, Ordering::Relaxed);
         }
     }
 
@@ -378,7 +421,7 @@ impl MContext {
                 }
             }
             if let Some(g) = &first {
-                self.prepare(core, g, false);
+                self.prepare(core, p, g, false);
             }
             first
         });
@@ -405,9 +448,9 @@ impl MContext {
     /// time slice unless `inherit`) and gives a goroutine that never ran its stack and
     /// coroutine.
     #[inline(always)]
-    fn prepare(&self, core: &mut PCore, g: &GRef, inherit: bool) {
+    fn prepare(&self, core: &mut PCore, p: &Processor, g: &GRef, inherit: bool) {
         if !inherit {
-            core.schedtick = core.schedtick.wrapping_add(1);
+            core.new_slice(p);
         }
         // SAFETY: this M owns the runnable goroutine's record.
         let inner = unsafe { g.inner() };
@@ -468,16 +511,23 @@ impl MContext {
         if !held {
             self.forget_p();
         }
+        // sysmon asked for this time slice to end (it ran 10 ms with goroutines waiting).
+        let preempted = held && self.with_p(|_, p| p.take_preempt()) == Some(true);
         match req {
             Some(Switch::Yield) => {
                 g.set_status(Status::Runnable);
                 // The queue grew: an idle P may take the yielder (or what it yields to). The
                 // record moves into the closure (no reference-count traffic) and comes back if
-                // the M holds no P.
+                // the M holds no P. A preempted goroutine goes to the global queue, behind
+                // whatever waited there (Go's `gopreempt_m`).
                 let mut g = Some(g);
-                let grew = self.with_p(|core, p| {
-                    core.runq_put(p, g.take().expect("taken once"), false, &shared.global)
-                });
+                let grew = if preempted {
+                    None
+                } else {
+                    self.with_p(|core, p| {
+                        core.runq_put(p, g.take().expect("taken once"), false, &shared.global)
+                    })
+                };
                 match grew {
                     Some(true) => self.wakep(),
                     Some(false) => {}
@@ -500,15 +550,27 @@ impl MContext {
                     g.set_wait_reason(super::WaitReason::None);
                     g.set_status(Status::Runnable);
                     let mut g = Some(g);
-                    let put = self.with_p(|core, p| {
-                        core.runq_put(p, g.take().expect("taken once"), true, &shared.global)
-                    });
+                    let put = if preempted {
+                        None
+                    } else {
+                        self.with_p(|core, p| {
+                            core.runq_put(p, g.take().expect("taken once"), true, &shared.global)
+                        })
+                    };
                     if put.is_none() {
                         shared.inject(g.take().expect("not taken"));
                     }
                 }
             }
             None => self.gdestroy(g),
+        }
+        if preempted {
+            // The goroutine parked or ended, so the slice would go on in whatever it readied
+            // into `runnext` (a ping-pong partner): that one is preempted instead, and the
+            // next goroutine starts a new slice from the local or the global queue.
+            if let Some(Some(next)) = self.with_p(|_, p| p.take_runnext()) {
+                shared.inject(next);
+            }
         }
         if !held {
             shared.lost_p_running.fetch_sub(1, Ordering::Relaxed);
@@ -645,7 +707,7 @@ impl MContext {
                     return None;
                 }
                 let (g, inherit) = core.runq_get(p)?;
-                self.prepare(core, &g, inherit);
+                self.prepare(core, p, &g, inherit);
                 Some(g)
             });
             if let Some(Some(g)) = fast {
@@ -667,7 +729,7 @@ impl MContext {
                     None
                 })();
                 found.map(|(g, inherit)| {
-                    self.prepare(core, &g, inherit);
+                    self.prepare(core, p, &g, inherit);
                     g
                 })
             });
@@ -687,11 +749,11 @@ impl MContext {
                     continue 'top;
                 }
             }
-            let stolen = self.with_p(|core, _| {
+            let stolen = self.with_p(|core, p| {
                 if self.spinning.get() || shared.idle.try_start_spinning() {
                     self.spinning.set(true);
                     if let Some(g) = self.steal_work(core) {
-                        self.prepare(core, &g, false);
+                        self.prepare(core, p, &g, false);
                         return Some(g);
                     }
                 }
@@ -715,9 +777,9 @@ impl MContext {
                 }
                 if !shared.global.is_empty() {
                     drop(s);
-                    let found = self.with_p(|core, _| {
+                    let found = self.with_p(|core, p| {
                         self.global_get_batch(core)
-                            .inspect(|g| self.prepare(core, g, false))
+                            .inspect(|g| self.prepare(core, p, g, false))
                     });
                     if let Some(Some(r)) = found {
                         return Some(r);
@@ -1073,6 +1135,7 @@ fn mstart(shared: Arc<Shared>, m: Arc<Machine>, core: Box<PCore>, spinning: bool
         last_p: Cell::new(core.id),
     };
     CTX.with(|c| c.set(&ctx));
+    *ctx.m.guard_word.lock() = super::grow::slot::address();
     super::RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
     let _ = ctx.m.slot.enter();
     ctx.install(core);
@@ -1098,5 +1161,6 @@ fn mstart(shared: Arc<Shared>, m: Arc<Machine>, core: Box<PCore>, spinning: bool
     if ctx.spinning.get() {
         let _ = ctx.shared.idle.stop_spinning();
     }
+    *ctx.m.guard_word.lock() = 0;
     ctx.m.exited.store(true, Ordering::Release);
 }

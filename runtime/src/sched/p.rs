@@ -18,11 +18,15 @@
 //! the global queue in one go (Go's `runqputslow`).
 //!
 //! `runnext`: see `runnext.rs`. A goroutine that runs from `runnext` inherits the time slice
-//! (the schedule tick is not advanced), and at most [`MAX_RUNNEXT_STREAK`] of them run in a
-//! row before the local queue gets a turn (tokio's LIFO cap), so a ping-ponging pair cannot
-//! starve the queue.
+//! (the schedule tick is not advanced), as in Go: a pair of goroutines handing a value back and
+//! forth runs back to back in one slice, however many hand-offs that is. What keeps such a pair
+//! from starving the queues is time, not a count (tokio's LIFO cap counts hand-offs, which lets
+//! a pair that works 1,000 times longer between hand-offs take 1,000 times the processor; Go's
+//! `TestPingPongHog`): once a slice has run 10 ms with goroutines waiting, sysmon asks the P to
+//! end it ([`Processor::request_preempt`]), and the M does at the goroutine's next schedule
+//! point (`m.rs`, "Time slices").
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_deque::{Steal, Stealer, Worker};
 
@@ -33,8 +37,6 @@ use crate::coro::GStack;
 
 /// Go's local run queue length.
 pub(crate) const RUNQ_CAP: usize = 256;
-/// Consecutive `runnext` runs before the local queue gets a turn.
-pub(crate) const MAX_RUNNEXT_STREAK: u32 = 3;
 /// Dead goroutine records a P keeps (Go: 64); past this, half go to the global cache.
 pub(crate) const GFREE_CAP: usize = 64;
 /// Stacks a P keeps; past this, half go back to the pool.
@@ -55,9 +57,9 @@ pub(crate) fn xorshift(state: &mut u64) -> u64 {
 pub(crate) struct PCore {
     pub(crate) id: usize,
     runq: Worker<GRef>,
-    /// Go's `schedtick`: goroutines started from the queues (not from `runnext`).
+    /// Go's `schedtick`: time slices started (goroutines run from the queues, not from
+    /// `runnext`). Published to sysmon in `Processor::slice`.
     pub(crate) schedtick: u32,
-    runnext_streak: u32,
     /// Dead goroutine records (Go's `p.gFree`).
     pub(crate) gfree: Vec<GRef>,
     /// Default-size stacks of dead goroutines, for the next goroutines to start here.
@@ -74,6 +76,12 @@ pub(crate) struct Processor {
     pub(crate) id: usize,
     runnext: RunNext<Goroutine>,
     stealer: Stealer<GRef>,
+    /// The holder's `schedtick`, for sysmon to see how long the current slice has run (Go's
+    /// `sysmontick.schedtick`). Single writer: the holder.
+    slice: AtomicU32,
+    /// sysmon asks the holder to end the current time slice (Go's `gp.preempt`): set by
+    /// sysmon, cleared by the holder when it honours it or starts a new slice anyway.
+    preempt: AtomicBool,
     /// Goroutines started minus goroutines ended on this P (may be negative). Single writer:
     /// the holder (through `PCore`).
     live: AtomicI64,
@@ -82,6 +90,8 @@ pub(crate) struct Processor {
     /// Goroutines this P stole from others, and Ps sysmon took from this P's M (statistics).
     pub(crate) steals: AtomicU64,
     pub(crate) handoffs: AtomicU64,
+    /// Time slices sysmon asked to end (statistics).
+    pub(crate) preempts: AtomicU64,
 }
 
 /// Makes the two halves of P `id`.
@@ -92,16 +102,18 @@ pub(crate) fn new_p(id: usize) -> (Processor, Box<PCore>) {
         id,
         runnext: RunNext::new(),
         stealer,
+        slice: AtomicU32::new(0),
+        preempt: AtomicBool::new(false),
         live: AtomicI64::new(0),
         timers: Timers::new(),
         steals: AtomicU64::new(0),
         handoffs: AtomicU64::new(0),
+        preempts: AtomicU64::new(0),
     };
     let core = Box::new(PCore {
         id,
         runq,
         schedtick: 0,
-        runnext_streak: 0,
         gfree: Vec::new(),
         stacks: Vec::new(),
         goid_next: 0,
@@ -151,25 +163,26 @@ impl PCore {
         true
     }
 
-    /// Go's `runqget`: `runnext` first (inheriting the time slice) unless it has run
-    /// [`MAX_RUNNEXT_STREAK`] times in a row, then the queue. Returns the goroutine and whether
-    /// it inherits the time slice.
+    /// Go's `runqget`: `runnext` first (inheriting the time slice), then the queue. Returns
+    /// the goroutine and whether it inherits the time slice.
     #[inline(always)]
     pub(crate) fn runq_get(&mut self, p: &Processor) -> Option<(GRef, bool)> {
-        if self.runnext_streak < MAX_RUNNEXT_STREAK {
-            if let Some(g) = p.runnext.take() {
-                self.runnext_streak += 1;
-                return Some((g, true));
-            }
+        if let Some(g) = p.runnext.take() {
+            return Some((g, true));
         }
-        self.runnext_streak = 0;
-        if let Some(g) = self.runq.pop() {
-            return Some((g, false));
+        self.runq.pop().map(|g| (g, false))
+    }
+
+    /// Starts a new time slice: advances and publishes the schedule tick, and drops a request
+    /// to end the previous slice that came too late to matter (sysmon asks again if this one
+    /// runs long too).
+    #[inline(always)]
+    pub(crate) fn new_slice(&mut self, p: &Processor) {
+        self.schedtick = self.schedtick.wrapping_add(1);
+        p.slice.store(self.schedtick, Ordering::Relaxed);
+        if p.preempt.load(Ordering::Relaxed) {
+            p.preempt.store(false, Ordering::Relaxed);
         }
-        p.runnext.take().map(|g| {
-            self.runnext_streak = 1;
-            (g, true)
-        })
     }
 
     /// Takes everything queued on this P (shutdown only).
@@ -229,7 +242,35 @@ impl Processor {
         None
     }
 
-    /// Takes the `runnext` goroutine (shutdown, and Ms without a P at shutdown).
+    /// The holder's schedule tick as last published (sysmon).
+    pub(crate) fn slice(&self) -> u32 {
+        self.slice.load(Ordering::Relaxed)
+    }
+
+    /// sysmon: asks the holder to end the current time slice at its next schedule point.
+    pub(crate) fn request_preempt(&self) {
+        self.preempt.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether sysmon asked for the current slice to end (a racy hint for checked calls).
+    #[inline]
+    pub(crate) fn preempt_requested(&self) -> bool {
+        self.preempt.load(Ordering::Relaxed)
+    }
+
+    /// The holder: takes sysmon's request, if there is one.
+    #[inline(always)]
+    pub(crate) fn take_preempt(&self) -> bool {
+        self.preempt.load(Ordering::Relaxed) && self.preempt.swap(false, Ordering::Relaxed)
+    }
+
+    /// sysmon, taking the P from its M: a request to the M that lost it is moot.
+    pub(crate) fn clear_preempt(&self) {
+        self.preempt.store(false, Ordering::Relaxed);
+    }
+
+    /// Takes the `runnext` goroutine (shutdown, Ms without a P at shutdown, a preempted
+    /// slice).
     pub(crate) fn take_runnext(&self) -> Option<GRef> {
         self.runnext.take()
     }

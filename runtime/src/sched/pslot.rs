@@ -205,7 +205,7 @@ impl<T> PSlot<T> {
         core
     }
 
-    /// Whether the slot holds a P (a racy hint, for statistics).
+    /// Whether the slot holds a P (a racy hint, for statistics and sysmon's time slices).
     pub(crate) fn holds(&self) -> bool {
         matches!(self.state.load(Ordering::Relaxed), OWNED | CLAIMING)
     }

@@ -50,7 +50,14 @@ const IDLE_ROUNDS: u32 = 50;
 /// How long a P may stay in one goroutine run, with others waiting, before sysmon retakes it:
 /// the goroutine is blocked (in the kernel, or in `gort::blocking`), or it computes.
 const BLOCKED_WAIT: Duration = Duration::from_micros(20);
+/// How long a time slice may run with goroutines waiting before sysmon asks it to end (Go's
+/// `forcePreemptNS`).
 const RUNNING_WAIT: Duration = Duration::from_millis(10);
+/// How long a request to end a slice may go unheeded before sysmon hands the P to another
+/// thread (a goroutine computing without checked calls cannot see the request).
+const PREEMPT_GRACE: Duration = Duration::from_millis(2);
+/// How soon after a request sysmon looks again, to see the next slice start.
+const SLICE_LOOK: Duration = Duration::from_millis(1);
 /// The delay after a P woke sysmon from its sleep-until-woken: a goroutine that blocks its
 /// thread right after a quiet spell stalls the others at most this long.
 const KICKED_DELAY: Duration = Duration::from_millis(1);
@@ -145,7 +152,7 @@ pub(crate) fn start(shared: &Arc<Shared>) {
     *shared.sysmon.thread.lock() = Some(t);
 }
 
-/// What sysmon saw of one P last round.
+/// What sysmon saw of one P's M last round (is it stuck in one goroutine run?).
 #[derive(Clone, Copy)]
 struct Seen {
     entries: u32,
@@ -157,37 +164,61 @@ struct Seen {
     check_at: Duration,
 }
 
-/// The `/proc/self/task/<tid>/stat` files of the Ms, kept open and re-read with `pread` (one
-/// system call a look instead of five).
-#[derive(Default)]
+/// What sysmon saw of one P's time slice (Go's `sysmontick`).
+#[derive(Clone, Copy)]
+struct Slice {
+    /// The P's schedule tick (`Processor::slice`): a new value is a new slice.
+    tick: u32,
+    /// The round that first saw this tick: the slice began a little earlier.
+    since: Instant,
+    /// When sysmon asked for the slice to end, if it has.
+    asked: Option<Instant>,
+}
+
+/// What sysmon keeps between rounds about the Ps.
+struct Watch {
+    seen: Vec<Option<Seen>>,
+    slices: Vec<Option<Slice>>,
+    stats: ThreadStats,
+}
+
+/// The `/proc/self/task/<tid>/stat` file of the M holding each P, kept open and re-read with
+/// `pread` (one system call a look instead of five). One per P at most: an M that lost its P
+/// is of no further interest, and a descriptor per thread ever seen would leak with the
+/// threads (thousands of them under a flood of blocking calls, past `ulimit -n`).
 struct ThreadStats {
-    files: Vec<(usize, i32, std::fs::File)>,
+    files: Vec<Option<(i32, std::fs::File)>>,
 }
 
 impl ThreadStats {
-    /// Whether M `m` (thread `tid`) is asleep in the kernel (state `S` or `D`): blocked in a
-    /// system call rather than computing.
-    fn blocked(&mut self, m: usize, tid: i32) -> bool {
+    fn new(nprocs: usize) -> ThreadStats {
+        ThreadStats {
+            files: (0..nprocs).map(|_| None).collect(),
+        }
+    }
+
+    /// Whether thread `tid`, which holds P `pid`, is asleep in the kernel (state `S` or `D`):
+    /// blocked in a system call rather than computing.
+    fn blocked(&mut self, pid: usize, tid: i32) -> bool {
         use std::os::unix::fs::FileExt;
         if tid == 0 {
             return false;
         }
-        let i = match self.files.iter().position(|f| f.0 == m && f.1 == tid) {
-            Some(i) => i,
-            None => {
-                self.files.retain(|f| f.0 != m);
-                match std::fs::File::open(format!("/proc/self/task/{tid}/stat")) {
-                    Ok(f) => self.files.push((m, tid, f)),
-                    Err(_) => return false,
-                }
-                self.files.len() - 1
-            }
+        let file = &mut self.files[pid];
+        if file.as_ref().map(|f| f.0) != Some(tid) {
+            // Replaces (closes) the file of the M that held the P before.
+            *file = std::fs::File::open(format!("/proc/self/task/{tid}/stat"))
+                .ok()
+                .map(|f| (tid, f));
+        }
+        let Some((_, f)) = file else {
+            return false;
         };
         let mut buf = [0u8; 512];
-        let n = match self.files[i].2.read_at(&mut buf, 0) {
+        let n = match f.read_at(&mut buf, 0) {
             Ok(n) => n,
             Err(_) => {
-                self.files.swap_remove(i); // the thread is gone
+                *file = None; // the thread is gone
                 return false;
             }
         };
@@ -198,13 +229,6 @@ impl ThreadStats {
         };
         matches!(stat.get(close + 2), Some(b'S' | b'D'))
     }
-
-    /// Forgets the files of Ms that are gone.
-    fn prune(&mut self, live: &[usize]) {
-        if self.files.len() > live.len() {
-            self.files.retain(|f| live.contains(&f.0));
-        }
-    }
 }
 
 fn sysmon(shared: Arc<Shared>) {
@@ -212,8 +236,14 @@ fn sysmon(shared: Arc<Shared>) {
     let start = Instant::now();
     let mut delay = MIN_DELAY;
     let mut idle_rounds = 0u32;
-    let mut seen: Vec<Option<Seen>> = vec![None; shared.procs.len()];
-    let mut stats = ThreadStats::default();
+    let nprocs = shared.procs.len();
+    let mut watch = Watch {
+        seen: vec![None; nprocs],
+        slices: vec![None; nprocs],
+        stats: ThreadStats::new(nprocs),
+    };
+    // When a round is due because of a time slice or a busy P's timer (`retake`).
+    let mut next_look: Option<Instant> = None;
     let trace = Duration::from_millis(shared.config.schedtrace_ms);
     let mut next_trace = start + trace;
     let mut scanner = super::copyout::Scanner::new(start);
@@ -247,6 +277,9 @@ fn sysmon(shared: Arc<Shared>) {
             if copying || scavenging {
                 d = d.min(COPYING_DELAY);
             }
+            if let Some(at) = next_look {
+                d = d.min(at.saturating_duration_since(Instant::now()).max(MIN_DELAY));
+            }
             shared.sysmon.sleep(d, false).0
         };
         if stop || shared.is_shutdown() {
@@ -279,8 +312,9 @@ fn sysmon(shared: Arc<Shared>) {
             super::run_due_timers(&shared, p, &mut clock);
         }
         shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
-        // 2. Ps stuck in one goroutine run.
-        let acted = retake(&shared, &mut seen, &mut stats, now);
+        // 2. Ps stuck in one goroutine run, or in one time slice.
+        let (acted, look) = retake(&shared, &mut watch, now);
+        next_look = look;
         // 3. Copy-out of long-parked goroutines' stacks (`copyout`), a chunk a round.
         copying = super::copyout::round(&shared, &mut scanner, now);
         // 4. The stack scavenger: free windows unused for a whole period go back to the
@@ -313,25 +347,38 @@ fn sysmon(shared: Arc<Shared>) {
     super::checkdead::RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Step 2 of the round; true if it handed off a P.
-fn retake(
-    shared: &Arc<Shared>,
-    seen: &mut [Option<Seen>],
-    stats: &mut ThreadStats,
-    now: Instant,
-) -> bool {
+/// Step 2 of the round: returns whether it handed off a P, and when the next round should
+/// look again (a slice that will have run `RUNNING_WAIT` with goroutines waiting, a request
+/// that will have been ignored for `PREEMPT_GRACE`, a due timer of a P whose M computes, the
+/// first look at the slice after a request).
+fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> (bool, Option<Instant>) {
     // Cheap looks under the sched lock; the expensive ones (the thread's state, the take)
     // after it.
     let mut stuck: Vec<(Arc<super::m::Machine>, usize, Duration)> = Vec::new();
+    let mut slices: Vec<(Arc<super::m::Machine>, usize)> = Vec::new();
     {
         let s = shared.sched.lock();
         for m in s.allm.iter() {
-            if !m.slot.in_user_code() {
+            if !m.slot.holds() {
                 continue;
             }
             let pid = m.pid.load(Ordering::Relaxed);
+            let tick = shared.procs[pid].slice();
+            match &mut watch.slices[pid] {
+                Some(sl) if sl.tick == tick => slices.push((m.clone(), pid)),
+                slot => {
+                    *slot = Some(Slice {
+                        tick,
+                        since: now,
+                        asked: None,
+                    })
+                }
+            }
+            if !m.slot.in_user_code() {
+                continue;
+            }
             let entries = m.slot.entries();
-            match &mut seen[pid] {
+            match &mut watch.seen[pid] {
                 Some(s) if s.entries == entries && s.m == m.id => {
                     stuck.push((m.clone(), pid, now.saturating_duration_since(s.since)));
                 }
@@ -345,16 +392,20 @@ fn retake(
                 }
             }
         }
-        if stats.files.len() > s.allm.len() {
-            let live: Vec<usize> = s.allm.iter().map(|m| m.id).collect();
-            stats.prune(&live);
-        }
     }
     let mut acted = false;
+    let mut look: Option<Instant> = None;
+    let mut look_at = |t: Instant| look = Some(look.map_or(t, |l| l.min(t)));
+    let waiting = |pid: usize| shared.procs[pid].runq_len() > 0 || !shared.global.is_empty();
+    // Blocked Ms: in the kernel or in `gort::blocking` for `BLOCKED_WAIT`, with goroutines
+    // waiting for their P.
     for (m, pid, for_how_long) in stuck {
-        let p = &shared.procs[pid];
-        let waiting = p.runq_len() > 0 || !shared.global.is_empty();
-        if !waiting || for_how_long < BLOCKED_WAIT {
+        // The M cannot run its P's timers: this round ran them, the next one must too.
+        let next = shared.procs[pid].timers.next();
+        if next != u64::MAX {
+            look_at(shared.epoch + Duration::from_nanos(next));
+        }
+        if !waiting(pid) || for_how_long < BLOCKED_WAIT {
             continue;
         }
         if shared.idle.idle_ps() > 0 {
@@ -363,35 +414,85 @@ fn retake(
             continue;
         }
         let blocked = m.in_blocking.load(Ordering::Relaxed) || {
-            let check_at = seen[pid].map_or(BLOCKED_WAIT, |s| s.check_at);
+            let check_at = watch.seen[pid].map_or(BLOCKED_WAIT, |s| s.check_at);
             for_how_long >= check_at && {
-                let b = stats.blocked(m.id, m.tid.load(Ordering::Relaxed));
+                let b = watch.stats.blocked(pid, m.tid.load(Ordering::Relaxed));
                 if !b {
-                    if let Some(s) = &mut seen[pid] {
+                    if let Some(s) = &mut watch.seen[pid] {
                         s.check_at = (for_how_long * 2).min(RUNNING_WAIT);
                     }
                 }
                 b
             }
         };
-        if !blocked && for_how_long < RUNNING_WAIT {
-            continue;
-        }
-        // Counted before the take: the M that lost its P decrements at its next schedule
-        // point, which cannot come before the take.
-        shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
-        let Some(core) = m.slot.try_take() else {
-            shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
-            continue;
-        };
-        p.handoffs.fetch_add(1, Ordering::Relaxed);
-        seen[pid] = None;
-        acted = true;
-        if let Err(core) = super::m::start_with(shared, core, false) {
-            // Shutting down: the P goes where shutdown collects them.
-            shared.sched.lock().pidle.push(core);
-            shared.idle.p_idle();
+        if blocked && hand_off(shared, &m, pid) {
+            watch.seen[pid] = None;
+            watch.slices[pid] = None;
+            acted = true;
         }
     }
-    acted
+    // Long time slices: ask them to end; hand off the P of one that ignores the request (it
+    // computes without a checked call or a runtime call).
+    for (m, pid) in slices {
+        let Some(sl) = watch.slices[pid] else {
+            continue; // handed off above
+        };
+        if !waiting(pid) {
+            continue;
+        }
+        if shared.idle.idle_ps() > 0 {
+            super::m::wakep(shared);
+            continue;
+        }
+        let age = now.saturating_duration_since(sl.since);
+        match sl.asked {
+            None if age >= RUNNING_WAIT => {
+                let p = &shared.procs[pid];
+                p.request_preempt();
+                m.poison_guard();
+                p.preempts.fetch_add(1, Ordering::Relaxed);
+                watch.slices[pid] = Some(Slice {
+                    asked: Some(now),
+                    ..sl
+                });
+                // Honoured, the next slice starts at once: see it soon, so that its age is
+                // measured from about its start.
+                look_at(now + SLICE_LOOK);
+                look_at(now + PREEMPT_GRACE);
+            }
+            None => look_at(sl.since + RUNNING_WAIT),
+            Some(asked) if now.saturating_duration_since(asked) >= PREEMPT_GRACE => {
+                if m.slot.in_user_code() && hand_off(shared, &m, pid) {
+                    watch.seen[pid] = None;
+                    watch.slices[pid] = None;
+                    acted = true;
+                }
+            }
+            Some(asked) => look_at(asked + PREEMPT_GRACE),
+        }
+    }
+    (acted, look)
+}
+
+/// Takes P `pid` from `m` and hands it to another M (an idle one, or a new thread; Go's
+/// `handoffp`). The M that lost it carries on with its goroutine and learns of the loss at
+/// its next entry into the runtime. False if the M entered the runtime meanwhile.
+fn hand_off(shared: &Arc<Shared>, m: &super::m::Machine, pid: usize) -> bool {
+    let p = &shared.procs[pid];
+    // Counted before the take: the M that lost its P decrements at its next schedule point,
+    // which cannot come before the take.
+    shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
+    let Some(core) = m.slot.try_take() else {
+        shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    };
+    // A request to the M that lost the P is moot; the P's next holder starts afresh.
+    p.clear_preempt();
+    p.handoffs.fetch_add(1, Ordering::Relaxed);
+    if let Err(core) = super::m::start_with(shared, core, false) {
+        // Shutting down: the P goes where shutdown collects them.
+        shared.sched.lock().pidle.push(core);
+        shared.idle.p_idle();
+    }
+    true
 }

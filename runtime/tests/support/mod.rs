@@ -142,3 +142,26 @@ pub fn held_sum<const W: usize>(id: u64, depth: u64, bottom: u64) -> u64 {
     }
     sum
 }
+
+/// Ends the test process with a message if it is still alive after `limit`: a bounded test
+/// of something that hangs when broken (a starved goroutine). Dropping the guard disarms it.
+pub struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+pub fn watchdog(limit: std::time::Duration, what: &'static str) -> Watchdog {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            eprintln!("watchdog: {what}: still not done after {limit:?}");
+            std::process::exit(101);
+        }
+    });
+    Watchdog(Some(tx))
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
