@@ -12,10 +12,19 @@ use std::time::{Duration, Instant};
 
 use gort::Chan;
 
+/// The cases measure shares of a processor and timer gaps: one at a time, so that they do not
+/// take each other's cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The starvation case: a ping-pong pair, a third goroutine that blocks its thread in
 /// `std::thread::sleep` and then readies main (from a thread that lost its P: main goes to the
 /// global queue). Go finishes in about the sleep.
 fn ping_pong_beside_a_sleeper(procs: usize) {
+    let _s = serial();
     let _w = support::watchdog(Duration::from_secs(20), "main starved by a ping-pong");
     let t = Instant::now();
     let trips = gort::Builder::new().procs(procs).run(|| {
@@ -71,6 +80,7 @@ fn a_ping_pong_does_not_starve_a_goroutine_readied_by_a_blocked_thread_p4() {
 /// time slice; preemption must share the processor between the pairs, so their work counts
 /// stay within a factor of 20 (Go's bound; broken, the gap is about 1,000).
 fn ping_pong_hog(procs: usize) {
+    let _s = serial();
     let _w = support::watchdog(Duration::from_secs(20), "TestPingPongHog");
     let (hog, light) = gort::Builder::new().procs(procs).run(|| {
         let done: Chan<bool> = Chan::new(0);
@@ -132,6 +142,7 @@ fn step(x: u64) -> u64 {
 
 #[test]
 fn a_cpu_loop_through_checked_calls_yields_to_a_ticker_at_p1() {
+    let _s = serial();
     let _w = support::watchdog(Duration::from_secs(20), "ticker beside a CPU loop");
     let (ticks, worst, stats) = gort::Builder::new().procs(1).run(|| {
         let stop = Arc::new(AtomicBool::new(false));

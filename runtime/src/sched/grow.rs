@@ -148,6 +148,15 @@ pub(crate) mod slot {
     /// pointer, so the next check takes the slow path (Go's `stackPreempt`).
     pub(crate) const POISON: usize = usize::MAX;
 
+    /// Whether sysmon poisons the word with every request (it has an address to poison), so
+    /// that a word without poison means no request for the goroutine that ran last.
+    pub(crate) const POISONED: bool = cfg!(all(
+        target_arch = "x86_64",
+        target_pointer_width = "64",
+        target_os = "linux",
+        target_env = "gnu"
+    ));
+
     #[cfg(all(
         target_arch = "x86_64",
         target_pointer_width = "64",
@@ -256,9 +265,12 @@ fn grow<R, F: FnOnce() -> R>(f: F) -> R {
     // SAFETY: the running goroutine's record outlives this call.
     let g = unsafe { &*g };
     if slot::get() == slot::POISON {
-        // sysmon's request to end the time slice (or a stale one: see `preempt_point`).
-        slot::set(g.stackguard());
-        preempt_point(g);
+        // sysmon's request to end the time slice (or a stale one: see `preempt_point`). A
+        // goroutine that yields leaves the poison for its M to see (`m.rs`); the M stores the
+        // guard of whichever goroutine it resumes, this one's too when it comes back.
+        if !preempt_point(g) {
+            slot::set(g.stackguard());
+        }
         if coro::stack_pointer() >= slot::get() {
             return f();
         }
@@ -295,17 +307,19 @@ fn grow<R, F: FnOnce() -> R>(f: F) -> R {
 ///   `gort::blocking` (which keeps the M's mark until it returns);
 /// - the call is on a stack that is not the goroutine's (a coroutine of the user's own,
 ///   `Enter::Elsewhere`): switching out from there would leave that stack's frames behind.
+///
+/// Returns whether it yielded.
 #[cold]
-fn preempt_point(g: &Goroutine) {
+fn preempt_point(g: &Goroutine) -> bool {
     let ctx = super::ctx_ptr();
     if ctx.is_null() || std::thread::panicking() {
-        return;
+        return false;
     }
     // SAFETY: `current_g` found this goroutine running on this M, whose context lives on the
     // M's stack for as long as its schedule loop runs, below this call.
     let ctx = unsafe { &*ctx };
     if ctx.m.in_blocking.load(Ordering::Relaxed) {
-        return;
+        return false;
     }
     let sp = coro::stack_pointer();
     // SAFETY: the running goroutine owns its record's inner part.
@@ -315,12 +329,12 @@ fn preempt_point(g: &Goroutine) {
         .growth
         .as_ref()
         .map_or(window, |gr| gr.current(window));
-    if !(top - usable..=top).contains(&sp) {
-        return;
+    if !(top - usable..=top).contains(&sp) || ctx.with_p(|c, _| c.preempt_requested()) != Some(true)
+    {
+        return false;
     }
-    if ctx.with_p(|_, p| p.preempt_requested()) == Some(true) {
-        super::yield_now();
-    }
+    super::yield_now();
+    true
 }
 
 /// Puts the goroutine back on the stack it left when the call on the segment ends, also by

@@ -421,7 +421,7 @@ impl MContext {
                 }
             }
             if let Some(g) = &first {
-                self.prepare(core, p, g, false);
+                self.prepare(core, g, false);
             }
             first
         });
@@ -448,9 +448,9 @@ impl MContext {
     /// time slice unless `inherit`) and gives a goroutine that never ran its stack and
     /// coroutine.
     #[inline(always)]
-    fn prepare(&self, core: &mut PCore, p: &Processor, g: &GRef, inherit: bool) {
+    fn prepare(&self, core: &mut PCore, g: &GRef, inherit: bool) {
         if !inherit {
-            core.new_slice(p);
+            core.new_slice();
         }
         // SAFETY: this M owns the runnable goroutine's record.
         let inner = unsafe { g.inner() };
@@ -511,8 +511,13 @@ impl MContext {
         if !held {
             self.forget_p();
         }
-        // sysmon asked for this time slice to end (it ran 10 ms with goroutines waiting).
-        let preempted = held && self.with_p(|_, p| p.take_preempt()) == Some(true);
+        // sysmon asked for this time slice to end (it ran 10 ms with goroutines waiting). Where
+        // sysmon can poison the thread's guard word, it did so with every request, and that
+        // word is one thread-local load: the request itself is looked at only then.
+        let preempted = held
+            && (!super::grow::slot::POISONED
+                || super::grow::slot::get() == super::grow::slot::POISON)
+            && self.with_p(|core, _| core.take_preempt()) == Some(true);
         match req {
             Some(Switch::Yield) => {
                 g.set_status(Status::Runnable);
@@ -707,7 +712,7 @@ impl MContext {
                     return None;
                 }
                 let (g, inherit) = core.runq_get(p)?;
-                self.prepare(core, p, &g, inherit);
+                self.prepare(core, &g, inherit);
                 Some(g)
             });
             if let Some(Some(g)) = fast {
@@ -729,7 +734,7 @@ impl MContext {
                     None
                 })();
                 found.map(|(g, inherit)| {
-                    self.prepare(core, p, &g, inherit);
+                    self.prepare(core, &g, inherit);
                     g
                 })
             });
@@ -749,11 +754,11 @@ impl MContext {
                     continue 'top;
                 }
             }
-            let stolen = self.with_p(|core, p| {
+            let stolen = self.with_p(|core, _| {
                 if self.spinning.get() || shared.idle.try_start_spinning() {
                     self.spinning.set(true);
                     if let Some(g) = self.steal_work(core) {
-                        self.prepare(core, p, &g, false);
+                        self.prepare(core, &g, false);
                         return Some(g);
                     }
                 }
@@ -777,9 +782,9 @@ impl MContext {
                 }
                 if !shared.global.is_empty() {
                     drop(s);
-                    let found = self.with_p(|core, p| {
+                    let found = self.with_p(|core, _| {
                         self.global_get_batch(core)
-                            .inspect(|g| self.prepare(core, p, g, false))
+                            .inspect(|g| self.prepare(core, g, false))
                     });
                     if let Some(Some(r)) = found {
                         return Some(r);
