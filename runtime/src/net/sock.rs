@@ -1,5 +1,25 @@
 //! One registered socket: the mio source, its poll descriptor, and the loop every blocking
 //! operation runs (try; on `WouldBlock` wait for readiness, a deadline or a close; try again).
+//!
+//! # Many goroutines on one direction (Go's `fdMutex`)
+//!
+//! A poll descriptor has one waiter word per direction (`netpoll/desc.rs`). Any number of
+//! goroutines may read, write, accept or receive on one socket at once (the N-acceptor
+//! server, several readers of one UDP socket): each direction's loop runs under a **turnstile**,
+//! a [`crate::sync::Mutex`] (Go's `fd.readLock` / `fd.writeLock`). The holder tries the
+//! operation and, on `WouldBlock`, is the one goroutine waiting in the word; the others wait on
+//! the turnstile (`[semacquire]` in a dump, as in Go), queued in order. Invariants:
+//! - at most one goroutine per direction is inside `run_locked`, so the word never has two
+//!   waiters;
+//! - a holder **tries the operation before it waits**: readiness that an earlier holder's edge
+//!   announced but did not use up (two connections behind one edge, say) is found by the next
+//!   holder's try, so it is never lost; edge-triggered readiness wakes one waiter, never a herd;
+//! - a holder leaves the turnstile only when its operation ended (done, failed, closed, timed
+//!   out), waking the next waiter, which tries in its turn; a close wakes the holder, which
+//!   fails, and then each waiter in turn finds the socket closed.
+//!
+//! A waiter's own timeout or deadline is looked at when it holds the turnstile (Go: a deadline
+//! wakes only the holder, the others fail as they get their turn; they share its deadline).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -8,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::netpoll::desc::{self, WaitError};
 use crate::netpoll::{Mode, PollDesc};
+use crate::sync::Mutex;
 
 /// A socket registered with the poller, shared by the handles of one socket (`try_clone`).
 pub(crate) struct Sock<S: mio::event::Source + AsRawFd> {
@@ -28,6 +49,9 @@ pub(crate) struct Sock<S: mio::event::Source + AsRawFd> {
     /// sticky hang-up flag (`PollDesc::is_hup`) turns the shortcut off.
     read_drained: AtomicBool,
     write_drained: AtomicBool,
+    /// One turnstile per direction (see the module docs).
+    read_turn: Mutex<()>,
+    write_turn: Mutex<()>,
 }
 
 /// Go's `ErrNetClosing` text.
@@ -64,6 +88,8 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             nonblocking: AtomicBool::new(false),
             read_drained: AtomicBool::new(false),
             write_drained: AtomicBool::new(false),
+            read_turn: Mutex::new(()),
+            write_turn: Mutex::new(()),
         })
     }
 
@@ -83,12 +109,22 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
     /// tries: the goroutine parks on the poller, a plain thread blocks in `poll(2)`. Fails with
     /// `TimedOut` past the direction's deadline or the operation's timeout, and with
     /// `NotConnected` once the socket is closed.
+    #[track_caller]
     pub(crate) fn run<R>(&self, mode: Mode, f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         self.run_until(mode, self.timeout_deadline(mode), f)
     }
 
+    /// The direction's turnstile (module docs).
+    fn turnstile(&self, mode: Mode) -> &Mutex<()> {
+        match mode {
+            Mode::Read => &self.read_turn,
+            Mode::Write => &self.write_turn,
+        }
+    }
+
     /// `run` for a stream read or write of `len` bytes, returning how many moved: after a short
     /// one, the next operation in the same direction waits for readiness before it tries.
+    #[track_caller]
     pub(crate) fn run_stream(
         &self,
         mode: Mode,
@@ -105,8 +141,9 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
                 Mode::Write => self.check(mode, None).map(|()| 0),
             };
         }
-        let drained = self.drained(mode);
         let op_deadline = self.timeout_deadline(mode);
+        let _turn = self.turnstile(mode).lock();
+        let drained = self.drained(mode);
         if drained.load(Ordering::Relaxed)
             && !self.nonblocking.load(Ordering::Relaxed)
             && !self.pd.is_hup(mode)
@@ -118,7 +155,7 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             // close or a deadline; either way the loop below tries (and checks) next.
             let _ = self.pd.block(mode, op_deadline);
         }
-        let r = self.run_until(mode, op_deadline, f);
+        let r = self.run_locked(mode, op_deadline, f);
         if let Ok(n) = r {
             if n > 0 && n < len {
                 drained.store(true, Ordering::Relaxed);
@@ -129,6 +166,7 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
 
     /// A stream socket's `write` / `write_vectored` (TCP and Unix): `run_stream` over
     /// `send_nosignal`, so no write raises `SIGPIPE`.
+    #[track_caller]
     pub(crate) fn write_stream(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
         self.run_stream(Mode::Write, len, |s| send_nosignal(s.as_raw_fd(), bufs))
@@ -161,7 +199,20 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
 
     /// `run` with the operation's own deadline (`connect_timeout`) instead of the socket's
     /// timeout.
+    #[track_caller]
     pub(crate) fn run_until<R>(
+        &self,
+        mode: Mode,
+        op_deadline: Option<Instant>,
+        f: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let _turn = self.turnstile(mode).lock();
+        self.run_locked(mode, op_deadline, f)
+    }
+
+    /// The loop of `run_until`, by the holder of the direction's turnstile.
+    #[track_caller]
+    fn run_locked<R>(
         &self,
         mode: Mode,
         op_deadline: Option<Instant>,

@@ -36,6 +36,7 @@ fn word_prepare(w: &AtomicUsize) -> bool {
         }
         let v = w.load(Ordering::Acquire);
         if v != READY && v != NIL {
+            // The direction's turnstile (`net/sock.rs`) lets one goroutine at a time wait.
             crate::panic::throw("netpollblock: two goroutines wait on one socket direction");
         }
     }
@@ -470,6 +471,67 @@ mod loom_tests {
             };
             assert!(ready, "the waiter saw the readiness");
             poller.join().unwrap();
+        });
+    }
+
+    /// Two goroutines wait in one direction, taking turns under the direction's turnstile
+    /// (`net/sock.rs`; a loom mutex stands in for it); two connections arrive behind a single
+    /// edge. Whoever holds the turnstile tries before it waits, so the connection the edge
+    /// announced but the first holder left is found by the second: both accept, in every
+    /// interleaving (a waiter left asleep is a deadlock loom reports), and the word never has
+    /// two waiters (`word_prepare` would throw).
+    #[test]
+    fn loom_one_edge_serves_two_queued_waiters() {
+        use loom::sync::atomic::AtomicUsize as Backlog;
+        loom::model(|| {
+            let w = Arc::new(AtomicUsize::new(NIL));
+            let backlog = Arc::new(Backlog::new(0));
+            let turn = Arc::new(loom::sync::Mutex::new(()));
+            let sigs = std::sync::Arc::new([ThreadSignal::new(), ThreadSignal::new()]);
+            const ME: usize = 0x1000;
+            let accept = {
+                let (w, backlog, turn, sigs) =
+                    (w.clone(), backlog.clone(), turn.clone(), sigs.clone());
+                move |i: usize| {
+                    let _turn = turn.lock().unwrap();
+                    loop {
+                        // The try (an `accept` that may find the backlog empty).
+                        let n = backlog.load(Ordering::SeqCst);
+                        if n > 0
+                            && backlog
+                                .compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst)
+                                .is_ok()
+                        {
+                            return;
+                        }
+                        if word_prepare(&w) {
+                            continue;
+                        }
+                        if word_commit(&w, ME + i) {
+                            sigs[i].wait();
+                        }
+                        let _ = word_finish(&w);
+                    }
+                }
+            };
+            let poller = {
+                let (w, backlog, sigs) = (w.clone(), backlog.clone(), sigs.clone());
+                loom::thread::spawn(move || {
+                    // The kernel queues both connections, then sends one edge.
+                    backlog.fetch_add(2, Ordering::SeqCst);
+                    if let Some(raw) = word_unblock(&w, true) {
+                        sigs[raw - ME].notify();
+                    }
+                })
+            };
+            let other = {
+                let accept = accept.clone();
+                loom::thread::spawn(move || accept(1))
+            };
+            accept(0);
+            other.join().unwrap();
+            poller.join().unwrap();
+            assert_eq!(backlog.load(Ordering::SeqCst), 0);
         });
     }
 

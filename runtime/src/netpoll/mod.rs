@@ -7,9 +7,10 @@
 //! of gort's own, level-triggered, interrupts a blocked poll), shared by every runtime. `epoll_wait` itself
 //! is called directly, with a buffer per call and no lock, so that any M can poll without
 //! blocking while another M is blocked in the poll. Each socket has a
-//! [`PollDesc`] (Go's `pollDesc`): one reader and one writer may wait on it at once (a read and
-//! a write of the same socket from two goroutines is normal Go code), each with a deadline;
-//! closing it wakes both with an error.
+//! [`PollDesc`] (Go's `pollDesc`): one reader and one writer wait on it at once, each with a
+//! deadline; closing it wakes both with an error. Any number of goroutines may use a direction:
+//! they take turns under the socket's turnstile for it (`net/sock.rs`, Go's `fdMutex`), and the
+//! holder is the one that waits here.
 //!
 //! The poller is called from the schedule loop, as Go does:
 //!
