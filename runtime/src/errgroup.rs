@@ -18,7 +18,8 @@
 //!   set) from before it starts until after it finished.
 //! - `first` is written once, by the first goroutine that returns an error, which then cancels
 //!   the group's context (if it has one); `wait` cancels it too, as Go's does, so a context
-//!   from `with_context` never outlives the group's work.
+//!   from `with_context` never outlives the group's work. It is never taken: every `wait`
+//!   returns a clone (Go returns the group's error to every `Wait`).
 
 use std::sync::Arc;
 
@@ -28,19 +29,89 @@ use crate::chan::Chan;
 use crate::context::{self, CancelFunc, Context};
 use crate::sync::WaitGroup;
 
-/// The error type a group collects when none is named: any error.
+/// The error type a group collects when none is named: any error, shared.
+///
+/// `wait` hands the group's first error to every caller, as Go's `g.Wait` does, so the
+/// group's error type must be `Clone`; most error types (`std::io::Error`, boxed errors) are
+/// not. `Error` is: it holds any `std::error::Error + Send + Sync` behind an `Arc`, and `?`
+/// converts into it (like `anyhow::Error`, it does not implement `std::error::Error` itself,
+/// which would conflict with that conversion; it converts into a `Box<dyn Error>` and derefs
+/// to `dyn Error`).
 ///
 /// ```
-/// use gort::errgroup::{BoxError, Group};
+/// use gort::errgroup::{Error, Group};
+/// fn read_config() -> Result<(), Error> {
+///     Err(std::io::Error::other("disk full"))?; // `?` converts any error
+///     Ok(())
+/// }
 /// gort::run(|| {
-///     let g: Group = Group::new(); // Group<BoxError>: any error type
+///     let g: Group = Group::new(); // Group<Error>: any error type
 ///     g.go(|| Ok(()));
-///     g.go(|| Err(std::io::Error::other("disk full").into()));
-///     let err: BoxError = g.wait().unwrap_err();
+///     g.go(read_config);
+///     let err: Error = g.wait().unwrap_err();
 ///     assert!(err.downcast_ref::<std::io::Error>().is_some());
+///     assert_eq!(err.to_string(), "disk full");
+///     assert!(g.wait().is_err(), "every wait returns the first error");
+///     let boxed: Box<dyn std::error::Error + Send + Sync> = err.into(); // for `main`'s `?`
 /// });
 /// ```
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+#[derive(Clone)]
+pub struct Error(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Error {
+    /// The error, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
+    fn from(e: E) -> Error {
+        Error(Arc::new(e))
+    }
+}
+
+impl std::ops::Deref for Error {
+    type Target = dyn std::error::Error + Send + Sync;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl From<Error> for Box<dyn std::error::Error + Send + Sync> {
+    fn from(e: Error) -> Self {
+        /// The shared error as an `std::error::Error` of its own.
+        struct Shared(Arc<dyn std::error::Error + Send + Sync>);
+        impl std::fmt::Debug for Shared {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+        impl std::fmt::Display for Shared {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&*self.0, f)
+            }
+        }
+        impl std::error::Error for Shared {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.0.source()
+            }
+        }
+        Box::new(Shared(e.0))
+    }
+}
 
 /// A group of goroutines (Go's `errgroup.Group`); clone it to share it.
 ///
@@ -68,7 +139,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///     assert!(ctx.err().is_some());
 /// });
 /// ```
-pub struct Group<E = BoxError> {
+pub struct Group<E = Error> {
     inner: Arc<Inner<E>>,
 }
 
@@ -99,7 +170,7 @@ impl<E: Send + 'static> Group<E> {
     ///
     /// ```
     /// gort::run(|| {
-    ///     let g = gort::errgroup::Group::<std::io::Error>::new();
+    ///     let g = gort::errgroup::Group::<std::io::ErrorKind>::new();
     ///     g.go(|| Ok(()));
     ///     assert!(g.wait().is_ok());
     /// });
@@ -277,24 +348,33 @@ impl<E: Send + 'static> Group<E> {
     }
 
     /// Waits for every goroutine of the group, cancels its context, and returns the first
-    /// error (Go's `g.Wait`). Later calls return `Ok` once the error was taken.
+    /// error (Go's `g.Wait`): every call, and every goroutine that waits, gets it, which is why
+    /// `E` must be `Clone` here (see [`Error`] for errors that are not).
     ///
     /// ```
     /// gort::run(|| {
     ///     let g = gort::errgroup::Group::<&str>::new();
     ///     g.go(|| Err("first"));
-    ///     assert_eq!(g.wait(), Err("first")); // Go: if err := g.Wait(); err != nil
-    ///     assert_eq!(g.wait(), Ok(())); // the error was taken
+    ///     g.go(|| Err("second"));
+    ///     let other = g.clone();
+    ///     let h = gort::spawn(move || other.wait()); // a second waiter
+    ///     let err = g.wait(); // Go: if err := g.Wait(); err != nil
+    ///     assert!(err == Err("first") || err == Err("second"));
+    ///     assert_eq!(h.join(), err);
+    ///     assert_eq!(g.wait(), err, "and again");
     /// });
     /// ```
     #[track_caller]
-    pub fn wait(&self) -> Result<(), E> {
+    pub fn wait(&self) -> Result<(), E>
+    where
+        E: Clone,
+    {
         self.inner.wg.wait();
         if let Some(c) = &self.inner.cancel {
             c.cancel();
         }
-        match self.inner.first.lock().take() {
-            Some(e) => Err(e),
+        match &*self.inner.first.lock() {
+            Some(e) => Err(e.clone()),
             None => Ok(()),
         }
     }

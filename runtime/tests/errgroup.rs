@@ -36,7 +36,7 @@ rt_test! {
         assert_eq!(g.wait(), Err("seven".to_string()));
         assert_eq!(cancelled.load(SeqCst), 19);
         assert_eq!(ctx.err(), Some(gort::context::Error::Canceled));
-        assert_eq!(g.wait(), Ok(()), "the error was taken");
+        assert_eq!(g.wait(), Err("seven".to_string()), "every wait returns the first error");
     }
 }
 
