@@ -346,3 +346,52 @@ fn godebug_schedtrace_prints_gos_line() {
     assert!(err.contains("  M0: p="), "scheddetail: {err}");
     assert!(err.contains("  G1: status="), "scheddetail: {err}");
 }
+
+/// Open descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[test]
+fn unmarked_blocking_calls_do_not_leak_descriptors_child() {
+    if !support::is_child() {
+        return;
+    }
+    // As under `ulimit -n 256` (issue 22: sysmon kept a `/proc/self/task/<tid>/stat` file open
+    // for every thread it ever looked at, so 400 unmarked blocking calls used up the limit).
+    let lim = libc::rlimit {
+        rlim_cur: 256,
+        rlim_max: 256,
+    };
+    // SAFETY: a valid rlimit for the call.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    let before = open_fds();
+    let (threads, during, opened) = gort::Builder::new().procs(1).run(|| {
+        let wg = gort::WaitGroup::new();
+        for _ in 0..400 {
+            wg.add(1);
+            let w = wg.clone();
+            gort::go!(move || {
+                std::thread::sleep(Duration::from_millis(300)); // unmarked: sysmon finds it
+                w.done();
+            });
+        }
+        wg.wait();
+        // While the runtime (and sysmon) still run.
+        let opened = std::fs::File::open("/proc/self/status").map(drop);
+        (gort::debug::sched_stats().threads, open_fds(), opened)
+    });
+    println!("threads={threads} fds before={before} during={during}");
+    assert!(threads > 100, "{threads} threads: the calls did not block threads");
+    assert!(during < before + 16, "descriptors: {before} before, {during} after the calls");
+    opened.expect("a file can still be opened");
+}
+
+#[test]
+fn unmarked_blocking_calls_do_not_leak_descriptors() {
+    let out = support::run_child("unmarked_blocking_calls_do_not_leak_descriptors_child", &[]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("threads="), "{text}");
+}
