@@ -75,7 +75,7 @@ fn expand_go_forms(
                     // The parentheses a user needs (`go!((a..b).f())`) are not needed in a
                     // `let`, and the lint's fix would change the meaning.
                     #( #[allow(unused_parens)] let #names = #args; )*
-                    #spawn(#check(move || {
+                    ::gort::__private::go_call(&#f, #check(move || {
                         ::gort::__private::discard(#f( #(#names),* ));
                     }))
                 }

@@ -701,10 +701,13 @@ where
     let body = move || result.complete(f());
     let notify: Option<Arc<dyn sched::ExitNotify>> = Some(slot.clone());
     let id = match at {
-        SpawnAt::Current(stack_size) => sched::spawn(body, stack_size, notify),
+        SpawnAt::Current(stack_size) => {
+            sched::spawn(body, stack_size, notify, std::any::type_name::<F>)
+        }
         SpawnAt::Runtime(shared) => {
             let at = std::panic::Location::caller();
-            sched::spawn_external(shared, body, None, notify, Some((at, 0)))
+            let entry = std::any::type_name::<F>;
+            sched::spawn_external(shared, body, None, notify, Some((at, 0)), entry)
         }
     };
     JoinHandle::new(slot, id)
@@ -790,7 +793,7 @@ impl GoBuilder {
     where
         F: FnOnce() + Send + 'static,
     {
-        sched::spawn(f, self.stack_size, None);
+        sched::spawn(f, self.stack_size, None, std::any::type_name::<F>);
     }
 }
 
@@ -1094,7 +1097,18 @@ pub mod __private {
     where
         F: FnOnce() + Send + 'static,
     {
-        crate::sched::spawn(f, None, None);
+        crate::sched::spawn(f, None, None, std::any::type_name::<F>);
+    }
+
+    /// Used by gort-macros: `go!(f(a, b))`, whose goroutine's entry is `f` (named in reports
+    /// that cannot walk frames) rather than the closure that calls it.
+    #[inline]
+    #[track_caller]
+    pub fn go_call<Fun, F>(_: &Fun, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        crate::sched::spawn(f, None, None, std::any::type_name::<Fun>);
     }
 
     /// Used by gort-macros: the received value of the `select!` case that won (`select!`

@@ -504,8 +504,36 @@ fn goroutine_dump_says_io_wait() {
         gort::debug::write_goroutines(&mut dump).unwrap();
         let dump = String::from_utf8(dump).unwrap();
         assert!(dump.contains("[IO wait]"), "{dump}");
+        // The user's call, not gort's socket loop (issue 22 §5).
+        assert!(
+            dump.contains("[IO wait]:\n\truntime/tests/net_tcp.rs:501:"),
+            "the accept's line: {dump}"
+        );
         ln.close();
         assert!(h.join().is_err());
+        // A read, through `Read for TcpStream`, and a queued second reader.
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+        let _b = ln.accept().unwrap();
+        let read_line = line!() + 4;
+        for _ in 0..2 {
+            let mut r = a.try_clone().unwrap();
+            gort::go!(move || {
+                let _ = r.read(&mut [0u8; 4]); // the line the dump must name
+            });
+        }
+        gort::time::sleep(Duration::from_millis(20));
+        let mut dump = Vec::new();
+        gort::debug::write_goroutines(&mut dump).unwrap();
+        let dump = String::from_utf8(dump).unwrap();
+        let line = format!("runtime/tests/net_tcp.rs:{read_line}:");
+        assert_eq!(
+            dump.matches(&line).count(),
+            2,
+            "both readers at {line}: {dump}"
+        );
+        assert!(!dump.contains("src/net/"), "{dump}");
+        a.close();
     });
 }
 

@@ -544,3 +544,39 @@ fn a_main_program_waiting_for_a_plain_thread_is_not_told_about_tests() {
         "a healthy #[gort::main] program was told: {err}"
     );
 }
+
+child_test!(send_then_deferred_close_child, {
+    crash(gort::frame!(|| {
+        let c: Chan<i32> = Chan::new(1);
+        let d = c.clone();
+        defer!(d.close());
+        c.close();
+        c.send(1); // the line Go's report names
+    }));
+});
+
+#[test]
+fn a_panic_in_a_deferred_call_names_the_panic_that_ran_it() {
+    // Go: `panic: send on closed channel / panic: close of closed channel`, and the frame's
+    // line is the send's (issue 22 §5: gort named only the deferred close).
+    let (_, err, _) = child("send_then_deferred_close_child");
+    assert!(
+        err.contains("panic: send on closed channel\n\tpanic: close of closed channel\n"),
+        "{err}"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("\tpanicked at "))
+        .unwrap_or_else(|| panic!("{err}"));
+    let site = |l: &str| {
+        l.rsplit_once(".rs:")
+            .map(|(_, n)| n.split(':').next().unwrap().to_string())
+    };
+    let close = site(lines[at]).unwrap();
+    let send = lines[at + 1]
+        .strip_prefix("\t\tin a deferred call run by the panic at runtime/tests/panic_reports.rs:")
+        .unwrap_or_else(|| panic!("{err}"));
+    let send: u32 = send.split(':').next().unwrap().parse().unwrap();
+    assert_eq!(send, close.parse::<u32>().unwrap() + 2, "{err}");
+}

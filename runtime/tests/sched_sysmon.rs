@@ -382,8 +382,14 @@ fn unmarked_blocking_calls_do_not_leak_descriptors_child() {
         (gort::debug::sched_stats().threads, open_fds(), opened)
     });
     println!("threads={threads} fds before={before} during={during}");
-    assert!(threads > 100, "{threads} threads: the calls did not block threads");
-    assert!(during < before + 16, "descriptors: {before} before, {during} after the calls");
+    assert!(
+        threads > 100,
+        "{threads} threads: the calls did not block threads"
+    );
+    assert!(
+        during < before + 16,
+        "descriptors: {before} before, {during} after the calls"
+    );
     opened.expect("a file can still be opened");
 }
 

@@ -139,6 +139,36 @@ fn stack_overflow_prints_go_report_and_exits_2() {
         .parse()
         .expect("a goroutine id");
     assert!(id > 1, "the overflowing goroutine is not main: {header}");
+    // Its entry function and where it was started (issue 22: the report ended at the header).
+    assert!(
+        err.contains("\tstack_windows::overflow_child::{{closure}}::{{closure}}(...)"),
+        "the entry function: {err}"
+    );
+    assert!(
+        err.contains("created by goroutine 1\n\truntime/tests/stack_windows.rs:114:"),
+        "the creation site: {err}"
+    );
+}
+
+#[test]
+fn overflow_in_a_go_call_child() {
+    if !support::is_child() {
+        return;
+    }
+    gort::Builder::new().procs(1).stack_size(64 * 1024).run(|| {
+        gort::go!(recurse(1_000_000));
+        gort::time::sleep(std::time::Duration::from_secs(10));
+    });
+}
+
+#[test]
+fn a_stack_overflow_report_names_the_function_go_started() {
+    let err = support::fatal_child("overflow_in_a_go_call_child");
+    assert!(err.contains("\tstack_windows::recurse(...)"), "{err}");
+    assert!(
+        err.contains("created by goroutine 1\n\truntime/tests/stack_windows.rs:"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -159,10 +159,33 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             );
         }
         write_stderr(b"fatal error: stack overflow\n");
-        if let Some(id) = crate::sched::current_goid_for_signal() {
+        if let Some(g) = crate::sched::current_g_for_signal() {
+            // Go names every frame; gort cannot walk them here (symbolising allocates, and the
+            // goroutine may have overflowed inside the allocator), so it names what the
+            // record holds: the entry function and where the goroutine was started.
             write_stderr(b"\ngoroutine ");
-            write_stderr(fmt_u64(id, &mut b));
+            write_stderr(fmt_u64(g.id(), &mut b));
             write_stderr(b" [running]:\n");
+            if let Some(name) = g.entry_name() {
+                write_stderr(b"\t");
+                write_stderr(name.as_bytes());
+                write_stderr(b"(...)\n\t\t(entry function; the frames above it are not shown)\n");
+            }
+            if let Some((at, by)) = g.created() {
+                if by == 0 {
+                    write_stderr(b"created by a thread outside the runtime\n\t");
+                } else {
+                    write_stderr(b"created by goroutine ");
+                    write_stderr(fmt_u64(by, &mut b));
+                    write_stderr(b"\n\t");
+                }
+                write_stderr(at.file().as_bytes());
+                write_stderr(b":");
+                write_stderr(fmt_u64(u64::from(at.line()), &mut b));
+                write_stderr(b":");
+                write_stderr(fmt_u64(u64::from(at.column()), &mut b));
+                write_stderr(b"\n");
+            }
         }
         // SAFETY: _exit is async-signal-safe and never returns.
         unsafe { libc::_exit(2) };

@@ -74,12 +74,17 @@ where
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| {
+    Err(no_address(last))
+}
+
+/// What trying every address ends with: the last one's error, or none to try.
+fn no_address(last: Option<io::Error>) -> io::Error {
+    last.unwrap_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             "could not resolve to any addresses",
         )
-    }))
+    })
 }
 
 /// `into_std` of a socket that other handles (`try_clone`) share.

@@ -166,6 +166,7 @@ impl TcpListener {
     ///     assert_eq!(peer, c.join());
     /// });
     /// ```
+    #[track_caller]
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (s, addr) = self.sock.run(Mode::Read, |ln| ln.accept())?;
         Ok((TcpStream::from_mio(s)?, addr))
@@ -305,6 +306,7 @@ impl TcpListener {
 impl<'a> Iterator for Incoming<'a> {
     type Item = io::Result<TcpStream>;
 
+    #[track_caller]
     fn next(&mut self) -> Option<io::Result<TcpStream>> {
         Some(self.listener.accept().map(|(s, _)| s))
     }
@@ -327,8 +329,17 @@ impl TcpStream {
     ///     assert_eq!(s.peer_addr().unwrap(), ln.local_addr().unwrap());
     /// });
     /// ```
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
-        super::each_addr(addr, |a| TcpStream::connect_until(a, None))
+        // `each_addr` without its closure, which would hide the caller's line from dumps.
+        let mut last = None;
+        for a in super::resolve(addr)? {
+            match TcpStream::connect_until(a, None) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(super::no_address(last))
     }
 
     /// Connects to one address, failing with `TimedOut` after `timeout` (zero is refused,
@@ -342,6 +353,7 @@ impl TcpStream {
     ///     assert!(gort::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok());
     /// });
     /// ```
+    #[track_caller]
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
             return Err(io::Error::new(
@@ -352,6 +364,7 @@ impl TcpStream {
         TcpStream::connect_until(*addr, Instant::now().checked_add(timeout))
     }
 
+    #[track_caller]
     fn connect_until(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         // Go's dialer: a connection to a local port nobody listens on can be made to itself
         // (the kernel picked the target port as the source port: TCP's simultaneous open),
@@ -368,6 +381,7 @@ impl TcpStream {
         }
     }
 
+    #[track_caller]
     fn connect_once(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let s = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
         // The connection is established when the socket turns writable: SO_ERROR says
@@ -584,6 +598,7 @@ impl TcpStream {
     ///     assert_eq!((&first, &all), (b"G", b"GET"));
     /// });
     /// ```
+    #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.run(Mode::Read, |s| s.peek(buf))
     }
@@ -768,11 +783,13 @@ impl TcpStream {
 }
 
 impl Read for &TcpStream {
+    #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock
             .run_stream(Mode::Read, buf.len(), |mut s| s.read(buf))
     }
 
+    #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
         self.sock
@@ -781,10 +798,12 @@ impl Read for &TcpStream {
 }
 
 impl Write for &TcpStream {
+    #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.sock.write_stream(&[IoSlice::new(buf)])
     }
 
+    #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.sock.write_stream(bufs)
     }
@@ -795,20 +814,24 @@ impl Write for &TcpStream {
 }
 
 impl Read for TcpStream {
+    #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
 
+    #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         (&*self).read_vectored(bufs)
     }
 }
 
 impl Write for TcpStream {
+    #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self).write(buf)
     }
 
+    #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         (&*self).write_vectored(bufs)
     }

@@ -95,6 +95,7 @@ impl UdpSocket {
     ///     assert_eq!(b.recv_from(&mut buf).unwrap(), (4, a.local_addr().unwrap()));
     /// });
     /// ```
+    #[track_caller]
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let to = super::resolve(addr)?.into_iter().next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
@@ -117,6 +118,7 @@ impl UdpSocket {
     ///     assert_eq!(&buf[..n], b"hi");
     /// });
     /// ```
+    #[track_caller]
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.sock.run(Mode::Read, |s| s.recv_from(buf))
     }
@@ -133,6 +135,7 @@ impl UdpSocket {
     ///     assert_eq!(b.recv_from(&mut buf).unwrap(), peeked); // still queued after the peek
     /// });
     /// ```
+    #[track_caller]
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.sock.run(Mode::Read, |s| s.peek_from(buf))
     }
@@ -167,6 +170,7 @@ impl UdpSocket {
     ///     assert_eq!(b.recv_from(&mut buf).unwrap().0, 4);
     /// });
     /// ```
+    #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.sock.run(Mode::Write, |s| s.send(buf))
     }
@@ -184,6 +188,7 @@ impl UdpSocket {
     ///     assert_eq!(&buf[..n], b"pong");
     /// });
     /// ```
+    #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.run(Mode::Read, |s| s.recv(buf))
     }
@@ -201,6 +206,7 @@ impl UdpSocket {
     ///     assert_eq!(b.recv(&mut buf).unwrap(), 4); // still queued after the peek
     /// });
     /// ```
+    #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.run(Mode::Read, |s| s.peek(buf))
     }

@@ -180,6 +180,7 @@ impl UnixListener {
     ///     assert_eq!(got, "hi");
     /// });
     /// ```
+    #[track_caller]
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (s, addr) = self.sock.run(Mode::Read, |ln| ln.accept())?;
         Ok((UnixStream::from_mio(s)?, addr))
@@ -313,6 +314,7 @@ impl UnixListener {
 impl<'a> Iterator for UnixIncoming<'a> {
     type Item = io::Result<UnixStream>;
 
+    #[track_caller]
     fn next(&mut self) -> Option<io::Result<UnixStream>> {
         Some(self.listener.accept().map(|(s, _)| s))
     }
@@ -361,6 +363,7 @@ impl UnixStream {
     /// let s = UnixStream::connect_addr(&addr).unwrap();
     /// assert_eq!(s.peer_addr().unwrap().as_abstract_name(), Some(name.as_bytes()));
     /// ```
+    #[track_caller]
     pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
         UnixStream::from_mio(mio::net::UnixStream::connect_addr(addr)?)
     }
@@ -630,11 +633,13 @@ impl UnixStream {
 }
 
 impl Read for &UnixStream {
+    #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock
             .run_stream(Mode::Read, buf.len(), |mut s| s.read(buf))
     }
 
+    #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
         self.sock
@@ -643,10 +648,12 @@ impl Read for &UnixStream {
 }
 
 impl Write for &UnixStream {
+    #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.sock.write_stream(&[IoSlice::new(buf)])
     }
 
+    #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.sock.write_stream(bufs)
     }
@@ -657,20 +664,24 @@ impl Write for &UnixStream {
 }
 
 impl Read for UnixStream {
+    #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
 
+    #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         (&*self).read_vectored(bufs)
     }
 }
 
 impl Write for UnixStream {
+    #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self).write(buf)
     }
 
+    #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         (&*self).write_vectored(bufs)
     }

@@ -1230,10 +1230,18 @@ pub(crate) fn at_top(
         let mut report = String::new();
         st.print_chain(&mut report);
         let _ = writeln!(report, "\ngoroutine {} [running]:", g.id());
-        let rec = &mut st.panics[c];
-        if let Some(l) = &rec.location {
+        if let Some(l) = &st.panics[c].location {
             let _ = writeln!(report, "\tpanicked at {l}");
         }
+        // Go's traceback shows the frame that ran the deferred calls stopped where the earlier
+        // panic started (a send on a closed channel, then a deferred close of it: Go names
+        // the send's line): name each earlier panic still in the chain, latest first.
+        for p in st.panics[..c].iter().rev() {
+            if let (false, Some(l)) = (p.goexit, &p.location) {
+                let _ = writeln!(report, "\t\tin a deferred call run by the panic at {l}");
+            }
+        }
+        let rec = &mut st.panics[c];
         match &rec.backtrace {
             Some(bt) => report.push_str(&trim_backtrace(&bt.to_string())),
             None if backtrace_policy::wanted() => report.push_str(

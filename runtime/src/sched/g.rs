@@ -173,6 +173,9 @@ pub(crate) struct Goroutine {
     /// a thread outside the runtime). Null for main.
     created_at: AtomicPtr<Location<'static>>,
     created_by: AtomicU64,
+    /// The entry function's name, as a `fn() -> &'static str` (`sched::EntryName`; 0: none):
+    /// one word, read without allocating by the stack-overflow report.
+    entry_name: AtomicUsize,
     /// When it last parked, in sysmon's coarse seconds (Go's `waitsince`): dumps print how
     /// long a goroutine has been waiting.
     wait_since: AtomicU32,
@@ -218,6 +221,7 @@ impl Goroutine {
             park_loc: AtomicPtr::new(std::ptr::null_mut()),
             created_at: AtomicPtr::new(std::ptr::null_mut()),
             created_by: AtomicU64::new(0),
+            entry_name: AtomicUsize::new(0),
             wait_since: AtomicU32::new(0),
             stackguard: AtomicUsize::new(0),
             shared,
@@ -388,6 +392,27 @@ impl Goroutine {
             .store(at as *const Location<'static> as *mut _, Ordering::Relaxed);
         self.created_by.store(by, Ordering::Relaxed);
         self.park_loc.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// Records the entry function's name (`init_g`).
+    pub(crate) fn set_entry_name(&self, name: super::EntryName) {
+        self.entry_name.store(name as usize, Ordering::Relaxed);
+    }
+
+    /// The entry function's name (`std::any::type_name` of the function or closure `go!`
+    /// started). Async-signal-safe: a load and a call of a function that returns a constant.
+    pub(crate) fn entry_name(&self) -> Option<&'static str> {
+        match self.entry_name.load(Ordering::Relaxed) {
+            0 => None,
+            // SAFETY: only `EntryName` function pointers are stored (`set_entry_name`).
+            f => Some(unsafe { std::mem::transmute::<usize, super::EntryName>(f) }()),
+        }
+    }
+
+    /// Where and by whom the goroutine was started (`go!`'s location, the creator's id; the
+    /// id is 0 for a plain thread), if it was (not main).
+    pub(crate) fn created(&self) -> Option<(&'static Location<'static>, u64)> {
+        Self::load_loc(&self.created_at).map(|at| (at, self.created_by.load(Ordering::Relaxed)))
     }
 
     fn load_loc(p: &AtomicPtr<Location<'static>>) -> Option<&'static Location<'static>> {

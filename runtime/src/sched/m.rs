@@ -324,6 +324,7 @@ impl MContext {
         stack_size: Option<usize>,
         notify: Option<Arc<dyn ExitNotify>>,
         at: &'static std::panic::Location<'static>,
+        entry: super::EntryName,
     ) -> Result<u64, (F, Option<Arc<dyn ExitNotify>>)>
     where
         F: FnOnce() + Send + 'static,
@@ -347,6 +348,7 @@ impl MContext {
                 size,
                 notify.take().expect("taken once"),
                 Some((at, by)),
+                entry,
             );
             if core.goid_next == core.goid_end {
                 core.goid_next = shared.take_goid(GOID_BATCH);

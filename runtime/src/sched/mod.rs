@@ -145,13 +145,12 @@ pub(crate) fn current_g() -> Option<*const Goroutine> {
     (!g.is_null()).then_some(g)
 }
 
-/// The running goroutine's id, for the SIGSEGV handler (async-signal-safe: reads a
-/// const-initialised thread-local and two plain fields).
-pub(crate) fn current_goid_for_signal() -> Option<u64> {
-    current_g().map(|g| {
-        // SAFETY: a running goroutine's record is alive (its M holds a GRef to it).
-        unsafe { (*g).id() }
-    })
+/// The goroutine running on this thread, for a signal handler (async-signal-safe: a
+/// thread-local read).
+pub(crate) fn current_g_for_signal() -> Option<&'static Goroutine> {
+    // SAFETY: a running goroutine's record is alive (its M holds a GRef to it), and records
+    // are never freed while their runtime runs; the handler ends the process.
+    current_g().map(|g| unsafe { &*g })
 }
 
 /// The runtime of the calling goroutine or entered thread.
@@ -340,10 +339,20 @@ pub(crate) fn fire_timer(shared: &Arc<Shared>, fire: timers::Fire) {
 /// `None` for main.
 pub(crate) type Created = Option<(&'static std::panic::Location<'static>, u64)>;
 
+/// The name of a goroutine's entry function (`std::any::type_name` of it), for reports that
+/// cannot walk its frames (a stack overflow).
+pub(crate) type EntryName = fn() -> &'static str;
+
 /// Prepares `g` (a dead or new record) to run `f` on a stack of `size` bytes, which it gets
 /// when it first runs (`start_g`).
-fn init_g<F>(g: &GRef, f: F, size: usize, notify: Option<Arc<dyn ExitNotify>>, created: Created)
-where
+fn init_g<F>(
+    g: &GRef,
+    f: F,
+    size: usize,
+    notify: Option<Arc<dyn ExitNotify>>,
+    created: Created,
+    entry: EntryName,
+) where
     F: FnOnce() + Send + 'static,
 {
     // SAFETY: the record is dead or new and was just taken from a cache by the caller, which
@@ -359,6 +368,7 @@ where
     if let Some((at, by)) = created {
         g.set_created(at, by);
     }
+    g.set_entry_name(entry);
     g.set_wait_reason(WaitReason::None);
     g.set_status(Status::Runnable);
 }
@@ -377,7 +387,12 @@ fn start_g(g: &GRef, stack: GStack) {
 /// goroutine goes to the current P's `runnext`; from a plain thread that entered a runtime, to
 /// the global queue. The caller's location is recorded as where it was created.
 #[track_caller]
-pub(crate) fn spawn<F>(f: F, stack_size: Option<usize>, notify: Option<Arc<dyn ExitNotify>>) -> u64
+pub(crate) fn spawn<F>(
+    f: F,
+    stack_size: Option<usize>,
+    notify: Option<Arc<dyn ExitNotify>>,
+    entry: EntryName,
+) -> u64
 where
     F: FnOnce() + Send + 'static,
 {
@@ -388,7 +403,7 @@ where
     } else {
         // SAFETY: see `current_g`.
         let ctx = unsafe { &*ctx };
-        match ctx.spawn_local(f, stack_size, notify, at) {
+        match ctx.spawn_local(f, stack_size, notify, at, entry) {
             Ok(id) => return id,
             Err(back) => back, // the M lost its P: spawn as a plain thread would
         }
@@ -403,7 +418,7 @@ where
         // SAFETY: the running goroutine's record is alive while it runs.
         unsafe { (*g).id() }
     });
-    spawn_external(&shared, f, stack_size, notify, Some((at, by)))
+    spawn_external(&shared, f, stack_size, notify, Some((at, by)), entry)
 }
 
 /// Spawns onto `shared` from outside its Ms.
@@ -413,13 +428,14 @@ pub(crate) fn spawn_external<F>(
     stack_size: Option<usize>,
     notify: Option<Arc<dyn ExitNotify>>,
     created: Created,
+    entry: EntryName,
 ) -> u64
 where
     F: FnOnce() + Send + 'static,
 {
     let size = shared.stacks.size_for(stack_size);
     let g = shared.gfget_global();
-    init_g(&g, f, size, notify, created);
+    init_g(&g, f, size, notify, created, entry);
     let id = shared.take_goid(1);
     g.set_id(id);
     shared.ext_live.fetch_add(1, Ordering::Relaxed);
@@ -558,7 +574,14 @@ where
         Some(o) => o.nested_waiting.fetch_add(1, Ordering::SeqCst),
         None => RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst),
     };
-    let id = spawn_external(&shared, main, main_stack, None, None);
+    let id = spawn_external(
+        &shared,
+        main,
+        main_stack,
+        None,
+        None,
+        std::any::type_name::<F>,
+    );
     debug_assert_eq!(id, 1, "main is goroutine 1");
     let panic = shared.wait_outcome();
     match &outer {

@@ -156,6 +156,7 @@ impl WaitGroup {
             },
             None,
             None,
+            std::any::type_name::<F>,
         );
     }
 

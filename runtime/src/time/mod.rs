@@ -210,7 +210,11 @@ impl TimerCore {
                 let f = f.clone();
                 // From an M or from sysmon (which runs the timers of busy Ps): onto this
                 // timer's runtime either way.
-                sched::spawn_external(shared, move || f(), None, None, Some((*at, 0)));
+                /// The function behind the `Arc` has no name of its own to give.
+                fn entry() -> &'static str {
+                    "the function given to gort::time::after_func"
+                }
+                sched::spawn_external(shared, move || f(), None, None, Some((*at, 0)), entry);
             }
             None => {
                 let _ = self.ch.try_send(Instant::now());
