@@ -68,6 +68,7 @@ fn expand_go_forms(
                 .collect();
             let args = call.args.iter();
             let f = format_ident!("__gort_fn", span = Span::mixed_site());
+            let name = format_ident!("__gort_name", span = Span::mixed_site());
             quote_spanned! {span=>
                 {
                     #[allow(unused_mut)]
@@ -75,7 +76,8 @@ fn expand_go_forms(
                     // The parentheses a user needs (`go!((a..b).f())`) are not needed in a
                     // `let`, and the lint's fix would change the meaning.
                     #( #[allow(unused_parens)] let #names = #args; )*
-                    ::gort::__private::go_call(&#f, #check(move || {
+                    let #name = ::gort::__private::entry_name_of(&#f);
+                    ::gort::__private::go_named(#name, #check(move || {
                         ::gort::__private::discard(#f( #(#names),* ));
                     }))
                 }

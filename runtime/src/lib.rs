@@ -1100,15 +1100,21 @@ pub mod __private {
         crate::sched::spawn(f, None, None, std::any::type_name::<F>);
     }
 
-    /// Used by gort-macros: `go!(f(a, b))`, whose goroutine's entry is `f` (named in reports
-    /// that cannot walk frames) rather than the closure that calls it.
+    /// Used by gort-macros: the name of `go!(f(a, b))`'s `f`, the goroutine's entry (named
+    /// in reports that cannot walk frames) rather than the closure that calls it.
+    #[inline(always)]
+    pub fn entry_name_of<Fun>(_: &Fun) -> fn() -> &'static str {
+        std::any::type_name::<Fun>
+    }
+
+    /// Used by gort-macros: `go!(f(a, b))`, with `f`'s name (`entry_name_of`).
     #[inline]
     #[track_caller]
-    pub fn go_call<Fun, F>(_: &Fun, f: F)
+    pub fn go_named<F>(name: fn() -> &'static str, f: F)
     where
         F: FnOnce() + Send + 'static,
     {
-        crate::sched::spawn(f, None, None, std::any::type_name::<Fun>);
+        crate::sched::spawn(f, None, None, name);
     }
 
     /// Used by gort-macros: the received value of the `select!` case that won (`select!`
