@@ -36,8 +36,8 @@ fn concurrent_accept(procs: usize) {
                         Ok((mut c, _)) => {
                             let mut b = [0u8; 1];
                             c.read_exact(&mut b).unwrap();
+                            accepted.fetch_add(1, Ordering::SeqCst); // before the dialler hears back
                             c.write_all(&b).unwrap();
-                            accepted.fetch_add(1, Ordering::SeqCst);
                         }
                         Err(e) => {
                             errors.send(e.kind());

@@ -142,7 +142,7 @@ pub(crate) struct GrowStats {
 /// Elsewhere the check reads the guard through the running M (a call, about a nanosecond
 /// more) and the stores are no-ops.
 pub(crate) mod slot {
-    pub(crate) use imp::{address, get, set};
+    pub(crate) use imp::{address, get, set, set_unless_poisoned};
 
     /// What sysmon stores in a thread's word to ask its goroutine to yield: above every stack
     /// pointer, so the next check takes the slow path (Go's `stackPreempt`).
@@ -197,6 +197,14 @@ pub(crate) mod slot {
             tcb + 0x70
         }
 
+        /// `set`, unless the word holds sysmon's poison (`POISON`).
+        #[inline(always)]
+        pub(crate) fn set_unless_poisoned(v: usize) {
+            if get() != super::POISON {
+                set(v);
+            }
+        }
+
         /// Stores the running goroutine's stack guard.
         #[inline(always)]
         pub(crate) fn set(v: usize) {
@@ -234,6 +242,10 @@ pub(crate) mod slot {
         /// Nothing to store: `get` reads the record.
         #[inline(always)]
         pub(crate) fn set(_: usize) {}
+
+        /// Nothing to store either.
+        #[inline(always)]
+        pub(crate) fn set_unless_poisoned(_: usize) {}
 
         /// No word to poison: sysmon's requests are honoured at schedule points only.
         pub(crate) fn address() -> usize {

@@ -505,8 +505,10 @@ impl MContext {
         }
         self.curg.set(GRef::as_ptr(&g));
         self.m.slot.leave();
-        // The thread's stack-guard word (`grow::slot`); left as it is after the switch back.
-        super::grow::slot::set(g.stackguard());
+        // The thread's stack-guard word (`grow::slot`); left as it is after the switch back. A
+        // request sysmon poisoned it with since the last look stays: the goroutine yields at
+        // its first checked call, or this M sees it at the next schedule point.
+        super::grow::slot::set_unless_poisoned(g.stackguard());
         let req = coro.resume();
         self.curg.set(std::ptr::null());
         let held = self.m.slot.enter() == Entry::Held;
@@ -516,10 +518,16 @@ impl MContext {
         // sysmon asked for this time slice to end (it ran 10 ms with goroutines waiting). Where
         // sysmon can poison the thread's guard word, it did so with every request, and that
         // word is one thread-local load: the request itself is looked at only then.
-        let preempted = held
-            && (!super::grow::slot::POISONED
-                || super::grow::slot::get() == super::grow::slot::POISON)
-            && self.with_p(|core, _| core.take_preempt()) == Some(true);
+        let preempted = held && {
+            use super::grow::slot;
+            let poisoned = !slot::POISONED || slot::get() == slot::POISON;
+            if poisoned && slot::POISONED {
+                // Honoured here, or stale (the request was dropped with its slice): either
+                // way the poison has done its work.
+                slot::set(0);
+            }
+            poisoned && self.with_p(|core, _| core.take_preempt()) == Some(true)
+        };
         match req {
             Some(Switch::Yield) => {
                 g.set_status(Status::Runnable);

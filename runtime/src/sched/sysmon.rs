@@ -466,6 +466,14 @@ fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> (bool, Optio
                     watch.seen[pid] = None;
                     watch.slices[pid] = None;
                     acted = true;
+                } else {
+                    // Still in the slice: the poison may have been overwritten before anything
+                    // saw it (a segment change), and a goroutine that is mostly in runtime
+                    // calls (a ping-pong) is rarely in user code for a hand-off. Ask again,
+                    // and look again soon.
+                    shared.procs[pid].request_preempt();
+                    m.poison_guard();
+                    look_at(now + SLICE_LOOK);
                 }
             }
             Some(asked) => look_at(asked + PREEMPT_GRACE),
