@@ -3,22 +3,30 @@
 //!
 //! # What it does, each round
 //!
-//! 1. Runs the due timers of every P (an M that is busy running a goroutine does not reach
-//!    its schedule point to run them).
+//! 1. Runs timers overdue by 20 ms (`TIMER_SLACK`). A due timer is its P's holder's to fire,
+//!    at its next schedule point, into its `runnext` (as in Go): step 2 counts a due timer as
+//!    a goroutine waiting for the P, and brings the P's M to that point.
 //! 2. For every M that runs goroutine code with a P (`PSlot::in_user_code`), compares its
 //!    entry count (`PSlot::entries`) with the last round's. A P whose M has stayed in user code
-//!    (no switch, no runtime call) while other goroutines wait (its `runnext` or queue, or the
-//!    global queue) is:
+//!    (no switch, no runtime call) while goroutines wait for the P (its queue, the global
+//!    queue, a due timer of its own) and whose thread is blocked (asleep in the kernel
+//!    according to `/proc`, or inside `gort::blocking`) for 20 µs (Go's wait for a P in a
+//!    system call) is:
 //!    - left to an idle P if there is one (woken with `wakep`: a spinning M steals the
 //!      waiting goroutines, `runnext` included on its last pass);
 //!    - otherwise **retaken**: taken from the M (`PSlot::try_take`) and handed to another M
 //!      (an idle one, or a new thread, Go's `handoffp`). The M that lost it carries on with its
 //!      goroutine and learns of the loss at its next entry into the runtime (`m.rs`).
 //!
-//!    gort cannot see when Rust code blocks, so the wait before a retake depends on what the
-//!    M's thread is doing: inside `gort::blocking`, or asleep in the kernel (the thread's
-//!    state in `/proc`), 20 µs (Go's wait for a P in a system call); computing, 10 ms (Go's
-//!    `forcePreemptNS`).
+//!    Then the **time slices** (`m.rs`, "Time slices"): a P whose schedule tick has not moved
+//!    for 10 ms (Go's `forcePreemptNS`) while goroutines wait for it is asked to end the slice
+//!    (the P's request, and a poisoned stack-guard word on its M's thread); one whose M is
+//!    still in the slice 2 ms later is handed off if the M is in user code (it computes
+//!    without a checked call), and asked again otherwise.
+//!
+//!    gort cannot see when Rust code blocks; the thread's state in `/proc` tells a blocked
+//!    thread from a computing one (read at doubling intervals: a run of short system calls
+//!    looks the same for a while).
 //! 3. Copies out the stacks of goroutines parked for a while, a chunk of records a round
 //!    (`copyout`; only with many goroutines alive).
 //! 4. Scavenges stack windows that stayed free for a whole period (`StackPool::scavenge`).
@@ -28,8 +36,8 @@
 //!    and nobody has polled for 10 ms, it polls and readies what is ready (Go's sysmon does
 //!    the same).
 //!
-//! It sleeps 20 µs between rounds, doubling after 50 rounds without a retake, up to 10 ms; a
-//! retake resets it (Go's delays; polling, timers and wake-ups do not, as in Go). Once at
+//! It sleeps 20 µs between rounds, doubling after 50 rounds without a retake, up to 10 ms, and
+//! no longer than until a slice, a request or a busy P's timer falls due; a retake resets it (Go's delays; polling, timers and wake-ups do not, as in Go). Once at
 //! 10 ms, while every P is idle nothing can be stuck: it sleeps on its note until a P leaves
 //! the idle list (`SysmonNote::wake`), then looks again after 1 ms and slows down from there.
 
@@ -58,6 +66,9 @@ const RUNNING_WAIT: Duration = Duration::from_millis(10);
 const PREEMPT_GRACE: Duration = Duration::from_millis(2);
 /// How soon after a request sysmon looks again, to see the next slice start.
 const SLICE_LOOK: Duration = Duration::from_millis(1);
+/// How late a timer may be before sysmon fires it itself (its P's holder fires it otherwise,
+/// at the schedule point sysmon's preemption or hand-off brings it to).
+const TIMER_SLACK: Duration = Duration::from_millis(20);
 /// The delay after a P woke sysmon from its sleep-until-woken: a goroutine that blocks its
 /// thread right after a quiet spell stalls the others at most this long.
 const KICKED_DELAY: Duration = Duration::from_millis(1);
@@ -301,17 +312,32 @@ fn sysmon(shared: Arc<Shared>) {
                 }
             }
         }
-        // 1. Timers of every P (cheap unless one is due). A timer taken off its heap is
-        // neither a pending timer nor queued work until it has fired (readied a goroutine,
-        // started an `after_func` one): counted as a thread running without a P meanwhile,
-        // so deadlock detection does not take that moment for a deadlock (SeqCst, as every
-        // use of the counter; checkdead reads it after the heaps and queues).
-        shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
-        let mut clock = None;
-        for p in shared.procs.iter() {
-            super::run_due_timers(&shared, p, &mut clock);
+        // 1. Timers overdue by `TIMER_SLACK` (cheap unless one is). A due timer is the P's
+        // holder's to fire at its next schedule point, into its `runnext` (as in Go); a due
+        // timer counts as work waiting, so step 2 gets a busy P there (a preemption, or a
+        // hand-off from a blocked M). Fired here, the goroutine would go to the back of the
+        // global queue, behind everything queued (a flood of blocking calls kept a 10 ms
+        // ticker from its goroutine for 680 ms). A timer taken off its heap is neither a
+        // pending timer nor queued work until it has fired (readied a goroutine, started an
+        // `after_func` one): counted as a thread running without a P meanwhile, so deadlock
+        // detection does not take that moment for a deadlock (SeqCst, as every use of the
+        // counter; checkdead reads it after the heaps and queues).
+        let now_ns = super::timers::nanos_since(shared.epoch, now);
+        let slack = TIMER_SLACK.as_nanos() as u64;
+        if shared
+            .procs
+            .iter()
+            .any(|p| p.timers.next().saturating_add(slack) <= now_ns)
+        {
+            shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
+            let mut clock = None;
+            for p in shared.procs.iter() {
+                if p.timers.next().saturating_add(slack) <= now_ns {
+                    super::run_due_timers(&shared, p, &mut clock);
+                }
+            }
+            shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
         }
-        shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
         // 2. Ps stuck in one goroutine run, or in one time slice.
         let (acted, look) = retake(&shared, &mut watch, now);
         next_look = look;
@@ -396,13 +422,19 @@ fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> (bool, Optio
     let mut acted = false;
     let mut look: Option<Instant> = None;
     let mut look_at = |t: Instant| look = Some(look.map_or(t, |l| l.min(t)));
-    let waiting = |pid: usize| shared.procs[pid].runq_len() > 0 || !shared.global.is_empty();
+    let now_ns = super::timers::nanos_since(shared.epoch, now);
+    // Goroutines wait for the P: queued on it or globally, or due to be readied by its timers.
+    let waiting = |pid: usize| {
+        let p = &shared.procs[pid];
+        p.runq_len() > 0 || !shared.global.is_empty() || p.timers.next() <= now_ns
+    };
     // Blocked Ms: in the kernel or in `gort::blocking` for `BLOCKED_WAIT`, with goroutines
     // waiting for their P.
     for (m, pid, for_how_long) in stuck {
-        // The M cannot run its P's timers: this round ran them, the next one must too.
+        // The M cannot run its P's timers before its next schedule point: when one falls due,
+        // goroutines wait for the P (`waiting`), and the round then must look.
         let next = shared.procs[pid].timers.next();
-        if next != u64::MAX {
+        if next != u64::MAX && next > now_ns {
             look_at(shared.epoch + Duration::from_nanos(next));
         }
         if !waiting(pid) || for_how_long < BLOCKED_WAIT {
@@ -438,6 +470,11 @@ fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> (bool, Optio
             continue; // handed off above
         };
         if !waiting(pid) {
+            // A timer of its that falls due makes it wait: look again then.
+            let next = shared.procs[pid].timers.next();
+            if next != u64::MAX && next > now_ns {
+                look_at(shared.epoch + Duration::from_nanos(next));
+            }
             continue;
         }
         if shared.idle.idle_ps() > 0 {
