@@ -451,3 +451,48 @@ fn many_distinct_stack_sizes_share_a_few_classes() {
     });
     assert_eq!(sum, 1100 * 1101 / 2);
 }
+
+/// A goroutine still running when `run` returns (blocked in an unmarked call) is left to its
+/// thread; its stack goes back to the pool when it ends, and the pool's segments are unmapped
+/// then, even when something keeps the runtime alive for good (a record whose receive a plain
+/// thread filled at the shutdown is leaked on purpose: a waker may still point into it).
+#[test]
+fn a_goroutine_left_running_at_shutdown_gives_its_segments_back_when_it_ends() {
+    let before = vm_size_kib();
+    for _ in 0..support::stress(6) {
+        let c: Chan<u64> = Chan::new(0);
+        let (c2, go) = (c.clone(), Arc::new(AtomicBool::new(false)));
+        let g = go.clone();
+        let sender = std::thread::spawn(move || {
+            while !g.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(30) {
+                let _ = c2.try_send(1);
+            }
+        });
+        gort::Builder::new().procs(2).run(move || {
+            gort::go!(move || while c.recv().is_some() {});
+            let started = Arc::new(AtomicBool::new(false));
+            let s = started.clone();
+            gort::go!(move || {
+                s.store(true, Ordering::Release);
+                std::thread::sleep(Duration::from_millis(150)); // outlives the shutdown
+            });
+            while !started.load(Ordering::Acquire) {
+                gort::yield_now();
+            }
+            go.store(true, Ordering::Release);
+        });
+        sender.join().unwrap();
+        std::thread::sleep(Duration::from_millis(250)); // the sleeper ends on its own thread
+    }
+    let grown = vm_size_kib().saturating_sub(before);
+    if !cfg!(feature = "sanitizer") {
+        assert!(
+            grown < 4 << 20,
+            "VmSize grew by {grown} KiB: stack segments leaked"
+        );
+    }
+}

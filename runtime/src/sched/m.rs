@@ -1177,5 +1177,14 @@ fn mstart(shared: Arc<Shared>, m: Arc<Machine>, core: Box<PCore>, spinning: bool
         let _ = ctx.shared.idle.stop_spinning();
     }
     *ctx.m.guard_word.lock() = 0;
+    if ctx.shared.is_shutdown() {
+        // An M the shutdown left to finish its goroutine (it ran past the grace period) gave
+        // the goroutine's stack back just now: the last of them to leave unmaps the stack
+        // segments, which the shutdown could not while a stack was in use (and the runtime's
+        // own drop may never come: a record a waker may still point into is leaked, and it
+        // keeps the runtime alive). Classes with a stack still out stay mapped; an earlier
+        // exit finds nothing to do once they are gone.
+        ctx.shared.stacks.release();
+    }
     ctx.m.exited.store(true, Ordering::Release);
 }
