@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,6 +195,47 @@ func main() {
 			after := rss()
 			fmt.Fprintf(os.Stderr, "go: peak %d MiB, after the settle %d MiB\n", peak>>20, after>>20)
 			res <- [2]interface{}{float64(after) * 100 / float64(peak), "%"}
+		case "deadline_herd":
+			// As gort_peer's: n goroutines in ReadFrom on UDP sockets of their own, one read
+			// deadline 3 s away; mean lateness in µs.
+			conns := make([]net.PacketConn, n)
+			for i := range conns {
+				c, err := net.ListenPacket("udp", "127.0.0.1:0")
+				if err != nil {
+					panic(err)
+				}
+				conns[i] = c
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			late := make(chan int64, n)
+			for _, c := range conns {
+				go func(c net.PacketConn) {
+					c.SetReadDeadline(deadline)
+					buf := make([]byte, 64)
+					if _, _, err := c.ReadFrom(buf); err == nil {
+						panic("nobody sends")
+					}
+					late <- int64(time.Since(deadline))
+				}(c)
+			}
+			time.Sleep(time.Until(deadline) - 50*time.Millisecond)
+			before := rss()
+			v := make([]int64, n)
+			for i := range v {
+				v[i] = <-late
+			}
+			atEnd := rss()
+			time.Sleep(3 * time.Second)
+			after := rss()
+			sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+			var sum int64
+			for _, x := range v {
+				sum += x
+			}
+			mean := float64(sum) / float64(n) / 1e3
+			fmt.Fprintf(os.Stderr, "go: late mean %.1f ms, p50 %.1f ms, max %.1f ms; RSS before the deadline %d MiB, when all woke %d MiB, 3 s later %d MiB, peak %d MiB\n",
+				mean/1e3, float64(v[n/2])/1e6, float64(v[n-1])/1e6, before>>20, atEnd>>20, after>>20, status("VmHWM:")>>20)
+			res <- [2]interface{}{mean, "us"}
 		case "parked_create":
 			chans, took := parkN(n)
 			for _, c := range chans {

@@ -165,6 +165,71 @@ fn burst_mem(a: &Args) -> f64 {
     after as f64 * 100.0 / peak.max(1) as f64
 }
 
+/// n goroutines each wait in `recv_from` on a UDP socket of their own, all with one read
+/// deadline 3 s away (long enough for their stacks to be copied out); the mean lateness of
+/// their wake-ups past the deadline, in µs. Prints the worst, and RSS before the deadline, at
+/// the end and after a settle (issue 22's deadline herd).
+fn deadline_herd(a: &Args) -> f64 {
+    use gort::net::UdpSocket;
+    raise_nofile();
+    let n = a.n as usize;
+    // Kept open until the end, as Go's side keeps its sockets: a close is not the wake-up's
+    // cost.
+    let socks: Vec<std::sync::Arc<UdpSocket>> = (0..n)
+        .map(|_| std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").expect("a socket")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let late: gort::Chan<u64> = gort::Chan::new(n);
+    for s in socks.iter().cloned() {
+        let late = late.clone();
+        gort::go!(move || {
+            s.set_read_deadline(Some(deadline)).unwrap();
+            let mut buf = [0u8; 64];
+            let e = s.recv_from(&mut buf).expect_err("nobody sends");
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+            late.send(deadline.elapsed().as_nanos() as u64);
+        });
+    }
+    std::thread::sleep(
+        deadline.saturating_duration_since(Instant::now()) - Duration::from_millis(50),
+    );
+    let before = vm_rss();
+    let hwm_before = status_bytes("VmHWM:");
+    let mut v: Vec<u64> = (0..n).map(|_| late.recv().unwrap()).collect();
+    let at_end = vm_rss();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = vm_rss();
+    v.sort_unstable();
+    let mean = v.iter().sum::<u64>() as f64 / n as f64 / 1e3;
+    eprintln!(
+        "gort_peer: late mean {:.1} ms, p50 {:.1} ms, max {:.1} ms; RSS before the deadline {} MiB \
+         (peak {} MiB), when all woke {} MiB, 3 s later {} MiB, peak {} MiB",
+        mean / 1e3,
+        v[n / 2] as f64 / 1e6,
+        v[n - 1] as f64 / 1e6,
+        before >> 20,
+        hwm_before >> 20,
+        at_end >> 20,
+        after >> 20,
+        status_bytes("VmHWM:") >> 20
+    );
+    mean
+}
+
+/// Lifts the soft limit on open files to the hard one (Go does the same at startup).
+fn raise_nofile() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to an rlimit for both calls.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+        l.rlim_cur = l.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+    }
+}
+
 /// n goroutines alive at once (each parked on one gate), then all end; ns per goroutine.
 fn burst(n: u64) -> f64 {
     let t = Instant::now();
@@ -382,6 +447,7 @@ fn main() {
                 "parked_mem" => (parked_mem(&a), "B"),
                 "parked_create" => (parked_create(&a), "ns"),
                 "burst_mem" => (burst_mem(&a), "%"),
+                "deadline_herd" => (deadline_herd(&a), "us"),
                 "pingpong" => (pingpong(&a), "ns"),
                 "ring" => (ring(&a), "ns"),
                 "mutex" => (mutex(&a), "ns"),
