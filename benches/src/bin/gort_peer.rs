@@ -180,8 +180,8 @@ fn deadline_herd(a: &Args) -> f64 {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(3);
     let late: gort::Chan<u64> = gort::Chan::new(n);
-    for s in socks.iter().cloned() {
-        let late = late.clone();
+    for s in &socks {
+        let (s, late) = (s.clone(), late.clone());
         gort::go!(move || {
             s.set_read_deadline(Some(deadline)).unwrap();
             let mut buf = [0u8; 64];
