@@ -94,25 +94,32 @@ pub(crate) fn expand(s: Select) -> TokenStream2 {
         Case::Default { body } => Some(body),
         _ => None,
     });
-    let case_ids: Vec<Ident> = (0..ops.len())
-        .map(|i| format_ident!("__gort_case{}", i, span = Span::mixed_site()))
-        .collect();
-    let mut setup = TokenStream2::new();
-    for (i, c) in ops.iter().enumerate() {
-        let id = &case_ids[i];
-        let ch = format_ident!("__gort_ch{}", i, span = Span::mixed_site());
+    // Four `let`s whatever the number of cases, each a tuple with an element per case (or
+    // per channel and sent value). A `let` per case nests a scope per case: LLVM's debug info
+    // recurses once per scope, and 1,000 cases overflowed rustc's stack (and before that took
+    // gigabytes). Tuple fields move and borrow one by one, so each case still takes its own
+    // value and ends its own borrow.
+    let inputs = format_ident!("__gort_in", span = Span::mixed_site());
+    let cases = format_ident!("__gort_cases", span = Span::mixed_site());
+    let won = format_ident!("__gort_won", span = Span::mixed_site());
+    let values = format_ident!("__gort_values", span = Span::mixed_site());
+    // The channel expressions and sent values, evaluated once, in source order (as in Go):
+    // `&(ch)` in a `let`'s tuple keeps a temporary channel alive for the whole select.
+    let mut input = Vec::new();
+    let mut make = Vec::new();
+    for c in &ops {
         match c {
-            Case::Recv { ch: e, .. } => setup.extend(quote! {
-                let #ch = &(#e);
-                let mut #id = #p::RecvCase::new(#ch.__gort_case_chan());
-            }),
+            Case::Recv { ch: e, .. } => {
+                let ch = syn::Index::from(input.len());
+                input.push(quote!(&(#e)));
+                make.push(quote!(#p::RecvCase::new(#inputs.#ch.__gort_case_chan())));
+            }
             Case::Send { ch: e, value, .. } => {
-                let v = format_ident!("__gort_val{}", i, span = Span::mixed_site());
-                setup.extend(quote! {
-                    let #ch = &(#e);
-                    let #v = #value;
-                    let mut #id = #p::SendCase::new(#ch.__gort_case_chan(), #v);
-                })
+                let ch = syn::Index::from(input.len());
+                let v = syn::Index::from(input.len() + 1);
+                input.push(quote!(&(#e)));
+                input.push(quote!(#value));
+                make.push(quote!(#p::SendCase::new(#inputs.#ch.__gort_case_chan(), #inputs.#v)));
             }
             Case::Default { .. } => unreachable!("filtered above"),
         }
@@ -122,31 +129,31 @@ pub(crate) fn expand(s: Select) -> TokenStream2 {
     // `ch = nil` idiom). Each arm then only binds its value: the expansion is linear in the
     // number of cases (dropping the other cases in every arm was quadratic: 100 cases took
     // 47 s to compile, 1,000 exhausted memory).
-    let won = format_ident!("__gort_won", span = Span::mixed_site());
-    let mut extract = TokenStream2::new();
+    let mut extract = Vec::new();
     let mut arms = TokenStream2::new();
+    let mut dyn_cases = Vec::new();
     for (i, c) in ops.iter().enumerate() {
-        let id = &case_ids[i];
+        let f = syn::Index::from(i);
+        dyn_cases.push(quote!(&mut #cases.#f as &mut dyn #p::SelectCase));
         match c {
             Case::Recv { pat, body, .. } => {
-                let v = format_ident!("__gort_v{}", i, span = Span::mixed_site());
-                extract.extend(quote! {
-                    let #v = if #won == #i {
-                        ::core::option::Option::Some(#id.into_value())
+                extract.push(quote! {
+                    if #won == #i {
+                        ::core::option::Option::Some(#cases.#f.into_value())
                     } else {
-                        ::core::mem::drop(#id);
+                        ::core::mem::drop(#cases.#f);
                         ::core::option::Option::None
-                    };
+                    }
                 });
                 arms.extend(quote! {
                     #i => {
-                        let #pat = #p::select_won(#v);
+                        let #pat = #p::select_won(#values.#f);
                         #body
                     }
                 });
             }
             Case::Send { body, .. } => {
-                extract.extend(quote! { ::core::mem::drop(#id); });
+                extract.push(quote! { ::core::mem::drop(#cases.#f) });
                 arms.extend(quote! { #i => { #body } });
             }
             Case::Default { .. } => unreachable!("filtered above"),
@@ -160,12 +167,13 @@ pub(crate) fn expand(s: Select) -> TokenStream2 {
     quote! {{
         #[allow(unused_imports)]
         use #p::CaseChan as _;
-        #setup
-        let #won = #p::select(
-            &mut [ #( &mut #case_ids as &mut dyn #p::SelectCase ),* ],
-            #has_default,
-        );
-        #extract
+        #[allow(unused_variables)]
+        let #inputs = ( #( #input, )* );
+        #[allow(unused_mut, unused_variables)]
+        let mut #cases = ( #( #make, )* );
+        let #won = #p::select(&mut [ #( #dyn_cases ),* ], #has_default);
+        #[allow(unused_variables, clippy::let_unit_value)]
+        let #values = ( #( #extract, )* );
         #[allow(unreachable_code)]
         match #won {
             #arms
