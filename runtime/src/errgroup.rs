@@ -59,7 +59,43 @@ use crate::sync::WaitGroup;
 pub struct Error(Arc<dyn std::error::Error + Send + Sync>);
 
 impl Error {
-    /// The error, if it is an `E`.
+    /// An error with `msg` as its text (for a string there is no `From`: `?` converts error
+    /// types, and `String` is not one).
+    ///
+    /// ```
+    /// let e = gort::errgroup::Error::msg(format!("job {} failed", 3));
+    /// assert_eq!(e.to_string(), "job 3 failed");
+    /// ```
+    pub fn msg(msg: impl std::fmt::Display + std::fmt::Debug + Send + Sync + 'static) -> Error {
+        /// A message as an error.
+        struct Msg<M>(M);
+        impl<M: std::fmt::Debug> std::fmt::Debug for Msg<M> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl<M: std::fmt::Display> std::fmt::Display for Msg<M> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+        impl<M: std::fmt::Display + std::fmt::Debug> std::error::Error for Msg<M> {}
+        Error(Arc::new(Msg(msg)))
+    }
+
+    /// A boxed error, as it is: `downcast_ref` sees the error inside the box.
+    ///
+    /// ```
+    /// let boxed: Box<dyn std::error::Error + Send + Sync> = std::io::Error::other("disk").into();
+    /// let e = gort::errgroup::Error::from_boxed(boxed);
+    /// assert!(e.downcast_ref::<std::io::Error>().is_some());
+    /// ```
+    pub fn from_boxed(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+        Error(Arc::from(e))
+    }
+
+    /// The error, if it is an `E`. Ask before converting into a `Box<dyn Error>`: the box
+    /// holds the shared error, and its `downcast_ref` finds only that.
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
         self.0.downcast_ref()
     }
@@ -153,7 +189,9 @@ impl<E> Clone for Group<E> {
 
 struct Inner<E> {
     wg: WaitGroup,
-    first: Mutex<Option<E>>,
+    /// Set once. A gort lock: `wait` clones under it, and a clone is user code that may
+    /// park or yield (a goroutine may hold a gort lock across that, not a thread lock).
+    first: crate::sync::Mutex<Option<E>>,
     cancel: Option<CancelFunc>,
     /// Slots of `set_limit`: a goroutine sends before it starts and receives when done.
     limit: Mutex<Option<Chan<()>>>,
@@ -206,7 +244,7 @@ impl<E: Send + 'static> Group<E> {
         Group {
             inner: Arc::new(Inner {
                 wg: WaitGroup::new(),
-                first: Mutex::new(None),
+                first: crate::sync::Mutex::new(None),
                 cancel,
                 limit: Mutex::new(None),
             }),

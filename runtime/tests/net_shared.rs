@@ -221,3 +221,23 @@ fn a_close_and_a_deadline_reach_every_queued_waiter() {
         assert_eq!(errs.recv(), Some(io::ErrorKind::TimedOut));
     }
 }
+
+/// In non-blocking mode an operation does not queue behind a goroutine waiting in the same
+/// direction: it fails with `WouldBlock` at once.
+#[gort::test(procs = 2)]
+fn a_nonblocking_read_does_not_queue_behind_a_blocked_one() {
+    let _w = support::watchdog(Duration::from_secs(30), "non-blocking read");
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    let (mut b, _) = ln.accept().unwrap();
+    let mut blocked = a.try_clone().unwrap();
+    let h = gort::spawn(move || blocked.read(&mut [0u8; 4]));
+    gort::time::sleep(Duration::from_millis(20)); // in its read, holding the turnstile
+    a.set_nonblocking(true).unwrap();
+    let t = Instant::now();
+    let e = (&a).read(&mut [0u8; 4]).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    b.write_all(b"x").unwrap();
+    assert_eq!(h.join().unwrap(), 1);
+}

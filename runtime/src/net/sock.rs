@@ -142,7 +142,7 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             };
         }
         let op_deadline = self.timeout_deadline(mode);
-        let _turn = self.turnstile(mode).lock();
+        let _turn = self.take_turn(mode)?;
         let drained = self.drained(mode);
         if drained.load(Ordering::Relaxed)
             && !self.nonblocking.load(Ordering::Relaxed)
@@ -206,8 +206,21 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
         op_deadline: Option<Instant>,
         f: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        let _turn = self.turnstile(mode).lock();
+        let _turn = self.take_turn(mode)?;
         self.run_locked(mode, op_deadline, f)
+    }
+
+    /// The direction's turnstile, waiting for it; in non-blocking mode an operation that would
+    /// wait for it fails with `WouldBlock` instead (another goroutine is in the direction).
+    #[track_caller]
+    fn take_turn(&self, mode: Mode) -> io::Result<crate::sync::MutexGuard<'_, ()>> {
+        if self.nonblocking.load(Ordering::Relaxed) {
+            return self
+                .turnstile(mode)
+                .try_lock()
+                .ok_or_else(|| io::ErrorKind::WouldBlock.into());
+        }
+        Ok(self.turnstile(mode).lock())
     }
 
     /// The loop of `run_until`, by the holder of the direction's turnstile.

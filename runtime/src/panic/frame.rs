@@ -1237,7 +1237,11 @@ pub(crate) fn at_top(
         // panic started (a send on a closed channel, then a deferred close of it: Go names
         // the send's line): name each earlier panic still in the chain, latest first.
         for p in st.panics[..c].iter().rev() {
-            if let (false, Some(l)) = (p.goexit, &p.location) {
+            if p.goexit {
+                // A Goexit ran the deferred calls from here on down: no panic site to name.
+                break;
+            }
+            if let Some(l) = &p.location {
                 let _ = writeln!(report, "\t\tin a deferred call run by the panic at {l}");
             }
         }

@@ -276,16 +276,18 @@ fn grow<R, F: FnOnce() -> R>(f: F) -> R {
     };
     // SAFETY: the running goroutine's record outlives this call.
     let g = unsafe { &*g };
-    if slot::get() == slot::POISON {
+    while slot::get() == slot::POISON {
         // sysmon's request to end the time slice (or a stale one: see `preempt_point`). A
         // goroutine that yields leaves the poison for its M to see (`m.rs`); the M stores the
-        // guard of whichever goroutine it resumes, this one's too when it comes back.
+        // guard of whichever goroutine it resumes, this one's too when it comes back, unless a
+        // new poison came meanwhile (then this loop looks again: taken for the guard, it
+        // would send the call to a segment it does not need).
         if !preempt_point(g) {
             slot::set(g.stackguard());
         }
-        if coro::stack_pointer() >= slot::get() {
-            return f();
-        }
+    }
+    if coro::stack_pointer() >= slot::get() {
+        return f();
     }
     match enter(g, coro::stack_pointer()) {
         Enter::Elsewhere => f(),

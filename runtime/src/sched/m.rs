@@ -581,9 +581,14 @@ impl MContext {
         }
         if preempted {
             // The goroutine parked or ended, so the slice would go on in whatever it readied
-            // into `runnext` (a ping-pong partner): that one is preempted instead, and the
-            // next goroutine starts a new slice from the local or the global queue.
-            if let Some(Some(next)) = self.with_p(|_, p| p.take_runnext()) {
+            // into `runnext` (a ping-pong partner): that one is preempted instead. The slice
+            // ends here: the next goroutine starts a new one, even one that a due timer puts
+            // into `runnext` at the next look (sysmon would otherwise count its run as part
+            // of the slice it asked to end, and ask again 2 ms into it).
+            if let Some(Some(next)) = self.with_p(|core, p| {
+                core.new_slice();
+                p.take_runnext()
+            }) {
                 shared.inject(next);
             }
         }
