@@ -154,18 +154,7 @@ fn a_cpu_loop_through_checked_calls_yields_to_a_ticker_at_p1() {
             }
             std::hint::black_box(x);
         });
-        let tick = gort::time::Ticker::new(Duration::from_millis(10));
-        let mut last = Instant::now();
-        let mut worst = Duration::ZERO;
-        let mut ticks = 0;
-        let end = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < end {
-            tick.chan().recv();
-            let now = Instant::now();
-            worst = worst.max(now - last);
-            last = now;
-            ticks += 1;
-        }
+        let (ticks, worst) = support::ticker_gaps(Duration::from_millis(500));
         stop.store(true, Ordering::Relaxed);
         (ticks, worst, gort::debug::sched_stats())
     });

@@ -107,19 +107,7 @@ fn a_cpu_loop_does_not_stop_a_ticker_at_p1() {
                 x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
             }
         });
-        let tick = gort::time::Ticker::new(Duration::from_millis(10));
-        let mut last = Instant::now();
-        let mut worst = Duration::ZERO;
-        let mut ticks = 0;
-        let end = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < end {
-            tick.chan().recv();
-            let now = Instant::now();
-            worst = worst.max(now - last);
-            last = now;
-            ticks += 1;
-        }
-        (ticks, worst)
+        support::ticker_gaps(Duration::from_millis(500))
     });
     // 50 ticks in 500 ms; sysmon retakes a P whose goroutine computes after 10 ms, so the
     // first tick may come that late and the rest on time.
@@ -200,12 +188,7 @@ fn no_deadlock_is_reported_while_a_goroutine_blocks() {
             let ch: Chan<u8> = Chan::new(0);
             let c = ch.clone();
             gort::go!(move || {
-                let nap = || std::thread::sleep(Duration::from_millis(300));
-                if marked {
-                    gort::blocking(nap);
-                } else {
-                    nap();
-                }
+                support::nap(Duration::from_millis(300), marked);
                 c.send(7);
             });
             ch.recv() // every other goroutine waits on a channel meanwhile
@@ -407,29 +390,15 @@ fn unmarked_blocking_calls_do_not_leak_descriptors() {
 fn ticker_gap_during_a_flood(procs: usize, marked: bool) -> Duration {
     gort::Builder::new().procs(procs).run(move || {
         let wg = gort::WaitGroup::new();
-        let tick = gort::time::Ticker::new(Duration::from_millis(10));
         for _ in 0..3000 {
             wg.add(1);
             let w = wg.clone();
             gort::go!(move || {
-                let nap = || std::thread::sleep(Duration::from_millis(200));
-                if marked {
-                    gort::blocking(nap);
-                } else {
-                    nap();
-                }
+                support::nap(Duration::from_millis(200), marked);
                 w.done();
             });
         }
-        let mut last = Instant::now();
-        let mut worst = Duration::ZERO;
-        let end = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < end {
-            tick.chan().recv();
-            let now = Instant::now();
-            worst = worst.max(now - last);
-            last = now;
-        }
+        let (_, worst) = support::ticker_gaps(Duration::from_millis(500));
         wg.wait();
         worst
     })

@@ -165,3 +165,31 @@ impl Drop for Watchdog {
         }
     }
 }
+
+/// Receives from a 10 ms ticker for `window` and returns how many ticks came and the worst
+/// gap between two (from the call's start for the first).
+pub fn ticker_gaps(window: std::time::Duration) -> (usize, std::time::Duration) {
+    use std::time::{Duration, Instant};
+    let tick = gort::time::Ticker::new(Duration::from_millis(10));
+    let mut last = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut ticks = 0;
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        tick.chan().recv();
+        let now = Instant::now();
+        worst = worst.max(now - last);
+        last = now;
+        ticks += 1;
+    }
+    (ticks, worst)
+}
+
+/// A sleep of `d` that blocks the thread, inside `gort::blocking` if `marked`.
+pub fn nap(d: std::time::Duration, marked: bool) {
+    if marked {
+        gort::blocking(|| std::thread::sleep(d));
+    } else {
+        std::thread::sleep(d);
+    }
+}
