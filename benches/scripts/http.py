@@ -45,7 +45,9 @@ def build():
        cwd=ROOT, env=env)
     sh(["cargo", "build", "--release", "-p", "gort-benches", "--features", "peers", "--bin", "hyper_hello"],
        cwd=ROOT, env=env)
-    target = os.path.join(ROOT, "target", "release")
+    # Where cargo put them: CARGO_TARGET_DIR when it is set, as cargo itself reads it.
+    target = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"),
+                          "release")
     servers = {
         "gort": lambda addr, p: ([os.path.join(target, "examples", "http_hello"), addr],
                                  {"GOMAXPROCS": str(p)}),

@@ -449,6 +449,12 @@ fn main() {
                 "parked_create" => (parked_create(&a), "ns"),
                 "burst_mem" => (burst_mem(&a), "%"),
                 "deadline_herd" => (deadline_herd(&a), "us"),
+                // Which guard-page path the stacks take here (1: mprotect, a kernel before
+                // 6.13; 0: MADV_GUARD_INSTALL), for the comparison's header.
+                "guards" => (
+                    f64::from(u8::from(gort::debug::sched_stats().mprotect_guards)),
+                    "mprotect",
+                ),
                 "pingpong" => (pingpong(&a), "ns"),
                 "ring" => (ring(&a), "ns"),
                 "mutex" => (mutex(&a), "ns"),

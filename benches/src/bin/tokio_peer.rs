@@ -179,8 +179,30 @@ async fn ring(a: &Args) -> f64 {
     ns_per(t, a.n)
 }
 
-/// `CONTENDERS` tasks locking one tokio Mutex n times in all; ns per lock + unlock.
+/// `CONTENDERS` tasks locking one `std::sync::Mutex` n times in all; ns per lock + unlock.
+/// What tokio's documentation advises for a short critical section that does not await
+/// (`mutex_async` is the same with tokio's own, fair, async Mutex).
 async fn mutex(a: &Args) -> f64 {
+    let m = Arc::new(std::sync::Mutex::new(0u64));
+    let per = a.n / CONTENDERS;
+    let wg = Wg::new(CONTENDERS);
+    let t = Instant::now();
+    for _ in 0..CONTENDERS {
+        let (m, wg) = (m.clone(), wg.clone());
+        tokio::spawn(async move {
+            for _ in 0..per {
+                *m.lock().unwrap() += 1;
+            }
+            wg.done();
+        });
+    }
+    wg.wait().await;
+    assert_eq!(*m.lock().unwrap(), per * CONTENDERS);
+    ns_per(t, per * CONTENDERS)
+}
+
+/// `mutex` with tokio's async Mutex; ns per lock + unlock.
+async fn mutex_async(a: &Args) -> f64 {
     let m = Arc::new(tokio::sync::Mutex::new(0u64));
     let per = a.n / CONTENDERS;
     let wg = Wg::new(CONTENDERS);
@@ -277,12 +299,18 @@ async fn tcp_echo(a: &Args) -> f64 {
 
 fn main() {
     let a = args();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(a.procs)
-        .enable_time()
-        .enable_io()
-        .build()
-        .unwrap();
+    // `TOKIO_FLAVOR=current_thread` (at P=1 only): tokio's single-threaded runtime, which a
+    // tokio user at one core would pick; otherwise the multi-thread one with P workers.
+    let current = std::env::var("TOKIO_FLAVOR").is_ok_and(|f| f == "current_thread");
+    let mut b = if current {
+        assert_eq!(a.procs, 1, "tokio_peer: current_thread runs at P=1 only");
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(a.procs);
+        b
+    };
+    let rt = b.enable_time().enable_io().build().unwrap();
     let (value, unit) = rt.block_on(async move {
         tokio::spawn(async move {
             match a.workload.as_str() {
@@ -294,6 +322,7 @@ fn main() {
                 "pingpong" => (pingpong(&a).await, "ns"),
                 "ring" => (ring(&a).await, "ns"),
                 "mutex" => (mutex(&a).await, "ns"),
+                "mutex_async" => (mutex_async(&a).await, "ns"),
                 "sleepers" => (sleepers(&a).await, "ms"),
                 "blocking" => (blocking(&a), "ns"),
                 "tcp_echo" => (tcp_echo(&a).await, "ns"),

@@ -20,29 +20,47 @@ fn color(peer: &str) -> RGBColor {
         "gort" => RGBColor(214, 39, 40),
         "go" => RGBColor(0, 150, 200),
         "tokio" => RGBColor(255, 127, 14),
+        "tokio_ct" => RGBColor(148, 103, 189),
         _ => RGBColor(44, 160, 44),
     }
 }
 
-/// Writes every chart into `dir`.
-pub fn all(r: &Results, dir: &Path) -> Res {
-    ratio(r, &dir.join("ratio.svg"))?;
-    scaling(r, "spawn", &dir.join("spawn.svg"), false)?;
-    scaling(r, "parked_mem", &dir.join("parked_mem.svg"), false)?;
-    scaling(r, "skynet", &dir.join("skynet.svg"), true)?;
-    Ok(())
+/// The charts' files, and their titles in the report.
+pub const NAMES: [&str; 4] = ["ratio.svg", "spawn.svg", "parked_mem.svg", "skynet.svg"];
+pub const TITLES: [&str; 4] = [
+    "gort / best peer per workload",
+    "spawn against N",
+    "parked memory against N",
+    "skynet against N",
+];
+
+/// Writes every chart the results have data for into `dir`; returns the names written.
+pub fn all(r: &Results, dir: &Path) -> Result<Vec<&'static str>, Box<dyn Error>> {
+    let mut written = Vec::new();
+    if ratio(r, &dir.join(NAMES[0]))? {
+        written.push(NAMES[0]);
+    }
+    for (i, (w, log_y)) in [("spawn", false), ("parked_mem", false), ("skynet", true)]
+        .into_iter()
+        .enumerate()
+    {
+        if scaling(r, w, &dir.join(NAMES[i + 1]), log_y)? {
+            written.push(NAMES[i + 1]);
+        }
+    }
+    Ok(written)
 }
 
 /// gort's median over the best peer's, one bar per job on a log axis, with the 1.0 line:
 /// bars left of it are where gort is faster (or smaller).
-fn ratio(r: &Results, path: &Path) -> Res {
+fn ratio(r: &Results, path: &Path) -> Result<bool, Box<dyn Error>> {
     let rows: Vec<(String, f64, &str)> = r
         .jobs
         .iter()
         .filter_map(|j| r.ratio(j).map(|(x, who)| (label(j), x, who)))
         .collect();
     if rows.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let n = rows.len();
     let root = SVGBackend::new(path, (900, 90 + 24 * n as u32)).into_drawing_area();
@@ -110,7 +128,7 @@ fn ratio(r: &Results, path: &Path) -> Res {
         BLACK.stroke_width(2),
     ))?;
     root.present()?;
-    Ok(())
+    Ok(true)
 }
 
 /// A system's points on one panel: (N, stats).
@@ -166,7 +184,7 @@ macro_rules! draw_series {
 
 /// `workload` against N, one panel per P; `log_y` for figures that grow with N (skynet's
 /// total time), a linear axis from 0 for per-goroutine figures.
-fn scaling(r: &Results, workload: &str, path: &Path, log_y: bool) -> Res {
+fn scaling(r: &Results, workload: &str, path: &Path, log_y: bool) -> Result<bool, Box<dyn Error>> {
     let mut procs: Vec<usize> = r
         .jobs
         .iter()
@@ -183,7 +201,7 @@ fn scaling(r: &Results, workload: &str, path: &Path, log_y: bool) -> Res {
             >= 2
     });
     if procs.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let root = SVGBackend::new(path, (460 * procs.len() as u32, 400)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -198,7 +216,7 @@ fn scaling(r: &Results, workload: &str, path: &Path, log_y: bool) -> Res {
         panel(area, workload, *p, &jobs, &series, log_y)?;
     }
     root.present()?;
-    Ok(())
+    Ok(true)
 }
 
 fn panel<DB: DrawingBackend>(

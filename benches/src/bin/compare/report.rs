@@ -49,6 +49,7 @@ const JOBS: &[Job] = &[
     job("ring", 1, 1_000_000),
     job("ring", 2, 1_000_000),
     job("mutex", 2, 1_000_000),
+    job("mutex_async", 2, 1_000_000),
     job("sleepers", 2, 100_000),
     job("defer_none", 1, 100_000_000),
     job("defer_open", 1, 100_000_000),
@@ -81,7 +82,7 @@ pub fn unit(w: &str) -> &'static str {
         "yield" => "ns/yield",
         "pingpong" => "ns/round trip",
         "ring" => "ns/hop",
-        "mutex" => "ns/lock",
+        "mutex" | "mutex_async" => "ns/lock",
         "defer_list" => "ns/defer",
         "defer_none" | "defer_open" | "panic_recover" | "unwind_floor" | "blocking" => "ns/call",
         "tcp_echo" => "ns/message",
@@ -100,16 +101,32 @@ pub fn runs(workload: &str, peer: &str) -> bool {
         // coroutines have fixed stacks (64 KiB by default) that it would overflow.
         "deep" => peer == "gort" || peer == "go",
         "unwind_floor" => peer == "gort",
-        // A blocking section's hand-off round trip: may has no such thing.
-        "blocking" => peer != "may",
+        // A blocking section's hand-off round trip: may has no such thing, and tokio's
+        // `block_in_place` panics on a current_thread runtime.
+        "blocking" => peer != "may" && peer != "tokio_ct",
         // Network I/O: gort, Go's net and tokio (the issue's peers).
         "tcp_echo" => peer != "may",
+        // tokio's async Mutex, for reference beside `mutex` (where tokio uses std's).
+        "mutex_async" => peer.starts_with("tokio"),
         _ => true,
     }
 }
 
+/// Whether `peer` runs job `j`: `runs`, and tokio's current_thread flavour only at P=1.
+pub fn runs_job(j: &Job, peer: &str) -> bool {
+    runs(j.workload, peer) && (peer != "tokio_ct" || j.procs == 1)
+}
+
+/// Rows that measure no gort code (a plain call): shown for reference, outside the ratios
+/// and the ratio chart.
+pub fn baseline(workload: &str) -> bool {
+    workload == "defer_none"
+}
+
 /// The peers in column order.
-pub const PEERS: &[&str] = &["gort", "go", "tokio", "may"];
+/// `tokio_ct` is tokio's current_thread runtime (P=1 rows only; `tokio` is the multi-thread
+/// one): a tokio user at one core might pick either, so both run and the better counts.
+pub const PEERS: &[&str] = &["gort", "go", "tokio", "tokio_ct", "may"];
 
 /// Samples of one (job, peer) cell.
 #[derive(Default, Clone, Debug)]
@@ -193,6 +210,9 @@ impl Results {
 
     /// gort's median over the best peer's, and which peer that is.
     pub fn ratio(&self, j: &Job) -> Option<(f64, &'static str)> {
+        if baseline(j.workload) {
+            return None;
+        }
         let g = self.stats(j, "gort")?.median;
         let (best, who) = self
             .peers
@@ -210,6 +230,7 @@ fn peer_bins(dir: &Path, go: Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
         v.push(("go", g));
     }
     v.push(("tokio", dir.join("tokio_peer")));
+    v.push(("tokio_ct", dir.join("tokio_peer")));
     v.push(("may", dir.join("may_peer")));
     v
 }
@@ -300,6 +321,7 @@ fn run_one(peer: &str, bin: &Path, j: &Job, settle_ms: u64) -> Option<f64> {
         "GODEBUG",
         "GOMEMLIMIT",
         "TOKIO_WORKER_THREADS",
+        "TOKIO_FLAVOR",
         "GORT_PEER_STACK",
         "GORT_PEER_COPY_OUT",
     ] {
@@ -307,6 +329,9 @@ fn run_one(peer: &str, bin: &Path, j: &Job, settle_ms: u64) -> Option<f64> {
     }
     cmd.env("GOMAXPROCS", j.procs.to_string())
         .env("GORT_BENCH_SETTLE_MS", settle_ms.to_string());
+    if peer == "tokio_ct" {
+        cmd.env("TOKIO_FLAVOR", "current_thread");
+    }
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -366,7 +391,32 @@ fn locked_version(name: &str) -> String {
     "-".into()
 }
 
-fn machine(passes: usize, settle_ms: u64, go: bool) -> Vec<(String, String)> {
+/// Which guard-page path gort's stacks take on this machine, as `gort_peer guards` reports it
+/// (the million-goroutine rows depend on it: docs/stacks.md).
+fn guard_path(gort: &Path) -> String {
+    let out = Command::new(gort)
+        .args(["guards", "1", "1"])
+        .env_remove("RUST_BACKTRACE")
+        .output();
+    let v = out.ok().and_then(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("value="))
+            .and_then(|v| v.parse::<f64>().ok())
+    });
+    match v {
+        Some(x) if x > 0.5 => "mprotect guards under a map budget (this kernel has no \
+                               MADV_GUARD_INSTALL, added in Linux 6.13): every gort row, the \
+                               million-goroutine ones included, ran on the old-kernel path"
+            .into(),
+        Some(_) => "MADV_GUARD_INSTALL (Linux 6.13+): every gort row ran on the new-kernel \
+                    path; docs/benchmarks.md has the old-kernel rows"
+            .into(),
+        None => "-".into(),
+    }
+}
+
+fn machine(passes: usize, settle_ms: u64, go: bool, guards: String) -> Vec<(String, String)> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -402,6 +452,7 @@ fn machine(passes: usize, settle_ms: u64, go: bool) -> Vec<(String, String)> {
         ("cpu".into(), format!("{model}, {cpus} CPUs available")),
         ("memory".into(), mem),
         ("kernel".into(), format!("Linux {kernel}")),
+        ("gort's guard pages".into(), guards),
         ("gort".into(), format!("commit {git}")),
         ("rustc".into(), cmd_line("rustc", &["--version"])),
         (
@@ -428,6 +479,8 @@ fn machine(passes: usize, settle_ms: u64, go: bool) -> Vec<(String, String)> {
 
 struct Opts {
     reps: usize,
+    /// `--n N`: every selected job at this N instead of the report's sizes.
+    n: Option<u64>,
     only: Option<Vec<String>>,
     quick: bool,
     report: Option<PathBuf>,
@@ -437,6 +490,7 @@ struct Opts {
 fn opts() -> Opts {
     let mut o = Opts {
         reps: 5,
+        n: None,
         only: None,
         quick: false,
         report: None,
@@ -451,18 +505,63 @@ fn opts() -> Opts {
             "--quick" => o.quick = true,
             "--report" => o.report = it.next().map(PathBuf::from),
             "--replay" => o.replay = it.next().map(PathBuf::from),
+            "--n" => match it.next().and_then(|v| parse_n(&v)) {
+                Some(n) => o.n = Some(n),
+                None => usage(64),
+            },
+            "--help" | "-h" => usage(0),
             other => {
-                eprintln!(
-                    "compare: unknown argument {other}\n\
-                     usage: compare [--reps N] [--only w1,w2] [--quick] [--report DIR] \
-                     [--replay results.csv]"
-                );
-                std::process::exit(64);
+                eprintln!("compare: unknown argument {other}");
+                usage(64);
             }
         }
     }
     o.reps = reps.unwrap_or(if o.quick { 3 } else { 5 }).max(1);
     o
+}
+
+/// `1000`, `10k`, `4M`.
+fn parse_n(v: &str) -> Option<u64> {
+    let (digits, mult) = match v.as_bytes().last()? {
+        b'k' | b'K' => (&v[..v.len() - 1], 1_000),
+        b'm' | b'M' => (&v[..v.len() - 1], 1_000_000),
+        _ => (v, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(mult)
+        .filter(|n| *n > 0)
+}
+
+/// Prints the usage (workloads, sizes, passes, the report's folder) and exits with `code`.
+fn usage(code: i32) -> ! {
+    let mut workloads: Vec<&str> = JOBS.iter().map(|j| j.workload).collect();
+    workloads.dedup();
+    let text = format!(
+        "usage: compare [--reps N] [--only w1,w2] [--n N] [--quick] [--report DIR] \
+         [--replay results.csv]\n\n\
+         Runs gort, Go 1.19, tokio and may on the same workloads, one process per run, the \
+         peers interleaved, and prints the medians, spreads and ratios as a markdown table.\n\n\
+         --reps N       passes over every job (default 5; 3 with --quick; parked_mem at most 3)\n\
+         --only w1,w2   only these workloads: {}\n\
+         --n N          every selected job at this N (1000, 10k, 4M) instead of the report's \
+         sizes (P=1 and P=2 as listed)\n\
+         --quick        one size per workload, a 3 s settle, 3 passes (a few minutes)\n\
+         --report DIR   also write DIR/bench/ (the SVG charts, report.md, results.csv) and the \
+         table into DIR/benchmarks.md between its report markers; charts of workloads not run \
+         are removed, not left stale\n\
+         --replay CSV   rebuild the table and charts from a results.csv instead of running\n\n\
+         The full report (`--report docs/`) takes about 40 minutes on 2 cores; the definitions \
+         of the workloads are in docs/benchmarks.md (\"Workloads\").",
+        workloads.join(", ")
+    );
+    if code == 0 {
+        println!("{text}");
+    } else {
+        eprintln!("{text}");
+    }
+    std::process::exit(code);
 }
 
 /// Passes for a job: the parked-memory runs hold the machine for the settle time each and
@@ -500,7 +599,7 @@ fn run_all(o: &Opts, jobs: &[Job]) -> Results {
             // another's 4M-goroutine teardown.
             for k in 0..bins.len() {
                 let (name, bin) = &bins[(k + rep) % bins.len()];
-                if !runs(j.workload, name) {
+                if !runs_job(j, name) {
                     continue;
                 }
                 let cell = cells.entry((*j, name)).or_default();
@@ -523,7 +622,7 @@ fn run_all(o: &Opts, jobs: &[Job]) -> Results {
         cells,
         peers,
         passes: o.reps,
-        machine: machine(o.reps, settle_ms, has_go),
+        machine: machine(o.reps, settle_ms, has_go, guard_path(&bins[0].1)),
     }
 }
 
@@ -686,6 +785,10 @@ fn table(r: &Results) -> String {
                 }
             }
         }
+        if baseline(j.workload) {
+            let _ = writeln!(s, " baseline | baseline |");
+            continue;
+        }
         match (r.stats(j, "gort"), r.stats(j, "go")) {
             (Some(g), Some(go)) if go.median > 0.0 => {
                 let _ = write!(s, " {:.2}× |", g.median / go.median);
@@ -737,21 +840,19 @@ fn derived(r: &Results) -> Vec<String> {
 }
 
 /// The whole markdown report; `charts` is the folder of the SVGs relative to the markdown.
-fn markdown(r: &Results, charts: Option<&str>) -> String {
+fn markdown(r: &Results, charts: Option<(&str, &[&str])>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "| machine | |\n|---|---|");
     for (k, v) in &r.machine {
         let _ = writeln!(s, "| {k} | {v} |");
     }
     let _ = writeln!(s);
-    if let Some(dir) = charts {
-        let _ = writeln!(
-            s,
-            "![gort / best peer per workload]({dir}/ratio.svg)\n\n\
-             ![spawn against N]({dir}/spawn.svg)\n\n\
-             ![parked memory against N]({dir}/parked_mem.svg)\n\n\
-             ![skynet against N]({dir}/skynet.svg)\n"
-        );
+    if let Some((dir, written)) = charts {
+        for (name, title) in super::chart::NAMES.iter().zip(super::chart::TITLES) {
+            if written.contains(name) {
+                let _ = writeln!(s, "![{title}]({dir}/{name})\n");
+            }
+        }
     }
     let _ = writeln!(
         s,
@@ -795,11 +896,23 @@ fn write_report(r: &Results, dir: &Path, csv: bool) {
     if csv {
         write_csv(r, &charts.join("results.csv")).expect("write results.csv");
     }
-    if let Err(e) = super::chart::all(r, &charts) {
-        eprintln!("compare: charts failed: {e}");
+    let written = match super::chart::all(r, &charts) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("compare: charts failed: {e}");
+            Vec::new()
+        }
+    };
+    // Charts of an earlier run that this one did not draw (a subset run) would be linked as
+    // if they were this run's: they go.
+    for name in super::chart::NAMES {
+        if !written.contains(&name) {
+            let _ = std::fs::remove_file(charts.join(name));
+        }
     }
-    let md = markdown(r, Some("bench"));
-    std::fs::write(charts.join("report.md"), markdown(r, Some("."))).expect("write report.md");
+    let md = markdown(r, Some(("bench", &written)));
+    std::fs::write(charts.join("report.md"), markdown(r, Some((".", &written))))
+        .expect("write report.md");
     let doc = dir.join("benchmarks.md");
     if let Ok(text) = std::fs::read_to_string(&doc) {
         if let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) {
@@ -827,7 +940,13 @@ pub fn main() {
     let r = match &o.replay {
         Some(csv) => read_csv(csv, &selected),
         None => {
-            let jobs: Vec<Job> = JOBS.iter().copied().filter(|j| selected(j)).collect();
+            let mut jobs: Vec<Job> = JOBS.iter().copied().filter(|j| selected(j)).collect();
+            if let Some(n) = o.n {
+                for j in &mut jobs {
+                    j.n = n;
+                }
+                jobs.dedup();
+            }
             run_all(&o, &jobs)
         }
     };
