@@ -178,11 +178,16 @@ func main() {
 				panic("bad sum")
 			}
 			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / 1e6, "ms"}
-		case "parked_mem":
-			before := rss()
+		case "parked_mem", "parked_mem_now":
+			// RSS and page tables (VmPTE), as the Rust peers' mem_now; parked_mem_now reads
+			// right after the last goroutine parked, parked_mem after the settle.
+			mem := func() uint64 { return rss() + status("VmPTE:") }
+			before := mem()
 			chans, _ := parkN(n)
-			time.Sleep(settleTime())
-			after := rss()
+			if w == "parked_mem" {
+				time.Sleep(settleTime())
+			}
+			after := mem()
 			for _, c := range chans {
 				close(c)
 			}
@@ -246,6 +251,26 @@ func main() {
 			fmt.Fprintf(os.Stderr, "go: late mean %.1f ms, p50 %.1f ms, max %.1f ms; RSS before the deadline %d MiB, when all woke %d MiB, 3 s later %d MiB, peak %d MiB\n",
 				mean/1e3, float64(v[n/2])/1e6, float64(v[n-1])/1e6, before>>20, atEnd>>20, after>>20, status("VmHWM:")>>20)
 			res <- [2]interface{}{mean, "us"}
+		case "wake_parked":
+			// As gort_peer's: n goroutines parked on channels of their own for 2 s, then all
+			// woken; ns per goroutine from the first wake-up to the last one's end.
+			var started, ended sync.WaitGroup
+			chans := make([]chan struct{}, n)
+			for i := range chans {
+				c := make(chan struct{})
+				chans[i] = c
+				started.Add(1)
+				ended.Add(1)
+				go func() { started.Done(); <-c; ended.Done() }()
+			}
+			started.Wait()
+			time.Sleep(2 * time.Second)
+			t := time.Now()
+			for _, c := range chans {
+				close(c)
+			}
+			ended.Wait()
+			res <- [2]interface{}{float64(time.Since(t).Nanoseconds()) / float64(n), "ns"}
 		case "parked_create":
 			chans, took := parkN(n)
 			for _, c := range chans {

@@ -58,6 +58,16 @@ pub fn vm_rss() -> u64 {
     status_bytes("VmRSS:")
 }
 
+/// The memory the parked-goroutine rows count: resident pages and the page tables that map
+/// them (`VmPTE`), which a million stacks or tasks make sizeable.
+pub fn mem_now() -> u64 {
+    vm_rss() + status_bytes("VmPTE:")
+}
+
+/// How long `wake_parked` lets its goroutines sit before it wakes them: long enough for gort
+/// to copy their stacks out (parked for about a second), the same for every peer.
+pub const WAKE_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Goroutines in the `ring` workload.
 pub const RING: usize = 10_000;
 /// How long `parked_mem` lets parked goroutines settle before reading RSS (every peer): the

@@ -3,8 +3,9 @@
 use std::time::{Duration, Instant};
 
 use gort_benches::{
-    args, defers, dive, ns_per, report, settle, skynet_sum, sleeper_duration, status_bytes, vm_rss,
-    Args, CONTENDERS, DEEP_AT_ONCE, DEEP_LEVELS, ECHO_MSGS, ECHO_SIZE, LIST_DEFERS, RING,
+    args, defers, dive, mem_now, ns_per, report, settle, skynet_sum, sleeper_duration,
+    status_bytes, vm_rss, Args, CONTENDERS, DEEP_AT_ONCE, DEEP_LEVELS, ECHO_MSGS, ECHO_SIZE,
+    LIST_DEFERS, RING, WAKE_SETTLE,
 };
 
 fn done(wg: gort::WaitGroup) {
@@ -95,13 +96,16 @@ fn skynet(a: &Args) -> f64 {
 }
 
 /// n goroutines parked at once; VmRSS bytes per goroutine.
-fn parked_mem(a: &Args) -> f64 {
-    let before = vm_rss();
+fn parked_mem(a: &Args, settled: bool) -> f64 {
+    let before = mem_now();
     let (chans, _) = park_n(a.n);
     // Settled: parked goroutines as a long-running server holds them (gort copies out the
-    // stacks of goroutines parked for about a second; Go, tokio and may wait as long).
-    std::thread::sleep(settle());
-    let after = vm_rss();
+    // stacks of goroutines parked for about a second; Go, tokio and may wait as long). Not
+    // settled (`parked_mem_now`): right after the last one parked, a burst's peak.
+    if settled {
+        std::thread::sleep(settle());
+    }
+    let after = mem_now();
     let st = gort::debug::sched_stats();
     let pte = status_bytes("VmPTE:");
     eprintln!(
@@ -118,9 +122,39 @@ fn parked_mem(a: &Args) -> f64 {
     (after.saturating_sub(before)) as f64 / a.n as f64
 }
 
+/// n goroutines parked on channels of their own for `WAKE_SETTLE` (gort copies their stacks
+/// out meanwhile), then all woken at once: ns per goroutine from the first wake-up to the
+/// last goroutine's end (gort: each copies its stack back in first).
+fn wake_parked(a: &Args) -> f64 {
+    let ended = gort::WaitGroup::new();
+    ended.add(i32::try_from(a.n).expect("n fits a WaitGroup"));
+    let (chans, _) = park_n_then(a.n, {
+        let ended = ended.clone();
+        move || ended.done()
+    });
+    std::thread::sleep(WAKE_SETTLE);
+    let out = gort::debug::sched_stats().stacks_copied_out;
+    let t = Instant::now();
+    for c in &chans {
+        c.close();
+    }
+    ended.wait();
+    let ns = ns_per(t, a.n);
+    eprintln!("gort_peer: {out} of {} stacks were copied out", a.n);
+    ns
+}
+
 /// Starts `n` goroutines that each park receiving from a channel of their own; returns the
 /// channels and the time until all had started.
 fn park_n(n: u64) -> (Vec<gort::Chan<()>>, Duration) {
+    park_n_then(n, || {})
+}
+
+/// `park_n`, each goroutine calling `then` once woken.
+fn park_n_then(
+    n: u64,
+    then: impl Fn() + Clone + Send + 'static,
+) -> (Vec<gort::Chan<()>>, Duration) {
     let t = Instant::now();
     let started = gort::WaitGroup::new();
     let mut chans = Vec::with_capacity(n as usize);
@@ -128,10 +162,11 @@ fn park_n(n: u64) -> (Vec<gort::Chan<()>>, Duration) {
         let c = gort::Chan::new(0);
         chans.push(c.clone());
         started.add(1);
-        let s = started.clone();
+        let (s, then) = (started.clone(), then.clone());
         gort::go!(move || {
             s.done();
             c.recv();
+            then();
         });
     }
     started.wait();
@@ -445,7 +480,9 @@ fn main() {
                 "yield" => (yield_(&a), "ns"),
                 "deep" => (deep(&a), "ns"),
                 "skynet" => (skynet(&a), "ms"),
-                "parked_mem" => (parked_mem(&a), "B"),
+                "parked_mem" => (parked_mem(&a, true), "B"),
+                "parked_mem_now" => (parked_mem(&a, false), "B"),
+                "wake_parked" => (wake_parked(&a), "ns"),
                 "parked_create" => (parked_create(&a), "ns"),
                 "burst_mem" => (burst_mem(&a), "%"),
                 "deadline_herd" => (deadline_herd(&a), "us"),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort_benches::{
-    args, ns_per, report, settle, skynet_sum, sleeper_duration, vm_rss, Args, CONTENDERS, RING,
+    args, mem_now, ns_per, report, settle, skynet_sum, sleeper_duration, Args, CONTENDERS, RING,
+    WAKE_SETTLE,
 };
 use may::sync::{mpsc, SyncFlag};
 
@@ -87,13 +88,40 @@ fn skynet(a: &Args) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-fn parked_mem(a: &Args) -> f64 {
-    let before = vm_rss();
+fn parked_mem(a: &Args, settled: bool) -> f64 {
+    let before = mem_now();
     let (txs, _) = park_n(a.n);
-    std::thread::sleep(settle());
-    let after = vm_rss();
+    if settled {
+        std::thread::sleep(settle());
+    }
+    let after = mem_now();
     drop(txs);
     (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
+/// As gort_peer's: n coroutines waiting on channels of their own for `WAKE_SETTLE`, then all
+/// woken; ns per coroutine from the first wake-up to the last one's end.
+fn wake_parked(a: &Args) -> f64 {
+    let (ended, started) = (Wg::new(a.n), Wg::new(a.n));
+    let mut txs = Vec::with_capacity(a.n as usize);
+    for _ in 0..a.n {
+        let (tx, rx) = mpsc::channel::<()>();
+        txs.push(tx);
+        let (s, e) = (started.clone(), ended.clone());
+        may::go!(move || {
+            s.done();
+            let _ = rx.recv();
+            e.done();
+        });
+    }
+    started.wait();
+    std::thread::sleep(WAKE_SETTLE);
+    let t = Instant::now();
+    for tx in &txs {
+        let _ = tx.send(());
+    }
+    ended.wait();
+    ns_per(t, a.n)
 }
 
 /// `n` coroutines each waiting on a channel of its own; the senders and the time until all
@@ -213,7 +241,9 @@ fn main() {
         "spawn" => (spawn(&a), "ns"),
         "yield" => (yield_(&a), "ns"),
         "skynet" => (skynet(&a), "ms"),
-        "parked_mem" => (parked_mem(&a), "B"),
+        "parked_mem" => (parked_mem(&a, true), "B"),
+        "parked_mem_now" => (parked_mem(&a, false), "B"),
+        "wake_parked" => (wake_parked(&a), "ns"),
         "parked_create" => (parked_create(&a), "ns"),
         "pingpong" => (pingpong(&a), "ns"),
         "ring" => (ring(&a), "ns"),

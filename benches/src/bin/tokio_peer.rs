@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort_benches::{
-    args, ns_per, report, settle, skynet_sum, sleeper_duration, vm_rss, Args, CONTENDERS,
-    ECHO_MSGS, ECHO_SIZE, RING,
+    args, mem_now, ns_per, report, settle, skynet_sum, sleeper_duration, Args, CONTENDERS,
+    ECHO_MSGS, ECHO_SIZE, RING, WAKE_SETTLE,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -96,13 +96,41 @@ async fn skynet(a: &Args) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-async fn parked_mem(a: &Args) -> f64 {
-    let before = vm_rss();
+async fn parked_mem(a: &Args, settled: bool) -> f64 {
+    let before = mem_now();
     let (txs, _) = park_n(a.n).await;
-    tokio::time::sleep(settle()).await;
-    let after = vm_rss();
+    if settled {
+        tokio::time::sleep(settle()).await;
+    }
+    let after = mem_now();
     drop(txs);
     (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
+/// As gort_peer's: n tasks waiting on oneshots of their own for `WAKE_SETTLE`, then all woken;
+/// ns per task from the first wake-up to the last task's end.
+async fn wake_parked(a: &Args) -> f64 {
+    let ended = Wg::new(a.n);
+    let mut txs = Vec::with_capacity(a.n as usize);
+    let started = Wg::new(a.n);
+    for _ in 0..a.n {
+        let (tx, rx) = oneshot::channel::<()>();
+        txs.push(tx);
+        let (s, e) = (started.clone(), ended.clone());
+        tokio::spawn(async move {
+            s.done();
+            let _ = rx.await;
+            e.done();
+        });
+    }
+    started.wait().await;
+    tokio::time::sleep(WAKE_SETTLE).await;
+    let t = Instant::now();
+    for tx in txs {
+        let _ = tx.send(());
+    }
+    ended.wait().await;
+    ns_per(t, a.n)
 }
 
 /// `n` tasks each waiting on a oneshot of its own; the senders and the time until all started.
@@ -317,7 +345,9 @@ fn main() {
                 "spawn" => (spawn(&a).await, "ns"),
                 "yield" => (yield_(&a).await, "ns"),
                 "skynet" => (skynet(&a).await, "ms"),
-                "parked_mem" => (parked_mem(&a).await, "B"),
+                "parked_mem" => (parked_mem(&a, true).await, "B"),
+                "parked_mem_now" => (parked_mem(&a, false).await, "B"),
+                "wake_parked" => (wake_parked(&a).await, "ns"),
                 "parked_create" => (parked_create(&a).await, "ns"),
                 "pingpong" => (pingpong(&a).await, "ns"),
                 "ring" => (ring(&a).await, "ns"),

@@ -44,6 +44,12 @@ const JOBS: &[Job] = &[
     job("parked_mem", 2, 100_000),
     job("parked_mem", 2, 1_000_000),
     job("parked_mem", 2, 4_000_000),
+    job("parked_mem_now", 2, 10_000),
+    job("parked_mem_now", 2, 100_000),
+    job("parked_mem_now", 2, 1_000_000),
+    job("parked_mem_now", 2, 4_000_000),
+    job("wake_parked", 2, 100_000),
+    job("wake_parked", 2, 1_000_000),
     job("pingpong", 1, 1_000_000),
     job("pingpong", 2, 1_000_000),
     job("ring", 1, 1_000_000),
@@ -67,7 +73,7 @@ fn quick(j: &Job) -> bool {
     match j.workload {
         "spawn" => j.n == 1_000_000,
         "skynet" => j.n == 100_000,
-        "parked_mem" => j.n == 100_000,
+        "parked_mem" | "parked_mem_now" | "wake_parked" => j.n == 100_000,
         "tcp_echo" => j.n == 100,
         _ => true,
     }
@@ -77,7 +83,8 @@ fn quick(j: &Job) -> bool {
 pub fn unit(w: &str) -> &'static str {
     match w {
         "skynet" | "sleepers" => "ms",
-        "parked_mem" => "B/goroutine",
+        "parked_mem" | "parked_mem_now" => "B/goroutine (RSS + page tables)",
+        "wake_parked" => "ns/goroutine",
         "spawn" | "parked_create" | "deep" => "ns/goroutine",
         "yield" => "ns/yield",
         "pingpong" => "ns/round trip",
@@ -567,7 +574,8 @@ fn usage(code: i32) -> ! {
 /// Passes for a job: the parked-memory runs hold the machine for the settle time each and
 /// their spread is small (a byte count), so they get at most 3.
 fn passes_for(j: &Job, reps: usize) -> usize {
-    if j.workload == "parked_mem" {
+    // wake_parked holds each run 2 s for its goroutines to settle.
+    if matches!(j.workload, "parked_mem" | "wake_parked") {
         reps.min(3)
     } else {
         reps
