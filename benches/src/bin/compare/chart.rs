@@ -54,10 +54,13 @@ pub fn all(r: &Results, dir: &Path) -> Result<Vec<&'static str>, Box<dyn Error>>
 /// gort's median over the best peer's, one bar per job on a log axis, with the 1.0 line:
 /// bars left of it are where gort is faster (or smaller).
 fn ratio(r: &Results, path: &Path) -> Result<bool, Box<dyn Error>> {
-    let rows: Vec<(String, f64, &str)> = r
+    let rows: Vec<(String, f64, &str, (f64, f64))> = r
         .jobs
         .iter()
-        .filter_map(|j| r.ratio(j).map(|(x, who)| (label(j), x, who)))
+        .filter_map(|j| {
+            let (x, who) = r.ratio(j)?;
+            Some((label(j), x, who, r.ratio_range(j).unwrap_or((x, x))))
+        })
         .collect();
     if rows.is_empty() {
         return Ok(false);
@@ -67,11 +70,11 @@ fn ratio(r: &Results, path: &Path) -> Result<bool, Box<dyn Error>> {
     root.fill(&WHITE)?;
     // The axis is log2 of the ratio, linear: its ticks land on powers of two (0.25×, 0.5×,
     // 1×, 2×, ...), which plotters' log axis does not label below 1.
-    let lo = rows.iter().map(|r| r.1.log2()).fold(-2.0, f64::min) - 0.3;
-    let hi = rows.iter().map(|r| r.1.log2()).fold(2.0, f64::max) + 1.0;
+    let lo = rows.iter().map(|r| r.3 .0.log2()).fold(-2.0, f64::min) - 0.3;
+    let hi = rows.iter().map(|r| r.3 .1.log2()).fold(2.0, f64::max) + 1.0;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "gort / best peer (median; left of 1: gort is faster or smaller)",
+            "gort / best peer (median, bar from 1×; whiskers: the min-max range of the runs; left of 1: gort is faster or smaller)",
             (FONT, 18),
         )
         .margin(12)
@@ -100,7 +103,9 @@ fn ratio(r: &Results, path: &Path) -> Result<bool, Box<dyn Error>> {
         })
         .label_style((FONT, 13))
         .draw()?;
-    chart.draw_series(rows.iter().enumerate().map(|(i, (_, x, _))| {
+    // Bars start at 1× (log2 = 0): a bar's length is how far gort is from its best peer, either
+    // way, not how far from the chart's left edge.
+    chart.draw_series(rows.iter().enumerate().map(|(i, (_, x, _, _))| {
         let c = if *x <= 1.0 {
             RGBColor(44, 160, 44)
         } else {
@@ -108,7 +113,7 @@ fn ratio(r: &Results, path: &Path) -> Result<bool, Box<dyn Error>> {
         };
         let mut bar = Rectangle::new(
             [
-                (lo, SegmentValue::Exact(at(i))),
+                (0.0, SegmentValue::Exact(at(i))),
                 (x.log2(), SegmentValue::Exact(at(i) + 1)),
             ],
             c.mix(0.8).filled(),
@@ -116,10 +121,22 @@ fn ratio(r: &Results, path: &Path) -> Result<bool, Box<dyn Error>> {
         bar.set_margin(4, 4, 0, 0);
         bar
     }))?;
-    chart.draw_series(rows.iter().enumerate().map(|(i, (_, x, who))| {
+    chart.draw_series(rows.iter().enumerate().map(|(i, (_, _, _, (a, b)))| {
+        PathElement::new(
+            vec![
+                (a.log2(), SegmentValue::CenterOf(at(i))),
+                (b.log2(), SegmentValue::CenterOf(at(i))),
+            ],
+            BLACK.stroke_width(1),
+        )
+    }))?;
+    chart.draw_series(rows.iter().enumerate().map(|(i, (_, x, who, (_, b)))| {
         Text::new(
             format!("{x:.2}× {who}"),
-            (x.log2() + 0.08, SegmentValue::CenterOf(at(i))),
+            (
+                x.log2().max(b.log2()).max(0.0) + 0.08,
+                SegmentValue::CenterOf(at(i)),
+            ),
             (FONT, 12).into_font().color(&BLACK),
         )
     }))?;
@@ -131,36 +148,51 @@ fn ratio(r: &Results, path: &Path) -> Result<bool, Box<dyn Error>> {
     Ok(true)
 }
 
-/// A system's points on one panel: (N, stats).
-type Points<'a> = Vec<(&'a str, Vec<(f64, Stats)>)>;
+/// A system's points on one panel: its legend label, and (N, stats) per size it ran.
+type Points<'a> = Vec<(&'a str, String, Vec<(f64, Stats)>)>;
 
+/// Every peer that ran the panel's jobs, with whatever points it has; one that failed at a
+/// size says so in its label ("may (failed at 100k)") instead of leaving the chart silently.
 fn points<'a>(r: &'a Results, jobs: &[&Job]) -> Points<'a> {
     r.peers
         .iter()
-        .map(|p| {
-            let pts = jobs
+        .filter_map(|p| {
+            let pts: Vec<(f64, Stats)> = jobs
                 .iter()
                 .filter_map(|j| Some((j.n as f64, r.stats(j, p)?)))
                 .collect();
-            (*p, pts)
+            let failed_at = jobs
+                .iter()
+                .filter(|j| {
+                    r.cells
+                        .get(&(***j, *p))
+                        .is_some_and(|c| c.failed > 0 && c.samples.is_empty())
+                })
+                .map(|j| j.n)
+                .min();
+            if pts.is_empty() && failed_at.is_none() {
+                return None; // the peer does not run this workload
+            }
+            let label = match failed_at {
+                Some(n) => format!("{p} (failed at {})", fmt_n(n)),
+                None => p.to_string(),
+            };
+            Some((*p, label, pts))
         })
-        // A curve needs two points: a system that ran at one size only (may, past its
-        // memory-map limit) is in the table, not in the curves.
-        .filter(|(_, pts): &(&str, Vec<_>)| pts.len() >= 2)
         .collect()
 }
 
 /// Draws one panel's series (lines, points, min-max error bars) and legend on `$chart`.
 macro_rules! draw_series {
-    ($chart:expr, $series:expr, $top:expr) => {{
-        for (peer, pts) in $series.iter() {
+    ($chart:expr, $series:expr) => {{
+        for (peer, label, pts) in $series.iter() {
             let c = color(peer);
             $chart
                 .draw_series(LineSeries::new(
                     pts.iter().map(|(x, s)| (*x, s.median)),
                     c.stroke_width(2),
                 ))?
-                .label(*peer)
+                .label(label.as_str())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
@@ -169,7 +201,7 @@ macro_rules! draw_series {
                     .map(|(x, s)| Circle::new((*x, s.median), 3, c.filled())),
             )?;
             $chart.draw_series(pts.iter().map(|(x, s)| {
-                ErrorBar::new_vertical(*x, s.min, s.median, s.max.min($top), c.stroke_width(1), 8)
+                ErrorBar::new_vertical(*x, s.min, s.median, s.max, c.stroke_width(1), 8)
             }))?;
         }
         $chart
@@ -239,11 +271,11 @@ where
     let all = || {
         series
             .iter()
-            .flat_map(|(_, pts)| pts.iter().map(|(_, s)| *s))
+            .flat_map(|(_, _, pts)| pts.iter().map(|(_, s)| *s))
     };
-    // The scale follows the medians; an outlying run's error bar is cut at the top.
-    let ymax = all().map(|s| s.median).fold(0.0, f64::max) * 1.5;
-    let ymin = all().map(|s| s.median).fold(f64::INFINITY, f64::min);
+    // The scale takes in every run: no error bar is cut.
+    let ymax = all().map(|s| s.max).fold(0.0, f64::max) * 1.15;
+    let ymin = all().map(|s| s.min).fold(f64::INFINITY, f64::min);
     if !ymax.is_finite() || ymax <= 0.0 {
         return Ok(());
     }
@@ -269,7 +301,7 @@ where
             .x_label_formatter(&fmt_n)
             .label_style((FONT, 12))
             .draw()?;
-        draw_series!(chart, series, ymax * 1.5);
+        draw_series!(chart, series);
     } else {
         let mut chart = builder.build_cartesian_2d((xmin..xmax).log_scale(), 0.0..ymax)?;
         chart
@@ -279,7 +311,7 @@ where
             .x_label_formatter(&fmt_n)
             .label_style((FONT, 12))
             .draw()?;
-        draw_series!(chart, series, ymax);
+        draw_series!(chart, series);
     }
     Ok(())
 }

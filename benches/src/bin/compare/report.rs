@@ -229,6 +229,14 @@ impl Results {
             .min_by(|a, b| a.0.total_cmp(&b.0))?;
         (best > 0.0).then(|| (g / best, who))
     }
+
+    /// The spread of `ratio`: from gort's fastest run over the best peer's slowest to gort's
+    /// slowest over its fastest (every pair of runs lies inside).
+    pub fn ratio_range(&self, j: &Job) -> Option<(f64, f64)> {
+        let (_, who) = self.ratio(j)?;
+        let (g, b) = (self.stats(j, "gort")?, self.stats(j, who)?);
+        (b.min > 0.0 && b.max > 0.0).then(|| (g.min / b.max, g.max / b.min))
+    }
 }
 
 fn peer_bins(dir: &Path, go: Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
@@ -805,11 +813,14 @@ fn table(r: &Results) -> String {
                 let _ = write!(s, " - |");
             }
         }
-        match r.ratio(j) {
-            Some((x, who)) => {
+        match (r.ratio(j), r.ratio_range(j)) {
+            (Some((x, who)), Some((lo, hi))) => {
+                let _ = writeln!(s, " **{x:.2}×** ({who}; {lo:.2}-{hi:.2}) |");
+            }
+            (Some((x, who)), None) => {
                 let _ = writeln!(s, " **{x:.2}×** ({who}) |");
             }
-            None => {
+            (None, _) => {
                 let _ = writeln!(s, " - |");
             }
         }
@@ -867,7 +878,8 @@ fn markdown(r: &Results, charts: Option<(&str, &[&str])>) -> String {
         "Each cell: the median of the passes, ± half the interquartile range relative to the \
          median; ⚠ marks a cell whose middle runs spread more than ±{:.0}% (the charts' error \
          bars show the whole min-max range). Lower is better everywhere. The last columns are \
-         gort's median over Go's, and over the best peer's (named in brackets).\n",
+         gort's median over Go's, and over the best peer's (named in brackets, with the range \
+         from gort's fastest run over that peer's slowest to gort's slowest over its fastest).\n",
         NOISY * 100.0
     );
     s.push_str(&table(r));
