@@ -2,15 +2,18 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -120,7 +123,79 @@ func skynet(num, size, div uint64, out chan<- uint64) {
 	out <- sum
 }
 
+// idleClient is the idle_conns client, in a process of its own: it connects n times,
+// round-robin over the addresses, prints "ready" and holds the connections until its
+// standard input closes.
+func idleClient(addrs []string, n int) {
+	conns := make([]net.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addrs[i%len(addrs)])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "idle_client: connection %d: %v\n", i, err)
+			os.Exit(1)
+		}
+		conns = append(conns, c)
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// idleConns: as gort_peer's, a goroutine per idle connection parked in a Read into a 4 KiB
+// buffer of its own; RSS and page tables per connection, at once or after the settle.
+func idleConns(n uint64, settled bool) float64 {
+	mem := func() uint64 { return rss() + status("VmPTE:") }
+	before := mem()
+	var parked int64
+	var addrs []string
+	for i := 0; i < 4; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					buf := make([]byte, 4096)
+					atomic.AddInt64(&parked, 1)
+					c.Read(buf)
+				}()
+			}
+		}()
+	}
+	cmd := exec.Command(os.Args[0], "idle_client", strings.Join(addrs, ","), strconv.FormatUint(n, 10))
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		panic("the idle client failed")
+	}
+	for uint64(atomic.LoadInt64(&parked)) < n {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if settled {
+		time.Sleep(settleTime())
+	}
+	after := mem()
+	stdin.Close()
+	return float64(after-before) / float64(n)
+}
+
 func main() {
+	if os.Args[1] == "idle_client" {
+		n, _ := strconv.Atoi(os.Args[3])
+		idleClient(strings.Split(os.Args[2], ","), n)
+	}
 	w := os.Args[1]
 	procs, _ := strconv.Atoi(os.Args[2])
 	n, _ := strconv.ParseUint(os.Args[3], 10, 64)
@@ -251,6 +326,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "go: late mean %.1f ms, p50 %.1f ms, max %.1f ms; RSS before the deadline %d MiB, when all woke %d MiB, 3 s later %d MiB, peak %d MiB\n",
 				mean/1e3, float64(v[n/2])/1e6, float64(v[n-1])/1e6, before>>20, atEnd>>20, after>>20, status("VmHWM:")>>20)
 			res <- [2]interface{}{mean, "us"}
+		case "idle_conns", "idle_conns_now":
+			res <- [2]interface{}{idleConns(n, w == "idle_conns"), "B"}
 		case "wake_parked":
 			// As gort_peer's: n goroutines parked on channels of their own for 2 s, then all
 			// woken; ns per goroutine from the first wake-up to the last one's end.

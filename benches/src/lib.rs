@@ -20,6 +20,9 @@ pub struct Args {
 /// Parses `<workload> <procs> <n>`.
 pub fn args() -> Args {
     let a: Vec<String> = std::env::args().skip(1).collect();
+    if a.first().is_some_and(|w| w == "idle_client") {
+        idle_client(&a[1..]);
+    }
     if a.len() != 3 {
         eprintln!("usage: <peer> <workload> <procs> <n>");
         std::process::exit(64);
@@ -29,6 +32,83 @@ pub fn args() -> Args {
         procs: a[1].parse().expect("procs is a number"),
         n: a[2].parse().expect("n is a number"),
     }
+}
+
+/// Lifts the open-file limit to `want` descriptors (soft and hard, which root may raise), or
+/// at least the soft limit to the hard one.
+pub fn raise_nofile(want: u64) {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to an rlimit for every call.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+        let hard = l.rlim_max.max(want);
+        let raised = libc::rlimit {
+            rlim_cur: hard,
+            rlim_max: hard,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+/// Listening ports of an `idle_conns` server: one port gives a client about 28,000
+/// connections (the ephemeral ports), four give 100,000.
+pub const IDLE_PORTS: usize = 4;
+
+/// The client of the `idle_conns` workloads, in a process of its own (its descriptors are
+/// not the server's): `<peer> idle_client ADDR,ADDR,... N` connects N times, round-robin over
+/// the addresses, prints `ready`, and holds the connections until its standard input closes.
+/// Plain blocking sockets: the client is not what is measured.
+pub fn idle_client(a: &[String]) -> ! {
+    use std::io::{BufRead, Write};
+    let addrs: Vec<std::net::SocketAddr> = a[0].split(',').map(|s| s.parse().unwrap()).collect();
+    let n: usize = a[1].parse().unwrap();
+    raise_nofile(n as u64 + 1024);
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        match std::net::TcpStream::connect(addrs[i % addrs.len()]) {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                eprintln!("idle_client: connection {i}: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let _ = std::io::stdin().lock().lines().count();
+    drop(conns);
+    std::process::exit(0);
+}
+
+/// Starts the `idle_conns` client for `addrs` (this program, re-run as `idle_client`) and
+/// waits until it has made its `n` connections; dropping the child's stdin ends it.
+pub fn start_idle_client(addrs: &[std::net::SocketAddr], n: u64) -> std::process::Child {
+    use std::io::BufRead;
+    let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["idle_client", &list.join(","), &n.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the idle client starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "the idle client failed");
+    child
+}
+
+/// Ends the `idle_conns` client (closing its stdin) and reaps it.
+pub fn end_idle_client(mut child: std::process::Child) {
+    drop(child.stdin.take());
+    let _ = child.wait();
 }
 
 /// Prints the result line.

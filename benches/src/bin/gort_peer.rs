@@ -206,7 +206,7 @@ fn burst_mem(a: &Args) -> f64 {
 /// the end and after a settle (issue 22's deadline herd).
 fn deadline_herd(a: &Args) -> f64 {
     use gort::net::UdpSocket;
-    raise_nofile();
+    gort_benches::raise_nofile(a.n + 1024);
     let n = a.n as usize;
     // Kept open until the end, as Go's side keeps its sockets: a close is not the wake-up's
     // cost.
@@ -250,20 +250,6 @@ fn deadline_herd(a: &Args) -> f64 {
     );
     drop(socks); // here, after the measurement
     mean
-}
-
-/// Lifts the soft limit on open files to the hard one (Go does the same at startup).
-fn raise_nofile() {
-    let mut l = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid pointers to an rlimit for both calls.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
-        l.rlim_cur = l.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-    }
 }
 
 /// n goroutines alive at once (each parked on one gate), then all end; ns per goroutine.
@@ -441,6 +427,48 @@ fn tcp_echo(a: &Args) -> f64 {
     ns_per(t, per * conns)
 }
 
+/// RSS and page tables per idle TCP connection held by a server: one goroutine per connection
+/// parked in a read with a 4 KiB buffer, as a chat or push server holds its clients; the
+/// client runs in a child process. Read once every goroutine has parked (`settled` false) or
+/// after the settle.
+fn idle_conns(a: &Args, settled: bool) -> f64 {
+    use gort::net::TcpListener;
+    use std::io::Read;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    gort_benches::raise_nofile(a.n + 1024);
+    let before = mem_now();
+    let parked = Arc::new(AtomicU64::new(0));
+    let mut addrs = Vec::new();
+    for _ in 0..gort_benches::IDLE_PORTS {
+        let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+        addrs.push(ln.local_addr().unwrap());
+        let parked = parked.clone();
+        gort::go!(move || {
+            for c in ln.incoming() {
+                let Ok(mut c) = c else { return };
+                let parked = parked.clone();
+                gort::go!(move || {
+                    let mut buf = [0u8; 4096];
+                    parked.fetch_add(1, Ordering::Relaxed);
+                    let _ = c.read(&mut buf); // until the client goes
+                });
+            }
+        });
+    }
+    let client = gort_benches::start_idle_client(&addrs, a.n);
+    while parked.load(Ordering::Relaxed) < a.n {
+        gort::time::sleep(Duration::from_millis(1));
+    }
+    gort::time::sleep(Duration::from_millis(20)); // the last reads reach their park
+    if settled {
+        std::thread::sleep(settle());
+    }
+    let after = mem_now();
+    gort_benches::end_idle_client(client);
+    (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
 /// getpid(2) alone, n times: the floor under `blocking`.
 fn getpid(a: &Args) -> f64 {
     let t = Instant::now();
@@ -483,6 +511,8 @@ fn main() {
                 "parked_mem" => (parked_mem(&a, true), "B"),
                 "parked_mem_now" => (parked_mem(&a, false), "B"),
                 "wake_parked" => (wake_parked(&a), "ns"),
+                "idle_conns" => (idle_conns(&a, true), "B"),
+                "idle_conns_now" => (idle_conns(&a, false), "B"),
                 "parked_create" => (parked_create(&a), "ns"),
                 "burst_mem" => (burst_mem(&a), "%"),
                 "deadline_herd" => (deadline_herd(&a), "us"),

@@ -274,6 +274,48 @@ fn blocking(a: &Args) -> f64 {
     ns_per(t, a.n)
 }
 
+/// As gort_peer's `idle_conns`: a task per idle connection, parked in a read into a 4 KiB
+/// buffer of its own.
+async fn idle_conns(a: &Args, settled: bool) -> f64 {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+    gort_benches::raise_nofile(a.n + 1024);
+    let before = mem_now();
+    let parked = Arc::new(AtomicU64::new(0));
+    let mut addrs = Vec::new();
+    for _ in 0..gort_benches::IDLE_PORTS {
+        let ln = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(ln.local_addr().unwrap());
+        let parked = parked.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = ln.accept().await {
+                let parked = parked.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    parked.fetch_add(1, Ordering::Relaxed);
+                    let _ = c.read(&mut buf).await;
+                });
+            }
+        });
+    }
+    let client = tokio::task::spawn_blocking({
+        let n = a.n;
+        move || gort_benches::start_idle_client(&addrs, n)
+    })
+    .await
+    .unwrap();
+    while parked.load(Ordering::Relaxed) < a.n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    if settled {
+        tokio::time::sleep(settle()).await;
+    }
+    let after = mem_now();
+    gort_benches::end_idle_client(client);
+    (after.saturating_sub(before)) as f64 / a.n as f64
+}
+
 /// TCP echo over loopback (see gort_peer's `tcp_echo`): tasks instead of goroutines.
 async fn tcp_echo(a: &Args) -> f64 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -348,6 +390,8 @@ fn main() {
                 "parked_mem" => (parked_mem(&a, true).await, "B"),
                 "parked_mem_now" => (parked_mem(&a, false).await, "B"),
                 "wake_parked" => (wake_parked(&a).await, "ns"),
+                "idle_conns" => (idle_conns(&a, true).await, "B"),
+                "idle_conns_now" => (idle_conns(&a, false).await, "B"),
                 "parked_create" => (parked_create(&a).await, "ns"),
                 "pingpong" => (pingpong(&a).await, "ns"),
                 "ring" => (ring(&a).await, "ns"),

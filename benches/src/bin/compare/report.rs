@@ -66,6 +66,8 @@ const JOBS: &[Job] = &[
     job("tcp_echo", 2, 1),
     job("tcp_echo", 2, 100),
     job("tcp_echo", 2, 1000),
+    job("idle_conns_now", 2, 10_000),
+    job("idle_conns", 2, 10_000),
 ];
 
 /// `--quick`: one size per workload (no 4M runs), a 3 s settle, 3 passes.
@@ -85,6 +87,7 @@ pub fn unit(w: &str) -> &'static str {
         "skynet" | "sleepers" => "ms",
         "parked_mem" | "parked_mem_now" => "B/goroutine (RSS + page tables)",
         "wake_parked" => "ns/goroutine",
+        "idle_conns" | "idle_conns_now" => "B/connection (RSS + page tables)",
         "spawn" | "parked_create" | "deep" => "ns/goroutine",
         "yield" => "ns/yield",
         "pingpong" => "ns/round trip",
@@ -113,6 +116,8 @@ pub fn runs(workload: &str, peer: &str) -> bool {
         "blocking" => peer != "may" && peer != "tokio_ct",
         // Network I/O: gort, Go's net and tokio (the peers).
         "tcp_echo" => peer != "may",
+        // A server's idle connections: gort, Go's net and tokio (the peers).
+        "idle_conns" | "idle_conns_now" => peer != "may",
         // tokio's async Mutex, for reference beside `mutex` (where tokio uses std's).
         "mutex_async" => peer.starts_with("tokio"),
         _ => true,
@@ -583,7 +588,7 @@ fn usage(code: i32) -> ! {
 /// their spread is small (a byte count), so they get at most 3.
 fn passes_for(j: &Job, reps: usize) -> usize {
     // wake_parked holds each run 2 s for its goroutines to settle.
-    if matches!(j.workload, "parked_mem" | "wake_parked") {
+    if matches!(j.workload, "parked_mem" | "wake_parked" | "idle_conns") {
         reps.min(3)
     } else {
         reps
