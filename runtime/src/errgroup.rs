@@ -128,24 +128,8 @@ impl std::fmt::Display for Error {
 
 impl From<Error> for Box<dyn std::error::Error + Send + Sync> {
     fn from(e: Error) -> Self {
-        /// The shared error as an `std::error::Error` of its own.
-        struct Shared(Arc<dyn std::error::Error + Send + Sync>);
-        impl std::fmt::Debug for Shared {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Debug::fmt(&*self.0, f)
-            }
-        }
-        impl std::fmt::Display for Shared {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Display::fmt(&*self.0, f)
-            }
-        }
-        impl std::error::Error for Shared {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                self.0.source()
-            }
-        }
-        Box::new(Shared(e.0))
+        // `Arc<dyn Error>` is an error itself (std's `impl Error for Arc<T>`).
+        Box::new(e.0)
     }
 }
 

@@ -207,46 +207,54 @@ async fn ring(a: &Args) -> f64 {
     ns_per(t, a.n)
 }
 
-/// `CONTENDERS` tasks locking one `std::sync::Mutex` n times in all; ns per lock + unlock.
-/// What tokio's documentation advises for a short critical section that does not await
-/// (`mutex_async` is the same with tokio's own, fair, async Mutex).
-async fn mutex(a: &Args) -> f64 {
-    let m = Arc::new(std::sync::Mutex::new(0u64));
+/// `CONTENDERS` tasks each calling `bump` (a lock, an increment, an unlock) n / CONTENDERS
+/// times; ns per call, and how many calls that was.
+async fn contend<F, Fut>(a: &Args, bump: F) -> (f64, u64)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let per = a.n / CONTENDERS;
     let wg = Wg::new(CONTENDERS);
     let t = Instant::now();
     for _ in 0..CONTENDERS {
-        let (m, wg) = (m.clone(), wg.clone());
+        let (bump, wg) = (bump.clone(), wg.clone());
         tokio::spawn(async move {
             for _ in 0..per {
-                *m.lock().unwrap() += 1;
+                bump().await;
             }
             wg.done();
         });
     }
     wg.wait().await;
-    assert_eq!(*m.lock().unwrap(), per * CONTENDERS);
-    ns_per(t, per * CONTENDERS)
+    (ns_per(t, per * CONTENDERS), per * CONTENDERS)
 }
 
-/// `mutex` with tokio's async Mutex; ns per lock + unlock.
+/// `contend` on one `std::sync::Mutex`: what tokio's documentation advises for a short
+/// critical section that does not await (`mutex_async` is tokio's own, fair, async Mutex).
+async fn mutex(a: &Args) -> f64 {
+    let m = Arc::new(std::sync::Mutex::new(0u64));
+    let mm = m.clone();
+    let (ns, calls) = contend(a, move || {
+        *mm.lock().unwrap() += 1;
+        std::future::ready(())
+    })
+    .await;
+    assert_eq!(*m.lock().unwrap(), calls);
+    ns
+}
+
+/// `contend` on tokio's async Mutex.
 async fn mutex_async(a: &Args) -> f64 {
     let m = Arc::new(tokio::sync::Mutex::new(0u64));
-    let per = a.n / CONTENDERS;
-    let wg = Wg::new(CONTENDERS);
-    let t = Instant::now();
-    for _ in 0..CONTENDERS {
-        let (m, wg) = (m.clone(), wg.clone());
-        tokio::spawn(async move {
-            for _ in 0..per {
-                *m.lock().await += 1;
-            }
-            wg.done();
-        });
-    }
-    wg.wait().await;
-    assert_eq!(*m.lock().await, per * CONTENDERS);
-    ns_per(t, per * CONTENDERS)
+    let mm = m.clone();
+    let (ns, calls) = contend(a, move || {
+        let m = mm.clone();
+        async move { *m.lock().await += 1 }
+    })
+    .await;
+    assert_eq!(*m.lock().await, calls);
+    ns
 }
 
 /// n tasks sleeping uniformly 1-10 ms each (`sleeper_duration`); ms until all woke.

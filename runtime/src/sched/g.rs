@@ -439,8 +439,8 @@ impl Goroutine {
 
     /// The `created by` lines of `describe` (nothing for main).
     pub(crate) fn describe_created(&self, out: &mut String) {
-        if let Some(c) = Self::load_loc(&self.created_at) {
-            match self.created_by.load(Ordering::Relaxed) {
+        if let Some((c, by)) = self.created() {
+            match by {
                 0 => out.push_str("created by a thread outside the runtime\n"),
                 by => {
                     let _ = writeln!(out, "created by goroutine {by}");

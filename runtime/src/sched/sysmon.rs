@@ -324,18 +324,17 @@ fn sysmon(shared: Arc<Shared>) {
         // counter; checkdead reads it after the heaps and queues).
         let now_ns = super::timers::nanos_since(shared.epoch, now);
         let slack = TIMER_SLACK.as_nanos() as u64;
-        if shared
-            .procs
-            .iter()
-            .any(|p| p.timers.next().saturating_add(slack) <= now_ns)
-        {
-            shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
-            let mut clock = None;
-            for p in shared.procs.iter() {
-                if p.timers.next().saturating_add(slack) <= now_ns {
-                    super::run_due_timers(&shared, p, &mut clock);
+        let mut counted = false;
+        let mut clock = None;
+        for p in shared.procs.iter() {
+            if p.timers.next().saturating_add(slack) <= now_ns {
+                if !std::mem::replace(&mut counted, true) {
+                    shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
                 }
+                super::run_due_timers(&shared, p, &mut clock);
             }
+        }
+        if counted {
             shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
         }
         // 2. Ps stuck in one goroutine run, or in one time slice.
