@@ -65,6 +65,46 @@ func panicRecover(x *uint64) {
 	panic("boom")
 }
 
+// descend recurses depth frames, then panics; with drops, each frame defers a bump (the
+// depth rows' per-frame deferred call; gort's rows hold a Drop per frame).
+//
+//go:noinline
+func descend(x *uint64, depth int, drops bool) uint64 {
+	if depth == 0 {
+		panic("boom")
+	}
+	if drops {
+		defer bump(x)
+	}
+	return descend(x, depth-1, drops) + 1
+}
+
+// panicAtDepth recovers a panic raised depth frames below it.
+//
+//go:noinline
+func panicAtDepth(x *uint64, depth int, drops bool) {
+	defer func() {
+		if recover() != nil {
+			*x++
+		}
+	}()
+	descend(x, depth, drops)
+}
+
+// depthWorkload parses panic_depth_N / panic_drop_N.
+func depthWorkload(w string) (int, bool, bool) {
+	for _, p := range []struct {
+		prefix string
+		drops  bool
+	}{{"panic_depth_", false}, {"panic_drop_", true}} {
+		if strings.HasPrefix(w, p.prefix) {
+			d, err := strconv.Atoi(strings.TrimPrefix(w, p.prefix))
+			return d, p.drops, err == nil
+		}
+	}
+	return 0, false, false
+}
+
 // timeCalls times n calls of f after min(n, 1000) untimed ones, as gort_peer's `defers::time`
 // does (the same warm-up on both sides).
 func timeCalls(n uint64, f func(*uint64)) float64 {
@@ -446,6 +486,10 @@ func main() {
 		case "tcp_echo":
 			res <- [2]interface{}{tcpEcho(n), "ns"}
 		default:
+			if d, drops, ok := depthWorkload(w); ok {
+				res <- [2]interface{}{timeCalls(n, func(x *uint64) { panicAtDepth(x, d, drops) }), "ns"}
+				return
+			}
 			fmt.Fprintln(os.Stderr, "unknown workload", w)
 			os.Exit(64)
 		}

@@ -281,6 +281,81 @@ pub mod defers {
         }
     }
 
+    /// Counts when dropped: the depth rows' per-frame destructor (Go's rows: a deferred call).
+    pub struct Bump<'a>(&'a Cell<u64>);
+
+    impl Drop for Bump<'_> {
+        fn drop(&mut self) {
+            bump(self.0);
+        }
+    }
+
+    /// Recurses `depth` frames, then panics; with `drops`, each frame holds a [`Bump`]. The
+    /// addition after the call keeps the recursion a chain of real frames (no tail call).
+    #[inline(never)]
+    pub fn descend(x: &Cell<u64>, depth: u32, drops: bool) -> u64 {
+        if depth == 0 {
+            panic!("boom");
+        }
+        if drops {
+            let _b = Bump(x);
+            descend(x, depth - 1, drops) + black_box(1)
+        } else {
+            descend(x, depth - 1, drops) + black_box(1)
+        }
+    }
+
+    /// panic + recover with the panic `depth` frames below the recovering one.
+    #[gort::func]
+    #[inline(never)]
+    pub fn panic_at_depth(x: &Cell<u64>, depth: u32, drops: bool) {
+        defer!(move || {
+            if gort::recover().is_some() {
+                bump(x);
+            }
+        });
+        descend(x, depth, drops);
+    }
+
+    /// Rust's own `panic!` + `catch_unwind` with the panic `depth` frames below (the depth
+    /// rows' floor; run with no runtime started, as `bare_unwind`).
+    #[inline(never)]
+    pub fn bare_at_depth(x: &Cell<u64>, depth: u32, drops: bool) {
+        let under = std::panic::AssertUnwindSafe(|| descend(x, depth, drops));
+        if std::panic::catch_unwind(under).is_err() {
+            bump(x);
+        }
+    }
+
+    /// `panic_depth_N` / `panic_drop_N` (and `unwind_` for Rust's floor): the depth and
+    /// whether each frame has a destructor.
+    pub fn depth_workload(w: &str) -> Option<(u32, bool)> {
+        let w = w
+            .strip_prefix("panic_")
+            .or_else(|| w.strip_prefix("unwind_"))?;
+        let (drops, d) = match w.split_once('_')? {
+            ("depth", d) => (false, d),
+            ("drop", d) => (true, d),
+            _ => return None,
+        };
+        Some((d.parse().ok()?, drops))
+    }
+
+    /// Times `n` calls of `f(x, depth, drops)` as [`time`] does; ns per call.
+    pub fn time_depth(f: fn(&Cell<u64>, u32, bool), depth: u32, drops: bool, n: u64) -> f64 {
+        let x = Cell::new(0);
+        for _ in 0..n.min(1000) {
+            f(black_box(&x), depth, drops);
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            f(black_box(&x), black_box(depth), drops);
+        }
+        let ns = super::ns_per(t, n);
+        assert!(x.get() >= n);
+        ns
+    }
+
     /// Calls `f` `n` times; ns per call.
     pub fn time(f: fn(&Cell<u64>), n: u64) -> f64 {
         let x = Cell::new(0);

@@ -481,6 +481,17 @@ fn getpid(a: &Args) -> f64 {
 
 fn main() {
     let a = args();
+    if let Some((depth, drops)) = a
+        .workload
+        .strip_prefix("unwind_")
+        .and_then(|_| defers::depth_workload(&a.workload))
+    {
+        // Rust's floor at a depth: no runtime, no gort hook (as unwind_floor).
+        std::panic::set_hook(Box::new(|_| {}));
+        let v = defers::time_depth(defers::bare_at_depth, depth, drops, a.n);
+        report(&a, v, "ns");
+        return;
+    }
     if a.workload == "unwind_floor" {
         // Rust's floor: no runtime, no gort hook.
         std::panic::set_hook(Box::new(|_| {}));
@@ -536,6 +547,13 @@ fn main() {
                 "blocking" => (blocking(&a), "ns"),
                 "getpid" => (getpid(&a), "ns"),
                 "tcp_echo" => (tcp_echo(&a), "ns"),
+                w if defers::depth_workload(w).is_some() => {
+                    let (depth, drops) = defers::depth_workload(w).expect("checked");
+                    (
+                        defers::time_depth(defers::panic_at_depth, depth, drops, a.n),
+                        "ns",
+                    )
+                }
                 w => {
                     eprintln!("gort_peer: unknown workload {w}");
                     std::process::exit(64)

@@ -424,3 +424,46 @@ extern "C" fn on_sigquit(_: libc::c_int) {
         unsafe { libc::write(fd, b.as_ptr().cast(), 1) };
     }
 }
+
+/// How the process's Rust panics were unwound: by gort's fast unwinder (a cache of each return
+/// address's unwind rule, docs/defer-panic-recover.md, "The fast unwinder") or by libgcc's.
+///
+/// ```
+/// gort::run(|| {
+///     let r = std::panic::catch_unwind(|| std::panic::resume_unwind(Box::new(1)));
+///     assert!(r.is_err());
+///     let s = gort::debug::unwind_stats();
+///     if s.fast_path {
+///         assert!(s.fast >= 1);
+///     }
+/// });
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnwindStats {
+    /// Whether the fast path is on: x86-64 Linux with glibc, not `GORT_UNWIND=libgcc`, and
+    /// its start-up self-check passed. It starts with the first runtime.
+    pub fast_path: bool,
+    /// Panics the fast path unwound from the raise to the handler.
+    pub fast: u64,
+    /// Panics (or the rest of one, after a cleanup) handed to libgcc because a frame on the
+    /// way was not a plain Rust frame of the executable (a shared object, C or C++ code,
+    /// unusual call-frame information, a `nounwind` call).
+    pub handed_over: u64,
+}
+
+/// The process's [`UnwindStats`] so far. Callable anywhere, with or without a runtime.
+///
+/// ```
+/// let before = gort::debug::unwind_stats();
+/// let after = gort::debug::unwind_stats();
+/// assert!(after.fast >= before.fast);
+/// ```
+pub fn unwind_stats() -> UnwindStats {
+    let c = crate::panic::unwind::counts();
+    UnwindStats {
+        fast_path: c.enabled,
+        fast: c.fast,
+        handed_over: c.handed_over,
+    }
+}

@@ -3,11 +3,13 @@
 //! - `value.rs`: what `recover` returns ([`Panic`], [`RuntimeError`]) and how values print.
 //! - `record.rs`: deferred calls as values and the defer list's records.
 //! - `frame.rs`: frames, the panic chain, the recover rule, Goexit, the panic hook.
+//! - `unwind/`: the fast unwinder, a cache of unwind rules under Rust panics.
 //!
 //! `docs/defer-panic-recover.md` explains the design with diagrams.
 
 pub(crate) mod frame;
 pub(crate) mod record;
+pub(crate) mod unwind;
 pub(crate) mod value;
 
 use std::io::Write;
@@ -24,6 +26,7 @@ pub use value::{Panic, PanicLocation, RuntimeError};
 pub(crate) fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        unwind::init();
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if !frame::on_panic(info) {

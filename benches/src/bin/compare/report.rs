@@ -856,7 +856,8 @@ fn derived(r: &Results) -> Vec<String> {
     }
     if let (Some(pr), Some(floor)) = (med("panic_recover", "gort"), med("unwind_floor", "gort")) {
         lines.push(format!(
-            "gort panic+recover {pr:.0} ns = {:.2}× Rust's panic!+catch_unwind ({floor:.0} ns)",
+            "gort panic+recover {pr:.0} ns = {:.2}× Rust's own panic!+catch_unwind on libgcc's \
+             unwinder ({floor:.0} ns; gort's fast unwinder is under the first)",
             pr / floor
         ));
     }
