@@ -47,6 +47,7 @@ compile_error!(
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("gort supports x86-64 and aarch64 only (its stack switch and stack probes)");
 
+mod block_on;
 pub mod chan;
 pub mod context;
 mod coro;
@@ -65,6 +66,7 @@ pub mod time;
 
 use std::sync::Arc;
 
+pub use block_on::block_on;
 pub use chan::{
     Chan, RecvTimeoutError, Select, Selected, SendTimeoutError, TryRecvError, TrySendError,
 };

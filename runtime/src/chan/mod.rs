@@ -1054,6 +1054,27 @@ impl<T> PartialEq for Chan<T> {
 
 impl<T> Eq for Chan<T> {}
 
+/// Hashes the channel's identity (Go's `map[chan T]V` keys): equal channels (the same
+/// channel, or both nil) hash alike.
+///
+/// ```
+/// use std::collections::HashSet;
+/// let a: gort::Chan<u8> = gort::Chan::new(1);
+/// let b: gort::Chan<u8> = gort::Chan::new(1);
+/// let seen: HashSet<_> = [a.clone(), b.clone(), a.clone()].into_iter().collect();
+/// assert_eq!(seen.len(), 2);
+/// assert!(seen.contains(&a) && seen.contains(&b));
+/// ```
+impl<T> std::hash::Hash for Chan<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let id = self
+            .inner
+            .as_ref()
+            .map_or(0, |a| Arc::as_ptr(a) as *const () as usize);
+        id.hash(state);
+    }
+}
+
 impl<T: Send> fmt::Debug for Chan<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.raw() {

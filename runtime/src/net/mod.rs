@@ -19,6 +19,10 @@
 //! - `try_clone` shares the socket (one descriptor, one poll registration) instead of
 //!   duplicating the descriptor.
 //!
+//! The stream types also have an async side for tasks (`poll_read`, `poll_write`, and with
+//! the `tokio-io` / `futures-io` features those crates' `AsyncRead` and `AsyncWrite`), over
+//! the same poller: async libraries run on gort's sockets inside [`crate::block_on`].
+//!
 //! Names resolve (`ToSocketAddrs`) inside [`crate::blocking`]: `getaddrinfo` blocks its thread,
 //! and the P goes to another thread meanwhile. The same types work from plain threads, which
 //! block (in `poll(2)`), as channels do. Regular files are not sockets: Linux cannot poll them
@@ -46,6 +50,7 @@
 //! ```
 
 mod sock;
+mod task_io;
 mod tcp;
 mod udp;
 mod unix;

@@ -52,6 +52,9 @@ pub(crate) struct Sock<S: mio::event::Source + AsRawFd> {
     /// One turnstile per direction (see the module docs).
     read_turn: Mutex<()>,
     write_turn: Mutex<()>,
+    /// The deadline timers armed for a task that waits in each direction (`poll_io`),
+    /// disarmed by its next poll or the socket's drop. Touched by the turnstile's holder.
+    task_deadlines: parking_lot::Mutex<[Option<desc::Armed>; 2]>,
 }
 
 /// Go's `ErrNetClosing` text.
@@ -90,6 +93,7 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             write_drained: AtomicBool::new(false),
             read_turn: Mutex::new(()),
             write_turn: Mutex::new(()),
+            task_deadlines: parking_lot::Mutex::new([None, None]),
         })
     }
 
@@ -266,6 +270,53 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
         }
     }
 
+    /// The async side of `run` (a future's poll, `Context` instead of a parked goroutine):
+    /// tries `f` once under the direction's turnstile and, on `WouldBlock`, leaves the task's
+    /// waker in the poll descriptor, for readiness, a close or the socket's deadline to wake
+    /// (`PollDesc::poll_ready`), and returns `Pending`.
+    ///
+    /// The turnstile is only tried: a task never waits for a goroutine that holds it (a
+    /// blocking call in the same direction) but polls again a millisecond later. Sharing a
+    /// direction between blocking calls and a task is allowed, not efficient. The socket's
+    /// `std`-style timeouts (`set_read_timeout`) are for blocking calls; a task's operations
+    /// keep to the deadlines (`set_read_deadline`), which a task's runtime timer enforces
+    /// (on a plain thread outside any runtime, only when the task polls).
+    pub(crate) fn poll_io<R>(
+        &self,
+        mode: Mode,
+        cx: &mut std::task::Context<'_>,
+        mut f: impl FnMut(&S) -> io::Result<R>,
+    ) -> std::task::Poll<io::Result<R>> {
+        use std::task::Poll;
+        let Some(_turn) = self.turnstile(mode).try_lock() else {
+            retry_soon(cx.waker());
+            return Poll::Pending;
+        };
+        let slot = match mode {
+            Mode::Read => 0,
+            Mode::Write => 1,
+        };
+        if let Some(a) = self.task_deadlines.lock()[slot].take() {
+            a.disarm();
+        }
+        self.undrain(mode);
+        loop {
+            if let Err(e) = self.check(mode, None) {
+                return Poll::Ready(Err(e));
+            }
+            match f(self.io()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) if self.pd.is_closing() => return Poll::Ready(Err(closed())),
+                r => return Poll::Ready(r),
+            }
+            if self.pd.poll_ready(mode, cx.waker()).is_pending() {
+                self.task_deadlines.lock()[slot] = self.pd.arm_for_task(mode);
+                return Poll::Pending;
+            }
+        }
+    }
+
     /// `std`'s `set_nonblocking`: with `true`, operations that would wait return
     /// `WouldBlock` (the descriptor is non-blocking either way).
     pub(crate) fn set_nonblocking(&self, on: bool) {
@@ -401,8 +452,27 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
     }
 }
 
+/// Wakes `waker` in a millisecond (a task that found a direction's turnstile held), on the
+/// runtime of the calling goroutine or entered thread; elsewhere at once, after a yield.
+fn retry_soon(waker: &std::task::Waker) {
+    let armed = crate::sched::with_current_shared(|shared| {
+        let t = std::sync::Arc::new(crate::sched::timers::TaskTimer::new(waker.clone()));
+        let when = crate::sched::timers::deadline(shared.epoch, Duration::from_millis(1));
+        crate::sched::add_timer(shared, when, crate::sched::timers::Fire::Task(t));
+    });
+    if armed.is_none() {
+        std::thread::yield_now();
+        waker.wake_by_ref();
+    }
+}
+
 impl<S: mio::event::Source + AsRawFd> Drop for Sock<S> {
     fn drop(&mut self) {
+        for a in self.task_deadlines.get_mut().iter_mut() {
+            if let Some(a) = a.take() {
+                a.disarm();
+            }
+        }
         if let Some(mut io) = self.io.take() {
             let _ = crate::netpoll::poller().registry().deregister(&mut io);
             // Closing the descriptor (dropping `io`) after deregistering: a later event for it
@@ -417,7 +487,7 @@ impl<S: mio::event::Source + AsRawFd> Drop for Sock<S> {
 /// connection is an `EPIPE` error, never a `SIGPIPE` (which, at its default disposition, ends
 /// the process; Go never lets a socket write raise it). std's `writev` (its `write_vectored`)
 /// and its Unix streams' `write` raise it.
-fn send_nosignal(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+pub(crate) fn send_nosignal(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
     const FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
     let n = if let [buf] = bufs {
         // One buffer: `send`, which the kernel takes with less copying than a `msghdr`.

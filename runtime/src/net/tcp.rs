@@ -782,6 +782,14 @@ impl TcpStream {
     }
 }
 
+super::task_io::stream_task_io!(
+    TcpStream,
+    "# gort::run(|| {\n\
+     # let ln = gort::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\n\
+     # let a = gort::net::TcpStream::connect(ln.local_addr().unwrap()).unwrap();\n\
+     # let (b, _) = ln.accept().unwrap();"
+);
+
 impl Read for &TcpStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -632,6 +632,12 @@ impl UnixStream {
     }
 }
 
+super::task_io::stream_task_io!(
+    UnixStream,
+    "# gort::run(|| {\n\
+     # let (a, b) = gort::net::UnixStream::pair().unwrap();"
+);
+
 impl Read for &UnixStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use crate::loom::AtomicUsize;
@@ -17,6 +18,15 @@ const NIL: usize = 0;
 const READY: usize = 1;
 /// A goroutine is about to park.
 const WAIT: usize = 2;
+/// A task's registration (`PollDesc::poll_ready`): the address of a leaked `Box<Waker>` with
+/// this bit set. Goroutine records are 8-byte aligned, and the states are 0, 1 and 2, so the
+/// bit tells the two kinds of waiter apart.
+const TASK: usize = 4;
+
+/// Whether a word's value is a task's registration.
+fn is_task(v: usize) -> bool {
+    v > WAIT && v & TASK != 0
+}
 
 /// The waiter's first step (Go's `netpollblock` loop): consumes pending readiness (`true`:
 /// retry the I/O) or announces `WAIT` (`false`: check the flags, then park).
@@ -174,9 +184,19 @@ impl PollDesc {
         pd
     }
 
-    /// Gives a closed socket's descriptor back (after deregistration).
+    /// Gives a closed socket's descriptor back (after deregistration). A task's registration
+    /// still in a word is dropped: the socket it waited on is gone.
     pub(crate) fn free(&'static self) {
         self.closing.store(true, Ordering::SeqCst);
+        for mode in [Mode::Read, Mode::Write] {
+            let v = self.word(mode).swap(NIL, Ordering::AcqRel);
+            if is_task(v) {
+                // SAFETY: a task record is a `Box<Waker>` leaked by `poll_ready` and owned by
+                // the word until taken; the swap took it.
+                drop(unsafe { Box::from_raw((v & !TASK) as *mut Waker) });
+                super::poller().waiting(-1);
+            }
+        }
         self.gen.fetch_add(1, Ordering::Release);
         FREE.lock().push(self);
     }
@@ -283,12 +303,81 @@ impl PollDesc {
     }
 
     /// Go's `netpollunblock`: readiness (`io`) or a close/deadline for `mode`. Returns the
-    /// goroutine to ready, if one was parked.
+    /// goroutine to ready, if one was parked; a task that waited is woken here.
     pub(crate) fn unblock(&self, mode: Mode, io: bool) -> Option<GRef> {
         let raw = word_unblock(self.word(mode), io)?;
+        if is_task(raw) {
+            wake_task(raw);
+            return None;
+        }
         // SAFETY: a stored waiter is a record the waiter stored with `GRef::into_raw` and that
         // nobody has taken since (the unblock's compare-and-swap took it).
         Some(unsafe { GRef::from_raw(raw as *const Goroutine) })
+    }
+
+    /// A goroutine about to wait in `mode` (it holds the direction's turnstile) finds the
+    /// registration of a task that polled the direction before: it takes it and wakes the
+    /// task, which polls again (and meets the turnstile), so the word has one waiter.
+    fn evict_task(&self, w: &AtomicUsize) {
+        let v = w.load(Ordering::Acquire);
+        if is_task(v)
+            && w.compare_exchange(v, NIL, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            wake_task(v);
+        }
+    }
+
+    /// The async side of [`block`](Self::block), for a task that holds the direction's
+    /// turnstile (`net/sock.rs`'s `poll_io`): `Ready` when readiness is pending (consumed:
+    /// try the I/O again) or a close or deadline came (the caller's check says which);
+    /// otherwise stores `waker` in the word, for the next readiness, close or deadline to
+    /// wake, and returns `Pending`. The protocol is `block`'s, with the task's record in
+    /// place of the goroutine's; a registration of an earlier poll is replaced.
+    pub(crate) fn poll_ready(&'static self, mode: Mode, waker: &Waker) -> Poll<()> {
+        let w = self.word(mode);
+        let v = w.load(Ordering::Acquire);
+        if is_task(v)
+            && w.compare_exchange(v, NIL, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            // SAFETY: as in `free`: the compare-and-swap took the record.
+            drop(unsafe { Box::from_raw((v & !TASK) as *mut Waker) });
+            super::poller().waiting(-1);
+        }
+        if word_prepare(w) {
+            return Poll::Ready(());
+        }
+        // After WAIT, as `block`: a close or deadline set before it is seen here.
+        if self.check(mode, None).is_err() {
+            word_finish(w);
+            return Poll::Ready(());
+        }
+        let raw = Box::into_raw(Box::new(waker.clone())) as usize;
+        debug_assert_eq!(raw & TASK, 0);
+        let p = super::poller();
+        p.waiting(1);
+        if word_commit(w, raw | TASK) {
+            // An M on its way to idle polls now that the count is above 0; from a plain thread
+            // the runtimes may all be asleep already.
+            crate::sched::wake_poller();
+            return Poll::Pending;
+        }
+        // An unblock came between the announcement and the commit.
+        // SAFETY: `raw` was leaked just above and never stored.
+        drop(unsafe { Box::from_raw(raw as *mut Waker) });
+        p.waiting(-1);
+        word_finish(w);
+        Poll::Ready(())
+    }
+
+    /// Arms the direction's deadline timer for a task that registered (`poll_ready`), on the
+    /// calling goroutine's or entered thread's runtime; `None` without a deadline or a
+    /// runtime (a plain thread: the deadline is then only checked when the task polls).
+    pub(crate) fn arm_for_task(&'static self, mode: Mode) -> Option<Armed> {
+        let d = self.deadline(mode)?;
+        crate::sched::current_shared()?;
+        Some(self.timer(mode).arm(d))
     }
 
     /// Go's `netpollblock` for a goroutine: parks until readiness, a close or the deadline.
@@ -296,6 +385,7 @@ impl PollDesc {
     #[track_caller]
     pub(crate) fn block(&'static self, mode: Mode, extra: Option<Instant>) -> bool {
         let w = self.word(mode);
+        self.evict_task(w);
         if word_prepare(w) {
             return true;
         }
@@ -395,8 +485,17 @@ impl NetTimer {
     }
 }
 
+/// Wakes the task whose registration `raw` an unblock or an eviction took.
+fn wake_task(raw: usize) {
+    // SAFETY: a task record is a `Box<Waker>` leaked by `poll_ready`, owned by the word until
+    // taken: the caller's compare-and-swap took it.
+    let w = unsafe { Box::from_raw((raw & !TASK) as *mut Waker) };
+    super::poller().waiting(-1);
+    w.wake();
+}
+
 impl Armed {
-    fn disarm(self) {
+    pub(crate) fn disarm(self) {
         self.timer.armed.store(u64::MAX, Ordering::Release);
         self.shared.procs[self.p].timers.note_stale();
     }
@@ -532,6 +631,40 @@ mod loom_tests {
             other.join().unwrap();
             poller.join().unwrap();
             assert_eq!(backlog.load(Ordering::SeqCst), 0);
+        });
+    }
+
+    /// A task polls again while its registration is in the word (a spurious wake): it takes
+    /// the registration back and registers anew, while readiness arrives at any moment. The
+    /// readiness is never lost: the new poll sees it, or the new registration is woken
+    /// (`poll_ready`'s steps, with values for the records).
+    #[test]
+    fn loom_a_task_reregistering_never_loses_readiness() {
+        loom::model(|| {
+            const OLD: usize = 0x1000 | TASK;
+            const NEW: usize = 0x2000 | TASK;
+            let w = Arc::new(AtomicUsize::new(OLD));
+            let sig = std::sync::Arc::new(ThreadSignal::new());
+            let (w2, s2) = (w.clone(), sig.clone());
+            let poller = loom::thread::spawn(move || match word_unblock(&w2, true) {
+                Some(NEW) => s2.notify(),
+                Some(r) => assert_eq!(r, OLD), // the old waker: a spurious wake only
+                None => {}
+            });
+            let v = w.load(Ordering::Acquire);
+            if is_task(v) {
+                let _ = w.compare_exchange(v, NIL, Ordering::AcqRel, Ordering::Acquire);
+            }
+            let ready = if word_prepare(&w) {
+                true
+            } else if word_commit(&w, NEW) {
+                sig.wait();
+                true
+            } else {
+                word_finish(&w)
+            };
+            assert!(ready, "the task saw the readiness");
+            poller.join().unwrap();
         });
     }
 

@@ -89,6 +89,8 @@ pub(crate) enum WaitReason {
     CondWait,
     /// A socket read, write, accept or connect (the network poller).
     IoWait,
+    /// `gort::block_on`: a future's waker has not fired yet.
+    BlockOn,
 }
 
 impl WaitReason {
@@ -108,11 +110,12 @@ impl WaitReason {
             WaitReason::Semacquire => "semacquire",
             WaitReason::CondWait => "sync.Cond.Wait",
             WaitReason::IoWait => "IO wait",
+            WaitReason::BlockOn => "block_on",
         }
     }
 
     fn from_u8(v: u8) -> WaitReason {
-        const ALL: [WaitReason; 13] = [
+        const ALL: [WaitReason; 14] = [
             WaitReason::None,
             WaitReason::WaitGroupWait,
             WaitReason::Join,
@@ -126,6 +129,7 @@ impl WaitReason {
             WaitReason::Semacquire,
             WaitReason::CondWait,
             WaitReason::IoWait,
+            WaitReason::BlockOn,
         ];
         ALL.get(v as usize).copied().unwrap_or(WaitReason::None)
     }

@@ -326,12 +326,40 @@ fn kick(shared: &Arc<Shared>, when: u64) {
     }
 }
 
+/// A task registered on the poller (`PollDesc::poll_ready`): makes sure some M polls. On an
+/// M nothing is needed (its goroutine parks next, or its schedule loop polls), nor when an M
+/// is blocked in the poll already. A plain thread's task may find every M asleep on its note
+/// (they went idle with nobody waiting on the poller) or busy: each live runtime with an idle
+/// P starts an M (`wakep`), which polls before it sleeps again and, the last to go idle, blocks
+/// in the poll. A busy runtime's sysmon polls within 10 ms anyway.
+pub(crate) fn wake_poller() {
+    if !ctx_ptr().is_null() || crate::netpoll::poller().is_blocked() {
+        return;
+    }
+    hand_poll_role();
+}
+
+/// Starts an M on each live runtime with an idle P, so that one polls (`wake_poller`; a
+/// runtime's shutdown while tasks wait on the poller).
+pub(crate) fn hand_poll_role() {
+    let live: Vec<Arc<Shared>> = RUNTIMES
+        .lock()
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .filter(|s| !s.is_shutdown())
+        .collect();
+    for s in &live {
+        m::wakep(s);
+    }
+}
+
 /// Runs a due timer's action (after its heap's lock is released).
 pub(crate) fn fire_timer(shared: &Arc<Shared>, fire: timers::Fire) {
     match fire {
         timers::Fire::Wake(g) => ready(g),
         timers::Fire::Send(core, gen) => core.fire(shared, gen),
         timers::Fire::Net(t, gen) => t.fire(gen),
+        timers::Fire::Task(t) => t.fire(),
     }
 }
 

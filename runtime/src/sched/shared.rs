@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex};
 use super::idle::IdleCounts;
 use super::m::{self, Machine};
 use super::p::{self, PCore, Processor};
-use super::{pslot, Config, GRef, Goroutine, Injector, RUNTIMES};
+use super::{pslot, timers, Config, GRef, Goroutine, Injector, RUNTIMES};
 use crate::coro::StackPool;
 
 /// How main ended, as seen by the thread that called `run`.
@@ -401,6 +401,11 @@ impl Shared {
             std::thread::sleep(std::time::Duration::from_micros(50));
         }
         self.sysmon.join();
+        // Tasks of other threads may wait on the process's poller, and this runtime's Ms (one
+        // of them perhaps blocked in the poll for them) are gone: another runtime polls now.
+        if crate::netpoll::waiters() > 0 {
+            super::hand_poll_role();
+        }
         // Step 3: every P is here now (idle list, or taken from detached Ms), or on its way
         // back: a plain thread's `wakep` that took an idle P before the shutdown finds no idle
         // M to hand it to and puts it back. Wait for those (a few instructions each).
@@ -422,8 +427,14 @@ impl Shared {
         }
         self.drain_global();
         for p in self.procs.iter() {
-            // Sleeping goroutines are discarded with the rest (below); timer channels go.
-            drop(p.timers.drain());
+            // Sleeping goroutines are discarded with the rest (below); timer channels go. A
+            // task's timer fires now (a `Sleep` ends early): no timer of this runtime ever
+            // will, and a future on a plain thread must not wait for it for ever.
+            for e in p.timers.drain() {
+                if let timers::Fire::Task(t) = e.fire {
+                    t.fire();
+                }
+            }
             // An M that lost its P while readying may have left one here.
             if let Some(g) = p.take_runnext() {
                 self.discard(g);

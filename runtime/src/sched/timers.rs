@@ -46,6 +46,73 @@ pub(crate) enum Fire {
     Send(Arc<TimerCore>, u64),
     /// A socket's deadline (`netpoll`): wake its waiter if the generation is current.
     Net(&'static crate::netpoll::desc::NetTimer, u64),
+    /// A future's timer (`gort::time::Sleep`, an async socket's retry): wake its task.
+    Task(Arc<TaskTimer>),
+}
+
+/// A timer that wakes a task (a `std::task::Waker`) instead of a goroutine: what a future
+/// such as `gort::time::Sleep` arms. Cancelled (its heap entry garbage) when the future is
+/// dropped first.
+///
+/// Invariant: `fired` is set, and the waker taken, under `waker`'s lock; a poll that stores a
+/// new waker under the same lock and finds `fired` false is woken by the firing.
+pub(crate) struct TaskTimer {
+    waker: Mutex<Option<std::task::Waker>>,
+    fired: std::sync::atomic::AtomicBool,
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+impl TaskTimer {
+    pub(crate) fn new(waker: std::task::Waker) -> TaskTimer {
+        TaskTimer {
+            waker: Mutex::new(Some(waker)),
+            fired: std::sync::atomic::AtomicBool::new(false),
+            cancelled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Fires: wakes the task unless cancelled (from the timers, or at shutdown).
+    pub(crate) fn fire(&self) {
+        let w = {
+            let mut w = self.waker.lock();
+            self.fired.store(true, Ordering::Release);
+            w.take()
+        };
+        if !self.cancelled.load(Ordering::Acquire) {
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+
+    /// Whether it fired; if not, `waker` is the one it will wake.
+    pub(crate) fn poll_fired(&self, waker: &std::task::Waker) -> bool {
+        let mut w = self.waker.lock();
+        if self.fired.load(Ordering::Acquire) {
+            return true;
+        }
+        match &mut *w {
+            Some(old) if old.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+        false
+    }
+
+    /// The future went away: unless it fired, its heap entry is garbage now (true: the
+    /// caller tells the heap, `note_stale`).
+    pub(crate) fn cancel(&self) -> bool {
+        let mut w = self.waker.lock();
+        w.take();
+        if self.fired.load(Ordering::Acquire) {
+            return false;
+        }
+        self.cancelled.store(true, Ordering::Release);
+        true
+    }
+
+    fn is_stale(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
 }
 
 pub(crate) struct Entry {
@@ -81,6 +148,7 @@ impl Entry {
             Fire::Wake(_) => false,
             Fire::Send(core, gen) => !core.is_armed(*gen),
             Fire::Net(t, gen) => !t.is_armed(*gen),
+            Fire::Task(t) => t.is_stale(),
         }
     }
 }

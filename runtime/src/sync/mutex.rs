@@ -365,3 +365,17 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
         (**self).fmt(f)
     }
 }
+
+/// The guarded value's `Display`, as std's `MutexGuard` has.
+///
+/// ```
+/// gort::run(|| {
+///     let m = gort::Mutex::new(7);
+///     assert_eq!(format!("{}", m.lock()), "7");
+/// });
+/// ```
+impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}

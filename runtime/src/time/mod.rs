@@ -9,6 +9,9 @@
 //! `sleep` works anywhere (a plain thread sleeps); timers need a runtime: inside a goroutine,
 //! or on a thread that entered one with `Handle::enter`.
 //!
+//! [`Sleep`] is the one future here: what async code (a future run with
+//! [`block_on`](crate::block_on)) awaits instead of blocking in `sleep`.
+//!
 //! ```
 //! use std::time::Duration;
 //! gort::run(|| {
@@ -33,6 +36,121 @@ use parking_lot::Mutex;
 use crate::chan::Chan;
 use crate::sched::timers::{self, Fire};
 use crate::sched::{self, Shared, WaitReason};
+
+/// A future that completes at a deadline (tokio's `Sleep`): a task timer on the runtime's
+/// timer heaps, which wakes the task (its `Waker`) rather than a goroutine. Dropping it first
+/// cancels the timer.
+///
+/// Made in a goroutine or on a thread inside [`Handle::enter`](crate::Handle::enter): that
+/// runtime's timers fire it, and the task may be polled anywhere (a goroutine's
+/// [`block_on`](crate::block_on), a plain thread's, another runtime's executor). If that
+/// runtime shuts down first, the sleep ends then (no timer of it will fire any more).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// gort::run(|| {
+///     let t = Instant::now();
+///     gort::block_on(async {
+///         gort::time::Sleep::new(Duration::from_millis(20)).await;
+///     });
+///     assert!(t.elapsed() >= Duration::from_millis(20));
+/// });
+/// ```
+#[must_use = "a Sleep does nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    shared: Arc<Shared>,
+    /// Armed at the first poll that finds the deadline ahead: the timer and its heap.
+    armed: Option<(Arc<timers::TaskTimer>, usize)>,
+}
+
+impl Sleep {
+    /// A sleep of `d` from now.
+    ///
+    /// # Panics
+    /// Outside a runtime (a goroutine, or a thread inside `Handle::enter`).
+    #[track_caller]
+    pub fn new(d: Duration) -> Sleep {
+        Sleep::until(Instant::now() + d)
+    }
+
+    /// A sleep until `deadline` (at once if it passed).
+    ///
+    /// # Panics
+    /// Outside a runtime (a goroutine, or a thread inside `Handle::enter`).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// gort::run(|| {
+    ///     let at = Instant::now() + Duration::from_millis(5);
+    ///     gort::block_on(gort::time::Sleep::until(at));
+    ///     assert!(Instant::now() >= at);
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn until(deadline: Instant) -> Sleep {
+        let Some(shared) = sched::current_shared() else {
+            panic!(
+                "gort::time::Sleep made outside a gort runtime: make it in a goroutine, or on \
+                 a thread inside Handle::enter"
+            );
+        };
+        Sleep {
+            deadline,
+            shared,
+            armed: None,
+        }
+    }
+
+    /// When it completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+impl std::future::Future for Sleep {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
+        if let Some((t, _)) = &self.armed {
+            return if t.poll_fired(cx.waker()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            };
+        }
+        if Instant::now() >= self.deadline || self.shared.is_shutdown() {
+            return Poll::Ready(());
+        }
+        let t = Arc::new(timers::TaskTimer::new(cx.waker().clone()));
+        let when = timers::nanos_since(self.shared.epoch, self.deadline);
+        let p = sched::add_timer(&self.shared, when, Fire::Task(t.clone()));
+        self.armed = Some((t, p));
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some((t, p)) = self.armed.take() {
+            if t.cancel() {
+                self.shared.procs[p].timers.note_stale();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Pauses the calling goroutine for `d` (Go's `time.Sleep`); its thread runs other goroutines
 /// meanwhile. Outside a goroutine, sleeps the thread. A zero duration returns at once.
