@@ -53,6 +53,8 @@ pub mod context;
 mod coro;
 pub mod debug;
 pub mod errgroup;
+#[cfg(feature = "http")]
+pub mod http;
 mod join;
 mod local;
 mod loom;

@@ -43,6 +43,31 @@ macro_rules! stream_task_io {
                     .poll_io(crate::netpoll::Mode::Read, cx, |mut s| s.read(&mut *buf))
             }
 
+            /// `poll_read` into `len` bytes at `ptr`, which may be uninitialised: recv(2) writes
+            /// them through the raw pointer (hyper's read buffers).
+            #[allow(dead_code)]
+            pub(crate) fn poll_read_raw(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                ptr: *mut u8,
+                len: usize,
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                use std::os::fd::AsRawFd;
+                if len == 0 {
+                    return std::task::Poll::Ready(Ok(0));
+                }
+                self.sock.poll_io(crate::netpoll::Mode::Read, cx, |s| {
+                    // SAFETY: the caller's `ptr` is valid for writes of `len` bytes for the
+                    // call; recv(2) writes at most `len`.
+                    let n = unsafe { libc::recv(s.as_raw_fd(), ptr.cast(), len, 0) };
+                    if n < 0 {
+                        Err(std::io::Error::last_os_error())
+                    } else {
+                        Ok(n as usize)
+                    }
+                })
+            }
+
             /// The async side of `write`: writes what the send buffer takes of `buf`, or
             /// leaves the task's waker with the poller and returns `Pending` (see
             /// [`poll_read`](Self::poll_read)). Never raises `SIGPIPE`.

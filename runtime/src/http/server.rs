@@ -1,0 +1,348 @@
+//! The server: a goroutine per connection drives hyper's HTTP/1 connection (in `block_on`),
+//! and a goroutine per request runs the handler, free to block, park, `defer!` and `recover`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::body::Body;
+use super::io::{Io, Timer};
+use super::oneshot::Oneshot;
+use super::{Request, Response};
+use crate::net::TcpListener;
+
+/// What serves requests: a function or closure from [`Request`] to [`Response`], run in a
+/// goroutine of its own per request (Go's `http.Handler`, returning the response instead of
+/// writing it).
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request.
+    fn serve(&self, req: Request) -> Response;
+}
+
+impl<F> Handler for F
+where
+    F: Fn(Request) -> Response + Send + Sync + 'static,
+{
+    fn serve(&self, req: Request) -> Response {
+        self(req)
+    }
+}
+
+/// An HTTP/1.1 server (Go's `http.Server`): keep-alive and pipelining (hyper's), a goroutine
+/// per connection and one per request, a 500 for a handler that panics (logged, as net/http
+/// does), a header read timeout, and graceful shutdown driven by a [`crate::context`].
+///
+/// ```
+/// use gort::http::{Body, Response, Server};
+/// use std::io::{Read, Write};
+///
+/// gort::run(|| {
+///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = ln.local_addr().unwrap();
+///     let (ctx, cancel) = gort::context::with_cancel(&gort::context::background());
+///     let server = Server::new(|req: gort::http::Request| {
+///         Response::new(Body::from(format!("hello, {}", req.uri().path())))
+///     });
+///     let done = gort::spawn(move || server.serve_until(ln, &ctx));
+///
+///     let resp = gort::http::get(&format!("http://{addr}/gopher")).unwrap();
+///     assert_eq!(resp.into_body().text().unwrap(), "hello, /gopher");
+///
+///     cancel.cancel(); // graceful shutdown: stop accepting, finish what is in flight
+///     done.join().unwrap();
+/// });
+/// ```
+pub struct Server {
+    handler: Arc<dyn Handler>,
+    read_header_timeout: Option<Duration>,
+    keep_alive: bool,
+}
+
+impl Server {
+    /// A server of `handler`, keep-alive on, no header timeout.
+    pub fn new(handler: impl Handler) -> Server {
+        Server {
+            handler: Arc::new(handler),
+            read_header_timeout: None,
+            keep_alive: true,
+        }
+    }
+
+    /// Closes a connection whose next request's head has not fully arrived within `d` (Go's
+    /// `ReadHeaderTimeout`): slow or idle clients do not hold connections for ever.
+    pub fn read_header_timeout(mut self, d: Duration) -> Server {
+        self.read_header_timeout = Some(d);
+        self
+    }
+
+    /// Whether connections stay open between requests (on by default; Go's
+    /// `SetKeepAlivesEnabled`).
+    pub fn keep_alive(mut self, on: bool) -> Server {
+        self.keep_alive = on;
+        self
+    }
+
+    /// Serves connections accepted from `ln` until accepting fails (the listener was
+    /// closed); returns that error.
+    #[track_caller]
+    pub fn serve(&self, ln: TcpListener) -> io::Result<()> {
+        let ctx = crate::context::background();
+        self.serve_until(ln, &ctx)
+    }
+
+    /// Serves until `ctx` is done, then shuts down gracefully (Go's `Server.Shutdown`): stops
+    /// accepting, lets each connection finish the request it is in (idle ones close at once),
+    /// waits for them, and returns `Ok`. An accept error before that is returned as is.
+    #[track_caller]
+    pub fn serve_until(&self, ln: TcpListener, ctx: &crate::context::Context) -> io::Result<()> {
+        let ln = Arc::new(ln);
+        let shutdown = Arc::new(Shutdown::default());
+        let conns = crate::WaitGroup::new();
+        // The watcher: at the context's end, close the listener (the accept below fails)
+        // and tell every connection.
+        let stop: crate::Chan<()> = crate::Chan::new(0);
+        {
+            let (ln, shutdown, ctx, stop) =
+                (ln.clone(), shutdown.clone(), ctx.clone(), stop.clone());
+            crate::go!(move || {
+                crate::select! {
+                    recv(ctx.done()) -> _ => {},
+                    recv(stop) -> _ => {},
+                }
+                shutdown.trigger();
+                ln.close();
+            });
+        }
+        let result = loop {
+            match ln.accept() {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true); // Go's default
+                    conns.add(1);
+                    let conn = Conn {
+                        handler: self.handler.clone(),
+                        peer,
+                        shutdown: shutdown.clone(),
+                        read_header_timeout: self.read_header_timeout,
+                        keep_alive: self.keep_alive,
+                    };
+                    let wg = conns.clone();
+                    crate::go!(move || {
+                        conn.run(stream);
+                        wg.done();
+                    });
+                }
+                Err(_) if shutdown.is_triggered() => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        stop.close();
+        shutdown.trigger();
+        conns.wait();
+        result
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("read_header_timeout", &self.read_header_timeout)
+            .field("keep_alive", &self.keep_alive)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Go's `http.ListenAndServe`: binds `addr` and serves `handler` on it until an error.
+///
+/// ```no_run
+/// use gort::http::{Body, Response};
+/// gort::run(|| {
+///     gort::http::listen_and_serve("127.0.0.1:8080", |_req: gort::http::Request| {
+///         Response::new(Body::from("hello\n"))
+///     })
+///     .unwrap();
+/// });
+/// ```
+#[track_caller]
+pub fn listen_and_serve(
+    addr: impl std::net::ToSocketAddrs,
+    handler: impl Handler,
+) -> io::Result<()> {
+    let ln = TcpListener::bind(addr)?;
+    Server::new(handler).serve(ln)
+}
+
+/// The shutdown signal every connection of a server watches.
+#[derive(Default)]
+struct Shutdown {
+    state: Mutex<(bool, HashMap<u64, Waker>)>,
+    ids: AtomicU64,
+}
+
+impl Shutdown {
+    fn trigger(&self) {
+        let wakers = {
+            let mut s = self.state.lock();
+            s.0 = true;
+            std::mem::take(&mut s.1)
+        };
+        for w in wakers.into_values() {
+            w.wake();
+        }
+    }
+
+    fn is_triggered(&self) -> bool {
+        self.state.lock().0
+    }
+
+    /// Whether it triggered; if not, `waker` (of connection `id`) is woken when it does.
+    fn poll_triggered(&self, id: u64, waker: &Waker) -> bool {
+        let mut s = self.state.lock();
+        if s.0 {
+            return true;
+        }
+        s.1.insert(id, waker.clone());
+        false
+    }
+
+    fn forget(&self, id: u64) {
+        self.state.lock().1.remove(&id);
+    }
+}
+
+/// One connection's settings.
+struct Conn {
+    handler: Arc<dyn Handler>,
+    peer: SocketAddr,
+    shutdown: Arc<Shutdown>,
+    read_header_timeout: Option<Duration>,
+    keep_alive: bool,
+}
+
+impl Conn {
+    /// The connection's goroutine: hyper's connection future in `block_on`, shut down
+    /// gracefully when the server is.
+    fn run(self, stream: crate::net::TcpStream) {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.keep_alive(self.keep_alive).timer(Timer);
+        if let Some(t) = self.read_header_timeout {
+            b.header_read_timeout(t);
+        } else {
+            b.header_read_timeout(None);
+        }
+        let svc = Svc {
+            handler: self.handler.clone(),
+            peer: self.peer,
+        };
+        let conn = b.serve_connection(Io(stream), svc);
+        let id = self.shutdown.ids.fetch_add(1, Ordering::Relaxed);
+        let task = ConnTask {
+            conn: Box::pin(conn),
+            shutdown: self.shutdown.clone(),
+            id,
+            graceful: false,
+        };
+        // Connection errors (a reset, a malformed request answered with 400 by hyper, a
+        // header timeout) end the connection; nothing to report, as net/http logs nothing.
+        let _ = crate::block_on(task);
+        self.shutdown.forget(id);
+    }
+}
+
+type HyperConn = hyper::server::conn::http1::Connection<Io, Svc>;
+
+/// A connection, and the server's shutdown signal it watches.
+struct ConnTask {
+    conn: Pin<Box<HyperConn>>,
+    shutdown: Arc<Shutdown>,
+    id: u64,
+    graceful: bool,
+}
+
+impl Future for ConnTask {
+    type Output = hyper::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        if !self.graceful && self.shutdown.poll_triggered(self.id, cx.waker()) {
+            self.graceful = true;
+            self.conn.as_mut().graceful_shutdown();
+        }
+        self.conn.as_mut().poll(cx)
+    }
+}
+
+/// hyper's service: each request to a goroutine of its own.
+#[derive(Clone)]
+struct Svc {
+    handler: Arc<dyn Handler>,
+    peer: SocketAddr,
+}
+
+type RespFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RespFuture;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> RespFuture {
+        let (mut parts, incoming) = req.into_parts();
+        parts.extensions.insert(RemoteAddr(self.peer));
+        let req = http::Request::from_parts(parts, Body::incoming(incoming));
+        let (tx, rx) = Oneshot::new();
+        let (handler, peer) = (self.handler.clone(), self.peer);
+        crate::go!(move || {
+            tx.send(serve_one(&*handler, req, peer).unwrap_or_else(|| status(500)));
+        });
+        Box::pin(async move { Ok(rx.await.unwrap_or_else(|| status(500))) })
+    }
+}
+
+/// The client's address, in every request's extensions (Go's `Request.RemoteAddr`).
+///
+/// ```
+/// use gort::http::RemoteAddr;
+/// fn who(req: &gort::http::Request) -> String {
+///     req.extensions().get::<RemoteAddr>().map(|a| a.0.to_string()).unwrap_or_default()
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteAddr(pub SocketAddr);
+
+/// Runs the handler in a frame whose deferred call turns a panic into a 500 and a log line
+/// (Go's `http: panic serving ADDR: VALUE`).
+#[crate::func]
+fn serve_one(handler: &dyn Handler, req: Request, peer: SocketAddr) -> Option<Response> {
+    crate::defer!(|r: &mut crate::Named<Option<Response>>| {
+        if let Some(p) = crate::recover() {
+            eprintln!("http: panic serving {peer}: {p}");
+            r.set(Some(status(500)));
+        }
+    });
+    Some(handler.serve(req))
+}
+
+/// A response with `code` and its reason phrase as the body.
+pub(crate) fn status(code: u16) -> Response {
+    let code = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let text = format!(
+        "{} {}\n",
+        code.as_u16(),
+        code.canonical_reason().unwrap_or("")
+    );
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

@@ -1,0 +1,232 @@
+//! `gort::http` over loopback: keep-alive and pooling, pipelining, bodies both ways (chunked,
+//! large, streamed), `Expect: 100-continue`, handlers that park or panic, a header timeout,
+//! malformed requests, and graceful shutdown with requests in flight.
+#![cfg(feature = "http")]
+
+mod support;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gort::http::{Body, Client, RemoteAddr, Request, Response, Server, StatusCode};
+use gort::net::{TcpListener, TcpStream};
+
+/// Starts `handler` on a fresh listener in a goroutine; returns its address.
+fn start(server: Server) -> SocketAddr {
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    gort::go!(move || {
+        let _ = server.serve(ln);
+    });
+    addr
+}
+
+fn text(body: &'static str) -> Response {
+    Response::new(Body::from(body))
+}
+
+/// The server's view of the client's port, per request: one port means one connection.
+#[gort::test(procs = 2)]
+fn a_client_keeps_its_connection_alive_and_pools_it() {
+    let ports = Arc::new(Mutex::new(Vec::new()));
+    let p = ports.clone();
+    let addr = start(Server::new(move |req: Request| {
+        p.lock()
+            .unwrap()
+            .push(req.extensions().get::<RemoteAddr>().unwrap().0.port());
+        text("ok")
+    }));
+    let c = Client::new();
+    for _ in 0..20 {
+        let r = c.get(&format!("http://{addr}/")).unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.into_body().text().unwrap(), "ok");
+    }
+    let seen: HashSet<u16> = ports.lock().unwrap().iter().copied().collect();
+    assert_eq!(seen.len(), 1, "20 requests over {} connections", seen.len());
+
+    // Many goroutines at once share the pool: fewer connections than requests.
+    ports.lock().unwrap().clear();
+    let wg = gort::WaitGroup::new();
+    for _ in 0..8 {
+        wg.add(1);
+        let (w, c) = (wg.clone(), c.clone());
+        gort::go!(move || {
+            for _ in 0..25 {
+                let r = c.get(&format!("http://{addr}/x")).unwrap();
+                assert_eq!(r.into_body().text().unwrap(), "ok");
+            }
+            w.done();
+        });
+    }
+    wg.wait();
+    let ports = ports.lock().unwrap();
+    assert_eq!(ports.len(), 200);
+    let seen: HashSet<u16> = ports.iter().copied().collect();
+    assert!(
+        seen.len() <= 9,
+        "{} connections for 8 goroutines",
+        seen.len()
+    );
+}
+
+/// Two requests written at once on one connection: two responses, in order.
+#[gort::test(procs = 1)]
+fn pipelined_requests_are_answered_in_order() {
+    let addr = start(Server::new(|req: Request| {
+        Response::new(Body::from(req.uri().path().to_string()))
+    }));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(
+        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let first = all.find("/first").expect("first answered");
+    let second = all.find("/second").expect("second answered");
+    assert!(first < second, "{all}");
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all}");
+}
+
+/// A 4 MiB upload streamed (chunked) by the client, read by the handler with `Read`, and
+/// streamed back from a reader: every byte arrives.
+#[gort::test(procs = 2)]
+fn large_bodies_stream_both_ways() {
+    let addr = start(Server::new(|req: Request| {
+        // Echo: the request body becomes the response body, streamed.
+        Response::new(Body::from_reader(req.into_body()))
+    }));
+    let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 253) as u8).collect();
+    let req = gort::http::types::Request::post(format!("http://{addr}/echo"))
+        .body(Body::from_reader(std::io::Cursor::new(data.clone())))
+        .unwrap();
+    let r = Client::new().request(req).unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()
+            .get("transfer-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("chunked")
+    );
+    let got = r.into_body().bytes().unwrap();
+    assert!(got == data, "{} bytes back of {}", got.len(), data.len());
+}
+
+/// `Expect: 100-continue`: the interim response comes when the handler starts reading.
+#[gort::test(procs = 1)]
+fn expect_continue_gets_its_interim_response() {
+    let addr = start(Server::new(|req: Request| {
+        let body = req.into_body().text().unwrap();
+        Response::new(Body::from(format!("got {body}")))
+    }));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .starts_with("HTTP/1.1 100 Continue"),
+        "{:?}",
+        std::str::from_utf8(&buf[..n])
+    );
+    s.write_all(b"hello").unwrap();
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).unwrap();
+    assert!(
+        rest.contains("200 OK") && rest.ends_with("got hello"),
+        "{rest}"
+    );
+}
+
+/// A handler that panics answers 500, and the server keeps serving; handlers may park on
+/// channels and timers.
+#[gort::test(procs = 2)]
+fn a_panicking_handler_answers_500_and_the_server_stays_up() {
+    let ch: gort::Chan<&'static str> = gort::Chan::new(0);
+    let tx = ch.clone();
+    gort::go!(move || loop {
+        tx.send("from a goroutine");
+    });
+    let addr = start(Server::new(move |req: Request| match req.uri().path() {
+        "/panic" => panic!("handler failed"),
+        "/park" => {
+            gort::time::sleep(Duration::from_millis(5));
+            Response::new(Body::from(ch.recv().unwrap()))
+        }
+        _ => text("fine"),
+    }));
+    let c = Client::new();
+    for _ in 0..3 {
+        let r = c.get(&format!("http://{addr}/panic")).unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let r = c.get(&format!("http://{addr}/park")).unwrap();
+        assert_eq!(r.into_body().text().unwrap(), "from a goroutine");
+        let r = c.get(&format!("http://{addr}/")).unwrap();
+        assert_eq!(r.into_body().text().unwrap(), "fine");
+    }
+}
+
+/// A client that never finishes its request head is disconnected after the header timeout.
+#[gort::test(procs = 1)]
+fn a_slow_client_is_cut_off_by_the_header_timeout() {
+    let addr = start(
+        Server::new(|_req: Request| text("late")).read_header_timeout(Duration::from_millis(100)),
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(); // no blank line
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest); // EOF (or a reset) when the server gives up
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(!String::from_utf8_lossy(&rest).contains("late"));
+}
+
+/// Garbage instead of a request: a 400, and the connection closes.
+#[gort::test(procs = 1)]
+fn a_malformed_request_gets_a_400() {
+    let addr = start(Server::new(|_req: Request| text("never")));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"THIS IS NOT HTTP\r\n\r\n").unwrap();
+    let mut all = String::new();
+    let _ = s.read_to_string(&mut all);
+    assert!(all.starts_with("HTTP/1.1 400"), "{all:?}");
+}
+
+/// Graceful shutdown: a request in flight when the context ends completes, new connections
+/// are refused, and `serve_until` returns once the last connection closed.
+#[gort::test(procs = 2)]
+fn graceful_shutdown_finishes_requests_in_flight() {
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    let (ctx, cancel) = gort::context::with_cancel(&gort::context::background());
+    let started: gort::Chan<()> = gort::Chan::new(1);
+    let st = started.clone();
+    let server = Server::new(move |_req: Request| {
+        let _ = st.try_send(());
+        gort::time::sleep(Duration::from_millis(200));
+        text("finished")
+    });
+    let done = gort::spawn(move || server.serve_until(ln, &ctx));
+    let inflight = gort::spawn(move || {
+        let r = gort::http::get(&format!("http://{addr}/slow")).unwrap();
+        (r.status(), r.into_body().text().unwrap())
+    });
+    started.recv();
+    cancel.cancel();
+    let (status, body) = inflight.join();
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "finished"));
+    done.join().unwrap();
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the listener still accepts after shutdown"
+    );
+}
