@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""HTTP plaintext ("Hello, World!", keep-alive) under wrk: gort's `http_hello` example against
-Go 1.19's net/http and tokio + hyper, side by side in one run, interleaved over the passes.
+"""HTTP plaintext ("Hello, World!", keep-alive) under wrk: gort's `http_hello` example (gort::http,
+hyper on goroutines) against Go 1.19's net/http and tokio + the same hyper, side by side in one
+run, interleaved over the passes; `gort raw` is the hand-written responder (`http_raw`), for
+reference.
 
     python3 benches/scripts/http.py [--reps 3] [--secs 10] [--conns 100]
 
@@ -41,8 +43,8 @@ def ensure_wrk():
 def build():
     env = dict(os.environ)
     env.pop("RUST_BACKTRACE", None)
-    sh(["cargo", "build", "--release", "-p", "gort-examples", "--example", "http_hello"],
-       cwd=ROOT, env=env)
+    sh(["cargo", "build", "--release", "-p", "gort-examples", "--example", "http_hello",
+        "--example", "http_raw"], cwd=ROOT, env=env)
     sh(["cargo", "build", "--release", "-p", "gort-benches", "--features", "peers", "--bin", "hyper_hello"],
        cwd=ROOT, env=env)
     # Where cargo put them: CARGO_TARGET_DIR when it is set, as cargo itself reads it.
@@ -51,6 +53,8 @@ def build():
     servers = {
         "gort": lambda addr, p: ([os.path.join(target, "examples", "http_hello"), addr],
                                  {"GOMAXPROCS": str(p)}),
+        "gort raw": lambda addr, p: ([os.path.join(target, "examples", "http_raw"), addr],
+                                     {"GOMAXPROCS": str(p)}),
         "tokio+hyper": lambda addr, p: ([os.path.join(target, "hyper_hello"), addr, str(p)], {}),
     }
     if os.path.exists(GO):

@@ -301,6 +301,60 @@ fn pingpong(a: &Args) -> f64 {
     v
 }
 
+/// `pingpong` with futures instead of channels: two goroutines hand a value back and forth
+/// through one-value slots, each waiting in `gort::block_on` (the wake-up of `block_on`
+/// against a channel's); ns per round trip. gort only (no peer has `block_on` on a stackful
+/// thread of its own).
+fn pingpong_future(a: &Args) -> f64 {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Waker};
+
+    #[derive(Clone, Default)]
+    struct Slot(Arc<Mutex<(Option<u64>, Option<Waker>)>>);
+    impl Slot {
+        fn put(&self, v: u64) {
+            let w = {
+                let mut s = self.0.lock().unwrap();
+                s.0 = Some(v);
+                s.1.take()
+            };
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+    impl Future for Slot {
+        type Output = u64;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+            let mut s = self.0.lock().unwrap();
+            match s.0.take() {
+                Some(v) => Poll::Ready(v),
+                None => {
+                    s.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        }
+    }
+    let (ping, pong) = (Slot::default(), Slot::default());
+    let (pi, po) = (ping.clone(), pong.clone());
+    let n = a.n;
+    gort::go!(move || {
+        for _ in 0..n {
+            let v = gort::block_on(pi.clone());
+            po.put(v);
+        }
+    });
+    let t = Instant::now();
+    for i in 0..n {
+        ping.put(i);
+        gort::block_on(pong.clone());
+    }
+    ns_per(t, n)
+}
+
 /// A ring of `RING` goroutines passing a token `n` hops; ns per hop.
 fn ring(a: &Args) -> f64 {
     let chans: Vec<gort::Chan<u64>> = (0..RING).map(|_| gort::Chan::new(0)).collect();
@@ -534,6 +588,7 @@ fn main() {
                     "mprotect",
                 ),
                 "pingpong" => (pingpong(&a), "ns"),
+                "pingpong_future" => (pingpong_future(&a), "ns"),
                 "ring" => (ring(&a), "ns"),
                 "mutex" => (mutex(&a), "ns"),
                 "sleepers" => (sleepers(&a), "ms"),

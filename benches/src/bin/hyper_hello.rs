@@ -1,6 +1,6 @@
 //! tokio + hyper serving "Hello, World!" for the HTTP comparison (`benches/scripts/http.py`):
 //! `hyper_hello <addr> <threads>`. HTTP/1.1 with keep-alive, one task per connection, the
-//! same headers as gort's `http_hello` example and Go's net/http (Date, Content-Length,
+//! same headers as gort's `http_hello` and `http_raw` examples and Go's net/http (Date, Content-Length,
 //! Content-Type).
 
 use std::convert::Infallible;

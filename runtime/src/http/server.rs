@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use super::body::Body;
 use super::io::{Io, Timer};
-use super::oneshot::Oneshot;
+use super::oneshot::{Oneshot, Receiver};
 use super::{Request, Response};
 use crate::net::TcpListener;
 
@@ -136,8 +136,9 @@ impl Server {
                     };
                     let wg = conns.clone();
                     crate::go!(move || {
+                        // Deferred: a handler on this goroutine may `goexit`.
+                        crate::defer!(wg.done());
                         conn.run(stream);
-                        wg.done();
                     });
                 }
                 Err(_) if shutdown.is_triggered() => break Ok(()),
@@ -286,7 +287,25 @@ struct Svc {
     peer: SocketAddr,
 }
 
-type RespFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+/// A handler's response: answered already (it ran on the connection's goroutine), or to
+/// come from the request's goroutine.
+enum RespFuture {
+    Ready(Option<Response>),
+    Waiting(Receiver<Response>),
+}
+
+impl Future for RespFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response, Infallible>> {
+        match self.get_mut() {
+            RespFuture::Ready(r) => Poll::Ready(Ok(r.take().unwrap_or_else(|| status(500)))),
+            RespFuture::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| Ok(r.unwrap_or_else(|| status(500)))),
+        }
+    }
+}
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
     type Response = Response;
@@ -296,13 +315,22 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> RespFuture {
         let (mut parts, incoming) = req.into_parts();
         parts.extensions.insert(RemoteAddr(self.peer));
+        let bodiless = http_body::Body::is_end_stream(&incoming);
         let req = http::Request::from_parts(parts, Body::incoming(incoming));
+        if bodiless {
+            // Go's model: the handler runs on the connection's goroutine. With no body to
+            // receive, nothing needs the connection polled meanwhile (the next pipelined
+            // request waits for this response anyway), and the request costs no goroutine
+            // and no switch.
+            return RespFuture::Ready(serve_one(&*self.handler, req, self.peer));
+        }
+        // A body: the handler reads it while this goroutine keeps the connection going.
         let (tx, rx) = Oneshot::new();
         let (handler, peer) = (self.handler.clone(), self.peer);
         crate::go!(move || {
             tx.send(serve_one(&*handler, req, peer).unwrap_or_else(|| status(500)));
         });
-        Box::pin(async move { Ok(rx.await.unwrap_or_else(|| status(500))) })
+        RespFuture::Waiting(rx)
     }
 }
 

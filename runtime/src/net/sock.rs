@@ -55,6 +55,9 @@ pub(crate) struct Sock<S: mio::event::Source + AsRawFd> {
     /// The deadline timers armed for a task that waits in each direction (`poll_io`),
     /// disarmed by its next poll or the socket's drop. Touched by the turnstile's holder.
     task_deadlines: parking_lot::Mutex<[Option<desc::Armed>; 2]>,
+    /// Whether either slot of `task_deadlines` holds a timer (a poll without one skips the
+    /// lock). Written by the turnstiles' holders, under the lock.
+    task_armed: AtomicBool,
 }
 
 /// Go's `ErrNetClosing` text.
@@ -94,6 +97,7 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             read_turn: Mutex::new(()),
             write_turn: Mutex::new(()),
             task_deadlines: parking_lot::Mutex::new([None, None]),
+            task_armed: AtomicBool::new(false),
         })
     }
 
@@ -296,10 +300,16 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             Mode::Read => 0,
             Mode::Write => 1,
         };
-        if let Some(a) = self.task_deadlines.lock()[slot].take() {
-            a.disarm();
+        if self.task_armed.load(Ordering::Relaxed) {
+            let mut armed = self.task_deadlines.lock();
+            if let Some(a) = armed[slot].take() {
+                a.disarm();
+            }
+            self.task_armed
+                .store(armed.iter().any(Option::is_some), Ordering::Relaxed);
         }
         self.undrain(mode);
+        self.pd.clear_ready(mode);
         loop {
             if let Err(e) = self.check(mode, None) {
                 return Poll::Ready(Err(e));
@@ -311,7 +321,10 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
                 r => return Poll::Ready(r),
             }
             if self.pd.poll_ready(mode, cx.waker()).is_pending() {
-                self.task_deadlines.lock()[slot] = self.pd.arm_for_task(mode);
+                if let Some(a) = self.pd.arm_for_task(mode) {
+                    self.task_deadlines.lock()[slot] = Some(a);
+                    self.task_armed.store(true, Ordering::Relaxed);
+                }
                 return Poll::Pending;
             }
         }

@@ -371,6 +371,18 @@ impl PollDesc {
         Poll::Ready(())
     }
 
+    /// Forgets readiness that is pending in `mode`, before a task tries the I/O: what it
+    /// announced arrived before the try, which sees it. (A task is woken by the edge and then
+    /// reads without waiting in the word, so the `READY` stays behind; left there, the next
+    /// poll's wait would consume it and pay for a second doomed system call.) An edge after
+    /// this sets it again.
+    pub(crate) fn clear_ready(&self, mode: Mode) {
+        let w = self.word(mode);
+        if w.load(Ordering::Relaxed) == READY {
+            let _ = w.compare_exchange(READY, NIL, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
     /// Arms the direction's deadline timer for a task that registered (`poll_ready`), on the
     /// calling goroutine's or entered thread's runtime; `None` without a deadline or a
     /// runtime (a plain thread: the deadline is then only checked when the task polls).
