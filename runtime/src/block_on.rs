@@ -34,6 +34,37 @@ use parking_lot::Mutex;
 use crate::sched::park::{block_current, Waiter};
 use crate::sched::WaitReason;
 
+thread_local! {
+    /// A signal and its waker that no `block_on` on this thread uses now: the next one takes
+    /// it instead of allocating (a `block_on` that parks may resume on another thread and
+    /// leaves its signal there). A waker of an earlier `block_on` still held somewhere may
+    /// fire into a later one: a spurious poll, which futures allow.
+    static SPARE: std::cell::Cell<Option<(Arc<Signal>, Waker)>> = const { std::cell::Cell::new(None) };
+}
+
+fn take_signal() -> (Arc<Signal>, Waker) {
+    if let Some(s) = SPARE.try_with(|c| c.take()).ok().flatten() {
+        return s;
+    }
+    let signal = Arc::new(Signal {
+        state: Mutex::new(State {
+            notified: false,
+            waiter: None,
+        }),
+    });
+    let waker = Waker::from(signal.clone());
+    (signal, waker)
+}
+
+fn put_signal(signal: Arc<Signal>, waker: Waker) {
+    {
+        let mut s = signal.state.lock();
+        s.notified = false;
+        s.waiter = None;
+    }
+    let _ = SPARE.try_with(|c| c.set(Some((signal, waker))));
+}
+
 /// The waker of one `block_on`.
 struct Signal {
     state: Mutex<State>,
@@ -142,16 +173,12 @@ impl Wake for Signal {
 #[track_caller]
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    let signal = Arc::new(Signal {
-        state: Mutex::new(State {
-            notified: false,
-            waiter: None,
-        }),
-    });
-    let waker = Waker::from(signal.clone());
+    let (signal, waker) = take_signal();
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            drop(cx);
+            put_signal(signal, waker);
             return v;
         }
         // Parks (or sleeps) unless a wake came since the poll began.
@@ -166,8 +193,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
                 st.waiter = Some(w);
             }
         });
-        // A wake that arrives from here on sets `notified` again: consumed by the next
-        // `block_current` if the future stays pending, harmless otherwise.
-        signal.state.lock().notified = false;
+        // A wake that arrives from here on sets `notified`: consumed by the next
+        // `block_current` if the future stays pending (one extra poll at most).
     }
 }

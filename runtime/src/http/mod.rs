@@ -1,6 +1,7 @@
 //! HTTP for goroutines (Go's `net/http`), on hyper 1.x and the `http` crate's types (feature
 //! `http`): a [`Server`] whose handlers are plain functions from [`Request`] to [`Response`],
-//! each request in a goroutine of its own, free to block, park, `defer!` and `recover`; a
+//! run on goroutines (the connection's, or one of its own for a request with a body), free to
+//! block, park, `defer!` and `recover`; a
 //! pooled keep-alive [`Client`] usable from many goroutines at once; [`listen_and_serve`],
 //! [`get`] and [`post`] as in Go.
 //!

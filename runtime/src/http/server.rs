@@ -1,5 +1,7 @@
-//! The server: a goroutine per connection drives hyper's HTTP/1 connection (in `block_on`),
-//! and a goroutine per request runs the handler, free to block, park, `defer!` and `recover`.
+//! The server: a goroutine per connection drives hyper's HTTP/1 connection (in `block_on`);
+//! the handler, free to block, park, `defer!` and `recover`, runs on that goroutine for a
+//! request without a body and on a goroutine of its own for one with a body (which the
+//! connection's goroutine receives meanwhile).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -38,8 +40,9 @@ where
 }
 
 /// An HTTP/1.1 server (Go's `http.Server`): keep-alive and pipelining (hyper's), a goroutine
-/// per connection and one per request, a 500 for a handler that panics (logged, as net/http
-/// does), a header read timeout, and graceful shutdown driven by a [`crate::context`].
+/// per connection (and one per request that has a body), a 500 for a handler that panics
+/// (logged with net/http's line), a header read timeout, and graceful shutdown driven by a
+/// [`crate::context`].
 ///
 /// ```
 /// use gort::http::{Body, Response, Server};
