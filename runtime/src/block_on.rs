@@ -177,7 +177,6 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            drop(cx);
             put_signal(signal, waker);
             return v;
         }
