@@ -63,6 +63,7 @@ mod netpoll;
 mod panic;
 mod sched;
 pub mod semaphore;
+pub mod signal;
 mod sync;
 pub mod time;
 

@@ -187,3 +187,26 @@ fn a_plain_threads_task_is_polled_by_an_idle_runtime() {
         });
     });
 }
+
+/// With no runtime in the process nobody polls: a plain thread's task on a gort socket fails
+/// with the reason instead of waiting for ever. (In a child: other tests' runtimes would
+/// serve it.)
+#[test]
+fn a_task_with_no_runtime_to_poll_fails_clearly() {
+    if !support::is_child() {
+        let out = support::run_child("a_task_with_no_runtime_to_poll_fails_clearly", &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let (_a, mut b) = UnixStream::pair().unwrap();
+    let mut buf = [0u8; 1];
+    let e = gort::block_on(AsyncReadExt::read(&mut b, &mut buf)).unwrap_err();
+    assert!(
+        e.to_string().contains("needs a running gort runtime"),
+        "{e}"
+    );
+}

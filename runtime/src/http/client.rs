@@ -89,7 +89,8 @@ impl Client {
 
     /// A client whose requests fail with `TimedOut` when the response's head has not arrived
     /// within `d` of the call (Go's `Client.Timeout` covers the body too; here the body's
-    /// reads have the connection's own pace). Its pool is a new one.
+    /// reads have the connection's own pace). Its pool is a new one. The timer is a
+    /// runtime's: use such a client from goroutines (or threads inside `Handle::enter`).
     pub fn with_timeout(d: Duration) -> Client {
         Client {
             inner: Arc::new(Inner {

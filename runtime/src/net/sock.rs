@@ -320,6 +320,12 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
                 Err(_) if self.pd.is_closing() => return Poll::Ready(Err(closed())),
                 r => return Poll::Ready(r),
             }
+            if !crate::sched::poller_is_served() {
+                return Poll::Ready(Err(io::Error::other(
+                    "gort: async I/O on a gort socket needs a running gort runtime in the \
+                     process (its threads poll the sockets)",
+                )));
+            }
             if self.pd.poll_ready(mode, cx.waker()).is_pending() {
                 if let Some(a) = self.pd.arm_for_task(mode) {
                     self.task_deadlines.lock()[slot] = Some(a);

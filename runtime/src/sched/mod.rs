@@ -339,6 +339,18 @@ pub(crate) fn wake_poller() {
     hand_poll_role();
 }
 
+/// Whether a task registered on the poller will be seen: on an M, or while any runtime is live
+/// in the process (its Ms poll). A plain thread's task with no runtime at all would wait for
+/// ever: `Sock::poll_io` fails it with a clear error instead.
+pub(crate) fn poller_is_served() -> bool {
+    !ctx_ptr().is_null()
+        || RUNTIMES
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .any(|s| !s.is_shutdown())
+}
+
 /// Starts an M on each live runtime with an idle P, so that one polls (`wake_poller`; a
 /// runtime's shutdown while tasks wait on the poller).
 pub(crate) fn hand_poll_role() {
