@@ -690,3 +690,64 @@ rt_test! {
         }
     }
 }
+
+/// A listener whose accept queue is full (backlog 0, filled, never accepted): a connect to it
+/// waits, its SYN dropped.
+fn full_listener() -> (
+    std::os::fd::OwnedFd,
+    std::net::SocketAddr,
+    Vec<std::net::TcpStream>,
+) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns; the address structure
+    // is a valid sockaddr_in for loopback with port 0.
+    let (fd, addr) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        assert_eq!(libc::listen(fd, 0), 0);
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut glen = len;
+        libc::getsockname(fd, (&mut got as *mut libc::sockaddr_in).cast(), &mut glen);
+        let port = u16::from_be(got.sin_port);
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fd),
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+    };
+    let mut fill = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fill.push(s);
+        }
+    }
+    (fd, addr, fill)
+}
+
+/// Go's DialContext: cancelling the context stops a connect that is waiting (its SYN
+/// dropped by a full accept queue), with the context's error; a context done before the call
+/// fails it at once.
+#[gort::test(procs = 2)]
+fn connect_context_stops_when_the_context_is_cancelled() {
+    let (_ln, addr, _fill) = full_listener();
+    let (ctx, cancel) = gort::context::with_cancel(&gort::context::background());
+    gort::go!(move || {
+        gort::time::sleep(Duration::from_millis(100));
+        cancel.cancel();
+    });
+    let t = std::time::Instant::now();
+    let e = TcpStream::connect_context(&ctx, addr).unwrap_err();
+    assert_eq!(e.to_string(), "context canceled");
+    assert_eq!(e.kind(), std::io::ErrorKind::Interrupted);
+    assert!(t.elapsed() >= Duration::from_millis(100), "it did not wait");
+    assert!(t.elapsed() < Duration::from_secs(20));
+    let e = TcpStream::connect_context(&ctx, addr).unwrap_err();
+    assert_eq!(e.to_string(), "context canceled");
+}

@@ -384,6 +384,11 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
         self.pd.set_deadline(mode, d);
     }
 
+    /// Whether `close` was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.pd.is_closing()
+    }
+
     /// Go's `Close`: operations waiting on the socket fail at once, and so do later ones.
     /// The connection is shut down in both directions, so the peer sees it closed now (and a
     /// plain thread blocked in `poll(2)` wakes up); the descriptor itself is released with the

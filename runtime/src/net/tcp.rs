@@ -342,6 +342,93 @@ impl TcpStream {
         Err(super::no_address(last))
     }
 
+    /// Connects to `addr` until `ctx` is done (Go's `Dialer.DialContext`): the context's
+    /// deadline bounds the connect, and cancelling it stops a connect in progress. A context
+    /// done before the connect completes fails it with the context's error as the source
+    /// (`TimedOut` for a deadline, `Interrupted` for a cancel; the text is Go's `context
+    /// deadline exceeded` / `context canceled`); once connected, the stream no longer depends
+    /// on the context.
+    ///
+    /// ```
+    /// use gort::context;
+    /// use gort::net::TcpStream;
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = ln.local_addr().unwrap();
+    ///     let (ctx, cancel) = context::with_cancel(&context::background());
+    ///     assert!(TcpStream::connect_context(&ctx, addr).is_ok());
+    ///     cancel.cancel();
+    ///     let e = TcpStream::connect_context(&ctx, addr).unwrap_err();
+    ///     assert_eq!(e.to_string(), "context canceled");
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn connect_context<A: ToSocketAddrs>(
+        ctx: &crate::context::Context,
+        addr: A,
+    ) -> io::Result<TcpStream> {
+        fn ctx_err(e: crate::context::Error) -> io::Error {
+            let kind = match e {
+                crate::context::Error::DeadlineExceeded => io::ErrorKind::TimedOut,
+                crate::context::Error::Canceled => io::ErrorKind::Interrupted,
+            };
+            io::Error::new(kind, e)
+        }
+        if let Some(e) = ctx.err() {
+            return Err(ctx_err(e));
+        }
+        super::each_addr(addr, |a| {
+            let s = TcpStream::from_mio(mio::net::TcpStream::connect(a)?)?;
+            // The watcher closes the socket if the context ends first; `settled` (under its
+            // lock) keeps it from closing a stream the connect already returned.
+            let settled = std::sync::Arc::new(parking_lot::Mutex::new(false));
+            let stop: crate::Chan<()> = crate::Chan::new(0);
+            let watch = {
+                let (sock, done, stop, settled) =
+                    (s.sock.clone(), ctx.done(), stop.clone(), settled.clone());
+                move || {
+                    crate::select! {
+                        recv(done) -> _ => {
+                            let settled = settled.lock();
+                            if !*settled {
+                                sock.close();
+                            }
+                        },
+                        recv(stop) -> _ => {},
+                    }
+                }
+            };
+            if crate::sched::current_shared().is_some() {
+                crate::go!(watch);
+            } else {
+                std::thread::spawn(watch);
+            }
+            let r = s.sock.run_until(Mode::Write, ctx.deadline(), |io| {
+                if let Some(e) = io.take_error()? {
+                    return Err(e);
+                }
+                match io.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(e) => Err(e),
+                }
+            });
+            *settled.lock() = true;
+            stop.close();
+            match r {
+                Ok(()) if !s.sock.is_closed() => Ok(s),
+                _ => Err(match ctx.err() {
+                    Some(e) => ctx_err(e),
+                    None => r
+                        .err()
+                        .unwrap_or_else(|| io::ErrorKind::NotConnected.into()),
+                }),
+            }
+        })
+    }
+
     /// Connects to one address, failing with `TimedOut` after `timeout` (zero is refused,
     /// as in `std`).
     ///
