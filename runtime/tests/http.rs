@@ -230,3 +230,34 @@ fn graceful_shutdown_finishes_requests_in_flight() {
         "the listener still accepts after shutdown"
     );
 }
+
+/// A request's context (in its extensions, Go's `NewRequestWithContext`) ends the wait for a
+/// slow response with the context's error; the pooled client goes on working.
+#[gort::test(procs = 2)]
+fn a_request_context_cancels_the_wait() {
+    let addr = start(Server::new(|req: Request| {
+        if req.uri().path() == "/slow" {
+            gort::time::sleep(Duration::from_secs(5));
+        }
+        text("done")
+    }));
+    let c = Client::new();
+    let (ctx, cancel) = gort::context::with_cancel(&gort::context::background());
+    gort::go!(move || {
+        gort::time::sleep(Duration::from_millis(100));
+        cancel.cancel();
+    });
+    let mut req = gort::http::types::Request::get(format!("http://{addr}/slow"))
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut().insert(ctx);
+    let t = Instant::now();
+    let e = c.request(req).unwrap_err();
+    assert_eq!(e.to_string(), "context canceled");
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "waited for the handler"
+    );
+    let r = c.get(&format!("http://{addr}/fast")).unwrap();
+    assert_eq!(r.into_body().text().unwrap(), "done");
+}

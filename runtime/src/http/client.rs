@@ -126,8 +126,30 @@ impl Client {
 
     /// Sends `req` (its URI absolute: `http://host:port/path`) on a pooled connection or a
     /// new one, and returns the response once its head arrived; read the body from it.
+    ///
+    /// A [`Context`](crate::context::Context) in the request's extensions is the request's
+    /// context (Go's `NewRequestWithContext`): its deadline and its cancel end the connect
+    /// and the wait for the response's head with the context's error.
+    ///
+    /// ```
+    /// use gort::context;
+    /// gort::run(|| {
+    ///     let (ctx, cancel) = context::with_cancel(&context::background());
+    ///     cancel.cancel();
+    ///     let mut req = gort::http::types::Request::get("http://127.0.0.1:9/")
+    ///         .body(gort::http::Body::empty())
+    ///         .unwrap();
+    ///     req.extensions_mut().insert(ctx);
+    ///     let e = gort::http::Client::new().request(req).unwrap_err();
+    ///     assert_eq!(e.to_string(), "context canceled");
+    /// });
+    /// ```
     #[track_caller]
     pub fn request(&self, mut req: Request) -> io::Result<Response> {
+        let ctx = req.extensions().get::<crate::context::Context>().cloned();
+        if let Some(e) = ctx.as_ref().and_then(|c| c.err()) {
+            return Err(ctx_err(e));
+        }
         let uri = req.uri().clone();
         match uri.scheme_str() {
             Some("http") => {}
@@ -168,20 +190,24 @@ impl Client {
         let deadline = self.inner.timeout.map(crate::time::Sleep::new);
         let mut sender = match self.checkout(&key) {
             Some(s) => s,
-            None => connect(&key)?,
+            None => connect(&key, ctx.as_ref())?,
         };
         let resp = crate::block_on(Timeout {
             fut: Box::pin(sender.send_request(req)),
             sleep: deadline,
+            done: ctx.clone().map(Done::new),
         });
         let resp = match resp {
             Some(Ok(r)) => r,
             Some(Err(e)) => return Err(io::Error::other(e)),
             None => {
+                if let Some(e) = ctx.as_ref().and_then(|c| c.err()) {
+                    return Err(ctx_err(e));
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "gort::http: timeout awaiting response headers",
-                ))
+                ));
             }
         };
         let (parts, incoming) = resp.into_parts();
@@ -211,9 +237,22 @@ impl Client {
     }
 }
 
-/// A new connection to `key`, its hyper connection driven by a goroutine of its own.
-fn connect(key: &str) -> io::Result<Sender> {
-    let stream = crate::net::TcpStream::connect(key)?;
+/// The context's error as the request's.
+fn ctx_err(e: crate::context::Error) -> io::Error {
+    let kind = match e {
+        crate::context::Error::DeadlineExceeded => io::ErrorKind::TimedOut,
+        crate::context::Error::Canceled => io::ErrorKind::Interrupted,
+    };
+    io::Error::new(kind, e)
+}
+
+/// A new connection to `key` (within `ctx`, if any), its hyper connection driven by a
+/// goroutine of its own.
+fn connect(key: &str, ctx: Option<&crate::context::Context>) -> io::Result<Sender> {
+    let stream = match ctx {
+        Some(c) => crate::net::TcpStream::connect_context(c, key)?,
+        None => crate::net::TcpStream::connect(key)?,
+    };
     let _ = stream.set_nodelay(true);
     let (sender, conn) = crate::block_on(hyper::client::conn::http1::handshake(Io(stream)))
         .map_err(io::Error::other)?;
@@ -224,10 +263,76 @@ fn connect(key: &str) -> io::Result<Sender> {
     Ok(sender)
 }
 
-/// `fut`, or `None` once `sleep` completes first.
+/// `fut`, or `None` once `sleep` completes or the context is done first.
 struct Timeout<F> {
     fut: Pin<Box<F>>,
     sleep: Option<crate::time::Sleep>,
+    done: Option<Done>,
+}
+
+/// A future of a context's end: a watcher (a goroutine, or a thread outside a runtime) waits
+/// on its `done()` channel and wakes the task; dropping the future stops the watcher.
+struct Done {
+    ctx: crate::context::Context,
+    state: Arc<Mutex<(bool, Option<std::task::Waker>)>>,
+    stop: Option<crate::Chan<()>>,
+}
+
+impl Done {
+    fn new(ctx: crate::context::Context) -> Done {
+        Done {
+            ctx,
+            state: Arc::new(Mutex::new((false, None))),
+            stop: None,
+        }
+    }
+
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.ctx.err().is_some() {
+            return true;
+        }
+        {
+            let mut s = self.state.lock();
+            if s.0 {
+                return true;
+            }
+            s.1 = Some(cx.waker().clone());
+        }
+        if self.stop.is_none() {
+            let stop: crate::Chan<()> = crate::Chan::new(0);
+            let (done, st, state) = (self.ctx.done(), stop.clone(), self.state.clone());
+            let watch = move || {
+                crate::select! {
+                    recv(done) -> _ => {
+                        let w = {
+                            let mut s = state.lock();
+                            s.0 = true;
+                            s.1.take()
+                        };
+                        if let Some(w) = w {
+                            w.wake();
+                        }
+                    },
+                    recv(st) -> _ => {},
+                }
+            };
+            if crate::sched::current_shared().is_some() {
+                crate::go!(watch);
+            } else {
+                std::thread::spawn(watch);
+            }
+            self.stop = Some(stop);
+        }
+        false
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(s) = &self.stop {
+            s.close();
+        }
+    }
 }
 
 impl<F: Future> Future for Timeout<F> {
@@ -239,6 +344,11 @@ impl<F: Future> Future for Timeout<F> {
         }
         if let Some(s) = &mut self.sleep {
             if Pin::new(s).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        if let Some(d) = &mut self.done {
+            if d.poll_done(cx) {
                 return Poll::Ready(None);
             }
         }
