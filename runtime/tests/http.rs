@@ -350,3 +350,107 @@ fn many_connections_and_bad_clients_leave_nothing_behind() {
         assert_eq!(gort::num_goroutine(), gs_before, "goroutines left");
     });
 }
+
+/// hyper's I/O traits over a gort socket, for a client written with hyper itself (the h2c
+/// test below): reads through a stack buffer, no unsafe.
+struct TestIo(TcpStream);
+
+impl hyper::rt::Read for TestIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let mut tmp = [0u8; 8192];
+        let want = buf.remaining().min(tmp.len());
+        let n = std::task::ready!(self.0.poll_read(cx, &mut tmp[..want]))?;
+        buf.put_slice(&tmp[..n]);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl hyper::rt::Write for TestIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[derive(Clone)]
+struct TestExec;
+
+impl<F: std::future::Future + Send + 'static> hyper::rt::Executor<F> for TestExec
+where
+    F::Output: Send,
+{
+    fn execute(&self, fut: F) {
+        gort::go!(move || {
+            gort::block_on(fut);
+        });
+    }
+}
+
+/// HTTP/2 with prior knowledge (h2c): many streams on one connection, each handled in a
+/// goroutine of its own and at the same time (the handlers wait for each other), bodies both
+/// ways.
+#[gort::test(procs = 2)]
+fn h2c_serves_many_streams_on_one_connection() {
+    const STREAMS: usize = 20;
+    let arrived = Arc::new(gort::WaitGroup::new());
+    arrived.add(STREAMS as i32);
+    let a = arrived.clone();
+    let addr = start(Server::new(move |req: Request| {
+        assert_eq!(req.version(), gort::http::types::Version::HTTP_2);
+        let path = req.uri().path().to_string();
+        let body = req.into_body().text().unwrap();
+        // Every stream's handler is running before any answers: they run concurrently.
+        a.done();
+        a.wait();
+        Response::new(Body::from(format!("{path} {body}")))
+    }));
+    let s = TcpStream::connect(addr).unwrap();
+    let (sender, conn) =
+        gort::block_on(hyper::client::conn::http2::handshake(TestExec, TestIo(s))).unwrap();
+    gort::go!(move || {
+        let _ = gort::block_on(conn);
+    });
+    let wg = gort::WaitGroup::new();
+    for i in 0..STREAMS {
+        wg.add(1);
+        let (w, mut sender) = (wg.clone(), sender.clone());
+        gort::go!(move || {
+            let req = gort::http::types::Request::post(format!("http://{addr}/s{i}"))
+                .body(Body::from(format!("body {i}")))
+                .unwrap();
+            let resp = gort::block_on(sender.send_request(req)).unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let mut body = resp.into_body();
+            let mut got = Vec::new();
+            while let Some(frame) = gort::block_on(std::future::poll_fn(|cx| {
+                http_body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
+            })) {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    got.extend_from_slice(&data);
+                }
+            }
+            assert_eq!(String::from_utf8(got).unwrap(), format!("/s{i} body {i}"));
+            w.done();
+        });
+    }
+    wg.wait();
+}

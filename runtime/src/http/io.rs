@@ -97,3 +97,20 @@ impl hyper::rt::Timer for Timer {
         Box::pin(HyperSleep(crate::time::Sleep::until(deadline)))
     }
 }
+
+/// hyper's executor (HTTP/2 streams, connection tasks): a goroutine per future, which runs it
+/// with `block_on`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Exec;
+
+impl<F> hyper::rt::Executor<F> for Exec
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        crate::go!(move || {
+            crate::block_on(fut);
+        });
+    }
+}

@@ -15,7 +15,9 @@
 //! read into hyper's buffers, the goroutine frames of its handlers), and a feature keeps
 //! hyper out of builds that do not ask for it.
 //!
-//! Not there yet: HTTP/2, TLS, request-scoped contexts, trailers, a router, write timeouts.
+//! The server speaks HTTP/1.1 and, to clients with prior knowledge, HTTP/2 (h2c). Not there
+//! yet: HTTP/2 in the client, TLS, a context per server request, trailers, a router, write
+//! timeouts.
 
 mod body;
 mod client;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::body::Body;
-use super::io::{Io, Timer};
+use super::io::{Exec, Io, Timer};
 use super::oneshot::{Oneshot, Receiver};
 use super::{Request, Response};
 use crate::net::TcpListener;
@@ -39,7 +39,8 @@ where
     }
 }
 
-/// An HTTP/1.1 server (Go's `http.Server`): keep-alive and pipelining (hyper's), a goroutine
+/// An HTTP/1.1 and h2c server (Go's `http.Server`): keep-alive and pipelining (hyper's), HTTP/2
+/// for clients with prior knowledge, a goroutine
 /// per connection (and one per request that has a body), a 500 for a handler that panics
 /// (logged with net/http's line), a header read timeout, and graceful shutdown driven by a
 /// [`crate::context`].
@@ -235,21 +236,39 @@ impl Conn {
     /// The connection's goroutine: hyper's connection future in `block_on`, shut down
     /// gracefully when the server is.
     fn run(self, stream: crate::net::TcpStream) {
-        let mut b = hyper::server::conn::http1::Builder::new();
-        b.keep_alive(self.keep_alive).timer(Timer);
-        if let Some(t) = self.read_header_timeout {
-            b.header_read_timeout(t);
-        } else {
-            b.header_read_timeout(None);
-        }
-        let svc = Svc {
-            handler: self.handler.clone(),
-            peer: self.peer,
+        let h2 = match is_h2c(&stream, self.read_header_timeout, &self.shutdown) {
+            Some(h2) => h2,
+            None => return, // closed, failed or timed out before a request
         };
-        let conn = b.serve_connection(Io(stream), svc);
+        let conn = if h2 {
+            // HTTP/2 with prior knowledge (h2c): streams are multiplexed, so every request
+            // gets a goroutine of its own (`Svc::inline` off).
+            let svc = Svc {
+                handler: self.handler.clone(),
+                peer: self.peer,
+                inline: false,
+            };
+            let mut b = hyper::server::conn::http2::Builder::new(Exec);
+            b.timer(Timer);
+            AnyConn::H2(Box::pin(b.serve_connection(Io(stream), svc)))
+        } else {
+            let svc = Svc {
+                handler: self.handler.clone(),
+                peer: self.peer,
+                inline: true,
+            };
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.keep_alive(self.keep_alive).timer(Timer);
+            if let Some(t) = self.read_header_timeout {
+                b.header_read_timeout(t);
+            } else {
+                b.header_read_timeout(None);
+            }
+            AnyConn::H1(Box::pin(b.serve_connection(Io(stream), svc)))
+        };
         let id = self.shutdown.ids.fetch_add(1, Ordering::Relaxed);
         let task = ConnTask {
-            conn: Box::pin(conn),
+            conn,
             shutdown: self.shutdown.clone(),
             id,
             graceful: false,
@@ -261,11 +280,68 @@ impl Conn {
     }
 }
 
-type HyperConn = hyper::server::conn::http1::Connection<Io, Svc>;
+/// HTTP/2's connection preface, which an h2c client with prior knowledge sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the connection starts with HTTP/2's preface (peeked, not consumed); `None` when it
+/// closed, failed, sent nothing within `timeout`, or the server shut down first (an idle new
+/// connection must not hold up a graceful shutdown: the peek wakes every 100 ms to look).
+fn is_h2c(
+    stream: &crate::net::TcpStream,
+    timeout: Option<Duration>,
+    shutdown: &Shutdown,
+) -> Option<bool> {
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 24];
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let r = loop {
+        match stream.peek(&mut buf) {
+            Ok(0) => break None,
+            // A prefix of the preface: wait for the rest (a peek returns what is there).
+            Ok(n) if n < H2_PREFACE.len() && buf[..n] == H2_PREFACE[..n] => {
+                crate::time::sleep(Duration::from_millis(1));
+            }
+            Ok(n) => break Some(buf[..n] == H2_PREFACE[..]),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                if shutdown.is_triggered() || timeout.is_some_and(|t| start.elapsed() >= t) {
+                    break None;
+                }
+            }
+            Err(_) => break None,
+        }
+    };
+    let _ = stream.set_read_timeout(None);
+    r
+}
+
+type H1Conn = hyper::server::conn::http1::Connection<Io, Svc>;
+type H2Conn = hyper::server::conn::http2::Connection<Io, Svc, Exec>;
+
+/// A connection of either protocol.
+enum AnyConn {
+    H1(Pin<Box<H1Conn>>),
+    H2(Pin<Box<H2Conn>>),
+}
+
+impl AnyConn {
+    fn graceful_shutdown(&mut self) {
+        match self {
+            AnyConn::H1(c) => c.as_mut().graceful_shutdown(),
+            AnyConn::H2(c) => c.as_mut().graceful_shutdown(),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        match self {
+            AnyConn::H1(c) => c.as_mut().poll(cx),
+            AnyConn::H2(c) => c.as_mut().poll(cx),
+        }
+    }
+}
 
 /// A connection, and the server's shutdown signal it watches.
 struct ConnTask {
-    conn: Pin<Box<HyperConn>>,
+    conn: AnyConn,
     shutdown: Arc<Shutdown>,
     id: u64,
     graceful: bool,
@@ -277,17 +353,21 @@ impl Future for ConnTask {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
         if !self.graceful && self.shutdown.poll_triggered(self.id, cx.waker()) {
             self.graceful = true;
-            self.conn.as_mut().graceful_shutdown();
+            self.conn.graceful_shutdown();
         }
-        self.conn.as_mut().poll(cx)
+        self.conn.poll(cx)
     }
 }
 
-/// hyper's service: each request to a goroutine of its own.
+/// hyper's service: a request to the handler, on the connection's goroutine or one of its
+/// own.
 #[derive(Clone)]
 struct Svc {
     handler: Arc<dyn Handler>,
     peer: SocketAddr,
+    /// A request without a body may run on the connection's goroutine (HTTP/1; HTTP/2's
+    /// streams share the connection, so never there).
+    inline: bool,
 }
 
 /// A handler's response: answered already (it ran on the connection's goroutine), or to
@@ -320,7 +400,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
         parts.extensions.insert(RemoteAddr(self.peer));
         let bodiless = http_body::Body::is_end_stream(&incoming);
         let req = http::Request::from_parts(parts, Body::incoming(incoming));
-        if bodiless {
+        if bodiless && self.inline {
             // Go's model: the handler runs on the connection's goroutine. With no body to
             // receive, nothing needs the connection polled meanwhile (the next pipelined
             // request waits for this response anyway), and the request costs no goroutine
