@@ -17,7 +17,8 @@
 //!    goroutines respawning each other on the local queue cannot starve it.
 //! 2. `runnext`, then the local queue.
 //! 3. A batch from the global queue (its fair share: `len / nprocs + 1`, at most 128).
-//! 4. (Later: a non-blocking network poll.)
+//! 4. A non-blocking network poll, when goroutines or tasks wait on sockets and no M is
+//!    blocked in the poll (`netpoll/mod.rs`).
 //! 5. Steal: if this M is spinning or may start spinning (`idle.rs`), four passes over the other
 //!    Ps in random order, taking half a queue; the last pass may take a `runnext`.
 //! 6. Nothing: under the sched lock, take from the global queue if anything arrived, else put

@@ -31,15 +31,17 @@
 //! - `runnext` does not wake another M when it merely replaces an empty slot: the readied
 //!   goroutine is not stealable until it is displaced into the queue, so a wake-up would only
 //!   find nothing (tokio does the same). A goroutine that never blocks can then delay its
-//!   `runnext` partner; preemption of such goroutines is sysmon's job (a later issue).
+//!   `runnext` partner until sysmon ends its time slice (`sysmon.rs`: a slice of 10 ms with
+//!   goroutines waiting is asked to end).
 //! - Go's `Gosched` puts the goroutine on the global queue; `yield_now` puts it at the back of
 //!   the local queue, which other Ps steal from anyway, and costs no shared write.
 //!
 //! # Shutdown (`gort::run` returning)
 //!
-//! 1. Set `shutdown`; wake every sleeping M. Running Ms leave at their next schedule point (a
-//!    goroutine that never yields keeps its M, and `run` waits for it: preemption is cooperative).
-//! 2. Join every M thread.
+//! 1. Set `shutdown`; wake every sleeping M. Running Ms leave at their next schedule point.
+//! 2. Join every M thread that leaves within 20 ms; one still running goroutine code (a
+//!    blocking call, a loop that never yields) loses its P and is left detached to finish on
+//!    its own (`Shared::shutdown`, step 2, is the procedure; this is its summary).
 //! 3. Discard every goroutine still alive (queued or parked): its coroutine is reset without
 //!    running anything on it and its stack returned. Values on discarded stacks are leaked,
 //!    not dropped: as in Go, where the process just ends, no user code runs after main returns.
