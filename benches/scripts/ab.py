@@ -13,9 +13,13 @@ import subprocess
 import sys
 
 
-def run(binary, job):
+def run(binary, job, env_extra=None):
+    """One run of `binary` on `job` (`workload:procs:n`), with RUST_BACKTRACE and GORT_UNWIND
+    unset and `env_extra` set; its `value=`."""
     w, p, n = job.split(":")
-    env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE", "GORT_UNWIND")}
+    env.update(env_extra or {})
     out = subprocess.run([binary, w, p, n], capture_output=True, text=True, env=env, timeout=600)
     for tok in out.stdout.split():
         if tok.startswith("value="):

@@ -12,23 +12,15 @@ RUST_BACKTRACE is unset for every run.
 """
 import os
 import statistics
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab import run  # noqa: E402  (one runner for both scripts)
 
 ROWS = [("panic_recover", "unwind_floor", 1_000_000)]
 for drops in ("depth", "drop"):
     for d, n in ((1, 1_000_000), (10, 300_000), (100, 50_000)):
         ROWS.append((f"panic_{drops}_{d}", f"unwind_{drops}_{d}", n))
-
-
-def run(cmd, env_extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE", "GORT_UNWIND")}
-    env.update(env_extra)
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    for tok in out.stdout.split():
-        if tok.startswith("value="):
-            return float(tok[6:])
-    raise SystemExit(f"{cmd}: no result\n{out.stdout}\n{out.stderr}")
 
 
 def main():
@@ -46,15 +38,15 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for row, floor, n in ROWS:
         cols = {
-            "fast": ([gort, row, "1", str(n)], {}),
-            "libgcc": ([gort, row, "1", str(n)], {"GORT_UNWIND": "libgcc"}),
-            "rust": ([gort, floor, "1", str(n)], {}),
-            "go": ([go, row, "1", str(n)], {}),
+            "fast": (gort, f"{row}:1:{n}", {}),
+            "libgcc": (gort, f"{row}:1:{n}", {"GORT_UNWIND": "libgcc"}),
+            "rust": (gort, f"{floor}:1:{n}", {}),
+            "go": (go, f"{row}:1:{n}", {}),
         }
         got = {k: [] for k in cols}
         for _ in range(reps):
-            for k, (cmd, env) in cols.items():
-                got[k].append(run(cmd, env))
+            for k, (binary, job, env) in cols.items():
+                got[k].append(run(binary, job, env))
         med = {k: statistics.median(v) for k, v in got.items()}
         cell = lambda k: f"{med[k]:,.0f} ({min(got[k]):,.0f}-{max(got[k]):,.0f})"
         print(

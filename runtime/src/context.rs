@@ -303,6 +303,46 @@ pub fn background() -> Context {
     }
 }
 
+/// A context's error as an I/O error (`TimedOut` for a deadline, `Interrupted` for a
+/// cancel; the text is Go's), for operations bounded by a context (`connect_context`, a
+/// request's context).
+pub(crate) fn io_error(e: Error) -> std::io::Error {
+    let kind = match e {
+        Error::DeadlineExceeded => std::io::ErrorKind::TimedOut,
+        Error::Canceled => std::io::ErrorKind::Interrupted,
+    };
+    std::io::Error::new(kind, e)
+}
+
+/// Runs `f` once `ctx` is done, unless the returned watch is stopped (or dropped) first: a
+/// goroutine waits on `ctx.done()` (a thread outside a runtime). Operations that a context
+/// must interrupt (a connect, a request) hold the watch for their duration.
+pub(crate) fn watch(ctx: &Context, f: impl FnOnce() + Send + 'static) -> Watch {
+    let stop: Chan<()> = Chan::new(0);
+    let (done, st) = (ctx.done(), stop.clone());
+    let w = move || {
+        crate::select! {
+            recv(done) -> _ => f(),
+            recv(st) -> _ => {},
+        }
+    };
+    if crate::sched::current_shared().is_some() {
+        crate::go!(w);
+    } else {
+        std::thread::spawn(w);
+    }
+    Watch(stop)
+}
+
+/// A running [`watch`]; stops it when dropped.
+pub(crate) struct Watch(Chan<()>);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// A child of `parent` with a cancel function (Go's `context.WithCancel`).
 ///
 /// ```

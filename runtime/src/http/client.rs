@@ -148,7 +148,7 @@ impl Client {
     pub fn request(&self, mut req: Request) -> io::Result<Response> {
         let ctx = req.extensions().get::<crate::context::Context>().cloned();
         if let Some(e) = ctx.as_ref().and_then(|c| c.err()) {
-            return Err(ctx_err(e));
+            return Err(crate::context::io_error(e));
         }
         let uri = req.uri().clone();
         match uri.scheme_str() {
@@ -202,7 +202,7 @@ impl Client {
             Some(Err(e)) => return Err(io::Error::other(e)),
             None => {
                 if let Some(e) = ctx.as_ref().and_then(|c| c.err()) {
-                    return Err(ctx_err(e));
+                    return Err(crate::context::io_error(e));
                 }
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -237,15 +237,6 @@ impl Client {
     }
 }
 
-/// The context's error as the request's.
-fn ctx_err(e: crate::context::Error) -> io::Error {
-    let kind = match e {
-        crate::context::Error::DeadlineExceeded => io::ErrorKind::TimedOut,
-        crate::context::Error::Canceled => io::ErrorKind::Interrupted,
-    };
-    io::Error::new(kind, e)
-}
-
 /// A new connection to `key` (within `ctx`, if any), its hyper connection driven by a
 /// goroutine of its own.
 fn connect(key: &str, ctx: Option<&crate::context::Context>) -> io::Result<Sender> {
@@ -270,12 +261,12 @@ struct Timeout<F> {
     done: Option<Done>,
 }
 
-/// A future of a context's end: a watcher (a goroutine, or a thread outside a runtime) waits
-/// on its `done()` channel and wakes the task; dropping the future stops the watcher.
+/// A future of a context's end, through a [`watch`](crate::context::watch) started at the
+/// first poll and stopped with the future.
 struct Done {
     ctx: crate::context::Context,
     state: Arc<Mutex<(bool, Option<std::task::Waker>)>>,
-    stop: Option<crate::Chan<()>>,
+    watch: Option<crate::context::Watch>,
 }
 
 impl Done {
@@ -283,7 +274,7 @@ impl Done {
         Done {
             ctx,
             state: Arc::new(Mutex::new((false, None))),
-            stop: None,
+            watch: None,
         }
     }
 
@@ -298,40 +289,20 @@ impl Done {
             }
             s.1 = Some(cx.waker().clone());
         }
-        if self.stop.is_none() {
-            let stop: crate::Chan<()> = crate::Chan::new(0);
-            let (done, st, state) = (self.ctx.done(), stop.clone(), self.state.clone());
-            let watch = move || {
-                crate::select! {
-                    recv(done) -> _ => {
-                        let w = {
-                            let mut s = state.lock();
-                            s.0 = true;
-                            s.1.take()
-                        };
-                        if let Some(w) = w {
-                            w.wake();
-                        }
-                    },
-                    recv(st) -> _ => {},
+        if self.watch.is_none() {
+            let state = self.state.clone();
+            self.watch = Some(crate::context::watch(&self.ctx, move || {
+                let w = {
+                    let mut s = state.lock();
+                    s.0 = true;
+                    s.1.take()
+                };
+                if let Some(w) = w {
+                    w.wake();
                 }
-            };
-            if crate::sched::current_shared().is_some() {
-                crate::go!(watch);
-            } else {
-                std::thread::spawn(watch);
-            }
-            self.stop = Some(stop);
+            }));
         }
         false
-    }
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        if let Some(s) = &self.stop {
-            s.close();
-        }
     }
 }
 

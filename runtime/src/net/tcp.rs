@@ -367,60 +367,30 @@ impl TcpStream {
         ctx: &crate::context::Context,
         addr: A,
     ) -> io::Result<TcpStream> {
-        fn ctx_err(e: crate::context::Error) -> io::Error {
-            let kind = match e {
-                crate::context::Error::DeadlineExceeded => io::ErrorKind::TimedOut,
-                crate::context::Error::Canceled => io::ErrorKind::Interrupted,
-            };
-            io::Error::new(kind, e)
-        }
+        use crate::context::io_error;
         if let Some(e) = ctx.err() {
-            return Err(ctx_err(e));
+            return Err(io_error(e));
         }
         super::each_addr(addr, |a| {
             let s = TcpStream::from_mio(mio::net::TcpStream::connect(a)?)?;
-            // The watcher closes the socket if the context ends first; `settled` (under its
+            // The watch closes the socket if the context ends first; `settled` (under its
             // lock) keeps it from closing a stream the connect already returned.
             let settled = std::sync::Arc::new(parking_lot::Mutex::new(false));
-            let stop: crate::Chan<()> = crate::Chan::new(0);
             let watch = {
-                let (sock, done, stop, settled) =
-                    (s.sock.clone(), ctx.done(), stop.clone(), settled.clone());
-                move || {
-                    crate::select! {
-                        recv(done) -> _ => {
-                            let settled = settled.lock();
-                            if !*settled {
-                                sock.close();
-                            }
-                        },
-                        recv(stop) -> _ => {},
+                let (sock, settled) = (s.sock.clone(), settled.clone());
+                crate::context::watch(ctx, move || {
+                    if !*settled.lock() {
+                        sock.close();
                     }
-                }
+                })
             };
-            if crate::sched::current_shared().is_some() {
-                crate::go!(watch);
-            } else {
-                std::thread::spawn(watch);
-            }
-            let r = s.sock.run_until(Mode::Write, ctx.deadline(), |io| {
-                if let Some(e) = io.take_error()? {
-                    return Err(e);
-                }
-                match io.peer_addr() {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(e) => Err(e),
-                }
-            });
+            let r = s.wait_connected(ctx.deadline());
             *settled.lock() = true;
-            stop.close();
+            drop(watch);
             match r {
                 Ok(()) if !s.sock.is_closed() => Ok(s),
                 _ => Err(match ctx.err() {
-                    Some(e) => ctx_err(e),
+                    Some(e) => io_error(e),
                     None => r
                         .err()
                         .unwrap_or_else(|| io::ErrorKind::NotConnected.into()),
@@ -471,9 +441,16 @@ impl TcpStream {
     #[track_caller]
     fn connect_once(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let s = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
-        // The connection is established when the socket turns writable: SO_ERROR says
-        // whether it failed, the peer address that it succeeded (Go's `connect` loop).
-        s.sock.run_until(Mode::Write, deadline, |io| {
+        s.wait_connected(deadline)?;
+        Ok(s)
+    }
+
+    /// Waits for a non-blocking connect to finish: the connection is established when the
+    /// socket turns writable; SO_ERROR says whether it failed, the peer address that it
+    /// succeeded (Go's `connect` loop).
+    #[track_caller]
+    fn wait_connected(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.run_until(Mode::Write, deadline, |io| {
             if let Some(e) = io.take_error()? {
                 return Err(e);
             }
@@ -484,8 +461,7 @@ impl TcpStream {
                 }
                 Err(e) => Err(e),
             }
-        })?;
-        Ok(s)
+        })
     }
 
     /// Wraps a connected stream from `std`, made non-blocking and registered with the poller.

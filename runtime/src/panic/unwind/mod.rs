@@ -58,7 +58,30 @@ mod imp {
     pub(super) mod cache;
     pub(super) mod cfi;
     pub(super) mod walk;
+    pub(crate) use walk::{counts, init};
 }
+
+/// Elsewhere: no fast path, nothing to count.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static"),
+    not(feature = "sanitizer")
+)))]
+mod imp {
+    pub(crate) fn init() {}
+    pub(crate) fn counts() -> super::Counts {
+        super::Counts::default()
+    }
+}
+
+/// Turns the fast path on for the process, once (see the module doc). Cheap after the first
+/// call.
+pub(crate) use imp::init;
+
+/// The process's counters so far.
+pub(crate) use imp::counts;
 
 /// Counters of the unwinds the fast path took and handed to libgcc; see
 /// [`debug::unwind_stats`](crate::debug::unwind_stats).
@@ -67,31 +90,4 @@ pub(crate) struct Counts {
     pub(crate) enabled: bool,
     pub(crate) fast: u64,
     pub(crate) handed_over: u64,
-}
-
-/// Turns the fast path on for the process, once (see the module doc). Cheap after the first
-/// call.
-pub(crate) fn init() {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_os = "linux",
-        target_env = "gnu",
-        not(target_feature = "crt-static"),
-        not(feature = "sanitizer")
-    ))]
-    imp::walk::init();
-}
-
-/// The process's counters so far.
-pub(crate) fn counts() -> Counts {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_os = "linux",
-        target_env = "gnu",
-        not(target_feature = "crt-static"),
-        not(feature = "sanitizer")
-    ))]
-    return imp::walk::counts();
-    #[allow(unreachable_code)]
-    Counts::default()
 }
