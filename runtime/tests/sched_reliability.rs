@@ -26,6 +26,9 @@ fn vm_size_kib() -> u64 {
 /// `run` panicked with "goroutine stacks not returned at shutdown".
 #[test]
 fn shutdown_racing_plain_thread_wakeups_leaks_nothing() {
+    if support::alone("shutdown_racing_plain_thread_wakeups_leaks_nothing") {
+        return; // measures the whole process: alone in a child
+    }
     let before = vm_size_kib();
     const PARKED: usize = 256;
     for _ in 0..support::stress(40) {
@@ -281,6 +284,9 @@ fn rss_kib() -> u64 {
     ignore = "ASan's quarantine keeps freed memory resident"
 )]
 fn stop_and_reset_do_not_grow_memory() {
+    if support::alone("stop_and_reset_do_not_grow_memory") {
+        return; // measures the whole process: alone in a child
+    }
     let grown = gort::Builder::new().procs(1).run(|| {
         let hour = Duration::from_secs(3600);
         let before = rss_kib();
@@ -458,6 +464,9 @@ fn many_distinct_stack_sizes_share_a_few_classes() {
 /// thread filled at the shutdown is leaked on purpose: a waker may still point into it).
 #[test]
 fn a_goroutine_left_running_at_shutdown_gives_its_segments_back_when_it_ends() {
+    if support::alone("a_goroutine_left_running_at_shutdown_gives_its_segments_back_when_it_ends") {
+        return; // measures the whole process: alone in a child
+    }
     let before = vm_size_kib();
     for _ in 0..support::stress(6) {
         let c: Chan<u64> = Chan::new(0);

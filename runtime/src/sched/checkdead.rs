@@ -194,4 +194,28 @@ mod tests {
         shared.ext_live.fetch_sub(1, Ordering::SeqCst);
         assert!(again.is_some(), "the check was dropped, not postponed");
     }
+
+    /// A runtime between its registration and the queueing of goroutine 1 has nothing
+    /// queued, no timer and every P idle, but it is about to run: another runtime's deadlock
+    /// check must not call it quiescent (one did, and reported a deadlock while the other
+    /// runtime started the goroutine that would have sent). Nor may a runtime whose sched lock
+    /// is held (its Ps may be turning busy) be called quiescent.
+    #[test]
+    fn a_starting_or_locked_runtime_is_not_quiescent() {
+        let shared = Shared::new(
+            crate::Builder::new()
+                .procs(2)
+                .config(super::super::Mode::Embedded),
+        );
+        assert!(!shared.quiescent(), "a starting runtime read as quiescent");
+        shared.starting.store(false, Ordering::SeqCst);
+        assert!(shared.quiescent(), "an idle runtime read as busy");
+        let held = shared.sched.lock();
+        assert!(
+            !shared.quiescent(),
+            "a runtime whose sched lock is held read as quiescent"
+        );
+        drop(held);
+        assert!(shared.quiescent());
+    }
 }

@@ -625,6 +625,8 @@ where
         std::any::type_name::<F>,
     );
     debug_assert_eq!(id, 1, "main is goroutine 1");
+    // Goroutine 1 is queued: from here the queue, the Ps or the counters show what runs.
+    shared.starting.store(false, Ordering::SeqCst);
     let panic = shared.wait_outcome();
     match &outer {
         Some(o) => o.nested_waiting.fetch_sub(1, Ordering::SeqCst),

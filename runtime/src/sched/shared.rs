@@ -59,6 +59,10 @@ pub(crate) struct Shared {
     discarding: AtomicUsize,
     /// Main (goroutine 1) ended with Goexit; the program dies when no goroutine is left.
     pub(crate) main_goexited: AtomicBool,
+    /// Between registration in `RUNTIMES` and the queueing of goroutine 1: the runtime has no
+    /// goroutine, timer or busy P yet, but its `run` thread (counted among the runtimes'
+    /// threads) is about to start one, so it is not quiescent.
+    pub(crate) starting: AtomicBool,
     /// Ms running goroutine code without a P (sysmon took it while they were blocked, or
     /// `gort::blocking` gave it up): they may still wake anyone, so deadlock detection waits
     /// for them (Go's checkdead counts Ms in system calls as running).
@@ -140,6 +144,7 @@ impl Shared {
             ext_live: AtomicI64::new(0),
             discarding: AtomicUsize::new(0),
             main_goexited: AtomicBool::new(false),
+            starting: AtomicBool::new(true),
             epoch: Instant::now(),
             timer_sleep_until: AtomicU64::new(u64::MAX),
             dead_backoff_ms: AtomicU64::new(10),
@@ -161,19 +166,31 @@ impl Shared {
         shared
     }
 
-    /// Nothing of this runtime runs or can run by itself: every P is idle (or held by a
-    /// goroutine waiting in a nested `run`), the global queue is empty, and no timer is
-    /// pending. Racy; deadlock detection only acts on it together with its other checks.
+    /// Nothing of this runtime runs or can run by itself: it has started, every P is idle (or
+    /// held by a goroutine waiting in a nested `run`), no timer is pending, no M runs without
+    /// a P, and the global queue is empty. Deadlock detection of *another* runtime asks this
+    /// (holding that runtime's sched lock, so the lock here is only tried: a runtime whose
+    /// lock is taken is not quiescent, and two runtimes checking each other never deadlock).
+    ///
+    /// The sched lock freezes the Ps: none turns busy while it is held, so no goroutine runs
+    /// to add a timer or take one off the global queue. What can still move goes one way, and
+    /// the reads follow it, so work moving on while they read is seen at a later stage: a
+    /// starting runtime queues goroutine 1 before it clears `starting`; sysmon counts itself in
+    /// (`running_without_p`) before it takes a timer off its heap and out after queueing what
+    /// the timer readied. (Without the lock, with the Ps read first, a goroutine that went
+    /// from the queue to a P between two reads was missed, and a deadlock reported while the
+    /// other runtime ran.)
     pub(crate) fn quiescent(&self) -> bool {
         if self.is_shutdown() {
             // Shut down (records of it may outlive it in channel queues): nothing of it runs
             // again.
             return true;
         }
-        // Timers, then the counter, then the queue: sysmon counts itself in while it takes a
-        // timer off its heap and fires it, and counts itself out after queueing what it
-        // readied, so one of the three always sees that work.
+        let Some(_frozen) = self.sched.try_lock() else {
+            return false;
+        };
         self.idle.idle_ps() + self.nested_waiting.load(Ordering::SeqCst) >= self.procs.len()
+            && !self.starting.load(Ordering::SeqCst)
             && self.procs.iter().all(|p| p.timers.next() == u64::MAX)
             && self.running_without_p() == 0
             && self.global.is_empty()

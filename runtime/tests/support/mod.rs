@@ -27,6 +27,23 @@ pub fn fatal_child(name: &str) -> String {
     err
 }
 
+/// Runs the calling test (named `name`) alone in a child process, so that what it measures of
+/// the whole process (VmSize, RSS) sees no other test's runtimes and stacks. True in the
+/// parent, which has checked that the child passed and must return; false in the child,
+/// which runs the test's body. Use as `if support::alone("name") { return; }`.
+pub fn alone(name: &str) -> bool {
+    if is_child() {
+        return false;
+    }
+    let out = run_child(name, &[]);
+    assert!(
+        out.status.success(),
+        "{name} failed in its child process: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 /// Whether this process is a child started by `run_child`.
 pub fn is_child() -> bool {
     std::env::var_os("GORT_CHILD").is_some()
