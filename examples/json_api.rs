@@ -1,5 +1,5 @@
 //! A JSON API on `gort::http`, as a Go programmer would write it with net/http: routing on
-//! method and path, a shared store behind a `gort::Mutex`, handlers that may block, a header
+//! method and path with a `ServeMux` (Go 1.22's patterns), a shared store behind a `gort::Mutex`, handlers that may block, a header
 //! timeout, and a graceful shutdown on SIGINT or SIGTERM (`gort::signal` cancels a
 //! `gort::context`, which drains the server).
 //!
@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gort::http::{header, Body, Method, Request, Response, Server, StatusCode};
+use gort::http::{header, path_value, Body, Request, Response, ServeMux, Server, StatusCode};
 
 /// The store: todo items in order; an item's id is its position plus one.
 #[derive(Default)]
@@ -52,52 +52,48 @@ fn item(id: usize, text: &str) -> String {
     format!("{{\"id\":{id},\"text\":{}}}", json_str(text))
 }
 
-/// The API's routes (Go: an `http.ServeMux` with a `HandleFunc` per pattern).
-pub fn handler(store: Arc<Store>) -> impl Fn(Request) -> Response + Send + Sync + 'static {
-    move |req: Request| {
-        let path = req.uri().path().trim_end_matches('/').to_string();
-        let method = req.method().clone();
-        match (method, path.as_str()) {
-            (Method::GET, "/todos") => {
-                let todos = store.todos.lock();
-                let items: Vec<String> = todos
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| item(i + 1, t))
-                    .collect();
-                json(StatusCode::OK, format!("[{}]", items.join(",")))
+/// The API's routes (Go 1.22: an `http.ServeMux` with a `HandleFunc` per pattern).
+pub fn handler(store: Arc<Store>) -> ServeMux {
+    let mut mux = ServeMux::new();
+    let s = store.clone();
+    mux.handle_func("GET /todos", move |_req: Request| {
+        let todos = s.todos.lock();
+        let items: Vec<String> = todos
+            .iter()
+            .enumerate()
+            .map(|(i, t)| item(i + 1, t))
+            .collect();
+        json(StatusCode::OK, format!("[{}]", items.join(",")))
+    });
+    let s = store.clone();
+    mux.handle_func("POST /todos", move |req: Request| {
+        // The body is read here, on the request's goroutine, as it arrives.
+        let text = match req.into_body().text() {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            Ok(_) => return json(StatusCode::BAD_REQUEST, "{\"error\":\"empty todo\"}".into()),
+            Err(e) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    format!("{{\"error\":{}}}", json_str(&e.to_string())),
+                )
             }
-            (Method::POST, "/todos") => {
-                // The body is read here, on the request's goroutine, as it arrives.
-                let text = match req.into_body().text() {
-                    Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-                    Ok(_) => {
-                        return json(StatusCode::BAD_REQUEST, "{\"error\":\"empty todo\"}".into())
-                    }
-                    Err(e) => {
-                        return json(
-                            StatusCode::BAD_REQUEST,
-                            format!("{{\"error\":{}}}", json_str(&e.to_string())),
-                        )
-                    }
-                };
-                let mut todos = store.todos.lock();
-                todos.push(text);
-                let id = todos.len();
-                json(StatusCode::CREATED, item(id, &todos[id - 1]))
+        };
+        let mut todos = s.todos.lock();
+        todos.push(text);
+        let id = todos.len();
+        json(StatusCode::CREATED, item(id, &todos[id - 1]))
+    });
+    // Go: r.PathValue("id")
+    mux.handle_func("GET /todos/{id}", move |req: Request| {
+        let todos = store.todos.lock();
+        match path_value(&req, "id").and_then(|id| id.parse::<usize>().ok()) {
+            Some(id) if id >= 1 && id <= todos.len() => {
+                json(StatusCode::OK, item(id, &todos[id - 1]))
             }
-            (Method::GET, p) if p.starts_with("/todos/") => {
-                let todos = store.todos.lock();
-                match p["/todos/".len()..].parse::<usize>() {
-                    Ok(id) if id >= 1 && id <= todos.len() => {
-                        json(StatusCode::OK, item(id, &todos[id - 1]))
-                    }
-                    _ => json(StatusCode::NOT_FOUND, "{\"error\":\"no such todo\"}".into()),
-                }
-            }
-            _ => json(StatusCode::NOT_FOUND, "{\"error\":\"not found\"}".into()),
+            _ => json(StatusCode::NOT_FOUND, "{\"error\":\"no such todo\"}".into()),
         }
-    }
+    });
+    mux
 }
 
 #[gort::main]

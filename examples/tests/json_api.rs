@@ -48,6 +48,20 @@ fn todos_round_trip_and_shutdown() {
         .unwrap();
     assert_eq!(empty.status(), 400);
     empty.into_body().bytes().unwrap();
+    // The router's own answers: a method the path does not take, a path nobody serves.
+    let wrong = c
+        .request(
+            gort::http::types::Request::delete(format!("{base}/todos/1"))
+                .body(gort::http::Body::empty())
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.headers()["allow"], "GET, HEAD");
+    wrong.into_body().bytes().unwrap();
+    let nowhere = c.get(&format!("{base}/nowhere")).unwrap();
+    assert_eq!(nowhere.status(), 404);
+    assert_eq!(nowhere.into_body().text().unwrap(), "404 page not found\n");
 
     cancel.cancel();
     done.join().unwrap();

@@ -454,3 +454,40 @@ fn h2c_serves_many_streams_on_one_connection() {
     }
     wg.wait();
 }
+
+/// Go's `r.Context()`: a handler running on its own goroutine (the request has a body) sees
+/// its context cancelled when the client closes the connection, and every handler's context
+/// is cancelled once it has returned.
+#[gort::test(procs = 2)]
+fn a_request_context_ends_when_the_client_goes_away() {
+    let seen_tx = gort::Chan::<&'static str>::new(4);
+    let kept: Arc<Mutex<Option<gort::context::Context>>> = Arc::new(Mutex::new(None));
+    let (tx, keep) = (seen_tx.clone(), kept.clone());
+    let addr = start(Server::new(move |req: Request| {
+        let ctx = gort::http::context(&req);
+        if req.uri().path() == "/quick" {
+            *keep.lock().unwrap() = Some(ctx);
+            return text("quick");
+        }
+        let _ = req.into_body().bytes(); // read the body: hyper then watches the socket
+        gort::select! {
+            recv(ctx.done()) -> _ => tx.send("cancelled"),
+            recv(gort::time::after(Duration::from_secs(10))) -> _ => tx.send("timed out"),
+        }
+        text("late")
+    }));
+    // A request with a body, then the client hangs up before the answer.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    gort::time::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    drop(s);
+    assert_eq!(seen_tx.recv(), Some("cancelled"));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // A handler that returned: its context is done.
+    let r = Client::new().get(&format!("http://{addr}/quick")).unwrap();
+    assert_eq!(r.into_body().text().unwrap(), "quick");
+    let ctx = kept.lock().unwrap().take().unwrap();
+    assert!(ctx.err().is_some(), "the context outlived its handler");
+}

@@ -1,5 +1,6 @@
-//! The client: hyper's HTTP/1 client connections, each driven by a goroutine of its own,
-//! pooled per host and port, usable from many goroutines at once (Go's `http.Client`).
+//! The client: hyper's client connections, each driven by a goroutine of its own, pooled per
+//! scheme, host and port (HTTP/1: idle ones; HTTP/2 over TLS: one shared), usable from many
+//! goroutines at once (Go's `http.Client`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,9 +17,20 @@ use super::io::Io;
 use super::{Request, Response};
 
 type Sender = hyper::client::conn::http1::SendRequest<Body>;
+type H2Sender = hyper::client::conn::http2::SendRequest<Body>;
 
-/// An HTTP/1.1 client with a pool of keep-alive connections (Go's `http.Client` with its
-/// default transport); clones share the pool. `http://` only for now (TLS is not there yet).
+/// A connection a request can go on: an HTTP/1 one, which is the request's alone until its
+/// response's body ends, or an HTTP/2 one, shared by every request to its host.
+enum Conn {
+    H1(Sender),
+    H2(H2Sender),
+}
+
+/// An HTTP client with a pool of keep-alive connections (Go's `http.Client` with its default
+/// transport); clones share the pool. `https://` URLs need the `tls` feature; they trust the
+/// system's roots unless [`ClientBuilder::tls`] says otherwise, and speak HTTP/2 where the
+/// server chooses it by ALPN (one connection per host, its requests multiplexed), HTTP/1.1
+/// otherwise. `http://` is HTTP/1.1.
 ///
 /// A connection goes back to the pool when its response's body has been read to the end (as
 /// Go's does); a response dropped unread closes its connection.
@@ -50,9 +62,59 @@ pub struct Client {
 
 #[derive(Default)]
 struct Inner {
-    /// Idle connections per `host:port`.
+    /// Idle HTTP/1 connections per `scheme://host:port`.
     idle: Mutex<HashMap<String, Vec<Sender>>>,
+    /// The HTTP/2 connection per `https://host:port`, where the server chose `h2`.
+    h2: Mutex<HashMap<String, H2Sender>>,
     timeout: Option<Duration>,
+    /// `https://`'s configuration; `None`: the system's roots (`tls::client_config`).
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Builds a [`Client`] with a timeout or a TLS configuration (Go: the fields of
+/// `http.Client` and its `http.Transport`).
+///
+/// ```
+/// use std::time::Duration;
+/// let c = gort::http::Client::builder().timeout(Duration::from_secs(5)).build();
+/// ```
+#[derive(Debug, Default)]
+#[must_use]
+pub struct ClientBuilder {
+    timeout: Option<Duration>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl ClientBuilder {
+    /// Requests fail with `TimedOut` when the response's head has not arrived within `d`
+    /// of the call (see [`Client::with_timeout`]).
+    pub fn timeout(mut self, d: Duration) -> ClientBuilder {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// `https://` URLs use `config` (its roots, its ALPN; feature `tls`) instead of the
+    /// system's roots ([`tls::client_config`](super::tls::client_config)).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> ClientBuilder {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The client, with a pool of its own.
+    pub fn build(self) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                idle: Mutex::new(HashMap::new()),
+                h2: Mutex::new(HashMap::new()),
+                timeout: self.timeout,
+                #[cfg(feature = "tls")]
+                tls: self.tls,
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -92,12 +154,12 @@ impl Client {
     /// reads have the connection's own pace). Its pool is a new one. The timer is a
     /// runtime's: use such a client from goroutines (or threads inside `Handle::enter`).
     pub fn with_timeout(d: Duration) -> Client {
-        Client {
-            inner: Arc::new(Inner {
-                idle: Mutex::new(HashMap::new()),
-                timeout: Some(d),
-            }),
-        }
+        Client::builder().timeout(d).build()
+    }
+
+    /// A builder for a client with settings (timeout, TLS).
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
     }
 
     /// A GET of `url`.
@@ -151,78 +213,123 @@ impl Client {
             return Err(crate::context::io_error(e));
         }
         let uri = req.uri().clone();
-        match uri.scheme_str() {
-            Some("http") => {}
+        let (https, default_port) = match uri.scheme_str() {
+            Some("http") => (false, 80),
+            #[cfg(feature = "tls")]
+            Some("https") => (true, 443),
+            #[cfg(not(feature = "tls"))]
             Some("https") => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
-                    "gort::http: https is not supported yet",
+                    "gort::http: https needs gort's `tls` feature",
                 ))
             }
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("gort::http: not an absolute http URL: {uri}"),
+                    format!("gort::http: not an absolute http(s) URL: {uri}"),
                 ))
             }
-        }
+        };
         let host = uri
             .host()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host in the URL"))?;
-        let port = uri.port_u16().unwrap_or(80);
-        let key = format!("{host}:{port}");
-        if !req.headers().contains_key(http::header::HOST) {
-            let value = if port == 80 {
-                host.to_string()
-            } else {
-                key.clone()
-            };
-            let value = http::HeaderValue::from_str(&value)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            req.headers_mut().insert(http::header::HOST, value);
-        }
-        // Origin form on the wire.
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        *req.uri_mut() = path
-            .parse()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let port = uri.port_u16().unwrap_or(default_port);
+        let addr = format!("{host}:{port}");
+        let key = format!("{}://{addr}", if https { "https" } else { "http" });
 
-        let deadline = self.inner.timeout.map(crate::time::Sleep::new);
-        let mut sender = match self.checkout(&key) {
-            Some(s) => s,
-            None => connect(&key, ctx.as_ref())?,
+        let mut deadline = self.inner.timeout.map(crate::time::Sleep::new);
+        let conn = match self.checkout(&key) {
+            Some(c) => c,
+            None => {
+                let stream = match &ctx {
+                    Some(c) => crate::net::TcpStream::connect_context(c, &addr)?,
+                    None => crate::net::TcpStream::connect(&addr)?,
+                };
+                let _ = stream.set_nodelay(true);
+                let (io, h2) = if https {
+                    self.tls_handshake(stream, host, &mut deadline, ctx.as_ref())?
+                } else {
+                    (Io::Plain(stream), false)
+                };
+                let conn = start_conn(io, h2)?;
+                if let Conn::H2(s) = &conn {
+                    // Shared from now on (a racing request's connection may be replaced).
+                    self.inner.h2.lock().insert(key.clone(), s.clone());
+                }
+                conn
+            }
         };
-        let resp = crate::block_on(Timeout {
-            fut: Box::pin(sender.send_request(req)),
-            sleep: deadline,
-            done: ctx.clone().map(Done::new),
-        });
+        if let Conn::H1(_) = conn {
+            if !req.headers().contains_key(http::header::HOST) {
+                let value = if port == default_port {
+                    host.to_string()
+                } else {
+                    addr.clone()
+                };
+                let value = http::HeaderValue::from_str(&value)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                req.headers_mut().insert(http::header::HOST, value);
+            }
+            // Origin form on the wire (HTTP/2 sends the absolute URI's parts as its
+            // pseudo-headers instead).
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            *req.uri_mut() = path
+                .parse()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
+        let (resp, back) = match conn {
+            Conn::H1(mut sender) => {
+                let resp = crate::block_on(Timeout {
+                    fut: Box::pin(sender.send_request(req)),
+                    sleep: deadline,
+                    done: ctx.clone().map(Done::new),
+                });
+                let pool = self.inner.clone();
+                let back: Box<dyn FnOnce() + Send> = Box::new(move || {
+                    pool.idle.lock().entry(key).or_default().push(sender);
+                });
+                (resp, Some(back))
+            }
+            Conn::H2(mut sender) => {
+                let resp = crate::block_on(Timeout {
+                    fut: Box::pin(sender.send_request(req)),
+                    sleep: deadline,
+                    done: ctx.clone().map(Done::new),
+                });
+                (resp, None)
+            }
+        };
         let resp = match resp {
             Some(Ok(r)) => r,
             Some(Err(e)) => return Err(io::Error::other(e)),
             None => {
-                if let Some(e) = ctx.as_ref().and_then(|c| c.err()) {
-                    return Err(crate::context::io_error(e));
-                }
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
+                return Err(timed_out(
+                    ctx.as_ref(),
                     "gort::http: timeout awaiting response headers",
-                ));
+                ))
             }
         };
         let (parts, incoming) = resp.into_parts();
-        let pool = self.inner.clone();
-        let back: Box<dyn FnOnce() + Send> = Box::new(move || {
-            pool.idle.lock().entry(key).or_default().push(sender);
-        });
         Ok(http::Response::from_parts(
             parts,
-            Body::incoming_then(incoming, Some(back)),
+            Body::incoming_then(incoming, back),
         ))
     }
 
-    /// An idle connection to `key` that is ready for a request.
-    fn checkout(&self, key: &str) -> Option<Sender> {
+    /// A connection to `key` that is ready for a request: the host's HTTP/2 connection, or
+    /// an idle HTTP/1 one.
+    fn checkout(&self, key: &str) -> Option<Conn> {
+        {
+            let mut h2 = self.inner.h2.lock();
+            if let Some(s) = h2.get(key) {
+                if s.is_ready() {
+                    return Some(Conn::H2(s.clone()));
+                }
+                // Closed (the server went away or sent GOAWAY): a new one replaces it.
+                h2.remove(key);
+            }
+        }
         loop {
             let mut s = self.inner.idle.lock().get_mut(key)?.pop()?;
             if s.is_closed() {
@@ -231,27 +338,83 @@ impl Client {
             // Ready once its connection saw the last response through (a moment after the
             // body's end was read); an error means it closed meanwhile.
             if crate::block_on(s.ready()).is_ok() {
-                return Some(s);
+                return Some(Conn::H1(s));
             }
         }
     }
 }
 
-/// A new connection to `key` (within `ctx`, if any), its hyper connection driven by a
-/// goroutine of its own.
-fn connect(key: &str, ctx: Option<&crate::context::Context>) -> io::Result<Sender> {
-    let stream = match ctx {
-        Some(c) => crate::net::TcpStream::connect_context(c, key)?,
-        None => crate::net::TcpStream::connect(key)?,
-    };
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = crate::block_on(hyper::client::conn::http1::handshake(Io(stream)))
-        .map_err(io::Error::other)?;
+impl Client {
+    /// The TLS handshake with `host` on `stream`, within the request's timeout and context.
+    #[cfg(feature = "tls")]
+    fn tls_handshake(
+        &self,
+        stream: crate::net::TcpStream,
+        host: &str,
+        deadline: &mut Option<crate::time::Sleep>,
+        ctx: Option<&crate::context::Context>,
+    ) -> io::Result<(Io, bool)> {
+        let cfg = match &self.inner.tls {
+            Some(c) => c.clone(),
+            None => super::tls::client_config()?,
+        };
+        let mut tls = super::tls::TlsStream::client(stream, cfg, host)?;
+        // The request's timeout covers the handshake and then the wait for the response.
+        let mut wait = Timeout {
+            fut: Box::pin(super::tls::Handshake(&mut tls)),
+            sleep: deadline.take(),
+            done: ctx.cloned().map(Done::new),
+        };
+        let done = crate::block_on(&mut wait);
+        *deadline = wait.sleep.take();
+        drop(wait);
+        match done {
+            Some(r) => r?,
+            None => return Err(timed_out(ctx, "gort::http: timeout in the TLS handshake")),
+        }
+        let h2 = tls.is_h2();
+        Ok((Io::Tls(Box::new(tls)), h2))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn tls_handshake(
+        &self,
+        _: crate::net::TcpStream,
+        _: &str,
+        _: &mut Option<crate::time::Sleep>,
+        _: Option<&crate::context::Context>,
+    ) -> io::Result<(Io, bool)> {
+        unreachable!("https is refused without the `tls` feature")
+    }
+}
+
+/// The error of a wait that ended early: the context's, if it is done, else `TimedOut`.
+fn timed_out(ctx: Option<&crate::context::Context>, what: &str) -> io::Error {
+    match ctx.and_then(|c| c.err()) {
+        Some(e) => crate::context::io_error(e),
+        None => io::Error::new(io::ErrorKind::TimedOut, what.to_string()),
+    }
+}
+
+/// hyper's client connection on `io` (HTTP/2 if `h2`), driven by a goroutine of its own.
+fn start_conn(io: Io, h2: bool) -> io::Result<Conn> {
+    if h2 {
+        let mut b = hyper::client::conn::http2::Builder::new(super::io::Exec);
+        b.timer(super::io::Timer);
+        let (sender, conn) = crate::block_on(b.handshake(io)).map_err(io::Error::other)?;
+        crate::go!(move || {
+            // Ends when the peer closes or every sender is gone.
+            let _ = crate::block_on(conn);
+        });
+        return Ok(Conn::H2(sender));
+    }
+    let (sender, conn) =
+        crate::block_on(hyper::client::conn::http1::handshake(io)).map_err(io::Error::other)?;
     crate::go!(move || {
         // Ends when the peer closes or every sender is gone.
         let _ = crate::block_on(conn);
     });
-    Ok(sender)
+    Ok(Conn::H1(sender))
 }
 
 /// `fut`, or `None` once `sleep` completes or the context is done first.

@@ -9,9 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::net::TcpStream;
 
-/// A gort socket as hyper's `Read` / `Write`: its async side (`poll_read` / `poll_write`), the
-/// same poll descriptor its blocking calls use.
-pub(crate) struct Io(pub(crate) TcpStream);
+/// A connection's byte stream as hyper's `Read` / `Write`: a gort socket's async side
+/// (`poll_read` / `poll_write`, the same poll descriptor its blocking calls use), or a TLS
+/// session over one.
+pub(crate) enum Io {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<super::tls::TlsStream>),
+}
 
 impl hyper::rt::Read for Io {
     fn poll_read(
@@ -19,15 +24,30 @@ impl hyper::rt::Read for Io {
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // SAFETY: the bytes are only written (by recv(2) through a raw pointer, never through
-        // a Rust reference to uninitialised memory), and `advance` covers exactly what it
-        // wrote.
-        let n = unsafe {
-            let dst = buf.as_mut();
-            let (ptr, len) = (dst.as_mut_ptr().cast::<u8>() as usize, dst.len());
-            std::task::ready!(self.0.poll_read_raw(cx, ptr as *mut u8, len))?
+        let n = match self.get_mut() {
+            // SAFETY: the bytes are only written (by recv(2) through a raw pointer, never
+            // through a Rust reference to uninitialised memory), and `advance` below covers
+            // exactly what it wrote.
+            Io::Plain(s) => unsafe {
+                let dst = buf.as_mut();
+                let (ptr, len) = (dst.as_mut_ptr().cast::<u8>() as usize, dst.len());
+                std::task::ready!(s.poll_read_raw(cx, ptr as *mut u8, len))?
+            },
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => {
+                // rustls copies plaintext into an initialised slice: zero what is handed out
+                // (at most one TLS record's worth, 16 KiB, per call).
+                // SAFETY: the slice is written in full (zeroed) before it is read as `u8`.
+                let dst = unsafe {
+                    let dst = buf.as_mut();
+                    let len = dst.len().min(16 << 10);
+                    std::ptr::write_bytes(dst.as_mut_ptr(), 0, len);
+                    std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<u8>(), len)
+                };
+                std::task::ready!(t.poll_read(cx, dst))?
+            }
         };
-        // SAFETY: recv(2) initialised the first `n` bytes.
+        // SAFETY: recv(2), or the zeroing above, initialised the first `n` bytes.
         unsafe { buf.advance(n) };
         Poll::Ready(Ok(()))
     }
@@ -39,7 +59,11 @@ impl hyper::rt::Write for Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_write(cx, buf)
+        match self.get_mut() {
+            Io::Plain(s) => s.poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => t.poll_write(cx, buf),
+        }
     }
 
     fn poll_write_vectored(
@@ -47,27 +71,54 @@ impl hyper::rt::Write for Io {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_write_vectored(cx, bufs)
+        match self.get_mut() {
+            Io::Plain(s) => s.poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => {
+                // One record's worth at a time: the first non-empty slice.
+                let buf = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &**b);
+                t.poll_write(cx, buf)
+            }
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        matches!(self, Io::Plain(_))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(_) => Poll::Ready(Ok(())),
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => t.poll_flush(cx),
+        }
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A peer that is gone already is not an error here.
-        let _ = self.0.shutdown(std::net::Shutdown::Write);
-        Poll::Ready(Ok(()))
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => {
+                // A peer that is gone already is not an error here.
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                Poll::Ready(Ok(()))
+            }
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => t.poll_shutdown(cx),
+        }
     }
 }
 
 impl AsRawFd for Io {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
+        match self {
+            Io::Plain(s) => s.as_raw_fd(),
+            #[cfg(feature = "tls")]
+            Io::Tls(t) => t.socket().as_raw_fd(),
+        }
     }
 }
 

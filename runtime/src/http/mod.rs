@@ -15,19 +15,26 @@
 //! read into hyper's buffers, the goroutine frames of its handlers), and a feature keeps
 //! hyper out of builds that do not ask for it.
 //!
-//! The server speaks HTTP/1.1 and, to clients with prior knowledge, HTTP/2 (h2c). Not there
-//! yet: HTTP/2 in the client, TLS, a context per server request, trailers, a router, write
-//! timeouts.
+//! The server speaks HTTP/1.1 and HTTP/2: over TLS (feature `tls`, rustls) as the client
+//! chooses by ALPN, and in clear text (h2c) to clients with prior knowledge. The client speaks
+//! HTTP/1.1, and HTTP/2 where a TLS server chooses it. [`ServeMux`] is Go 1.22's router. Not
+//! there yet: h2c in the client, trailers, write timeouts.
 
 mod body;
 mod client;
 mod io;
+mod mux;
 mod oneshot;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use body::Body;
-pub use client::{get, post, Client};
-pub use server::{listen_and_serve, Handler, RemoteAddr, Server};
+pub use client::{get, post, Client, ClientBuilder};
+pub use mux::{path_value, PathValues, ServeMux};
+#[cfg(feature = "tls")]
+pub use server::listen_and_serve_tls;
+pub use server::{context, listen_and_serve, Handler, RemoteAddr, Server};
 
 /// The `http` crate, whose types gort's HTTP uses (`Method`, `StatusCode`, `header`, `Uri`,
 /// `HeaderMap`, the request and response builders).

@@ -69,6 +69,8 @@ pub struct Server {
     handler: Arc<dyn Handler>,
     read_header_timeout: Option<Duration>,
     keep_alive: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -78,7 +80,32 @@ impl Server {
             handler: Arc::new(handler),
             read_header_timeout: None,
             keep_alive: true,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS with `config` (Go's `ServeTLS`; feature `tls`): every accepted connection
+    /// does the TLS handshake first (within the header timeout, if one is set), and speaks
+    /// HTTP/2 if the client chose `h2` by ALPN, HTTP/1.1 otherwise.
+    /// [`tls::server_config`](super::tls::server_config) reads a certificate and key from PEM
+    /// files, with ALPN set.
+    ///
+    /// ```no_run
+    /// use gort::http::{tls, Body, Response, Server};
+    /// gort::run(|| {
+    ///     let ln = gort::net::TcpListener::bind("127.0.0.1:8443").unwrap();
+    ///     let cfg = tls::server_config("cert.pem", "key.pem").unwrap();
+    ///     Server::new(|_req: gort::http::Request| Response::new(Body::from("hello\n")))
+    ///         .tls(cfg)
+    ///         .serve(ln)
+    ///         .unwrap();
+    /// });
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Server {
+        self.tls = Some(config);
+        self
     }
 
     /// Closes a connection whose next request's head has not fully arrived within `d` (Go's
@@ -137,6 +164,8 @@ impl Server {
                         shutdown: shutdown.clone(),
                         read_header_timeout: self.read_header_timeout,
                         keep_alive: self.keep_alive,
+                        #[cfg(feature = "tls")]
+                        tls: self.tls.clone(),
                     };
                     let wg = conns.clone();
                     crate::go!(move || {
@@ -156,11 +185,21 @@ impl Server {
     }
 }
 
+impl Server {
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+}
+
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("read_header_timeout", &self.read_header_timeout)
             .field("keep_alive", &self.keep_alive)
+            .field("tls", &self.is_tls())
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +222,32 @@ pub fn listen_and_serve(
 ) -> io::Result<()> {
     let ln = TcpListener::bind(addr)?;
     Server::new(handler).serve(ln)
+}
+
+/// Go's `http.ListenAndServeTLS`: binds `addr` and serves `handler` over TLS with the
+/// certificate chain in `cert_file` and the key in `key_file` (PEM) until an error (feature
+/// `tls`).
+///
+/// ```no_run
+/// use gort::http::{Body, Response};
+/// gort::run(|| {
+///     gort::http::listen_and_serve_tls("127.0.0.1:8443", "cert.pem", "key.pem", |_req| {
+///         Response::new(Body::from("hello\n"))
+///     })
+///     .unwrap();
+/// });
+/// ```
+#[cfg(feature = "tls")]
+#[track_caller]
+pub fn listen_and_serve_tls(
+    addr: impl std::net::ToSocketAddrs,
+    cert_file: impl AsRef<std::path::Path>,
+    key_file: impl AsRef<std::path::Path>,
+    handler: impl Handler,
+) -> io::Result<()> {
+    let cfg = super::tls::server_config(cert_file, key_file)?;
+    let ln = TcpListener::bind(addr)?;
+    Server::new(handler).tls(cfg).serve(ln)
 }
 
 /// The shutdown signal every connection of a server watches.
@@ -230,14 +295,16 @@ struct Conn {
     shutdown: Arc<Shutdown>,
     read_header_timeout: Option<Duration>,
     keep_alive: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Conn {
     /// The connection's goroutine: hyper's connection future in `block_on`, shut down
     /// gracefully when the server is.
     fn run(self, stream: crate::net::TcpStream) {
-        let h2 = match is_h2c(&stream, self.read_header_timeout, &self.shutdown) {
-            Some(h2) => h2,
+        let (io, h2) = match self.open(stream) {
+            Some(opened) => opened,
             None => return, // closed, failed or timed out before a request
         };
         let conn = if h2 {
@@ -250,7 +317,7 @@ impl Conn {
             };
             let mut b = hyper::server::conn::http2::Builder::new(Exec);
             b.timer(Timer);
-            AnyConn::H2(Box::pin(b.serve_connection(Io(stream), svc)))
+            AnyConn::H2(Box::pin(b.serve_connection(io, svc)))
         } else {
             let svc = Svc {
                 handler: self.handler.clone(),
@@ -264,7 +331,7 @@ impl Conn {
             } else {
                 b.header_read_timeout(None);
             }
-            AnyConn::H1(Box::pin(b.serve_connection(Io(stream), svc)))
+            AnyConn::H1(Box::pin(b.serve_connection(io, svc)))
         };
         let id = self.shutdown.ids.fetch_add(1, Ordering::Relaxed);
         let task = ConnTask {
@@ -277,6 +344,62 @@ impl Conn {
         // header timeout) end the connection; nothing to report, as net/http logs nothing.
         let _ = crate::block_on(task);
         self.shutdown.forget(id);
+    }
+}
+
+impl Conn {
+    /// The connection's stream and whether it speaks HTTP/2: for TLS, after the handshake
+    /// (ALPN decides); for plain TCP, by the preface an h2c client sends first. `None` when
+    /// it closed, failed, timed out or the server shut down first.
+    fn open(&self, stream: crate::net::TcpStream) -> Option<(Io, bool)> {
+        #[cfg(feature = "tls")]
+        if let Some(cfg) = &self.tls {
+            let mut tls = super::tls::TlsStream::server(stream, cfg.clone()).ok()?;
+            let id = self.shutdown.ids.fetch_add(1, Ordering::Relaxed);
+            let done = crate::block_on(Until {
+                fut: super::tls::Handshake(&mut tls),
+                shutdown: &self.shutdown,
+                id,
+                sleep: self.read_header_timeout.map(crate::time::Sleep::new),
+            });
+            self.shutdown.forget(id);
+            // A failed handshake (a plain-HTTP client, an unknown CA) closes the connection;
+            // Go logs it as "http: TLS handshake error", which is noise gort leaves out.
+            done?.ok()?;
+            let h2 = tls.is_h2();
+            return Some((Io::Tls(Box::new(tls)), h2));
+        }
+        let h2 = is_h2c(&stream, self.read_header_timeout, &self.shutdown)?;
+        Some((Io::Plain(stream), h2))
+    }
+}
+
+/// `fut` until the server shuts down or `sleep` completes (`None` then).
+#[cfg(feature = "tls")]
+struct Until<'a, F> {
+    fut: F,
+    shutdown: &'a Shutdown,
+    id: u64,
+    sleep: Option<crate::time::Sleep>,
+}
+
+#[cfg(feature = "tls")]
+impl<F: Future + Unpin> Future for Until<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        if let Poll::Ready(v) = Pin::new(&mut self.fut).poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if self.shutdown.poll_triggered(self.id, cx.waker()) {
+            return Poll::Ready(None);
+        }
+        if let Some(s) = &mut self.sleep {
+            if Pin::new(s).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -371,10 +494,20 @@ struct Svc {
 }
 
 /// A handler's response: answered already (it ran on the connection's goroutine), or to
-/// come from the request's goroutine.
+/// come from the request's goroutine (whose context is cancelled when this is dropped: the
+/// response went out, or the connection or the HTTP/2 stream is gone).
 enum RespFuture {
     Ready(Option<Response>),
-    Waiting(Receiver<Response>),
+    Waiting(Receiver<Response>, #[allow(dead_code)] CancelOnDrop),
+}
+
+/// Cancels a request's context when dropped.
+struct CancelOnDrop(crate::context::CancelFunc);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl Future for RespFuture {
@@ -383,7 +516,7 @@ impl Future for RespFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response, Infallible>> {
         match self.get_mut() {
             RespFuture::Ready(r) => Poll::Ready(Ok(r.take().unwrap_or_else(|| status(500)))),
-            RespFuture::Waiting(rx) => Pin::new(rx)
+            RespFuture::Waiting(rx, _) => Pin::new(rx)
                 .poll(cx)
                 .map(|r| Ok(r.unwrap_or_else(|| status(500)))),
         }
@@ -398,6 +531,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> RespFuture {
         let (mut parts, incoming) = req.into_parts();
         parts.extensions.insert(RemoteAddr(self.peer));
+        // Go's `r.Context()`: cancelled when the handler is done, or before if the client
+        // goes away (the connection closes, or its HTTP/2 stream is reset) while it runs on
+        // a goroutine of its own.
+        let (ctx, cancel) = crate::context::with_cancel(&crate::context::background());
+        parts.extensions.insert(ctx);
         let bodiless = http_body::Body::is_end_stream(&incoming);
         let req = http::Request::from_parts(parts, Body::incoming(incoming));
         if bodiless && self.inline {
@@ -405,7 +543,9 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
             // receive, nothing needs the connection polled meanwhile (the next pipelined
             // request waits for this response anyway), and the request costs no goroutine
             // and no switch.
-            return RespFuture::Ready(serve_one(&*self.handler, req, self.peer));
+            let resp = serve_one(&*self.handler, req, self.peer);
+            cancel.cancel();
+            return RespFuture::Ready(resp);
         }
         // A body: the handler reads it while this goroutine keeps the connection going.
         let (tx, rx) = Oneshot::new();
@@ -413,8 +553,41 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
         crate::go!(move || {
             tx.send(serve_one(&*handler, req, peer).unwrap_or_else(|| status(500)));
         });
-        RespFuture::Waiting(rx)
+        RespFuture::Waiting(rx, CancelOnDrop(cancel))
     }
+}
+
+/// A request's context (Go's `r.Context()`): the [`Context`](crate::context::Context) in its
+/// extensions, or a background context if it has none.
+///
+/// On the server, every request has one. It is cancelled when the handler has returned, and
+/// before that when the client goes away while the handler runs on a goroutine of its own
+/// (any request with a body, every HTTP/2 request): its connection closed (noticed once the
+/// body has been read, as hyper then watches the socket) or its HTTP/2 stream was reset. A
+/// handler that waits on something slow selects on `ctx.done()` to give up with its client.
+/// A bodiless HTTP/1 request runs on the connection's goroutine, which reads nothing while
+/// the handler runs: its context ends only with the handler.
+///
+/// For the client, a context inserted in a request's extensions bounds the request (see
+/// [`Client::request`](super::Client::request)).
+///
+/// ```
+/// use gort::http::{Body, Request, Response};
+/// fn slow(req: Request) -> Response {
+///     let ctx = gort::http::context(&req);
+///     gort::select! {
+///         recv(ctx.done()) -> _ => Response::new(Body::from("client gone")),
+///         recv(gort::time::after(std::time::Duration::from_millis(10))) -> _ => {
+///             Response::new(Body::from("done"))
+///         }
+///     }
+/// }
+/// ```
+pub fn context(req: &Request) -> crate::context::Context {
+    req.extensions()
+        .get::<crate::context::Context>()
+        .cloned()
+        .unwrap_or_else(crate::context::background)
 }
 
 /// The client's address, in every request's extensions (Go's `Request.RemoteAddr`).
