@@ -210,3 +210,70 @@ fn a_task_with_no_runtime_to_poll_fails_clearly() {
         "{e}"
     );
 }
+
+/// A waker that counts its wakes.
+struct Count(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Count {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The poll shortcuts (`Sock::poll_stream`): a short read leaves the direction drained, so
+/// the next poll waits for an edge; a poll whose registration still stands returns `Pending`
+/// at once. Neither may lose data: what arrived between two polls (an edge with nobody
+/// registered, which the poller may deliver only after the next poll registers), what
+/// arrives while registered, and the peer's close after data (which sends no edge of its own
+/// once read) are all seen.
+#[gort::test(procs = 1)]
+fn poll_shortcuts_lose_no_readiness() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::{Context, Poll, Waker};
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = TcpStream::connect(ln.local_addr().unwrap()).unwrap();
+    let (s, _) = ln.accept().unwrap();
+    let count = std::sync::Arc::new(Count(Default::default()));
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut buf = [0u8; 64];
+    // Polls until a read completes: each `Pending` must be followed by a wake-up (within
+    // 10 s), as a future's contract demands; returns the bytes read.
+    let read = |cx: &mut Context<'_>, buf: &mut [u8]| -> usize {
+        loop {
+            let seen = count.0.load(SeqCst);
+            match s.poll_read(cx, buf) {
+                Poll::Ready(r) => return r.unwrap(),
+                Poll::Pending => {
+                    let t = Instant::now();
+                    while count.0.load(SeqCst) == seen {
+                        assert!(t.elapsed() < Duration::from_secs(10), "no wake-up came");
+                        gort::time::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+    };
+
+    // Nothing there: registers; a spurious poll finds the registration standing.
+    assert!(s.poll_read(&mut cx, &mut buf).is_pending());
+    assert!(s.poll_read(&mut cx, &mut buf).is_pending());
+    assert_eq!(count.0.load(SeqCst), 0);
+    Write::write_all(&mut peer, b"one").unwrap();
+    assert_eq!(read(&mut cx, &mut buf), 3); // a short read: drained
+                                            // Data arrives before the next poll, while nobody is registered.
+    Write::write_all(&mut peer, b"two").unwrap();
+    gort::time::sleep(Duration::from_millis(20));
+    assert_eq!(read(&mut cx, &mut buf), 3);
+    assert_eq!(&buf[..3], b"two");
+    // Drained again: the next poll registers, the data wakes it.
+    Write::write_all(&mut peer, b"three").unwrap();
+    assert_eq!(read(&mut cx, &mut buf), 5);
+    assert_eq!(&buf[..5], b"three");
+    // Data and the close together: a short read drains, the next read sees the end.
+    Write::write_all(&mut peer, b"four").unwrap();
+    drop(peer);
+    gort::time::sleep(Duration::from_millis(20));
+    assert_eq!(read(&mut cx, &mut buf), 4);
+    assert_eq!(read(&mut cx, &mut buf), 0);
+}

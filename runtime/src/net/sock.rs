@@ -49,10 +49,12 @@ pub(crate) struct Sock<S: mio::event::Source + AsRawFd> {
     /// sticky hang-up flag (`PollDesc::is_hup`) turns the shortcut off.
     read_drained: AtomicBool,
     write_drained: AtomicBool,
-    /// One turnstile per direction (see the module docs).
-    read_turn: Mutex<()>,
-    write_turn: Mutex<()>,
-    /// The deadline timers armed for a task that waits in each direction (`poll_io`),
+    /// One turnstile per direction (see the module docs). What it guards: the waker of the
+    /// task that registered last in the direction (`poll_stream`), so that the task's next poll can
+    /// tell that its registration still stands and skip a system call that would fail.
+    read_turn: Mutex<Option<std::task::Waker>>,
+    write_turn: Mutex<Option<std::task::Waker>>,
+    /// The deadline timers armed for a task that waits in each direction (`poll_stream`),
     /// disarmed by its next poll or the socket's drop. Touched by the turnstile's holder.
     task_deadlines: parking_lot::Mutex<[Option<desc::Armed>; 2]>,
     /// Whether either slot of `task_deadlines` holds a timer (a poll without one skips the
@@ -94,8 +96,8 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             nonblocking: AtomicBool::new(false),
             read_drained: AtomicBool::new(false),
             write_drained: AtomicBool::new(false),
-            read_turn: Mutex::new(()),
-            write_turn: Mutex::new(()),
+            read_turn: Mutex::new(None),
+            write_turn: Mutex::new(None),
             task_deadlines: parking_lot::Mutex::new([None, None]),
             task_armed: AtomicBool::new(false),
         })
@@ -123,7 +125,7 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
     }
 
     /// The direction's turnstile (module docs).
-    fn turnstile(&self, mode: Mode) -> &Mutex<()> {
+    fn turnstile(&self, mode: Mode) -> &Mutex<Option<std::task::Waker>> {
         match mode {
             Mode::Read => &self.read_turn,
             Mode::Write => &self.write_turn,
@@ -221,7 +223,10 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
     /// The direction's turnstile, waiting for it; in non-blocking mode an operation that would
     /// wait for it fails with `WouldBlock` instead (another goroutine is in the direction).
     #[track_caller]
-    fn take_turn(&self, mode: Mode) -> io::Result<crate::sync::MutexGuard<'_, ()>> {
+    fn take_turn(
+        &self,
+        mode: Mode,
+    ) -> io::Result<crate::sync::MutexGuard<'_, Option<std::task::Waker>>> {
         if self.nonblocking.load(Ordering::Relaxed) {
             return self
                 .turnstile(mode)
@@ -274,10 +279,18 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
         }
     }
 
-    /// The async side of `run` (a future's poll, `Context` instead of a parked goroutine):
-    /// tries `f` once under the direction's turnstile and, on `WouldBlock`, leaves the task's
-    /// waker in the poll descriptor, for readiness, a close or the socket's deadline to wake
+    /// The async side of `run_stream` (a future's poll, `Context` instead of a parked
+    /// goroutine) for a stream read or write of `len` bytes (not 0): tries `f` once under the
+    /// direction's turnstile and, on `WouldBlock`, leaves the task's waker in the poll
+    /// descriptor, for readiness, a close or the socket's deadline to wake
     /// (`PollDesc::poll_ready`), and returns `Pending`.
+    ///
+    /// Two shortcuts spare the system calls that would fail (tokio's cached readiness does the
+    /// same; hyper polls its socket whenever anything wakes its connection, and each poll paid
+    /// for a failing `recv`): a poll that finds its task's registration still in the word
+    /// (nothing woke it) returns `Pending` at once; and after a short read or write (the
+    /// buffer was drained or filled: `run_stream`'s `drained`) the next poll waits for an edge
+    /// before it tries, consuming one that came meanwhile.
     ///
     /// The turnstile is only tried: a task never waits for a goroutine that holds it (a
     /// blocking call in the same direction) but polls again a millisecond later. Sharing a
@@ -285,17 +298,28 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
     /// `std`-style timeouts (`set_read_timeout`) are for blocking calls; a task's operations
     /// keep to the deadlines (`set_read_deadline`), which a task's runtime timer enforces
     /// (on a plain thread outside any runtime, only when the task polls).
-    pub(crate) fn poll_io<R>(
+    pub(crate) fn poll_stream(
         &self,
         mode: Mode,
         cx: &mut std::task::Context<'_>,
-        mut f: impl FnMut(&S) -> io::Result<R>,
-    ) -> std::task::Poll<io::Result<R>> {
+        len: usize,
+        mut f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> std::task::Poll<io::Result<usize>> {
         use std::task::Poll;
-        let Some(_turn) = self.turnstile(mode).try_lock() else {
+        let Some(mut turn) = self.turnstile(mode).try_lock() else {
             retry_soon(cx.waker());
             return Poll::Pending;
         };
+        // The task's registration of its last poll still stands in the descriptor's word: no
+        // readiness, close or deadline has come since its I/O failed with `WouldBlock` (each
+        // of them takes the registration out of the word, and wakes it), so the I/O would
+        // fail again. Not with a deadline timer armed: the slow path re-arms it.
+        if !self.task_armed.load(Ordering::Relaxed)
+            && self.pd.task_registered(mode)
+            && turn.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
         let slot = match mode {
             Mode::Read => 0,
             Mode::Write => 1,
@@ -308,8 +332,44 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
             self.task_armed
                 .store(armed.iter().any(Option::is_some), Ordering::Relaxed);
         }
-        self.undrain(mode);
-        self.pd.clear_ready(mode);
+        // Leaves the task's waker in the word; `false` if readiness (or a close or deadline)
+        // came first: try again.
+        let register = |turn: &mut Option<std::task::Waker>| -> io::Result<bool> {
+            if !crate::sched::poller_is_served() {
+                return Err(io::Error::other(
+                    "gort: async I/O on a gort socket needs a running gort runtime in the \
+                     process (its threads poll the sockets)",
+                ));
+            }
+            if self.pd.poll_ready(mode, cx.waker()).is_ready() {
+                return Ok(false);
+            }
+            if !turn.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *turn = Some(cx.waker().clone());
+            }
+            if let Some(a) = self.pd.arm_for_task(mode) {
+                self.task_deadlines.lock()[slot] = Some(a);
+                self.task_armed.store(true, Ordering::Relaxed);
+            }
+            Ok(true)
+        };
+        let drained = self.drained(mode);
+        if drained.load(Ordering::Relaxed) && !self.pd.is_hup(mode) {
+            // The last operation drained the buffer (or filled it): wait for an edge first.
+            // One that came since is in the word (`READY`): `poll_ready` consumes it.
+            drained.store(false, Ordering::Relaxed);
+            if let Err(e) = self.check(mode, None) {
+                return Poll::Ready(Err(e));
+            }
+            match register(&mut turn) {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(true) => return Poll::Pending,
+                Ok(false) => {}
+            }
+        } else {
+            self.undrain(mode);
+            self.pd.clear_ready(mode);
+        }
         loop {
             if let Err(e) = self.check(mode, None) {
                 return Poll::Ready(Err(e));
@@ -318,20 +378,18 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) if self.pd.is_closing() => return Poll::Ready(Err(closed())),
+                Ok(n) => {
+                    if n > 0 && n < len {
+                        drained.store(true, Ordering::Relaxed);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
                 r => return Poll::Ready(r),
             }
-            if !crate::sched::poller_is_served() {
-                return Poll::Ready(Err(io::Error::other(
-                    "gort: async I/O on a gort socket needs a running gort runtime in the \
-                     process (its threads poll the sockets)",
-                )));
-            }
-            if self.pd.poll_ready(mode, cx.waker()).is_pending() {
-                if let Some(a) = self.pd.arm_for_task(mode) {
-                    self.task_deadlines.lock()[slot] = Some(a);
-                    self.task_armed.store(true, Ordering::Relaxed);
-                }
-                return Poll::Pending;
+            match register(&mut turn) {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(true) => return Poll::Pending,
+                Ok(false) => {}
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The async side of the stream sockets ([`TcpStream`](super::TcpStream),
 //! [`UnixStream`](super::UnixStream)): `poll_read` / `poll_write` methods over the same poller
 //! and poll descriptor as the blocking calls (a task's waker waits where a parked goroutine
-//! would, with the same deadlines and close semantics: `Sock::poll_io`), and the async I/O
+//! would, with the same deadlines and close semantics: `Sock::poll_stream`), and the async I/O
 //! traits of tokio (feature `tokio-io`: tokio's traits only, no tokio runtime) and of
 //! `futures-io` (feature `futures-io`), so that async libraries can run on gort's sockets from
 //! a goroutine's [`block_on`](crate::block_on).
@@ -39,8 +39,11 @@ macro_rules! stream_task_io {
                 if buf.is_empty() {
                     return std::task::Poll::Ready(Ok(0));
                 }
+                let len = buf.len();
                 self.sock
-                    .poll_io(crate::netpoll::Mode::Read, cx, |mut s| s.read(&mut *buf))
+                    .poll_stream(crate::netpoll::Mode::Read, cx, len, |mut s| {
+                        s.read(&mut *buf)
+                    })
             }
 
             /// `poll_read` into `len` bytes at `ptr`, which may be uninitialised: recv(2) writes
@@ -56,16 +59,17 @@ macro_rules! stream_task_io {
                 if len == 0 {
                     return std::task::Poll::Ready(Ok(0));
                 }
-                self.sock.poll_io(crate::netpoll::Mode::Read, cx, |s| {
-                    // SAFETY: the caller's `ptr` is valid for writes of `len` bytes for the
-                    // call; recv(2) writes at most `len`.
-                    let n = unsafe { libc::recv(s.as_raw_fd(), ptr.cast(), len, 0) };
-                    if n < 0 {
-                        Err(std::io::Error::last_os_error())
-                    } else {
-                        Ok(n as usize)
-                    }
-                })
+                self.sock
+                    .poll_stream(crate::netpoll::Mode::Read, cx, len, |s| {
+                        // SAFETY: the caller's `ptr` is valid for writes of `len` bytes for the
+                        // call; recv(2) writes at most `len`.
+                        let n = unsafe { libc::recv(s.as_raw_fd(), ptr.cast(), len, 0) };
+                        if n < 0 {
+                            Err(std::io::Error::last_os_error())
+                        } else {
+                            Ok(n as usize)
+                        }
+                    })
             }
 
             /// The async side of `write`: writes what the send buffer takes of `buf`, or
@@ -97,12 +101,14 @@ macro_rules! stream_task_io {
                 bufs: &[std::io::IoSlice<'_>],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 use std::os::fd::AsRawFd;
-                if bufs.iter().all(|b| b.is_empty()) {
+                let len: usize = bufs.iter().map(|b| b.len()).sum();
+                if len == 0 {
                     return std::task::Poll::Ready(Ok(0));
                 }
-                self.sock.poll_io(crate::netpoll::Mode::Write, cx, |s| {
-                    crate::net::sock::send_nosignal(s.as_raw_fd(), bufs)
-                })
+                self.sock
+                    .poll_stream(crate::netpoll::Mode::Write, cx, len, |s| {
+                        crate::net::sock::send_nosignal(s.as_raw_fd(), bufs)
+                    })
             }
         }
 

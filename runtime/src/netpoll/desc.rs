@@ -329,7 +329,7 @@ impl PollDesc {
     }
 
     /// The async side of [`block`](Self::block), for a task that holds the direction's
-    /// turnstile (`net/sock.rs`'s `poll_io`): `Ready` when readiness is pending (consumed:
+    /// turnstile (`net/sock.rs`'s `poll_stream`): `Ready` when readiness is pending (consumed:
     /// try the I/O again) or a close or deadline came (the caller's check says which);
     /// otherwise stores `waker` in the word, for the next readiness, close or deadline to
     /// wake, and returns `Pending`. The protocol is `block`'s, with the task's record in
@@ -369,6 +369,12 @@ impl PollDesc {
         p.waiting(-1);
         word_finish(w);
         Poll::Ready(())
+    }
+
+    /// Whether `mode`'s word holds a task's registration (`poll_ready`): nothing (readiness,
+    /// a close, a deadline, a goroutine's wait) has taken it out since it was stored.
+    pub(crate) fn task_registered(&self, mode: Mode) -> bool {
+        is_task(self.word(mode).load(Ordering::Acquire))
     }
 
     /// Forgets readiness that is pending in `mode`, before a task tries the I/O: what it

@@ -343,7 +343,7 @@ pub(crate) fn wake_poller() {
 
 /// Whether a task registered on the poller will be seen: on an M, or while any runtime is live
 /// in the process (its Ms poll). A plain thread's task with no runtime at all would wait for
-/// ever: `Sock::poll_io` fails it with a clear error instead.
+/// ever: `Sock::poll_stream` fails it with a clear error instead.
 pub(crate) fn poller_is_served() -> bool {
     !ctx_ptr().is_null()
         || RUNTIMES
