@@ -491,3 +491,75 @@ fn a_request_context_ends_when_the_client_goes_away() {
     let ctx = kept.lock().unwrap().take().unwrap();
     assert!(ctx.err().is_some(), "the context outlived its handler");
 }
+
+/// Reads from `s` until the peer closes (0, or a reset); what came before, and how long it
+/// took. Bounded by a 10 s read timeout (a timeout is a failure).
+fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, Duration) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server did not close the connection: {e}"),
+        }
+    }
+    (got, t.elapsed())
+}
+
+/// Go's `IdleTimeout`: a keep-alive connection with no request in flight for the timeout is
+/// closed; one whose request takes longer than the timeout is not cut off. (As in Go, the
+/// wait for a new connection's first request is the header timeout's, not this one's.)
+#[gort::test(procs = 2)]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let addr = start(
+        Server::new(|req: Request| {
+            if req.uri().path() == "/slow" {
+                gort::time::sleep(Duration::from_millis(400));
+            }
+            text("ok")
+        })
+        .idle_timeout(Duration::from_millis(150)),
+    );
+    // A slow request outlives the idle timeout and is answered.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (got, took) = read_until_closed(&mut s);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.ends_with("ok"), "{got}");
+    // Then idle: closed about 150 ms after the answer (400 ms in).
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// Go's `WriteTimeout`: a response not written within the timeout of the request's head
+/// (here, a handler slower than it) is never sent; the connection closes. A fast request is
+/// answered, on a fresh connection and again on the same one (the deadline is per request).
+#[gort::test(procs = 2)]
+fn a_response_later_than_the_write_timeout_is_not_sent() {
+    let addr = start(
+        Server::new(|req: Request| {
+            if req.uri().path() == "/slow" {
+                gort::time::sleep(Duration::from_millis(300));
+            }
+            text("ok")
+        })
+        .write_timeout(Duration::from_millis(100)),
+    );
+    let c = Client::new();
+    for _ in 0..3 {
+        let r = c.get(&format!("http://{addr}/fast")).unwrap();
+        assert_eq!(r.into_body().text().unwrap(), "ok");
+        gort::time::sleep(Duration::from_millis(60)); // 180 ms in all: past one deadline
+    }
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (got, _) = read_until_closed(&mut s);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+}

@@ -308,3 +308,39 @@ fn a_reset_http2_stream_cancels_the_handlers_context() {
     let r = c.get(&url).unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Trailers both ways over HTTP/2 (Go's `r.Trailer` / `resp.Trailer` after the body): the
+/// client's request trailers reach the handler once it read the body to its end, and the
+/// handler's response trailers reach the client the same way.
+#[gort::test]
+fn trailers_cross_http2_both_ways() {
+    let addr = start(
+        Server::new(|req: Request| {
+            let mut body = req.into_body();
+            let mut data = String::new();
+            assert!(body.trailers().is_none(), "trailers before the body's end");
+            body.read_to_string(&mut data).unwrap();
+            let sum = body
+                .trailers()
+                .and_then(|t| t.get("x-sum"))
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let mut t = gort::http::types::HeaderMap::new();
+            t.insert("x-echo-sum", sum.parse().unwrap());
+            Response::new(Body::from(data).with_trailers(t))
+        })
+        .tls(server_config()),
+    );
+    let mut t = gort::http::types::HeaderMap::new();
+    t.insert("x-sum", "42".parse().unwrap());
+    let req = gort::http::types::Request::post(format!("https://localhost:{}/", addr.port()))
+        .body(Body::from("payload").with_trailers(t))
+        .unwrap();
+    let resp = client(None).request(req).unwrap();
+    assert_eq!(resp.version(), gort::http::types::Version::HTTP_2);
+    let mut body = resp.into_body();
+    let mut got = String::new();
+    body.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "payload");
+    assert_eq!(body.trailers().unwrap()["x-echo-sum"], "42");
+}

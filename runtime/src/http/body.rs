@@ -29,6 +29,9 @@ use http_body::{Body as _, Frame, SizeHint};
 /// ```
 pub struct Body {
     kind: Kind,
+    /// Trailers: to send after the data ([`Body::with_trailers`]), or received after it (an
+    /// incoming body read to its end through `Read`; [`Body::trailers`]).
+    trailers: Option<Box<http::HeaderMap>>,
 }
 
 enum Kind {
@@ -169,7 +172,10 @@ impl Drop for Body {
 impl Body {
     /// An empty body.
     pub fn empty() -> Body {
-        Body { kind: Kind::Empty }
+        Body {
+            kind: Kind::Empty,
+            trailers: None,
+        }
     }
 
     /// A body streamed from `r` as it reads (chunked transfer encoding, unless the response
@@ -186,6 +192,7 @@ impl Body {
     pub fn from_reader(r: impl Read + Send + 'static) -> Body {
         Body {
             kind: Kind::Reader(Box::new(r)),
+            trailers: None,
         }
     }
 
@@ -204,6 +211,7 @@ impl Body {
                 buf: Bytes::new(),
                 done,
             },
+            trailers: None,
         };
         if http_body::Body::is_end_stream(&b) {
             b.finished();
@@ -242,6 +250,30 @@ impl Body {
     }
 }
 
+impl Body {
+    /// This body, followed by `trailers` (Go: the `Trailer` header and `w.Header()` set after
+    /// the body). HTTP/2 always sends them; hyper sends HTTP/1 trailers only in a chunked
+    /// body (no `Content-Length`) to a request that said `TE: trailers`, and only the fields
+    /// the response's `Trailer` header announces.
+    ///
+    /// ```
+    /// let mut t = gort::http::types::HeaderMap::new();
+    /// t.insert("x-checksum", "0123".parse().unwrap());
+    /// let b = gort::http::Body::from("data").with_trailers(t);
+    /// ```
+    pub fn with_trailers(mut self, trailers: http::HeaderMap) -> Body {
+        self.trailers = Some(Box::new(trailers));
+        self
+    }
+
+    /// The trailers that came after an incoming body, once it has been read to its end
+    /// through `Read` (Go's `r.Trailer` after reading `r.Body` to EOF); `None` before that,
+    /// or if none came. On a body built here, the trailers it will send.
+    pub fn trailers(&self) -> Option<&http::HeaderMap> {
+        self.trailers.as_deref()
+    }
+}
+
 impl Default for Body {
     fn default() -> Body {
         Body::empty()
@@ -264,6 +296,7 @@ impl From<Bytes> for Body {
     fn from(b: Bytes) -> Body {
         Body {
             kind: Kind::Full(b),
+            trailers: None,
         }
     }
 }
@@ -332,12 +365,14 @@ impl Read for Body {
                         return Ok(0);
                     }
                     Some(Err(e)) => return Err(io::Error::other(e)),
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            *buf = data;
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => *buf = data,
+                        Err(frame) => {
+                            if let Ok(t) = frame.into_trailers() {
+                                self.trailers = Some(Box::new(t));
+                            }
                         }
-                        // Trailers: skipped (not exposed yet).
-                    }
+                    },
                 }
             },
         }
@@ -353,6 +388,30 @@ impl http_body::Body for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
+        let r = this.poll_data(cx);
+        if let Poll::Ready(None) = r {
+            if !matches!(this.kind, Kind::Incoming { .. }) {
+                if let Some(t) = this.trailers.take() {
+                    return Poll::Ready(Some(Ok(Frame::trailers(*t))));
+                }
+            }
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.trailers.is_none() && self.data_ended()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.data_size_hint()
+    }
+}
+
+impl Body {
+    /// `poll_frame` without this body's own trailers (an incoming body's pass through).
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self;
         match &mut this.kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(b) => {
@@ -368,7 +427,7 @@ impl http_body::Body for Body {
                     unreachable!("matched above")
                 };
                 this.kind = Kind::Piped(Pipe::start(r), Bytes::new());
-                Pin::new(this).poll_frame(cx)
+                this.poll_data(cx)
             }
             Kind::Piped(p, buf) => {
                 if !buf.is_empty() {
@@ -389,7 +448,7 @@ impl http_body::Body for Body {
         }
     }
 
-    fn is_end_stream(&self) -> bool {
+    fn data_ended(&self) -> bool {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(b) => b.is_empty(),
@@ -398,7 +457,7 @@ impl http_body::Body for Body {
         }
     }
 
-    fn size_hint(&self) -> SizeHint {
+    fn data_size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.len() as u64),

@@ -68,6 +68,8 @@ where
 pub struct Server {
     handler: Arc<dyn Handler>,
     read_header_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
     keep_alive: bool,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -79,6 +81,8 @@ impl Server {
         Server {
             handler: Arc::new(handler),
             read_header_timeout: None,
+            write_timeout: None,
+            idle_timeout: None,
             keep_alive: true,
             #[cfg(feature = "tls")]
             tls: None,
@@ -112,6 +116,28 @@ impl Server {
     /// `ReadHeaderTimeout`): slow or idle clients do not hold connections for ever.
     pub fn read_header_timeout(mut self, d: Duration) -> Server {
         self.read_header_timeout = Some(d);
+        self
+    }
+
+    /// Bounds the writing of each response (Go's `WriteTimeout`): from the moment the
+    /// request's head has been read, the response must be written within `d`, or the
+    /// connection's writes fail and it closes (the client sees it closed, as with Go). A slow
+    /// handler counts against it, as in Go. HTTP/1 connections only: on HTTP/2 the
+    /// connection's streams share one socket, whose write deadline cannot be one request's.
+    pub fn write_timeout(mut self, d: Duration) -> Server {
+        self.write_timeout = Some(d);
+        self
+    }
+
+    /// Closes a keep-alive connection that has had no request in flight for `d` since its
+    /// last one (Go's `IdleTimeout`), gracefully: hyper closes it if it is between requests,
+    /// or after the request it is reading. HTTP/2 connections get a GOAWAY. As in Go, a new
+    /// connection's wait for its first request is bounded by the header timeout
+    /// ([`read_header_timeout`](Server::read_header_timeout)), not by this; and with a header
+    /// timeout set, an HTTP/1 connection waiting for its next request's head is bound by that
+    /// one too (hyper starts it as soon as it waits).
+    pub fn idle_timeout(mut self, d: Duration) -> Server {
+        self.idle_timeout = Some(d);
         self
     }
 
@@ -163,6 +189,8 @@ impl Server {
                         peer,
                         shutdown: shutdown.clone(),
                         read_header_timeout: self.read_header_timeout,
+                        write_timeout: self.write_timeout,
+                        idle_timeout: self.idle_timeout,
                         keep_alive: self.keep_alive,
                         #[cfg(feature = "tls")]
                         tls: self.tls.clone(),
@@ -198,6 +226,8 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("read_header_timeout", &self.read_header_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("keep_alive", &self.keep_alive)
             .field("tls", &self.is_tls())
             .finish_non_exhaustive()
@@ -294,6 +324,8 @@ struct Conn {
     peer: SocketAddr,
     shutdown: Arc<Shutdown>,
     read_header_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
     keep_alive: bool,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -303,17 +335,22 @@ impl Conn {
     /// The connection's goroutine: hyper's connection future in `block_on`, shut down
     /// gracefully when the server is.
     fn run(self, stream: crate::net::TcpStream) {
+        // The socket, for the write deadline (the handle shares it with the `Io`'s).
+        let sock = stream.try_clone().ok();
         let (io, h2) = match self.open(stream) {
             Some(opened) => opened,
             None => return, // closed, failed or timed out before a request
         };
+        let activity = Arc::new(Activity::default());
         let conn = if h2 {
-            // HTTP/2 with prior knowledge (h2c): streams are multiplexed, so every request
-            // gets a goroutine of its own (`Svc::inline` off).
+            // HTTP/2 (over TLS by ALPN, or h2c with prior knowledge): streams are
+            // multiplexed, so every request gets a goroutine of its own (`Svc::inline` off).
             let svc = Svc {
                 handler: self.handler.clone(),
                 peer: self.peer,
                 inline: false,
+                write_timeout: None,
+                activity: activity.clone(),
             };
             let mut b = hyper::server::conn::http2::Builder::new(Exec);
             b.timer(Timer);
@@ -323,6 +360,8 @@ impl Conn {
                 handler: self.handler.clone(),
                 peer: self.peer,
                 inline: true,
+                write_timeout: self.write_timeout.zip(sock).map(|(d, s)| (d, Arc::new(s))),
+                activity: activity.clone(),
             };
             let mut b = hyper::server::conn::http1::Builder::new();
             b.keep_alive(self.keep_alive).timer(Timer);
@@ -339,6 +378,11 @@ impl Conn {
             shutdown: self.shutdown.clone(),
             id,
             graceful: false,
+            idle: self.idle_timeout.map(|d| Idle {
+                timeout: d,
+                sleep: crate::time::Sleep::new(d),
+                activity,
+            }),
         };
         // Connection errors (a reset, a malformed request answered with 400 by hyper, a
         // header timeout) end the connection; nothing to report, as net/http logs nothing.
@@ -462,23 +506,102 @@ impl AnyConn {
     }
 }
 
-/// A connection, and the server's shutdown signal it watches.
+/// A connection, the server's shutdown signal it watches, and its idle timer.
 struct ConnTask {
     conn: AnyConn,
     shutdown: Arc<Shutdown>,
     id: u64,
     graceful: bool,
+    idle: Option<Idle>,
+}
+
+/// Requests in flight on a connection, and when the last one ended.
+#[derive(Default)]
+struct Activity {
+    inflight: AtomicU64,
+    /// When the last request ended, in nanoseconds since `epoch`; 0: none yet.
+    last_end: AtomicU64,
+    epoch: OnceEpoch,
+}
+
+/// The instant a connection's `Activity` counts from (its creation).
+struct OnceEpoch(std::time::Instant);
+
+impl Default for OnceEpoch {
+    fn default() -> Self {
+        OnceEpoch(std::time::Instant::now())
+    }
+}
+
+/// A request in flight: counted from the handler's call until its response future is
+/// dropped (answered, or the connection or stream gone).
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(a: &Arc<Activity>) -> Busy {
+        a.inflight.fetch_add(1, Ordering::Relaxed);
+        Busy(a.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let now = a.epoch.0.elapsed().as_nanos() as u64;
+        a.last_end.store(now.max(1), Ordering::Relaxed);
+        a.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The idle timer of a connection (`Server::idle_timeout`).
+struct Idle {
+    timeout: Duration,
+    sleep: crate::time::Sleep,
+    activity: Arc<Activity>,
+}
+
+impl Idle {
+    /// Whether the connection has been idle for the timeout; if not, the timer is set for
+    /// when it could first be (polled, so that it wakes the connection).
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while Pin::new(&mut self.sleep).poll(cx).is_ready() {
+            let a = &self.activity;
+            let next = if a.inflight.load(Ordering::Relaxed) > 0
+                || a.last_end.load(Ordering::Relaxed) == 0
+            {
+                // A request in flight, or none yet (the first request's wait is the header
+                // timeout's, as in Go): look again a timeout later.
+                self.timeout
+            } else {
+                let idle = a
+                    .epoch
+                    .0
+                    .elapsed()
+                    .saturating_sub(Duration::from_nanos(a.last_end.load(Ordering::Relaxed)));
+                match self.timeout.checked_sub(idle) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return true,
+                }
+            };
+            self.sleep = crate::time::Sleep::new(next);
+        }
+        false
+    }
 }
 
 impl Future for ConnTask {
     type Output = hyper::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
-        if !self.graceful && self.shutdown.poll_triggered(self.id, cx.waker()) {
-            self.graceful = true;
-            self.conn.graceful_shutdown();
+        let this = &mut *self;
+        if !this.graceful {
+            let idle = this.idle.as_mut().is_some_and(|i| i.poll_expired(cx));
+            if idle || this.shutdown.poll_triggered(this.id, cx.waker()) {
+                this.graceful = true;
+                this.conn.graceful_shutdown();
+            }
         }
-        self.conn.poll(cx)
+        this.conn.poll(cx)
     }
 }
 
@@ -491,14 +614,25 @@ struct Svc {
     /// A request without a body may run on the connection's goroutine (HTTP/1; HTTP/2's
     /// streams share the connection, so never there).
     inline: bool,
+    /// `Server::write_timeout` and the connection's socket (HTTP/1 only).
+    write_timeout: Option<(Duration, Arc<crate::net::TcpStream>)>,
+    activity: Arc<Activity>,
 }
 
 /// A handler's response: answered already (it ran on the connection's goroutine), or to
 /// come from the request's goroutine (whose context is cancelled when this is dropped: the
 /// response went out, or the connection or the HTTP/2 stream is gone).
-enum RespFuture {
+struct RespFuture {
+    state: RespState,
+    /// Cancels the request's context when dropped (a handler on its own goroutine).
+    _cancel: Option<CancelOnDrop>,
+    /// The request is in flight until this drops.
+    _busy: Busy,
+}
+
+enum RespState {
     Ready(Option<Response>),
-    Waiting(Receiver<Response>, #[allow(dead_code)] CancelOnDrop),
+    Waiting(Receiver<Response>),
 }
 
 /// Cancels a request's context when dropped.
@@ -514,9 +648,9 @@ impl Future for RespFuture {
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response, Infallible>> {
-        match self.get_mut() {
-            RespFuture::Ready(r) => Poll::Ready(Ok(r.take().unwrap_or_else(|| status(500)))),
-            RespFuture::Waiting(rx, _) => Pin::new(rx)
+        match &mut self.get_mut().state {
+            RespState::Ready(r) => Poll::Ready(Ok(r.take().unwrap_or_else(|| status(500)))),
+            RespState::Waiting(rx) => Pin::new(rx)
                 .poll(cx)
                 .map(|r| Ok(r.unwrap_or_else(|| status(500)))),
         }
@@ -536,6 +670,12 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
         // a goroutine of its own.
         let (ctx, cancel) = crate::context::with_cancel(&crate::context::background());
         parts.extensions.insert(ctx);
+        let busy = Busy::new(&self.activity);
+        if let Some((d, sock)) = &self.write_timeout {
+            // Go's WriteTimeout: from the end of the request's head to the end of the
+            // response; the next request on the connection sets it anew.
+            let _ = sock.set_write_deadline(Some(std::time::Instant::now() + *d));
+        }
         let bodiless = http_body::Body::is_end_stream(&incoming);
         let req = http::Request::from_parts(parts, Body::incoming(incoming));
         if bodiless && self.inline {
@@ -545,7 +685,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
             // and no switch.
             let resp = serve_one(&*self.handler, req, self.peer);
             cancel.cancel();
-            return RespFuture::Ready(resp);
+            return RespFuture {
+                state: RespState::Ready(resp),
+                _cancel: None,
+                _busy: busy,
+            };
         }
         // A body: the handler reads it while this goroutine keeps the connection going.
         let (tx, rx) = Oneshot::new();
@@ -553,7 +697,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
         crate::go!(move || {
             tx.send(serve_one(&*handler, req, peer).unwrap_or_else(|| status(500)));
         });
-        RespFuture::Waiting(rx, CancelOnDrop(cancel))
+        RespFuture {
+            state: RespState::Waiting(rx),
+            _cancel: Some(CancelOnDrop(cancel)),
+            _busy: busy,
+        }
     }
 }
 
