@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""HTTP plaintext ("Hello, World!", keep-alive) under wrk: gort's `http_hello` example (gort::http,
-hyper on goroutines) against Go 1.19's net/http and tokio + the same hyper, side by side in one
-run, interleaved over the passes; `gort raw` is the hand-written responder (`http_raw`), for
-reference.
+"""HTTP plaintext ("Hello, World!", keep-alive) under wrk: gort::http (hyper on goroutines,
+`http_server_gort`, whose "/" is the `http_hello` example's handler) against Go 1.19's net/http
+and tokio + the same hyper, side by side in one run, interleaved over the passes; `gort raw` is
+the hand-written responder (`http_raw`, plaintext only), for reference.
 
-    python3 benches/scripts/http.py [--reps 3] [--secs 10] [--conns 100]
+    python3 benches/scripts/http.py [--reps 3] [--secs 10] [--conns 100] [--path /json]
+
+`--path /json` asks every server for the 1 KiB JSON response instead (built per request and
+serialized: serde_json for gort and tokio, encoding/json for Go; benches/src/http_json.rs).
+`gort` is `http_server_gort` (gort::http; its "/" is `examples/http_hello.rs`'s handler).
 
 Two setups, as issue 10 asks:
   pinned    the server at P=1 on CPU 1, wrk (one thread) on CPU 0 (taskset);
@@ -45,13 +49,13 @@ def build():
     env.pop("RUST_BACKTRACE", None)
     sh(["cargo", "build", "--release", "-p", "gort-examples", "--example", "http_hello",
         "--example", "http_raw"], cwd=ROOT, env=env)
-    sh(["cargo", "build", "--release", "-p", "gort-benches", "--features", "peers", "--bin", "hyper_hello"],
-       cwd=ROOT, env=env)
+    sh(["cargo", "build", "--release", "-p", "gort-benches", "--features", "peers", "--bin", "hyper_hello",
+        "--bin", "http_server_gort"], cwd=ROOT, env=env)
     # Where cargo put them: CARGO_TARGET_DIR when it is set, as cargo itself reads it.
     target = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"),
                           "release")
     servers = {
-        "gort": lambda addr, p: ([os.path.join(target, "examples", "http_hello"), addr],
+        "gort": lambda addr, p: ([os.path.join(target, "http_server_gort"), addr],
                                  {"GOMAXPROCS": str(p)}),
         "gort raw": lambda addr, p: ([os.path.join(target, "examples", "http_raw"), addr],
                                      {"GOMAXPROCS": str(p)}),
@@ -85,8 +89,11 @@ def to_ms(v, unit):
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
+PATH = "/"
+
+
 def run_wrk(setup, secs, conns):
-    url = f"http://127.0.0.1:{PORT}/"
+    url = f"http://127.0.0.1:{PORT}{PATH}"
     if setup == "pinned":
         cmd = ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", url]
     else:
@@ -123,7 +130,10 @@ def main():
     ap.add_argument("--secs", type=int, default=10)
     ap.add_argument("--conns", type=int, default=100)
     ap.add_argument("--only", default="", help="comma-separated servers")
+    ap.add_argument("--path", default="/", help="/ (plaintext) or /json")
     a = ap.parse_args()
+    global PATH
+    PATH = a.path
     ensure_wrk()
     servers = build()
     if a.only:
@@ -138,8 +148,8 @@ def main():
                 print(f"  {setup:8} {name:12} {rps:10.0f} req/s  p99 {p99:7.3f} ms {err}",
                       file=sys.stderr)
                 res.setdefault((setup, name), []).append((rps, p99))
-    print(f"\nwrk {a.conns} connections, {a.secs} s, median of {a.reps} "
-          f"(`python3 benches/scripts/http.py --reps {a.reps} --secs {a.secs}`)\n")
+    print(f"\nwrk {a.conns} connections, {a.secs} s, {PATH}, median of {a.reps} "
+          f"(`python3 benches/scripts/http.py --reps {a.reps} --secs {a.secs} --path {PATH}`)\n")
     print("| setup | server | req/s | p99 ms | gort req/s ratio |")
     print("|---|---|---|---|---|")
     for setup in setups:

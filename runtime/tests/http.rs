@@ -7,22 +7,12 @@ mod support;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gort::http::{Body, Client, RemoteAddr, Request, Response, Server, StatusCode};
 use gort::net::{TcpListener, TcpStream};
-
-/// Starts `handler` on a fresh listener in a goroutine; returns its address.
-fn start(server: Server) -> SocketAddr {
-    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = ln.local_addr().unwrap();
-    gort::go!(move || {
-        let _ = server.serve(ln);
-    });
-    addr
-}
+use support::serve as start;
 
 fn text(body: &'static str) -> Response {
     Response::new(Body::from(body))
@@ -562,4 +552,44 @@ fn a_response_later_than_the_write_timeout_is_not_sent() {
         .unwrap();
     let (got, _) = read_until_closed(&mut s);
     assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+}
+
+/// Go's `ReadTimeout` (past the head): a client that sends its body too slowly fails the
+/// handler's read and loses the connection; one that sends it in time is answered, and the
+/// deadline does not outlive its request (the next request on the connection, after a pause
+/// longer than the timeout, is served).
+#[gort::test(procs = 2)]
+fn a_body_slower_than_the_read_timeout_fails_the_handlers_read() {
+    let failed: gort::Chan<String> = gort::Chan::new(4);
+    let f = failed.clone();
+    let addr = start(
+        Server::new(move |req: Request| match req.into_body().bytes() {
+            Ok(b) => text(if b.len() == 4 { "got 4" } else { "short" }),
+            Err(e) => {
+                f.send(e.to_string());
+                text("failed")
+            }
+        })
+        .read_timeout(Duration::from_millis(150)),
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    let req = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd";
+    s.write_all(req).unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("got 4"));
+    gort::time::sleep(Duration::from_millis(250)); // longer than the timeout, between requests
+    s.write_all(req).unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("got 4"));
+    // The slow one: half the body, then nothing.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+        .unwrap();
+    let t = Instant::now();
+    let e = failed.recv().unwrap();
+    assert!(!e.is_empty());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let (_, took) = read_until_closed(&mut slow);
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }

@@ -9,13 +9,13 @@ mod support;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort::http::{tls, Body, Client, RemoteAddr, Request, Response, Server};
 use gort::net::{TcpListener, TcpStream};
+use support::serve as start;
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -42,15 +42,6 @@ fn echo(req: Request) -> Response {
     let line = format!("{} {:?} {port}", req.method(), req.version());
     let n = req.into_body().bytes().unwrap().len();
     Response::new(Body::from(format!("{line} {n}")))
-}
-
-fn start(server: Server) -> SocketAddr {
-    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = ln.local_addr().unwrap();
-    gort::go!(move || {
-        let _ = server.serve(ln);
-    });
-    addr
 }
 
 #[gort::test]

@@ -13,11 +13,24 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-async fn hello(_: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut r = Response::new(Full::new(Bytes::from_static(b"Hello, World!")));
+#[path = "../http_json.rs"]
+mod http_json;
+
+/// `/json`: the 1 KiB JSON response (`benches/src/http_json.rs`); anything else: "Hello,
+/// World!".
+async fn hello(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (body, ct) = if req.uri().path() == "/json" {
+        (Bytes::from(http_json::body()), "application/json")
+    } else {
+        (
+            Bytes::from_static(b"Hello, World!"),
+            "text/plain; charset=utf-8",
+        )
+    };
+    let mut r = Response::new(Full::new(body));
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        hyper::header::HeaderValue::from_static(ct),
     );
     Ok(r)
 }

@@ -238,6 +238,7 @@ impl Client {
         let addr = format!("{host}:{port}");
         let key = format!("{}://{addr}", if https { "https" } else { "http" });
 
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
         let mut deadline = self.inner.timeout.map(crate::time::Sleep::new);
         let conn = match self.checkout(&key) {
             Some(c) => c,
@@ -247,11 +248,15 @@ impl Client {
                     None => crate::net::TcpStream::connect(&addr)?,
                 };
                 let _ = stream.set_nodelay(true);
+                // (Without the `tls` feature `https` is refused above.)
+                #[cfg(feature = "tls")]
                 let (io, h2) = if https {
                     self.tls_handshake(stream, host, &mut deadline, ctx.as_ref())?
                 } else {
                     (Io::Plain(stream), false)
                 };
+                #[cfg(not(feature = "tls"))]
+                let (io, h2) = (Io::Plain(stream), false);
                 let conn = start_conn(io, h2)?;
                 if let Conn::H2(s) = &conn {
                     // Shared from now on (a racing request's connection may be replaced).
@@ -374,17 +379,6 @@ impl Client {
         }
         let h2 = tls.is_h2();
         Ok((Io::Tls(Box::new(tls)), h2))
-    }
-
-    #[cfg(not(feature = "tls"))]
-    fn tls_handshake(
-        &self,
-        _: crate::net::TcpStream,
-        _: &str,
-        _: &mut Option<crate::time::Sleep>,
-        _: Option<&crate::context::Context>,
-    ) -> io::Result<(Io, bool)> {
-        unreachable!("https is refused without the `tls` feature")
     }
 }
 

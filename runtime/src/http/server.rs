@@ -68,6 +68,7 @@ where
 pub struct Server {
     handler: Arc<dyn Handler>,
     read_header_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     keep_alive: bool,
@@ -81,6 +82,7 @@ impl Server {
         Server {
             handler: Arc::new(handler),
             read_header_timeout: None,
+            read_timeout: None,
             write_timeout: None,
             idle_timeout: None,
             keep_alive: true,
@@ -116,6 +118,17 @@ impl Server {
     /// `ReadHeaderTimeout`): slow or idle clients do not hold connections for ever.
     pub fn read_header_timeout(mut self, d: Duration) -> Server {
         self.read_header_timeout = Some(d);
+        self
+    }
+
+    /// Bounds the reading of each request's body (Go's `ReadTimeout`, whose head part is
+    /// [`read_header_timeout`](Server::read_header_timeout) here): from the moment the
+    /// request's head has been read until its handler is done, the connection's reads must
+    /// complete within `d`, or they fail (a handler reading the body gets the error) and the
+    /// connection closes. HTTP/1 connections only, for the reason
+    /// [`write_timeout`](Server::write_timeout) gives.
+    pub fn read_timeout(mut self, d: Duration) -> Server {
+        self.read_timeout = Some(d);
         self
     }
 
@@ -189,6 +202,7 @@ impl Server {
                         peer,
                         shutdown: shutdown.clone(),
                         read_header_timeout: self.read_header_timeout,
+                        read_timeout: self.read_timeout,
                         write_timeout: self.write_timeout,
                         idle_timeout: self.idle_timeout,
                         keep_alive: self.keep_alive,
@@ -226,6 +240,7 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("read_header_timeout", &self.read_header_timeout)
+            .field("read_timeout", &self.read_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("keep_alive", &self.keep_alive)
@@ -324,6 +339,7 @@ struct Conn {
     peer: SocketAddr,
     shutdown: Arc<Shutdown>,
     read_header_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     keep_alive: bool,
@@ -335,8 +351,8 @@ impl Conn {
     /// The connection's goroutine: hyper's connection future in `block_on`, shut down
     /// gracefully when the server is.
     fn run(self, stream: crate::net::TcpStream) {
-        // The socket, for the write deadline (the handle shares it with the `Io`'s).
-        let sock = stream.try_clone().ok();
+        // The socket, for the per-request deadlines (the handle shares the `Io`'s socket).
+        let sock = stream.try_clone().ok().map(Arc::new);
         let (io, h2) = match self.open(stream) {
             Some(opened) => opened,
             None => return, // closed, failed or timed out before a request
@@ -349,7 +365,7 @@ impl Conn {
                 handler: self.handler.clone(),
                 peer: self.peer,
                 inline: false,
-                write_timeout: None,
+                deadlines: None,
                 activity: activity.clone(),
             };
             let mut b = hyper::server::conn::http2::Builder::new(Exec);
@@ -360,7 +376,13 @@ impl Conn {
                 handler: self.handler.clone(),
                 peer: self.peer,
                 inline: true,
-                write_timeout: self.write_timeout.zip(sock).map(|(d, s)| (d, Arc::new(s))),
+                deadlines: sock
+                    .filter(|_| self.read_timeout.is_some() || self.write_timeout.is_some())
+                    .map(|sock| Deadlines {
+                        read: self.read_timeout,
+                        write: self.write_timeout,
+                        sock,
+                    }),
                 activity: activity.clone(),
             };
             let mut b = hyper::server::conn::http1::Builder::new();
@@ -534,18 +556,22 @@ impl Default for OnceEpoch {
 }
 
 /// A request in flight: counted from the handler's call until its response future is
-/// dropped (answered, or the connection or stream gone).
-struct Busy(Arc<Activity>);
+/// dropped (answered, or the connection or stream gone); then the request's read deadline,
+/// if it has one, is lifted.
+struct Busy(Arc<Activity>, Option<Arc<crate::net::TcpStream>>);
 
 impl Busy {
     fn new(a: &Arc<Activity>) -> Busy {
         a.inflight.fetch_add(1, Ordering::Relaxed);
-        Busy(a.clone())
+        Busy(a.clone(), None)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        if let Some(sock) = &self.1 {
+            let _ = sock.set_read_deadline(None);
+        }
         let a = &self.0;
         let now = a.epoch.0.elapsed().as_nanos() as u64;
         a.last_end.store(now.max(1), Ordering::Relaxed);
@@ -614,9 +640,17 @@ struct Svc {
     /// A request without a body may run on the connection's goroutine (HTTP/1; HTTP/2's
     /// streams share the connection, so never there).
     inline: bool,
-    /// `Server::write_timeout` and the connection's socket (HTTP/1 only).
-    write_timeout: Option<(Duration, Arc<crate::net::TcpStream>)>,
+    /// `Server::read_timeout` / `write_timeout` and the connection's socket (HTTP/1 only).
+    deadlines: Option<Deadlines>,
     activity: Arc<Activity>,
+}
+
+/// The per-request deadlines of an HTTP/1 connection.
+#[derive(Clone)]
+struct Deadlines {
+    read: Option<Duration>,
+    write: Option<Duration>,
+    sock: Arc<crate::net::TcpStream>,
 }
 
 /// A handler's response: answered already (it ran on the connection's goroutine), or to
@@ -670,11 +704,20 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
         // a goroutine of its own.
         let (ctx, cancel) = crate::context::with_cancel(&crate::context::background());
         parts.extensions.insert(ctx);
-        let busy = Busy::new(&self.activity);
-        if let Some((d, sock)) = &self.write_timeout {
-            // Go's WriteTimeout: from the end of the request's head to the end of the
-            // response; the next request on the connection sets it anew.
-            let _ = sock.set_write_deadline(Some(std::time::Instant::now() + *d));
+        let mut busy = Busy::new(&self.activity);
+        if let Some(dl) = &self.deadlines {
+            let now = std::time::Instant::now();
+            if let Some(d) = dl.write {
+                // Go's WriteTimeout: from the end of the request's head to the end of the
+                // response; the next request on the connection sets it anew.
+                let _ = dl.sock.set_write_deadline(Some(now + d));
+            }
+            if let Some(d) = dl.read {
+                // Go's ReadTimeout, past the head: the body's reads, until the handler is
+                // done (`Busy` lifts it).
+                let _ = dl.sock.set_read_deadline(Some(now + d));
+                busy.1 = Some(dl.sock.clone());
+            }
         }
         let bodiless = http_body::Body::is_end_stream(&incoming);
         let req = http::Request::from_parts(parts, Body::incoming(incoming));

@@ -44,6 +44,17 @@ pub fn alone(name: &str) -> bool {
     true
 }
 
+/// Starts `server` on a fresh loopback listener in a goroutine; returns its address.
+#[cfg(feature = "http")]
+pub fn serve(server: gort::http::Server) -> std::net::SocketAddr {
+    let ln = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    gort::go!(move || {
+        let _ = server.serve(ln);
+    });
+    addr
+}
+
 /// Whether this process is a child started by `run_child`.
 pub fn is_child() -> bool {
     std::env::var_os("GORT_CHILD").is_some()
