@@ -21,7 +21,7 @@ struct Payload {
     items: Vec<Item>,
 }
 
-/// The response body: 16 items, 1,1xx bytes.
+/// The response body: 16 items, 1,255 bytes.
 pub fn body() -> Vec<u8> {
     let items = (0..16)
         .map(|i| Item {
