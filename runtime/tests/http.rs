@@ -555,19 +555,29 @@ fn a_response_later_than_the_write_timeout_is_not_sent() {
 }
 
 /// Go's `ReadTimeout` (past the head): a client that sends its body too slowly fails the
-/// handler's read and loses the connection; one that sends it in time is answered, and the
-/// deadline does not outlive its request (the next request on the connection, after a pause
-/// longer than the timeout, is served).
+/// handler's read and loses the connection; one that sends it in time is answered, also by a
+/// handler that then takes longer than the timeout, and the deadline does not outlive its
+/// request (the next request on the connection, after a pause longer than the timeout, is
+/// served).
 #[gort::test(procs = 2)]
 fn a_body_slower_than_the_read_timeout_fails_the_handlers_read() {
     let failed: gort::Chan<String> = gort::Chan::new(4);
     let f = failed.clone();
     let addr = start(
-        Server::new(move |req: Request| match req.into_body().bytes() {
-            Ok(b) => text(if b.len() == 4 { "got 4" } else { "short" }),
-            Err(e) => {
-                f.send(e.to_string());
-                text("failed")
+        Server::new(move |req: Request| {
+            let slow = req.uri().path() == "/slow";
+            match req.into_body().bytes() {
+                Ok(b) => {
+                    if slow {
+                        // Longer than the timeout, after the body: the answer still goes out.
+                        gort::time::sleep(Duration::from_millis(300));
+                    }
+                    text(if b.len() == 4 { "got 4" } else { "short" })
+                }
+                Err(e) => {
+                    f.send(e.to_string());
+                    text("failed")
+                }
             }
         })
         .read_timeout(Duration::from_millis(150)),
@@ -582,6 +592,11 @@ fn a_body_slower_than_the_read_timeout_fails_the_handlers_read() {
     s.write_all(req).unwrap();
     let n = s.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).ends_with("got 4"));
+    // A handler slower than the timeout once it has the body: answered.
+    s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd")
+        .unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("got 4"));
     // The slow one: half the body, then nothing.
     let mut slow = TcpStream::connect(addr).unwrap();
     slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
@@ -591,5 +606,19 @@ fn a_body_slower_than_the_read_timeout_fails_the_handlers_read() {
     assert!(!e.is_empty());
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let (_, took) = read_until_closed(&mut slow);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// A client that sends part of HTTP/2's preface and stops is bound by the header timeout like
+/// a silent one (it was not: its goroutine peeked every millisecond for ever).
+#[gort::test(procs = 2)]
+fn a_partial_h2c_preface_meets_the_header_timeout() {
+    let addr = start(
+        Server::new(|_req: Request| text("ok")).read_header_timeout(Duration::from_millis(150)),
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"PRI * HTTP/2.0").unwrap();
+    let (got, took) = read_until_closed(&mut s);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
     assert!(took < Duration::from_secs(5), "{took:?}");
 }

@@ -196,10 +196,6 @@ impl Body {
         }
     }
 
-    pub(crate) fn incoming(incoming: hyper::body::Incoming) -> Body {
-        Body::incoming_then(incoming, None)
-    }
-
     /// A body arriving on a connection, and what to do once it was read to its end.
     pub(crate) fn incoming_then(
         incoming: hyper::body::Incoming,

@@ -205,6 +205,9 @@ fn parse(text: &str) -> Result<Pattern, String> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err("the path must begin with '/' (host patterns are not supported)".into());
     };
+    if method.as_ref() != Some(&http::Method::CONNECT) && clean_path(path) != path {
+        return Err("non-CONNECT pattern with unclean path can never match".into());
+    }
     let parts: Vec<&str> = rest.split('/').collect();
     let mut segs = Vec::with_capacity(parts.len());
     let mut names: Vec<&str> = Vec::new();
@@ -452,7 +455,7 @@ impl ServeMux {
             }
         }
         match best {
-            Some((_, h, values)) => Route::Found(h, values),
+            Some((p, h, values)) => Route::Found(p, h, values),
             None if !allowed.is_empty() => {
                 allowed.sort();
                 allowed.dedup();
@@ -468,10 +471,22 @@ type Values = Vec<(String, String)>;
 
 /// Where a request goes.
 enum Route<'a> {
-    Found(&'a Arc<dyn Handler>, Values),
+    Found(&'a Pattern, &'a Arc<dyn Handler>, Values),
     /// The path matches only for these methods.
     NotAllowed(Vec<String>),
     NotFound,
+}
+
+/// Go's `exactMatch`: whether `p` matches `path` without its final multi wildcard taking
+/// anything (the path has as many slashes as the pattern has segments).
+fn exact_match(p: &Pattern, path: &str) -> bool {
+    if !p.ends_in_multi() {
+        return true;
+    }
+    if !path.ends_with('/') {
+        return false;
+    }
+    p.segs.len() == path.matches('/').count()
 }
 
 fn text_response(code: u16, body: &'static str) -> Response {
@@ -512,8 +527,19 @@ impl Handler for ServeMux {
                 return redirect(&clean, query.as_deref());
             }
         }
-        match self.route(&method, &path) {
-            Route::Found(h, values) => {
+        let route = self.route(&method, &path);
+        // Go's `matchOrRedirect`: a path without its trailing slash that a pattern matches
+        // exactly with one goes there, even when a more general pattern (`/`) would serve it.
+        let exact = matches!(&route, Route::Found(p, ..) if exact_match(p, &path));
+        if !exact && !path.ends_with('/') {
+            let slashed = format!("{path}/");
+            if matches!(self.route(&method, &slashed), Route::Found(p, ..) if exact_match(p, &slashed))
+            {
+                return redirect(&slashed, query.as_deref());
+            }
+        }
+        match route {
+            Route::Found(_, h, values) => {
                 req.extensions_mut().insert(PathValues(values));
                 h.serve(req)
             }
@@ -524,16 +550,7 @@ impl Handler for ServeMux {
                 }
                 r
             }
-            Route::NotFound => {
-                // A subtree's pattern matches the path with a slash: send the client there.
-                if !path.ends_with('/') {
-                    let slashed = format!("{path}/");
-                    if let Route::Found(..) = self.route(&method, &slashed) {
-                        return redirect(&slashed, query.as_deref());
-                    }
-                }
-                text_response(404, "404 page not found\n")
-            }
+            Route::NotFound => text_response(404, "404 page not found\n"),
         }
     }
 }
@@ -575,7 +592,9 @@ mod tests {
             ("/{x...}/b", "not at the end"),
             ("/{$}/b", "not at the end"),
             ("/{x}/{x}", "duplicate"),
-            ("/a//b", "empty path segment"),
+            ("/a//b", "unclean path"),
+            ("/a/./b", "unclean path"),
+            ("/a/../b", "unclean path"),
             ("BAD\u{1} /", "invalid method"),
         ] {
             let e = parse(p).unwrap_err();
@@ -585,7 +604,7 @@ mod tests {
 
     fn route(mux: &ServeMux, m: &str, path: &str) -> Result<Values, u16> {
         match mux.route(&http::Method::from_bytes(m.as_bytes()).unwrap(), path) {
-            Route::Found(_, v) => Ok(v),
+            Route::Found(_, _, v) => Ok(v),
             Route::NotAllowed(_) => Err(405),
             Route::NotFound => Err(404),
         }
@@ -630,6 +649,41 @@ mod tests {
     fn conflicting_patterns_panic_at_registration() {
         let h = |_: Request| Response::new(Body::empty());
         ServeMux::new().handle("/a/{x}", h).handle("/{y}/b", h);
+    }
+
+    /// Go's subtree redirect, also where a more general pattern would serve the path.
+    #[test]
+    fn a_subtree_without_its_slash_is_redirected() {
+        let h = |_: Request| Response::new(Body::from("x"));
+        let mut mux = ServeMux::new();
+        mux.handle("/", h)
+            .handle("/static/", h)
+            .handle("POST /a", h)
+            .handle("GET /a/", h)
+            .handle("/files/{rest...}", h);
+        let get = |m: &str, p: &str| {
+            let req = http::Request::builder()
+                .method(m)
+                .uri(p)
+                .body(Body::empty())
+                .unwrap();
+            let r = mux.serve(req);
+            let loc = r
+                .headers()
+                .get(http::header::LOCATION)
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), loc)
+        };
+        assert_eq!(get("GET", "/static"), (301, Some("/static/".into())));
+        assert_eq!(
+            get("GET", "/static?x=1"),
+            (301, Some("/static/?x=1".into()))
+        );
+        assert_eq!(get("GET", "/a"), (301, Some("/a/".into())));
+        assert_eq!(get("GET", "/files"), (301, Some("/files/".into())));
+        assert_eq!(get("GET", "/static/"), (200, None));
+        assert_eq!(get("GET", "/other"), (200, None)); // `/` serves it
+        assert_eq!(get("GET", "/x//y"), (301, Some("/x/y".into())));
     }
 
     #[test]

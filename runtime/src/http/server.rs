@@ -123,10 +123,11 @@ impl Server {
 
     /// Bounds the reading of each request's body (Go's `ReadTimeout`, whose head part is
     /// [`read_header_timeout`](Server::read_header_timeout) here): from the moment the
-    /// request's head has been read until its handler is done, the connection's reads must
-    /// complete within `d`, or they fail (a handler reading the body gets the error) and the
-    /// connection closes. HTTP/1 connections only, for the reason
-    /// [`write_timeout`](Server::write_timeout) gives.
+    /// request's head has been read, the body must arrive within `d`, or the reads fail (a
+    /// handler reading the body gets the error) and the connection closes. The deadline is
+    /// lifted at the body's end (a handler may take longer than `d` to answer), or when the
+    /// handler is done if it did not read the body to its end. HTTP/1 connections only, for
+    /// the reason [`write_timeout`](Server::write_timeout) gives.
     pub fn read_timeout(mut self, d: Duration) -> Server {
         self.read_timeout = Some(d);
         self
@@ -426,7 +427,16 @@ impl Conn {
                 fut: super::tls::Handshake(&mut tls),
                 shutdown: &self.shutdown,
                 id,
-                sleep: self.read_header_timeout.map(crate::time::Sleep::new),
+                // Go: the smallest of the header, read and write timeouts that is set.
+                sleep: [
+                    self.read_header_timeout,
+                    self.read_timeout,
+                    self.write_timeout,
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(crate::time::Sleep::new),
             });
             self.shutdown.forget(id);
             // A failed handshake (a plain-HTTP client, an unknown CA) closes the connection;
@@ -481,6 +491,7 @@ fn is_h2c(
     shutdown: &Shutdown,
 ) -> Option<bool> {
     let start = std::time::Instant::now();
+    let mut backoff = Duration::from_millis(1);
     let mut buf = [0u8; 24];
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     let r = loop {
@@ -488,7 +499,13 @@ fn is_h2c(
             Ok(0) => break None,
             // A prefix of the preface: wait for the rest (a peek returns what is there).
             Ok(n) if n < H2_PREFACE.len() && buf[..n] == H2_PREFACE[..n] => {
-                crate::time::sleep(Duration::from_millis(1));
+                // A client that stops part-way is bound by the header timeout and the
+                // shutdown like a silent one (it was not, and spun every millisecond).
+                if shutdown.is_triggered() || timeout.is_some_and(|t| start.elapsed() >= t) {
+                    break None;
+                }
+                crate::time::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(50));
             }
             Ok(n) => break Some(buf[..n] == H2_PREFACE[..]),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -713,14 +730,23 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
                 let _ = dl.sock.set_write_deadline(Some(now + d));
             }
             if let Some(d) = dl.read {
-                // Go's ReadTimeout, past the head: the body's reads, until the handler is
-                // done (`Busy` lifts it).
+                // Go's ReadTimeout, past the head: the body's reads. Lifted at the body's
+                // end (below), or when the handler is done (`Busy`) if it never read it all.
                 let _ = dl.sock.set_read_deadline(Some(now + d));
                 busy.1 = Some(dl.sock.clone());
             }
         }
         let bodiless = http_body::Body::is_end_stream(&incoming);
-        let req = http::Request::from_parts(parts, Body::incoming(incoming));
+        // The read deadline is lifted as soon as the body has been read to its end: hyper then
+        // reads on to notice a client that leaves, and a deadline that fired there would
+        // end the connection and lose the handler's response (Go's background read only
+        // cancels the request's context).
+        let lift: Option<Box<dyn FnOnce() + Send>> = busy.1.clone().map(|sock| {
+            Box::new(move || {
+                let _ = sock.set_read_deadline(None);
+            }) as Box<dyn FnOnce() + Send>
+        });
+        let req = http::Request::from_parts(parts, Body::incoming_then(incoming, lift));
         if bodiless && self.inline {
             // Go's model: the handler runs on the connection's goroutine. With no body to
             // receive, nothing needs the connection polled meanwhile (the next pipelined

@@ -177,8 +177,9 @@ impl TlsStream {
         }
     }
 
-    /// Decrypted bytes into `buf`; `Ok(0)` at the peer's `close_notify`. A peer that closes
-    /// without one is an `UnexpectedEof` error (a truncation attack looks the same).
+    /// Decrypted bytes into `buf`; `Ok(0)` at the end of the stream: the peer's
+    /// `close_notify`, or a close without one at a record boundary (Go reads both as EOF; a
+    /// truncation is then HTTP's framing to catch).
     pub(crate) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
@@ -188,6 +189,10 @@ impl TlsStream {
             match self.conn.reader().read(buf) {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The peer closed without `close_notify`, at a record boundary (rustls says so
+                // only then): the end of the stream, as Go's crypto/tls reads it (many servers
+                // close this way). HTTP's own framing still catches a body cut short.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(0)),
                 Err(e) => return Poll::Ready(Err(e)),
             }
             // What the session queued meanwhile (a key update, session tickets, an alert)

@@ -313,8 +313,10 @@ impl<S: mio::event::Source + AsRawFd> Sock<S> {
         // The task's registration of its last poll still stands in the descriptor's word: no
         // readiness, close or deadline has come since its I/O failed with `WouldBlock` (each
         // of them takes the registration out of the word, and wakes it), so the I/O would
-        // fail again. Not with a deadline timer armed: the slow path re-arms it.
+        // fail again. Not with a deadline: the slow path re-arms its timer, and on a plain
+        // thread (no runtime to arm one) it is only checked when the task polls.
         if !self.task_armed.load(Ordering::Relaxed)
+            && self.pd.deadline(mode).is_none()
             && self.pd.task_registered(mode)
             && turn.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
         {
