@@ -5,15 +5,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use super::body::Body;
-use super::io::Io;
+use super::io::{Io, Race};
 use super::{Request, Response};
 
 type Sender = hyper::client::conn::http1::SendRequest<Body>;
@@ -240,7 +239,7 @@ impl Client {
 
         #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
         let mut deadline = self.inner.timeout.map(crate::time::Sleep::new);
-        let conn = match self.checkout(&key) {
+        let conn = match self.checkout(&key, https) {
             Some(c) => c,
             None => {
                 let stream = match &ctx {
@@ -285,11 +284,11 @@ impl Client {
         }
         let (resp, back) = match conn {
             Conn::H1(mut sender) => {
-                let resp = crate::block_on(Timeout {
-                    fut: Box::pin(sender.send_request(req)),
-                    sleep: deadline,
-                    done: ctx.clone().map(Done::new),
-                });
+                let resp = crate::block_on(bounded(
+                    Box::pin(sender.send_request(req)),
+                    deadline,
+                    ctx.as_ref(),
+                ));
                 let pool = self.inner.clone();
                 let back: Box<dyn FnOnce() + Send> = Box::new(move || {
                     pool.idle.lock().entry(key).or_default().push(sender);
@@ -297,11 +296,11 @@ impl Client {
                 (resp, Some(back))
             }
             Conn::H2(mut sender) => {
-                let resp = crate::block_on(Timeout {
-                    fut: Box::pin(sender.send_request(req)),
-                    sleep: deadline,
-                    done: ctx.clone().map(Done::new),
-                });
+                let resp = crate::block_on(bounded(
+                    Box::pin(sender.send_request(req)),
+                    deadline,
+                    ctx.as_ref(),
+                ));
                 (resp, None)
             }
         };
@@ -322,10 +321,10 @@ impl Client {
         ))
     }
 
-    /// A connection to `key` that is ready for a request: the host's HTTP/2 connection, or
-    /// an idle HTTP/1 one.
-    fn checkout(&self, key: &str) -> Option<Conn> {
-        {
+    /// A connection to `key` that is ready for a request: the host's HTTP/2 connection (only
+    /// HTTPS has one), or an idle HTTP/1 one.
+    fn checkout(&self, key: &str, https: bool) -> Option<Conn> {
+        if https {
             let mut h2 = self.inner.h2.lock();
             if let Some(s) = h2.get(key) {
                 if s.is_ready() {
@@ -365,11 +364,7 @@ impl Client {
         };
         let mut tls = super::tls::TlsStream::client(stream, cfg, host)?;
         // The request's timeout covers the handshake and then the wait for the response.
-        let mut wait = Timeout {
-            fut: Box::pin(super::tls::Handshake(&mut tls)),
-            sleep: deadline.take(),
-            done: ctx.cloned().map(Done::new),
-        };
+        let mut wait = bounded(super::tls::Handshake(&mut tls), deadline.take(), ctx);
         let done = crate::block_on(&mut wait);
         *deadline = wait.sleep.take();
         drop(wait);
@@ -411,11 +406,18 @@ fn start_conn(io: Io, h2: bool) -> io::Result<Conn> {
     Ok(Conn::H1(sender))
 }
 
-/// `fut`, or `None` once `sleep` completes or the context is done first.
-struct Timeout<F> {
-    fut: Pin<Box<F>>,
+/// `fut` within the request's timeout (`sleep`) and context: `None` if one of them ended it.
+fn bounded<F: Future + Unpin>(
+    fut: F,
     sleep: Option<crate::time::Sleep>,
-    done: Option<Done>,
+    ctx: Option<&crate::context::Context>,
+) -> Race<F, impl FnMut(&mut Context<'_>) -> bool + Unpin> {
+    let mut done = ctx.cloned().map(Done::new);
+    Race {
+        fut,
+        sleep,
+        stop: move |cx: &mut Context<'_>| done.as_mut().is_some_and(|d| d.poll_done(cx)),
+    }
 }
 
 /// A future of a context's end, through a [`watch`](crate::context::watch) started at the
@@ -460,26 +462,5 @@ impl Done {
             }));
         }
         false
-    }
-}
-
-impl<F: Future> Future for Timeout<F> {
-    type Output = Option<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
-        if let Poll::Ready(v) = self.fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        if let Some(s) = &mut self.sleep {
-            if Pin::new(s).poll(cx).is_ready() {
-                return Poll::Ready(None);
-            }
-        }
-        if let Some(d) = &mut self.done {
-            if d.poll_done(cx) {
-                return Poll::Ready(None);
-            }
-        }
-        Poll::Pending
     }
 }

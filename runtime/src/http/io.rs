@@ -24,31 +24,28 @@ impl hyper::rt::Read for Io {
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let n = match self.get_mut() {
-            // SAFETY: the bytes are only written (by recv(2) through a raw pointer, never
-            // through a Rust reference to uninitialised memory), and `advance` below covers
-            // exactly what it wrote.
-            Io::Plain(s) => unsafe {
-                let dst = buf.as_mut();
-                let (ptr, len) = (dst.as_mut_ptr().cast::<u8>() as usize, dst.len());
-                std::task::ready!(s.poll_read_raw(cx, ptr as *mut u8, len))?
-            },
+        match self.get_mut() {
+            Io::Plain(s) => {
+                // SAFETY: the bytes are only written (by recv(2) through a raw pointer, never
+                // through a Rust reference to uninitialised memory), and `advance` covers
+                // exactly what it wrote.
+                unsafe {
+                    let dst = buf.as_mut();
+                    let (ptr, len) = (dst.as_mut_ptr().cast::<u8>() as usize, dst.len());
+                    let n = std::task::ready!(s.poll_read_raw(cx, ptr as *mut u8, len))?;
+                    buf.advance(n);
+                }
+            }
+            // rustls's plaintext is copied straight out of its buffer (no zeroing of hyper's).
             #[cfg(feature = "tls")]
             Io::Tls(t) => {
-                // rustls copies plaintext into an initialised slice: zero what is handed out
-                // (at most one TLS record's worth, 16 KiB, per call).
-                // SAFETY: the slice is written in full (zeroed) before it is read as `u8`.
-                let dst = unsafe {
-                    let dst = buf.as_mut();
-                    let len = dst.len().min(16 << 10);
-                    std::ptr::write_bytes(dst.as_mut_ptr(), 0, len);
-                    std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<u8>(), len)
-                };
-                std::task::ready!(t.poll_read(cx, dst))?
+                std::task::ready!(t.poll_read_with(cx, |chunk| {
+                    let n = chunk.len().min(buf.remaining());
+                    buf.put_slice(&chunk[..n]);
+                    n
+                }))?;
             }
-        };
-        // SAFETY: recv(2), or the zeroing above, initialised the first `n` bytes.
-        unsafe { buf.advance(n) };
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -119,6 +116,38 @@ impl AsRawFd for Io {
             #[cfg(feature = "tls")]
             Io::Tls(t) => t.socket().as_raw_fd(),
         }
+    }
+}
+
+/// `fut`, or `None` once `sleep` completes or `stop` says so first: the server's handshake
+/// against its shutdown signal, the client's request against its context. `stop` leaves the
+/// task's waker wherever its condition will be signalled.
+pub(crate) struct Race<F, S> {
+    pub(crate) fut: F,
+    pub(crate) sleep: Option<crate::time::Sleep>,
+    pub(crate) stop: S,
+}
+
+impl<F, S> std::future::Future for Race<F, S>
+where
+    F: std::future::Future + Unpin,
+    S: FnMut(&mut Context<'_>) -> bool + Unpin,
+{
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        if let Poll::Ready(v) = Pin::new(&mut self.fut).poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if (self.stop)(cx) {
+            return Poll::Ready(None);
+        }
+        if let Some(s) = &mut self.sleep {
+            if Pin::new(s).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
     }
 }
 

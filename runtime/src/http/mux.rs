@@ -7,6 +7,7 @@
 //! relation (`compare`), which registration made a total order on the patterns any one
 //! request can match.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::body::Body;
@@ -153,8 +154,9 @@ impl Pattern {
         }
     }
 
-    /// The wildcards' values if the path (split at `/`, after the leading one) matches.
-    fn match_path(&self, parts: &[&str]) -> Option<Vec<(String, String)>> {
+    /// The wildcards' values if the path matches: its segments, split at `/` after the
+    /// leading one and unescaped once per request (`ServeMux::route`).
+    fn match_path(&self, parts: &[Cow<'_, str>]) -> Option<Values> {
         let mut values = Vec::new();
         for (i, seg) in self.segs.iter().enumerate() {
             match seg {
@@ -162,12 +164,12 @@ impl Pattern {
                     // At least the slash before it: `/a/` and `/a/{x...}` do not match `/a`.
                     parts.get(i)?;
                     if let Some(n) = name {
-                        values.push((n.clone(), unescape(&parts[i..].join("/"))));
+                        values.push((n.clone(), parts[i..].join("/")));
                     }
                     return Some(values);
                 }
                 Seg::Lit(s) => {
-                    if unescape(parts.get(i)?) != *s {
+                    if *parts.get(i)? != **s {
                         return None;
                     }
                 }
@@ -176,10 +178,10 @@ impl Pattern {
                     if p.is_empty() {
                         return None;
                     }
-                    values.push((n.clone(), unescape(p)));
+                    values.push((n.clone(), p.to_string()));
                 }
                 Seg::End => {
-                    if parts.get(i) != Some(&"") || i + 1 != parts.len() {
+                    if parts.get(i).map_or(true, |p| !p.is_empty()) || i + 1 != parts.len() {
                         return None;
                     }
                 }
@@ -261,7 +263,7 @@ fn parse(text: &str) -> Result<Pattern, String> {
                     "bad wildcard segment {part:?} (a wildcard is a whole segment)"
                 ));
             }
-            segs.push(Seg::Lit(unescape(part)));
+            segs.push(Seg::Lit(unescape(part).into_owned()));
         }
     }
     Ok(Pattern {
@@ -272,9 +274,9 @@ fn parse(text: &str) -> Result<Pattern, String> {
 }
 
 /// `%XX` escapes decoded (what is not a valid escape stays as it is).
-fn unescape(s: &str) -> String {
+fn unescape(s: &str) -> Cow<'_, str> {
     if !s.contains('%') {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -291,7 +293,7 @@ fn unescape(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Go's `path.Clean` for a request path, keeping a trailing slash.
@@ -431,7 +433,12 @@ impl ServeMux {
 
     /// The route for `method` and `path`.
     fn route(&self, method: &http::Method, path: &str) -> Route<'_> {
-        let parts: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+        let parts: Vec<Cow<'_, str>> = path
+            .strip_prefix('/')
+            .unwrap_or(path)
+            .split('/')
+            .map(unescape)
+            .collect();
         let mut best: Option<(&Pattern, &Arc<dyn Handler>, Values)> = None;
         let mut allowed: Vec<String> = Vec::new();
         for (p, h) in &self.routes {

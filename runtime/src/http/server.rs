@@ -353,12 +353,15 @@ impl Conn {
     /// gracefully when the server is.
     fn run(self, stream: crate::net::TcpStream) {
         // The socket, for the per-request deadlines (the handle shares the `Io`'s socket).
-        let sock = stream.try_clone().ok().map(Arc::new);
+        let sock = (self.read_timeout.is_some() || self.write_timeout.is_some())
+            .then(|| stream.try_clone().ok().map(Arc::new))
+            .flatten();
         let (io, h2) = match self.open(stream) {
             Some(opened) => opened,
             None => return, // closed, failed or timed out before a request
         };
-        let activity = Arc::new(Activity::default());
+        // Requests in flight are counted only for the idle timer.
+        let activity = self.idle_timeout.map(|_| Arc::new(Activity::new()));
         let conn = if h2 {
             // HTTP/2 (over TLS by ALPN, or h2c with prior knowledge): streams are
             // multiplexed, so every request gets a goroutine of its own (`Svc::inline` off).
@@ -377,13 +380,11 @@ impl Conn {
                 handler: self.handler.clone(),
                 peer: self.peer,
                 inline: true,
-                deadlines: sock
-                    .filter(|_| self.read_timeout.is_some() || self.write_timeout.is_some())
-                    .map(|sock| Deadlines {
-                        read: self.read_timeout,
-                        write: self.write_timeout,
-                        sock,
-                    }),
+                deadlines: sock.map(|sock| Deadlines {
+                    read: self.read_timeout,
+                    write: self.write_timeout,
+                    sock,
+                }),
                 activity: activity.clone(),
             };
             let mut b = hyper::server::conn::http1::Builder::new();
@@ -401,7 +402,7 @@ impl Conn {
             shutdown: self.shutdown.clone(),
             id,
             graceful: false,
-            idle: self.idle_timeout.map(|d| Idle {
+            idle: self.idle_timeout.zip(activity).map(|(d, activity)| Idle {
                 timeout: d,
                 sleep: crate::time::Sleep::new(d),
                 activity,
@@ -423,10 +424,10 @@ impl Conn {
         if let Some(cfg) = &self.tls {
             let mut tls = super::tls::TlsStream::server(stream, cfg.clone()).ok()?;
             let id = self.shutdown.ids.fetch_add(1, Ordering::Relaxed);
-            let done = crate::block_on(Until {
+            let shutdown = &self.shutdown;
+            let done = crate::block_on(super::io::Race {
                 fut: super::tls::Handshake(&mut tls),
-                shutdown: &self.shutdown,
-                id,
+                stop: |cx: &mut Context<'_>| shutdown.poll_triggered(id, cx.waker()),
                 // Go: the smallest of the header, read and write timeouts that is set.
                 sleep: [
                     self.read_header_timeout,
@@ -447,35 +448,6 @@ impl Conn {
         }
         let h2 = is_h2c(&stream, self.read_header_timeout, &self.shutdown)?;
         Some((Io::Plain(stream), h2))
-    }
-}
-
-/// `fut` until the server shuts down or `sleep` completes (`None` then).
-#[cfg(feature = "tls")]
-struct Until<'a, F> {
-    fut: F,
-    shutdown: &'a Shutdown,
-    id: u64,
-    sleep: Option<crate::time::Sleep>,
-}
-
-#[cfg(feature = "tls")]
-impl<F: Future + Unpin> Future for Until<'_, F> {
-    type Output = Option<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
-        if let Poll::Ready(v) = Pin::new(&mut self.fut).poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        if self.shutdown.poll_triggered(self.id, cx.waker()) {
-            return Poll::Ready(None);
-        }
-        if let Some(s) = &mut self.sleep {
-            if Pin::new(s).poll(cx).is_ready() {
-                return Poll::Ready(None);
-            }
-        }
-        Poll::Pending
     }
 }
 
@@ -554,45 +526,55 @@ struct ConnTask {
     idle: Option<Idle>,
 }
 
-/// Requests in flight on a connection, and when the last one ended.
-#[derive(Default)]
+/// Requests in flight on a connection, and when the last one ended (for its idle timer).
 struct Activity {
     inflight: AtomicU64,
     /// When the last request ended, in nanoseconds since `epoch`; 0: none yet.
     last_end: AtomicU64,
-    epoch: OnceEpoch,
+    /// The connection's start.
+    epoch: std::time::Instant,
 }
 
-/// The instant a connection's `Activity` counts from (its creation).
-struct OnceEpoch(std::time::Instant);
-
-impl Default for OnceEpoch {
-    fn default() -> Self {
-        OnceEpoch(std::time::Instant::now())
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            inflight: AtomicU64::new(0),
+            last_end: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+        }
     }
 }
 
-/// A request in flight: counted from the handler's call until its response future is
-/// dropped (answered, or the connection or stream gone); then the request's read deadline,
-/// if it has one, is lifted.
-struct Busy(Arc<Activity>, Option<Arc<crate::net::TcpStream>>);
+/// A request in flight, from the handler's call until its response future is dropped
+/// (answered, or the connection or stream gone): counted for the idle timer, if there is
+/// one; and the request's read deadline, if it has one, is lifted at the end.
+struct Busy {
+    activity: Option<Arc<Activity>>,
+    read_deadline: Option<Arc<crate::net::TcpStream>>,
+}
 
 impl Busy {
-    fn new(a: &Arc<Activity>) -> Busy {
-        a.inflight.fetch_add(1, Ordering::Relaxed);
-        Busy(a.clone(), None)
+    fn new(activity: Option<&Arc<Activity>>) -> Busy {
+        if let Some(a) = activity {
+            a.inflight.fetch_add(1, Ordering::Relaxed);
+        }
+        Busy {
+            activity: activity.cloned(),
+            read_deadline: None,
+        }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if let Some(sock) = &self.1 {
+        if let Some(sock) = &self.read_deadline {
             let _ = sock.set_read_deadline(None);
         }
-        let a = &self.0;
-        let now = a.epoch.0.elapsed().as_nanos() as u64;
-        a.last_end.store(now.max(1), Ordering::Relaxed);
-        a.inflight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(a) = &self.activity {
+            let now = a.epoch.elapsed().as_nanos() as u64;
+            a.last_end.store(now.max(1), Ordering::Relaxed);
+            a.inflight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -618,7 +600,6 @@ impl Idle {
             } else {
                 let idle = a
                     .epoch
-                    .0
                     .elapsed()
                     .saturating_sub(Duration::from_nanos(a.last_end.load(Ordering::Relaxed)));
                 match self.timeout.checked_sub(idle) {
@@ -659,7 +640,8 @@ struct Svc {
     inline: bool,
     /// `Server::read_timeout` / `write_timeout` and the connection's socket (HTTP/1 only).
     deadlines: Option<Deadlines>,
-    activity: Arc<Activity>,
+    /// The connection's requests in flight, when it has an idle timer.
+    activity: Option<Arc<Activity>>,
 }
 
 /// The per-request deadlines of an HTTP/1 connection.
@@ -721,7 +703,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
         // a goroutine of its own.
         let (ctx, cancel) = crate::context::with_cancel(&crate::context::background());
         parts.extensions.insert(ctx);
-        let mut busy = Busy::new(&self.activity);
+        let mut busy = Busy::new(self.activity.as_ref());
         if let Some(dl) = &self.deadlines {
             let now = std::time::Instant::now();
             if let Some(d) = dl.write {
@@ -733,7 +715,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
                 // Go's ReadTimeout, past the head: the body's reads. Lifted at the body's
                 // end (below), or when the handler is done (`Busy`) if it never read it all.
                 let _ = dl.sock.set_read_deadline(Some(now + d));
-                busy.1 = Some(dl.sock.clone());
+                busy.read_deadline = Some(dl.sock.clone());
             }
         }
         let bodiless = http_body::Body::is_end_stream(&incoming);
@@ -741,7 +723,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
         // reads on to notice a client that leaves, and a deadline that fired there would
         // end the connection and lose the handler's response (Go's background read only
         // cancels the request's context).
-        let lift: Option<Box<dyn FnOnce() + Send>> = busy.1.clone().map(|sock| {
+        let lift: Option<Box<dyn FnOnce() + Send>> = busy.read_deadline.clone().map(|sock| {
             Box::new(move || {
                 let _ = sock.set_read_deadline(None);
             }) as Box<dyn FnOnce() + Send>

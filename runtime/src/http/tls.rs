@@ -15,7 +15,7 @@
 //! the poller for that direction; and plaintext rustls already holds is always handed out
 //! before the socket is read again (so `read_tls` never fails on a full plaintext buffer).
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -177,17 +177,21 @@ impl TlsStream {
         }
     }
 
-    /// Decrypted bytes into `buf`; `Ok(0)` at the end of the stream: the peer's
-    /// `close_notify`, or a close without one at a record boundary (Go reads both as EOF; a
-    /// truncation is then HTTP's framing to catch).
-    pub(crate) fn poll_read(
+    /// Hands the decrypted bytes rustls holds to `take` (which returns how many it took), or
+    /// `Ok(0)` at the end of the stream: the peer's `close_notify`, or a close without one at
+    /// a record boundary (Go reads both as EOF; a truncation is then HTTP's framing to catch).
+    pub(crate) fn poll_read_with(
         &mut self,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
+        take: impl FnOnce(&[u8]) -> usize,
     ) -> Poll<io::Result<usize>> {
         loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Poll::Ready(Ok(n)),
+            match self.conn.reader().into_first_chunk() {
+                Ok(chunk) => {
+                    let n = take(chunk);
+                    self.conn.reader().consume(n);
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // The peer closed without `close_notify`, at a record boundary (rustls says so
                 // only then): the end of the stream, as Go's crypto/tls reads it (many servers
@@ -201,7 +205,7 @@ impl TlsStream {
                 return Poll::Ready(Err(e));
             }
             // Records in. At the end of the stream rustls has seen it, and its reader above
-            // says how (`Ok(0)` or `UnexpectedEof`), never `WouldBlock` again.
+            // says how (an empty chunk or `UnexpectedEof`), never `WouldBlock` again.
             std::task::ready!(self.poll_receive(cx))?;
         }
     }
