@@ -158,7 +158,22 @@ struct CancelInner {
 struct AfterEntry {
     id: u64,
     f: Box<dyn FnOnce() + Send>,
-    rt: crate::Handle,
+    rt: Arc<crate::sched::Shared>,
+    /// Where `after_func` was called (the goroutine's `created by` line).
+    at: &'static std::panic::Location<'static>,
+}
+
+/// Starts a registered function in its own goroutine on its runtime.
+fn start_after(
+    rt: &Arc<crate::sched::Shared>,
+    f: Box<dyn FnOnce() + Send>,
+    at: &'static std::panic::Location<'static>,
+) {
+    /// The function behind the box has no name of its own to give.
+    fn entry() -> &'static str {
+        "the function given to gort::context::Context::after_func"
+    }
+    crate::sched::spawn_external(rt, f, None, None, Some((at, 0)), entry);
 }
 
 /// Cancels its context (Go's `CancelFunc`); calling it again does nothing. Dropping it does
@@ -607,7 +622,10 @@ impl Context {
     where
         F: FnOnce() + Send + 'static,
     {
-        let rt = crate::Handle::current();
+        let at = std::panic::Location::caller();
+        let Some(rt) = crate::sched::current_shared() else {
+            panic!("gort: Context::after_func called outside a gort runtime")
+        };
         let Some(node) = self.cancellable_node() else {
             // Never done: `f` never runs.
             return AfterFunc {
@@ -621,7 +639,7 @@ impl Context {
         let mut inner = st.inner.lock();
         if inner.err.is_some() {
             drop(inner);
-            drop(rt.spawn(f));
+            start_after(&rt, Box::new(f), at);
             return AfterFunc {
                 state: AfterState::Started,
             };
@@ -630,6 +648,7 @@ impl Context {
             id,
             f: Box::new(f),
             rt,
+            at,
         });
         if inner.pinned.is_none() {
             inner.pinned = Some(node.clone());
@@ -723,7 +742,7 @@ fn cancel(node: &Arc<Node>, err: Error, detach: bool) {
         t.stop();
     }
     for a in after {
-        drop(a.rt.spawn(a.f));
+        start_after(&a.rt, a.f, a.at);
     }
     drop(pinned);
     for c in children.iter().filter_map(Weak::upgrade) {

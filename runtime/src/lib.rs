@@ -504,7 +504,7 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// assert!(gort::MAIN_STACK_SIZE > 6 * 1024 * 1024);
 /// assert_eq!(gort::run(|| depth(3000)), 3000);
 /// ```
-pub const MAIN_STACK_SIZE: usize = 8 << 20;
+pub const MAIN_STACK_SIZE: usize = sched::MAIN_STACK_SIZE;
 
 impl Default for Builder {
     fn default() -> Builder {
@@ -632,8 +632,28 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        sched::run_main(self.config(sched::Mode::Embedded), f)
+        start(self.config(sched::Mode::Embedded), f)
     }
+}
+
+/// Every runtime starts here: the process-wide set-up, then the scheduler.
+fn start<F, T>(config: sched::Config, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    process_init();
+    sched::run_main(config, f)
+}
+
+/// What a process needs once, before its first runtime, from the modules above the scheduler
+/// and beside it (the scheduler itself knows none of them): the stack-overflow signal handler
+/// (`coro::signal`), the panic hook that keeps goroutines' panics Go-shaped (`panic`), and
+/// Go's `SIGQUIT` goroutine dump (`debug`). Each install is idempotent.
+fn process_init() {
+    coro::signal::install();
+    panic::install_hook();
+    debug::install_sigquit();
 }
 
 /// Starts a runtime, runs `f` as goroutine 1 (Go's main) and returns its value.
@@ -1144,7 +1164,7 @@ pub mod __private {
         T: Send + 'static,
     {
         let cfg = builder(procs, stack_size).config(crate::sched::Mode::Process);
-        crate::sched::run_main(cfg, f)
+        crate::start(cfg, f)
     }
 
     #[track_caller]
@@ -1168,6 +1188,6 @@ pub mod __private {
     {
         let mut cfg = builder(procs, stack_size).config(crate::sched::Mode::Embedded);
         cfg.test_harness = true;
-        crate::sched::run_main(cfg, f)
+        crate::start(cfg, f)
     }
 }

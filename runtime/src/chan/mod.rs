@@ -36,6 +36,7 @@
 //! a test-and-test-and-set spin lock whose unlock is a plain release store (Go's runtime
 //! `lock` spins too before it sleeps).
 
+mod deadline;
 mod dynamic;
 mod lock;
 mod select;
@@ -876,9 +877,9 @@ impl<T: Send> Chan<T> {
             }
             Err(TrySendError::Full(v)) => v,
         };
-        let timer = crate::time::after(d);
+        let timer = deadline::Deadline::after(d, "Chan::send_timeout");
         let mut send = SendCase::new(Some(self), v);
-        let mut tick = RecvCase::new(Some(&timer));
+        let mut tick = RecvCase::new(Some(timer.chan()));
         let won = select(&mut [&mut send, &mut tick], false);
         if won == 0 {
             Ok(())
@@ -911,9 +912,9 @@ impl<T: Send> Chan<T> {
             Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
             Err(TryRecvError::Empty) => {}
         }
-        let timer = crate::time::after(d);
+        let timer = deadline::Deadline::after(d, "Chan::recv_timeout");
         let mut recv = RecvCase::new(Some(self));
-        let mut tick = RecvCase::new(Some(&timer));
+        let mut tick = RecvCase::new(Some(timer.chan()));
         let won = select(&mut [&mut recv, &mut tick], false);
         if won == 0 {
             recv.into_value().ok_or(RecvTimeoutError::Closed)

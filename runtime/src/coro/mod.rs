@@ -19,18 +19,15 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 pub(crate) use stack::{GStack, StackPool};
 
-use crate::sched::ParkFn;
-use crate::sched::WaitReason;
-
 /// What a suspending goroutine asks its M to do.
 pub(crate) enum Switch {
     /// Go's Gosched: put me back on the run queue.
     Yield,
-    /// Go's gopark: mark me waiting and call the function, on the M's stack, with my record.
-    /// The pointer refers to a closure on the parked goroutine's stack; it stays valid until
-    /// the M has called it, because nobody can resume the goroutine before that call hands the
-    /// record out.
-    Park(WaitReason, *mut ParkFn),
+    /// Go's gopark: mark me waiting and run my park function on the M's stack. The pointer is
+    /// opaque here (the scheduler's: its park function, on the parked goroutine's stack; the
+    /// reason is in the goroutine's record). It stays valid until the M has used it, because
+    /// nobody can resume the goroutine before that use hands the goroutine out.
+    Park(*mut ()),
 }
 
 /// The handle a running goroutine suspends through.

@@ -28,6 +28,25 @@ use std::sync::Once;
 
 use super::stack;
 
+/// What the scheduler adds to an overflow report. Registered once, by the scheduler
+/// ([`set_overflow_hook`]), so that this module names nothing of it; both functions run in the
+/// signal handler and must be async-signal-safe (atomic loads, thread-locals, `write(2)`).
+pub(crate) struct OverflowHook {
+    /// The runtime's maximum stack, if the running goroutine was refused growth by it (the
+    /// limit it hit); `None` reports the size of the stack it ran off.
+    pub(crate) refused_limit: fn() -> Option<usize>,
+    /// Writes the running goroutine's lines (`goroutine N [running]:` and what its record
+    /// names), if a goroutine runs on this thread.
+    pub(crate) describe_goroutine: fn(),
+}
+
+static HOOK: std::sync::OnceLock<OverflowHook> = std::sync::OnceLock::new();
+
+/// Registers the scheduler's part of the report (the first registration stays).
+pub(crate) fn set_overflow_hook(hook: OverflowHook) {
+    let _ = HOOK.set(hook);
+}
+
 static INSTALL: Once = Once::new();
 /// The actions that were in place before ours, for SIGSEGV and SIGBUS. Written once, inside
 /// `INSTALL`, before our handler is installed; read only by the handler.
@@ -112,7 +131,7 @@ impl Drop for AltStack {
 }
 
 /// Writes `s` to stderr with one `write(2)`-loop; async-signal-safe.
-fn write_stderr(s: &[u8]) {
+pub(crate) fn write_stderr(s: &[u8]) {
     let mut off = 0;
     while off < s.len() {
         // SAFETY: writing initialised bytes from a live slice.
@@ -125,7 +144,7 @@ fn write_stderr(s: &[u8]) {
 }
 
 /// Formats `n` in decimal into `buf`, returning the digits.
-fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -143,9 +162,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     if let Some(size) = stack::guard_hit(addr) {
         // A goroutine refused growth hit the runtime's limit; any other ran off the stack it
         // was on without a check (plain code), whose size is the limit it hit.
-        let refused = crate::sched::grow::refused_limit_for_signal();
+        let refused = HOOK.get().and_then(|h| (h.refused_limit)());
         let mut a = [0u8; 20];
-        let mut b = [0u8; 20];
         write_stderr(b"runtime: goroutine stack exceeds ");
         write_stderr(fmt_u64(refused.unwrap_or(size) as u64, &mut a));
         write_stderr(b"-byte limit\n");
@@ -159,33 +177,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             );
         }
         write_stderr(b"fatal error: stack overflow\n");
-        if let Some(g) = crate::sched::current_g_for_signal() {
-            // Go names every frame; gort cannot walk them here (symbolising allocates, and the
-            // goroutine may have overflowed inside the allocator), so it names what the
-            // record holds: the entry function and where the goroutine was started.
-            write_stderr(b"\ngoroutine ");
-            write_stderr(fmt_u64(g.id(), &mut b));
-            write_stderr(b" [running]:\n");
-            if let Some(name) = g.entry_name() {
-                write_stderr(b"\t");
-                write_stderr(name.as_bytes());
-                write_stderr(b"(...)\n\t\t(entry function; the frames above it are not shown)\n");
-            }
-            if let Some((at, by)) = g.created() {
-                if by == 0 {
-                    write_stderr(b"created by a thread outside the runtime\n\t");
-                } else {
-                    write_stderr(b"created by goroutine ");
-                    write_stderr(fmt_u64(by, &mut b));
-                    write_stderr(b"\n\t");
-                }
-                write_stderr(at.file().as_bytes());
-                write_stderr(b":");
-                write_stderr(fmt_u64(u64::from(at.line()), &mut b));
-                write_stderr(b":");
-                write_stderr(fmt_u64(u64::from(at.column()), &mut b));
-                write_stderr(b"\n");
-            }
+        if let Some(h) = HOOK.get() {
+            (h.describe_goroutine)();
         }
         // SAFETY: _exit is async-signal-safe and never returns.
         unsafe { libc::_exit(2) };

@@ -64,7 +64,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Resolves `addr` inside `gort::blocking` (getaddrinfo blocks its thread).
 fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    crate::blocking(|| addr.to_socket_addrs().map(|it| it.collect()))
+    crate::sched::syscall::blocking(|| addr.to_socket_addrs().map(|it| it.collect()))
 }
 
 /// Tries `f` on each address in turn, as `std` does; the last error if none works.

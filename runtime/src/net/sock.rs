@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::netpoll::desc::{self, WaitError};
 use crate::netpoll::{Mode, PollDesc};
+use crate::sched::timers::{Fire, Target};
 use crate::sync::Mutex;
 
 /// A socket registered with the poller, shared by the handles of one socket (`try_clone`).
@@ -542,7 +543,7 @@ fn retry_soon(waker: &std::task::Waker) {
     let armed = crate::sched::with_current_shared(|shared| {
         let t = std::sync::Arc::new(crate::sched::timers::TaskTimer::new(waker.clone()));
         let when = crate::sched::timers::deadline(shared.epoch, Duration::from_millis(1));
-        crate::sched::add_timer(shared, when, crate::sched::timers::Fire::Task(t));
+        crate::sched::add_timer(shared, when, Fire::Call(Target::Counted(t), 0));
     });
     if armed.is_none() {
         std::thread::yield_now();

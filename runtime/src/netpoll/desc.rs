@@ -10,7 +10,8 @@ use crate::loom::AtomicUsize;
 
 use parking_lot::Mutex;
 
-use crate::sched::{GRef, Goroutine, WaitReason};
+use crate::sched::timers::{Fire, Target, TimerFunc};
+use crate::sched::{GRef, Goroutine, Shared, WaitReason};
 
 /// Nobody waits and no readiness is pending.
 const NIL: usize = 0;
@@ -444,7 +445,7 @@ impl PollDesc {
 }
 
 /// A direction's deadline timer: armed on the waiting goroutine's runtime while it waits with
-/// a deadline, fired by the runtime's timers (`sched::timers::Fire::Net`), disarmed when the
+/// a deadline, fired by the runtime's timers (its `TimerFunc`), disarmed when the
 /// wait ends (a stale heap entry is garbage the heaps collect).
 pub(crate) struct NetTimer {
     pd: AtomicUsize,
@@ -471,27 +472,29 @@ impl NetTimer {
         }
     }
 
-    /// Whether the heap entry of generation `gen` is the live one.
-    pub(crate) fn is_armed(&self, gen: u64) -> bool {
-        self.armed.load(Ordering::Acquire) == gen
-    }
-
     fn arm(&'static self, d: Instant) -> Armed {
         let gen = self.next.fetch_add(1, Ordering::Relaxed);
         self.armed.store(gen, Ordering::Release);
         let shared = crate::sched::current_shared()
             .unwrap_or_else(|| crate::panic::throw("netpoll: a goroutine outside a runtime"));
         let when = crate::sched::timers::nanos_since(shared.epoch, d);
-        let p = crate::sched::add_timer(&shared, when, crate::sched::timers::Fire::Net(self, gen));
+        let p = crate::sched::add_timer(&shared, when, Fire::Call(Target::Static(self), gen));
         Armed {
             timer: self,
             shared,
             p,
         }
     }
+}
+
+impl TimerFunc for NetTimer {
+    /// Whether the heap entry of generation `gen` is the live one.
+    fn is_armed(&self, gen: u64) -> bool {
+        self.armed.load(Ordering::Acquire) == gen
+    }
 
     /// A due deadline of generation `gen` (runs on whatever thread runs the timers).
-    pub(crate) fn fire(&self, gen: u64) {
+    fn fire(&self, _: &Arc<Shared>, gen: u64, _: &Target) {
         if !self.is_armed(gen) {
             return;
         }

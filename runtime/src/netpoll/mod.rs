@@ -88,18 +88,27 @@ pub(crate) struct Poller {
     wakefd: OwnedFd,
     /// Goroutines parked on a `PollDesc` (Go's `netpollWaiters`).
     waiters: AtomicUsize,
-    /// An M is blocked in the poll (it needs `brk` to wake up early).
+    /// An M is blocked in the poll (it needs `interrupt` to wake up early).
     blocked: AtomicBool,
     /// When anyone last polled (nanoseconds since `epoch`).
     last_poll: AtomicU64,
     epoch: Instant,
 }
 
-static POLLER: OnceLock<Poller> = OnceLock::new();
+static POLLER: OnceLock<&'static Poller> = OnceLock::new();
 
-/// The poller, made on first use (a socket's registration).
+/// The poller, made on first use (a socket's registration) and registered with the scheduler
+/// before anyone can park on it (`sched::poller`'s invariant).
 pub(crate) fn poller() -> &'static Poller {
     POLLER.get_or_init(|| {
+        let p: &'static Poller = Box::leak(Box::new(make()));
+        crate::sched::poller::register(p);
+        p
+    })
+}
+
+fn make() -> Poller {
+    {
         let poll = mio::Poll::new()
             .unwrap_or_else(|e| crate::panic::throw(&format!("netpoll: cannot create epoll: {e}")));
         let registry = poll.registry().try_clone().unwrap_or_else(|e| {
@@ -133,27 +142,7 @@ pub(crate) fn poller() -> &'static Poller {
             last_poll: AtomicU64::new(0),
             epoch: Instant::now(),
         }
-    })
-}
-
-/// The poller if it exists and goroutines wait on it: the schedule loop's cheap check.
-#[inline]
-pub(crate) fn active() -> Option<&'static Poller> {
-    let p = POLLER.get()?;
-    (p.waiters.load(Ordering::SeqCst) > 0).then_some(p)
-}
-
-/// Interrupts a blocked poll, if there is a poller (`Machine::break_poll`).
-pub(crate) fn brk() {
-    if let Some(p) = POLLER.get() {
-        p.brk();
     }
-}
-
-/// Goroutines parked on sockets (deadlock detection: they are not deadlocked, as Go's
-/// checkdead does not report while the poller has waiters).
-pub(crate) fn waiters() -> usize {
-    POLLER.get().map_or(0, |p| p.waiters.load(Ordering::SeqCst))
 }
 
 impl Poller {
@@ -181,7 +170,7 @@ impl Poller {
             .is_ok()
     }
 
-    /// Blocks in the poll until an event, the `timeout`, or `brk`; returns the goroutines it
+    /// Blocks in the poll until an event, the `timeout`, or `interrupt`; returns the goroutines it
     /// unblocked. Call after `try_block` succeeded; ends the blocking role.
     pub(crate) fn poll_blocking(&self, timeout: Option<Duration>) -> Vec<GRef> {
         let ms = match timeout {
@@ -195,7 +184,7 @@ impl Poller {
     }
 
     /// Interrupts a blocked poll (Go's `netpollBreak`).
-    pub(crate) fn brk(&self) {
+    pub(crate) fn interrupt(&self) {
         if self.blocked.load(Ordering::SeqCst) {
             let one: u64 = 1;
             // SAFETY: writes 8 bytes from a live u64 to the eventfd. EAGAIN (the counter is
@@ -266,11 +255,35 @@ impl Poller {
         ready
     }
 
-    fn waiting(&self, delta: isize) {
+    pub(crate) fn waiting(&self, delta: isize) {
         if delta > 0 {
             self.waiters.fetch_add(1, Ordering::SeqCst);
         } else {
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+}
+
+impl crate::sched::poller::NetPoller for Poller {
+    fn waiters(&self) -> usize {
+        self.waiters.load(Ordering::SeqCst)
+    }
+    fn poll_now(&self) -> Vec<GRef> {
+        Poller::poll_now(self)
+    }
+    fn is_blocked(&self) -> bool {
+        Poller::is_blocked(self)
+    }
+    fn try_block(&self) -> bool {
+        Poller::try_block(self)
+    }
+    fn poll_blocking(&self, timeout: Option<Duration>) -> Vec<GRef> {
+        Poller::poll_blocking(self, timeout)
+    }
+    fn interrupt(&self) {
+        Poller::interrupt(self);
+    }
+    fn since_last_poll(&self) -> Duration {
+        Poller::since_last_poll(self)
     }
 }

@@ -102,7 +102,7 @@ pub struct DeferRecover(());
 impl DeferRecover {
     /// `defer!(recover())`.
     #[inline(always)]
-    pub fn new(_recover: fn() -> Option<crate::Panic>) -> DeferRecover {
+    pub fn new(_recover: fn() -> Option<super::Panic>) -> DeferRecover {
         DeferRecover(())
     }
 }

@@ -64,7 +64,7 @@ pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instan
     // The counter before the queue: sysmon counts itself in it while it fires timers, and
     // what a fired timer readies is queued before it counts itself out.
     let running = shared.running_without_p() != 0;
-    if timers_pending || !shared.global.is_empty() || live == 0 || crate::netpoll::waiters() != 0 {
+    if timers_pending || !shared.global.is_empty() || live == 0 || super::poller::waiters() != 0 {
         // Something will run: a timer, a queued goroutine, or the poller's.
         return None;
     }

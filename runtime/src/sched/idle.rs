@@ -28,7 +28,10 @@
 //! - `npidle` equals the length of the idle-P list (changed together, under the sched lock).
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
+use super::p::PCore;
+use super::Shared;
 use crate::loom::{fence, AtomicUsize};
 
 pub(crate) struct IdleCounts {
@@ -214,4 +217,86 @@ mod loom_tests {
             m.join().unwrap();
         });
     }
+}
+/// Go's `wakep`: if no M is spinning and a P is idle, start an M spinning on it.
+pub(crate) fn wakep(shared: &Arc<Shared>) {
+    if shared.idle.try_begin_wake() {
+        let core = {
+            let mut s = shared.sched.lock();
+            match s.pidle.pop() {
+                Some(c) => {
+                    shared.idle.p_busy();
+                    c
+                }
+                None => {
+                    drop(s);
+                    shared.idle.cancel_wake();
+                    return;
+                }
+            }
+        };
+        if let Err(core) = start_with(shared, core, true) {
+            put_idle(shared, core);
+            shared.idle.cancel_wake();
+        }
+    }
+}
+
+/// Go's `startm(pp, spinning)`: hands `core` to a sleeping M, or to a new thread. Gives it back
+/// after shutdown.
+pub(crate) fn start_with(
+    shared: &Arc<Shared>,
+    core: Box<PCore>,
+    spinning: bool,
+) -> Result<(), Box<PCore>> {
+    let mut s = shared.sched.lock();
+    if let Some(m) = s.midle.pop() {
+        drop(s);
+        m.wake_with(core, spinning);
+        return Ok(());
+    }
+    if shared.is_shutdown() {
+        return Err(core);
+    }
+    let id = s.mcount;
+    if id >= shared.config.max_threads {
+        drop(s);
+        crate::panic::throw_plain(&format!(
+            "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion",
+            shared.config.max_threads
+        ));
+    }
+    s.mcount += 1;
+    let name = format!("{}{}", shared.config.thread_name, id);
+    let m = Arc::new(super::m::Machine::new(id));
+    s.allm.push(m.clone());
+    let sh = shared.clone();
+    let t = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || super::m::mstart(sh, m, core, spinning))
+        .unwrap_or_else(|e| {
+            crate::panic::throw(&format!(
+                "newosproc: runtime: failed to create new OS thread (have {id} already): {e}"
+            ))
+        });
+    s.threads.push(t);
+    Ok(())
+}
+
+/// Go's `handoffp` for a P taken from an M that blocks or computes (`syscall::section`,
+/// sysmon's `retake`): counted on the P, handed to an idle M or a new thread; after shutdown
+/// it goes back to the idle list, where shutdown collects it.
+pub(crate) fn handoff_p(shared: &Arc<Shared>, core: Box<PCore>) {
+    shared.procs[core.id]
+        .handoffs
+        .fetch_add(1, Ordering::Relaxed);
+    if let Err(core) = start_with(shared, core, false) {
+        put_idle(shared, core);
+    }
+}
+
+/// Puts a P on the idle list (a hand-off that found the runtime shut down).
+fn put_idle(shared: &Shared, core: Box<PCore>) {
+    shared.sched.lock().pidle.push(core);
+    shared.idle.p_idle();
 }

@@ -113,7 +113,7 @@ struct Note {
 }
 
 impl Machine {
-    fn new(id: usize) -> Machine {
+    pub(super) fn new(id: usize) -> Machine {
         Machine {
             id,
             note: Mutex::new(Note {
@@ -152,7 +152,7 @@ impl Machine {
     }
 
     /// Hands a sleeping M a P (Go's `notewakeup(&mp.park)` after setting `nextp`).
-    fn wake_with(&self, p: Box<PCore>, spinning: bool) {
+    pub(super) fn wake_with(&self, p: Box<PCore>, spinning: bool) {
         {
             let mut n = self.note.lock();
             n.nextp = Some(p);
@@ -176,7 +176,7 @@ impl Machine {
     /// pairs with the M's store before it looks at its note; one of the two sees the other.)
     fn break_poll(&self) {
         if self.polling.load(Ordering::SeqCst) {
-            crate::netpoll::brk();
+            super::poller::interrupt();
         }
     }
 
@@ -443,7 +443,7 @@ impl MContext {
     #[inline]
     fn wakep(&self) {
         if self.shared.idle.worth_waking() {
-            wakep(&self.shared);
+            super::idle::wakep(&self.shared);
         }
     }
 
@@ -550,9 +550,12 @@ impl MContext {
                     None => shared.inject(g.take().expect("not taken")),
                 }
             }
-            Some(Switch::Park(reason, f)) => {
-                g.set_wait_reason(reason);
+            Some(Switch::Park(opaque)) => {
+                // `park` stored the reason before the switch.
                 g.set_status(Status::Waiting);
+                // SAFETY: `park` passed a pointer to its park function's pointer; both live in
+                // the suspended goroutine's frame until the call below hands the record out.
+                let f = unsafe { *opaque.cast::<*mut super::ParkFn>() };
                 // The park function runs on the goroutine's stack: copy-out waits until it
                 // returned (`copyout`). The record outlives the call (`allgs` keeps it).
                 let episode = g.out.episode();
@@ -761,7 +764,7 @@ impl MContext {
             }
             // Step 4: the network, without blocking (Go: "only an optimization before we
             // resort to stealing"). What it readies lands on this P.
-            if let Some(poller) = crate::netpoll::active() {
+            if let Some(poller) = super::poller::active() {
                 let polled = poller.poll_now();
                 if !polled.is_empty() {
                     if let Some(g) = self.take_polled(polled, true) {
@@ -925,7 +928,7 @@ impl MContext {
     /// (`Machine::wake_with`). Returns how it woke and the goroutines the poll unblocked (for
     /// the caller to run on the P it gets, or to ready).
     fn sleep_or_poll(&self, deadline: Option<Instant>) -> (Woken, Vec<GRef>) {
-        if let Some(poller) = crate::netpoll::active() {
+        if let Some(poller) = super::poller::active() {
             if poller.try_block() {
                 self.m.polling.store(true, Ordering::SeqCst);
                 if let Some(w) = self.m.try_take_note() {
@@ -977,7 +980,7 @@ impl MContext {
         while let Some(g) = self.find_runnable() {
             if self.spinning.replace(false) && self.shared.idle.stop_spinning() {
                 // Go's `resetspinning`: the last spinner found work; there may be more.
-                wakep(&self.shared);
+                super::idle::wakep(&self.shared);
             }
             self.execute(g);
         }
@@ -1071,74 +1074,8 @@ fn scrub_stacks(shared: &Shared, core: &mut PCore) {
     shared.stacks.scrub(budget);
 }
 
-/// Go's `wakep`: if no M is spinning and a P is idle, start an M spinning on it.
-pub(crate) fn wakep(shared: &Arc<Shared>) {
-    if shared.idle.try_begin_wake() {
-        let core = {
-            let mut s = shared.sched.lock();
-            match s.pidle.pop() {
-                Some(c) => {
-                    shared.idle.p_busy();
-                    c
-                }
-                None => {
-                    drop(s);
-                    shared.idle.cancel_wake();
-                    return;
-                }
-            }
-        };
-        if let Err(core) = start_with(shared, core, true) {
-            shared.sched.lock().pidle.push(core);
-            shared.idle.p_idle();
-            shared.idle.cancel_wake();
-        }
-    }
-}
-
-/// Go's `startm(pp, spinning)`: hands `core` to a sleeping M, or to a new thread. Gives it back
-/// after shutdown.
-pub(crate) fn start_with(
-    shared: &Arc<Shared>,
-    core: Box<PCore>,
-    spinning: bool,
-) -> Result<(), Box<PCore>> {
-    let mut s = shared.sched.lock();
-    if let Some(m) = s.midle.pop() {
-        drop(s);
-        m.wake_with(core, spinning);
-        return Ok(());
-    }
-    if shared.is_shutdown() {
-        return Err(core);
-    }
-    let id = s.mcount;
-    if id >= shared.config.max_threads {
-        drop(s);
-        crate::panic::throw_plain(&format!(
-            "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion",
-            shared.config.max_threads
-        ));
-    }
-    s.mcount += 1;
-    let name = format!("{}{}", shared.config.thread_name, id);
-    let m = Arc::new(Machine::new(id));
-    s.allm.push(m.clone());
-    let sh = shared.clone();
-    let t = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || mstart(sh, m, core, spinning))
-        .unwrap_or_else(|e| {
-            crate::panic::throw(&format!(
-                "newosproc: runtime: failed to create new OS thread (have {id} already): {e}"
-            ))
-        });
-    s.threads.push(t);
-    Ok(())
-}
-
 /// Body of an M thread (Go's `mstart`).
-fn mstart(shared: Arc<Shared>, m: Arc<Machine>, core: Box<PCore>, spinning: bool) {
+pub(super) fn mstart(shared: Arc<Shared>, m: Arc<Machine>, core: Box<PCore>, spinning: bool) {
     let _alt = AltStack::ensure();
     // SAFETY: gettid has no preconditions.
     m.tid.store(

@@ -58,12 +58,14 @@ pub(crate) mod idle;
 pub(crate) mod m;
 pub(crate) mod p;
 pub(crate) mod park;
+pub(crate) mod poller;
 pub(crate) mod pslot;
 pub(crate) mod runnext;
 mod shared;
 pub(crate) mod syscall;
 pub(crate) mod sysmon;
 pub(crate) mod timers;
+pub(crate) mod trace;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -81,6 +83,7 @@ use entry::Entry;
 pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
 use m::MContext;
 pub(crate) use shared::{leak, Shared};
+pub(crate) use timers::{add_timer, add_timer_here, run_due_timers};
 
 /// The global run queue (Go's `sched.runq`).
 pub(crate) type Injector = crossbeam_deque::Injector<GRef>;
@@ -149,10 +152,46 @@ pub(crate) fn current_g() -> Option<*const Goroutine> {
 
 /// The goroutine running on this thread, for a signal handler (async-signal-safe: a
 /// thread-local read).
-pub(crate) fn current_g_for_signal() -> Option<&'static Goroutine> {
+fn current_g_for_signal() -> Option<&'static Goroutine> {
     // SAFETY: a running goroutine's record is alive (its M holds a GRef to it), and records
     // are never freed while their runtime runs; the handler ends the process.
     current_g().map(|g| unsafe { &*g })
+}
+
+/// The overflow report's goroutine lines (`coro::signal`'s hook, registered by `Shared::new`):
+/// Go's `goroutine N [running]:` header, the entry function and where it was started.
+/// Async-signal-safe: a thread-local read, the record's fields, `write(2)`.
+fn describe_for_signal() {
+    use crate::coro::signal::{fmt_u64, write_stderr};
+    let mut b = [0u8; 20];
+    if let Some(g) = current_g_for_signal() {
+        // Go names every frame; gort cannot walk them here (symbolising allocates, and the
+        // goroutine may have overflowed inside the allocator), so it names what the
+        // record holds: the entry function and where the goroutine was started.
+        write_stderr(b"\ngoroutine ");
+        write_stderr(fmt_u64(g.id(), &mut b));
+        write_stderr(b" [running]:\n");
+        if let Some(name) = g.entry_name() {
+            write_stderr(b"\t");
+            write_stderr(name.as_bytes());
+            write_stderr(b"(...)\n\t\t(entry function; the frames above it are not shown)\n");
+        }
+        if let Some((at, by)) = g.created() {
+            if by == 0 {
+                write_stderr(b"created by a thread outside the runtime\n\t");
+            } else {
+                write_stderr(b"created by goroutine ");
+                write_stderr(fmt_u64(by, &mut b));
+                write_stderr(b"\n\t");
+            }
+            write_stderr(at.file().as_bytes());
+            write_stderr(b":");
+            write_stderr(fmt_u64(u64::from(at.line()), &mut b));
+            write_stderr(b":");
+            write_stderr(fmt_u64(u64::from(at.column()), &mut b));
+            write_stderr(b"\n");
+        }
+    }
 }
 
 /// The runtime of the calling goroutine or entered thread.
@@ -261,73 +300,6 @@ fn fatal(shared: &Shared, payload: Box<dyn Any + Send>, report: String) {
     }
 }
 
-/// Adds a timer: to the heap of the calling M's P (or the last it held), or P 0's from
-/// elsewhere; wakes a sleeping M if it would otherwise sleep past `when`. Timers need no P
-/// held: each heap has its own lock. Returns the index of the P whose heap holds the timer.
-pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: timers::Fire) -> usize {
-    let ctx = ctx_ptr();
-    // SAFETY: see `current_g`.
-    if !ctx.is_null() && unsafe { Arc::ptr_eq(&(*ctx).shared, shared) } {
-        return add_timer_here(when, fire);
-    }
-    shared.procs[0].timers.push(when, fire);
-    kick(shared, when);
-    0
-}
-
-/// `add_timer` on an M of the timer's runtime (a park function, a timer being re-armed): no
-/// reference count of the runtime is touched.
-pub(crate) fn add_timer_here(when: u64, fire: timers::Fire) -> usize {
-    let ctx = ctx_ptr();
-    if ctx.is_null() {
-        crate::panic::throw("add_timer_here: not on an M");
-    }
-    // SAFETY: see `current_g`.
-    let ctx = unsafe { &*ctx };
-    let p = &ctx.shared.procs[ctx.timer_p()];
-    p.timers.push(when, fire);
-    kick(&ctx.shared, when);
-    p.id
-}
-
-/// Runs `p`'s due timers; true if any fired. `now` is read from the clock at most once, and
-/// only if some timer might be due. Any thread may do this (an M, sysmon).
-#[inline]
-pub(crate) fn run_due_timers(
-    shared: &Arc<Shared>,
-    p: &p::Processor,
-    now: &mut Option<u64>,
-) -> bool {
-    if p.timers.next() == u64::MAX {
-        return false;
-    }
-    run_due_timers_slow(shared, p, now)
-}
-
-#[inline(never)]
-fn run_due_timers_slow(shared: &Arc<Shared>, p: &p::Processor, now: &mut Option<u64>) -> bool {
-    let next = p.timers.next();
-    let now =
-        *now.get_or_insert_with(|| timers::nanos_since(shared.epoch, std::time::Instant::now()));
-    if next > now {
-        return false;
-    }
-    let mut due = Vec::new();
-    p.timers.take_due(now, &mut due);
-    let any = !due.is_empty();
-    for e in due {
-        fire_timer(shared, e.fire);
-    }
-    any
-}
-
-/// Wakes an M if a timer at `when` is earlier than any sleeping M will wake for.
-fn kick(shared: &Arc<Shared>, when: u64) {
-    if when < shared.timer_sleep_until.load(Ordering::Acquire) {
-        m::wakep(shared);
-    }
-}
-
 /// A task registered on the poller (`PollDesc::poll_ready`): makes sure some M polls. On an
 /// M nothing is needed (its goroutine parks next, or its schedule loop polls), nor when an M
 /// is blocked in the poll already. A plain thread's task may find every M asleep on its note
@@ -335,7 +307,7 @@ fn kick(shared: &Arc<Shared>, when: u64) {
 /// P starts an M (`wakep`), which polls before it sleeps again and, the last to go idle, blocks
 /// in the poll. A busy runtime's sysmon polls within 10 ms anyway.
 pub(crate) fn wake_poller() {
-    if !ctx_ptr().is_null() || crate::netpoll::poller().is_blocked() {
+    if !ctx_ptr().is_null() || poller::get().is_some_and(|p| p.is_blocked()) {
         return;
     }
     hand_poll_role();
@@ -363,17 +335,7 @@ pub(crate) fn hand_poll_role() {
         .filter(|s| !s.is_shutdown())
         .collect();
     for s in &live {
-        m::wakep(s);
-    }
-}
-
-/// Runs a due timer's action (after its heap's lock is released).
-pub(crate) fn fire_timer(shared: &Arc<Shared>, fire: timers::Fire) {
-    match fire {
-        timers::Fire::Wake(g) => ready(g),
-        timers::Fire::Send(core, gen) => core.fire(shared, gen),
-        timers::Fire::Net(t, gen) => t.fire(gen),
-        timers::Fire::Task(t) => t.fire(),
+        idle::wakep(s);
     }
 }
 
@@ -557,7 +519,7 @@ where
     // SAFETY: only the lifetime bound is erased. The M calls the closure right after this
     // goroutine switches out and before anyone can resume it (the closure itself hands the
     // record out), so `call`, which lives in this frame, is alive for the whole use.
-    let erased: *mut ParkFn = unsafe { std::mem::transmute(short) };
+    let mut erased: *mut ParkFn = unsafe { std::mem::transmute(short) };
     // SAFETY: we are the running goroutine, so we own `inner`; the suspender was set when our
     // coroutine started and lives on our stack.
     let sus = unsafe { &*(*gp).inner().suspender };
@@ -565,10 +527,14 @@ where
     // resumed (the waker prefetches it, `ready`) and where its live part ends (copy-out).
     // SAFETY: `gp` is the running goroutine's live record.
     unsafe { (*gp).out.begin_park() };
+    // The reason goes into the record now (the M marks the goroutine waiting after the
+    // switch); the switch carries a thin pointer to the park function's (fat) pointer, which
+    // lives in this frame as long as the closure does.
     // SAFETY: as above.
-    crate::coro::switch_out(sus, Switch::Park(reason, erased), unsafe {
-        (*gp).park_sp_cell()
-    });
+    unsafe { (*gp).set_wait_reason(reason) };
+    let opaque = (&mut erased as *mut *mut ParkFn).cast::<()>();
+    // SAFETY: as above.
+    crate::coro::switch_out(sus, Switch::Park(opaque), unsafe { (*gp).park_sp_cell() });
 }
 
 /// Go's `Gosched`.
@@ -585,6 +551,9 @@ pub(crate) fn yield_now() {
     sus.suspend(Switch::Yield);
 }
 
+/// Goroutine 1's stack window (`gort::MAIN_STACK_SIZE`, where it is documented).
+pub(crate) const MAIN_STACK_SIZE: usize = 8 << 20;
+
 /// Runs `f` as goroutine 1 of a new runtime and returns its value (see `gort::run`).
 pub(crate) fn run_main<F, T>(config: Config, f: F) -> T
 where
@@ -593,7 +562,7 @@ where
 {
     let mode = config.mode;
     // Goroutine 1 reaches as deep as the main thread it stands in for (`MAIN_STACK_SIZE`).
-    let main_stack = (config.stack_size < crate::MAIN_STACK_SIZE).then_some(crate::MAIN_STACK_SIZE);
+    let main_stack = (config.stack_size < MAIN_STACK_SIZE).then_some(MAIN_STACK_SIZE);
     let shared = Shared::new(config);
     sysmon::start(&shared);
     let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));

@@ -9,9 +9,9 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use super::idle::IdleCounts;
-use super::m::{self, Machine};
+use super::m::Machine;
 use super::p::{self, PCore, Processor};
-use super::{pslot, timers, Config, GRef, Goroutine, Injector, RUNTIMES};
+use super::{pslot, Config, GRef, Goroutine, Injector, RUNTIMES};
 use crate::coro::StackPool;
 
 /// How main ended, as seen by the thread that called `run`.
@@ -114,10 +114,11 @@ pub(crate) struct Sched {
 impl Shared {
     pub(crate) fn new(config: Config) -> Arc<Shared> {
         let n = config.procs;
-        crate::coro::signal::install();
-        crate::panic::install_hook();
         pslot::init();
-        crate::debug::install_sigquit();
+        crate::coro::signal::set_overflow_hook(crate::coro::signal::OverflowHook {
+            refused_limit: super::grow::refused_limit_for_signal,
+            describe_goroutine: super::describe_for_signal,
+        });
         let (procs, mut cores): (Vec<Processor>, Vec<Box<PCore>>) = (0..n).map(p::new_p).unzip();
         cores.reverse(); // P 0 is taken first
         let shared = Arc::new(Shared {
@@ -229,7 +230,7 @@ impl Shared {
             self.drain_global();
             return;
         }
-        m::wakep(self);
+        super::idle::wakep(self);
     }
 
     /// One goroutine from the global queue, retrying lost races.
@@ -420,7 +421,7 @@ impl Shared {
         self.sysmon.join();
         // Tasks of other threads may wait on the process's poller, and this runtime's Ms (one
         // of them perhaps blocked in the poll for them) are gone: another runtime polls now.
-        if crate::netpoll::waiters() > 0 {
+        if super::poller::waiters() > 0 {
             super::hand_poll_role();
         }
         // Step 3: every P is here now (idle list, or taken from detached Ms), or on its way
@@ -448,9 +449,7 @@ impl Shared {
             // task's timer fires now (a `Sleep` ends early): no timer of this runtime ever
             // will, and a future on a plain thread must not wait for it for ever.
             for e in p.timers.drain() {
-                if let timers::Fire::Task(t) = e.fire {
-                    t.fire();
-                }
+                e.fire.abandon();
             }
             // An M that lost its P while readying may have left one here.
             if let Some(g) = p.take_runnext() {

@@ -48,13 +48,7 @@ fn section<R>(force: bool, f: impl FnOnce() -> R) -> R {
         shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
         let core = ctx.remove_p();
         m.slot.leave();
-        shared.procs[core.id]
-            .handoffs
-            .fetch_add(1, Ordering::Relaxed);
-        if let Err(core) = super::m::start_with(shared, core, false) {
-            shared.sched.lock().pidle.push(core);
-            shared.idle.p_idle();
-        }
+        super::idle::handoff_p(shared, core);
     } else if waiting {
         m.slot.leave();
     }

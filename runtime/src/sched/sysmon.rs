@@ -305,7 +305,7 @@ fn sysmon(shared: Arc<Shared>) {
         // handed off a P): polling, timers and wake-ups are routine under load, and a sysmon
         // that wakes every 20 µs for them costs a busy machine a share of a core.
         // 0. The network, if nobody has polled for 10 ms (Go's sysmon does the same).
-        if let Some(poller) = crate::netpoll::active() {
+        if let Some(poller) = super::poller::active() {
             if !poller.is_blocked() && poller.since_last_poll() > Duration::from_millis(10) {
                 for g in poller.poll_now() {
                     crate::sched::ready(g);
@@ -355,7 +355,7 @@ fn sysmon(shared: Arc<Shared>) {
         // 5. schedtrace.
         if !trace.is_zero() && now >= next_trace {
             let mut out = String::new();
-            crate::debug::schedtrace(&shared, start, &mut out);
+            super::trace::schedtrace(&shared, start, &mut out);
             eprint!("{out}");
             next_trace = now + trace;
         }
@@ -441,7 +441,7 @@ fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> (bool, Optio
         }
         if shared.idle.idle_ps() > 0 {
             // An idle P can take the waiting goroutines: a spinning M steals them.
-            super::m::wakep(shared);
+            super::idle::wakep(shared);
             continue;
         }
         let blocked = m.in_blocking.load(Ordering::Relaxed) || {
@@ -477,7 +477,7 @@ fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> (bool, Optio
             continue;
         }
         if shared.idle.idle_ps() > 0 {
-            super::m::wakep(shared);
+            super::idle::wakep(shared);
             continue;
         }
         let age = now.saturating_duration_since(sl.since);
@@ -532,11 +532,6 @@ fn hand_off(shared: &Arc<Shared>, m: &super::m::Machine, pid: usize) -> bool {
     };
     // A request to the M that lost the P is moot; the P's next holder starts afresh.
     p.clear_preempt();
-    p.handoffs.fetch_add(1, Ordering::Relaxed);
-    if let Err(core) = super::m::start_with(shared, core, false) {
-        // Shutting down: the P goes where shutdown collects them.
-        shared.sched.lock().pidle.push(core);
-        shared.idle.p_idle();
-    }
+    super::idle::handoff_p(shared, core);
     true
 }

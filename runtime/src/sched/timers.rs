@@ -35,19 +35,70 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::GRef;
-use crate::time::TimerCore;
+use super::p::Processor;
+use super::{ctx_ptr, GRef, Shared};
 
-/// What a due timer does.
+/// What a due timer does (Go's timer: `f(arg, seq)`). The heap knows no client by type: a
+/// sleeping goroutine is readied, anything else is called through [`TimerFunc`].
 pub(crate) enum Fire {
     /// `sleep`: ready the goroutine.
     Wake(GRef),
-    /// A `Timer`, `Ticker` or `after`: send the time if the generation is current.
-    Send(Arc<TimerCore>, u64),
-    /// A socket's deadline (`netpoll`): wake its waiter if the generation is current.
-    Net(&'static crate::netpoll::desc::NetTimer, u64),
-    /// A future's timer (`gort::time::Sleep`, an async socket's retry): wake its task.
-    Task(Arc<TaskTimer>),
+    /// A `Timer`'s channel, a socket's deadline, a future's task, a channel operation's
+    /// timeout: call the target with the entry's sequence number.
+    Call(Target, u64),
+}
+
+/// A timer's client (Go's `f` and `arg`): told when an entry of sequence `seq` is due, asked
+/// whether it still counts. Implementors live with their module (`time::TimerCore`,
+/// `netpoll::desc::NetTimer`, `chan`'s timeouts, [`TaskTimer`]); the heap calls them after
+/// its lock is released, on whatever thread runs the timers (an M, sysmon).
+pub(crate) trait TimerFunc: Send + Sync {
+    /// Whether the entry of sequence `seq` is the live one; false makes it garbage the heap
+    /// drops (a stopped or reset `Timer`, a wait that ended). Read under the heap's lock:
+    /// an atomic load, no lock of the client's.
+    fn is_armed(&self, seq: u64) -> bool;
+    /// The entry of sequence `seq` is due. `me` is the target the entry held, to re-arm with
+    /// (a ticker).
+    fn fire(&self, shared: &Arc<Shared>, seq: u64, me: &Target);
+    /// The runtime shuts down with the entry on a heap: no timer of it will fire any more.
+    /// Nothing by default (a sleeping goroutine or a timer channel goes with the runtime); a
+    /// task's timer fires, so that a future on a plain thread does not wait for ever.
+    fn at_shutdown(&self) {}
+}
+
+/// A reference to a timer's client: counted, or one that lives for the process (a socket's
+/// `PollDesc`, never freed).
+#[derive(Clone)]
+pub(crate) enum Target {
+    Counted(Arc<dyn TimerFunc>),
+    Static(&'static dyn TimerFunc),
+}
+
+impl Target {
+    #[inline]
+    fn get(&self) -> &dyn TimerFunc {
+        match self {
+            Target::Counted(a) => &**a,
+            Target::Static(r) => *r,
+        }
+    }
+}
+
+impl Fire {
+    /// Runs the action (after the heap's lock is released).
+    pub(crate) fn run(self, shared: &Arc<Shared>) {
+        match self {
+            Fire::Wake(g) => super::ready(g),
+            Fire::Call(t, seq) => t.get().fire(shared, seq, &t),
+        }
+    }
+
+    /// The runtime shuts down with this entry on a heap (`TimerFunc::at_shutdown`).
+    pub(crate) fn abandon(self) {
+        if let Fire::Call(t, _) = &self {
+            t.get().at_shutdown();
+        }
+    }
 }
 
 /// A timer that wakes a task (a `std::task::Waker`) instead of a goroutine: what a future
@@ -109,9 +160,19 @@ impl TaskTimer {
         self.cancelled.store(true, Ordering::Release);
         true
     }
+}
 
-    fn is_stale(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+impl TimerFunc for TaskTimer {
+    fn is_armed(&self, _: u64) -> bool {
+        !self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn fire(&self, _: &Arc<Shared>, _: u64, _: &Target) {
+        TaskTimer::fire(self);
+    }
+
+    fn at_shutdown(&self) {
+        TaskTimer::fire(self);
     }
 }
 
@@ -146,9 +207,7 @@ impl Entry {
     fn is_stale(&self) -> bool {
         match &self.fire {
             Fire::Wake(_) => false,
-            Fire::Send(core, gen) => !core.is_armed(*gen),
-            Fire::Net(t, gen) => !t.is_armed(*gen),
-            Fire::Task(t) => t.is_stale(),
+            Fire::Call(t, seq) => !t.get().is_armed(*seq),
         }
     }
 }
@@ -251,6 +310,68 @@ impl Timers {
         self.next.store(u64::MAX, Ordering::Release);
         h.stale = 0;
         std::mem::take(&mut h.entries).into_vec()
+    }
+}
+
+/// Adds a timer: to the heap of the calling M's P (or the last it held), or P 0's from
+/// elsewhere; wakes a sleeping M if it would otherwise sleep past `when`. Timers need no P
+/// held: each heap has its own lock. Returns the index of the P whose heap holds the timer.
+pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: Fire) -> usize {
+    let ctx = ctx_ptr();
+    // SAFETY: see `current_g`.
+    if !ctx.is_null() && unsafe { Arc::ptr_eq(&(*ctx).shared, shared) } {
+        return add_timer_here(when, fire);
+    }
+    shared.procs[0].timers.push(when, fire);
+    kick(shared, when);
+    0
+}
+
+/// `add_timer` on an M of the timer's runtime (a park function, a timer being re-armed): no
+/// reference count of the runtime is touched.
+pub(crate) fn add_timer_here(when: u64, fire: Fire) -> usize {
+    let ctx = ctx_ptr();
+    if ctx.is_null() {
+        crate::panic::throw("add_timer_here: not on an M");
+    }
+    // SAFETY: see `current_g`.
+    let ctx = unsafe { &*ctx };
+    let p = &ctx.shared.procs[ctx.timer_p()];
+    p.timers.push(when, fire);
+    kick(&ctx.shared, when);
+    p.id
+}
+
+/// Runs `p`'s due timers; true if any fired. `now` is read from the clock at most once, and
+/// only if some timer might be due. Any thread may do this (an M, sysmon).
+#[inline]
+pub(crate) fn run_due_timers(shared: &Arc<Shared>, p: &Processor, now: &mut Option<u64>) -> bool {
+    if p.timers.next() == u64::MAX {
+        return false;
+    }
+    run_due_timers_slow(shared, p, now)
+}
+
+#[inline(never)]
+fn run_due_timers_slow(shared: &Arc<Shared>, p: &Processor, now: &mut Option<u64>) -> bool {
+    let next = p.timers.next();
+    let now = *now.get_or_insert_with(|| nanos_since(shared.epoch, std::time::Instant::now()));
+    if next > now {
+        return false;
+    }
+    let mut due = Vec::new();
+    p.timers.take_due(now, &mut due);
+    let any = !due.is_empty();
+    for e in due {
+        e.fire.run(shared);
+    }
+    any
+}
+
+/// Wakes an M if a timer at `when` is earlier than any sleeping M will wake for.
+fn kick(shared: &Arc<Shared>, when: u64) {
+    if when < shared.timer_sleep_until.load(Ordering::Acquire) {
+        super::idle::wakep(shared);
     }
 }
 

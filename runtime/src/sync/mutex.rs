@@ -312,7 +312,7 @@ impl<T: ?Sized> Mutex<T> {
             // Starving: hand ownership to the next waiter and let it run now.
             self.sema.release();
             if crate::sched::current_g().is_some() {
-                crate::yield_now();
+                crate::sched::yield_now();
             }
         }
     }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::chan::Chan;
-use crate::sched::timers::{self, Fire};
+use crate::sched::timers::{self, Fire, Target, TimerFunc};
 use crate::sched::{self, Shared, WaitReason};
 
 /// A future that completes at a deadline (tokio's `Sleep`): a task timer on the runtime's
@@ -128,7 +128,11 @@ impl std::future::Future for Sleep {
         }
         let t = Arc::new(timers::TaskTimer::new(cx.waker().clone()));
         let when = timers::nanos_since(self.shared.epoch, self.deadline);
-        let p = sched::add_timer(&self.shared, when, Fire::Task(t.clone()));
+        let p = sched::add_timer(
+            &self.shared,
+            when,
+            Fire::Call(Target::Counted(t.clone()), 0),
+        );
         self.armed = Some((t, p));
         Poll::Pending
     }
@@ -176,7 +180,7 @@ pub fn sleep(d: Duration) {
     };
     if !sched::may_park() {
         // Unwinding a panic: the goroutine stays on its thread (`sched::may_park`).
-        crate::blocking(|| std::thread::sleep(d));
+        sched::syscall::blocking(|| std::thread::sleep(d));
         return;
     }
     // SAFETY: the running goroutine's record is alive.
@@ -308,14 +312,15 @@ impl CoreState {
     }
 }
 
-impl TimerCore {
+impl TimerFunc for TimerCore {
     /// Whether the heap entry of generation `gen` is the live one.
-    pub(crate) fn is_armed(&self, gen: u64) -> bool {
+    fn is_armed(&self, gen: u64) -> bool {
         self.armed.load(Ordering::Acquire) == gen
     }
 
-    /// A due heap entry of generation `gen` (runs on an M, after the heap's lock is released).
-    pub(crate) fn fire(self: Arc<Self>, shared: &Arc<Shared>, gen: u64) {
+    /// A due heap entry of generation `gen` (runs on an M or sysmon, after the heap's lock is
+    /// released).
+    fn fire(&self, shared: &Arc<Shared>, gen: u64, me: &Target) {
         let mut st = self.state.lock();
         if st.gen != gen || !st.active {
             return;
@@ -346,7 +351,7 @@ impl TimerCore {
                 let p = p.as_nanos().max(1) as u64;
                 let behind = now.saturating_sub(st.when);
                 st.when = st.when.saturating_add(p * (1 + behind / p));
-                st.p = sched::add_timer(shared, st.when, Fire::Send(self.clone(), gen));
+                st.p = sched::add_timer(shared, st.when, Fire::Call(me.clone(), gen));
             }
             None => {
                 st.active = false;
@@ -459,7 +464,7 @@ impl Timer {
         });
         {
             let mut st = core.state.lock();
-            st.p = sched::add_timer(&shared, when, Fire::Send(core.clone(), 0));
+            st.p = sched::add_timer(&shared, when, Fire::Call(Target::Counted(core.clone()), 0));
         }
         Timer { core, shared }
     }
@@ -529,7 +534,11 @@ impl Timer {
         // Pushed under the timer's lock, so that `p` names the heap of the live entry when a
         // later stop reads it (the heap's lock nests inside; nothing takes them the other
         // way round: heaps read `armed` without the timer's lock).
-        st.p = sched::add_timer(&self.shared, st.when, Fire::Send(self.core.clone(), st.gen));
+        st.p = sched::add_timer(
+            &self.shared,
+            st.when,
+            Fire::Call(Target::Counted(self.core.clone()), st.gen),
+        );
         drop(st);
         if let Some(p) = old {
             self.shared.procs[p].timers.note_stale();
