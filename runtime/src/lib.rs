@@ -600,7 +600,7 @@ impl Builder {
         self
     }
 
-    fn config(&self, mode: sched::Mode) -> sched::Config {
+    fn config(&self, mode: sched::RunMode) -> sched::Config {
         let procs = self.procs.unwrap_or_else(|| {
             std::env::var("GOMAXPROCS")
                 .ok()
@@ -632,7 +632,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        start(self.config(sched::Mode::Embedded), f)
+        start(self.config(sched::RunMode::Embedded), f)
     }
 }
 
@@ -659,10 +659,12 @@ fn process_init() {
 /// Starts a runtime, runs `f` as goroutine 1 (Go's main) and returns its value.
 ///
 /// `run` returns as soon as `f` returns, without waiting for other goroutines (Go's rule for
-/// main). The runtime then shuts down: its threads are joined, goroutines still alive are
-/// discarded without running any more of their code (values on their stacks are leaked, not
-/// dropped) and their stacks are unmapped. A goroutine that is running and never yields keeps
-/// its thread busy, and `run` waits for it to reach a scheduling point.
+/// main). The runtime then shuts down: goroutines still alive are discarded without running
+/// any more of their code (values on their stacks are leaked, not dropped) and their stacks are
+/// unmapped. A goroutine still running 20 ms after `f` returned (a blocking call, a loop
+/// without a scheduling point) is not waited for: its thread loses its processor and is left
+/// to finish on its own. The procedure, step by step: `Shared::shutdown`
+/// (`runtime/src/sched/shared.rs`).
 ///
 /// A panic that no goroutine recovers is re-raised here, in the calling thread, so that a test
 /// fails instead of the process exiting. Runtimes are independent: several may run one after
@@ -1044,8 +1046,10 @@ pub fn gomaxprocs() -> usize {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::chan::{select, CaseChan, RecvCase, SelectCase, SendCase};
-    pub use crate::panic::frame::{Frame, FrameGuard, HasResult, OpenSlot};
-    pub use crate::panic::record::{DeferRecover, Plain, WithResult};
+    pub use crate::panic::chain::DeferRecover;
+    pub use crate::panic::frame::{Frame, FrameGuard, OpenSlot};
+    pub use crate::panic::named::HasResult;
+    pub use crate::panic::record::{Plain, WithResult};
     pub use crate::sched::grow::maybe_grow as grow;
 
     /// Used by gort-macros: finds a frame result type's zero value (Go's zero value) by
@@ -1163,7 +1167,7 @@ pub mod __private {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let cfg = builder(procs, stack_size).config(crate::sched::Mode::Process);
+        let cfg = builder(procs, stack_size).config(crate::sched::RunMode::Process);
         crate::start(cfg, f)
     }
 
@@ -1186,7 +1190,7 @@ pub mod __private {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let mut cfg = builder(procs, stack_size).config(crate::sched::Mode::Embedded);
+        let mut cfg = builder(procs, stack_size).config(crate::sched::RunMode::Embedded);
         cfg.test_harness = true;
         crate::start(cfg, f)
     }

@@ -260,7 +260,7 @@ fn unregister_segment(slot: usize) {
 /// thread stacks. So in a sanitizer build a discarded goroutine's window is kept mapped and
 /// never reused, and registered as a root region: what its stack points to is reachable, as
 /// it is in fact. Goroutines still alive when a `#[gort::main]` program exits are registered
-/// the same way (`register_live_stacks`).
+/// the same way (`sched::run_main`, through `lsan::root`).
 #[cfg(feature = "sanitizer")]
 pub(crate) mod lsan {
     extern "C" {

@@ -18,7 +18,8 @@
 //! The server speaks HTTP/1.1 and HTTP/2: over TLS (feature `tls`, rustls) as the client
 //! chooses by ALPN, and in clear text (h2c) to clients with prior knowledge. The client speaks
 //! HTTP/1.1, and HTTP/2 where a TLS server chooses it. [`ServeMux`] is Go 1.22's router. Not
-//! there yet: h2c in the client, trailers, write timeouts.
+//! there yet: h2c in the client, the `Upgrade: h2c` dance, a context on the client's body
+//! reads, read and write timeouts per HTTP/2 stream (docs/http.md).
 
 mod body;
 mod client;

@@ -15,8 +15,10 @@
 //! The poller is called from the schedule loop, as Go does:
 //!
 //! 1. `find_runnable`, out of local and global work and before stealing, polls without
-//!    blocking (if goroutines wait on sockets and nobody else is polling);
-//! 2. the last M to go idle blocks in the poll instead of on its note, with the earliest timer
+//!    blocking (if goroutines or tasks wait on sockets, even while another M is blocked in
+//!    the poll: each edge goes to one caller);
+//! 2. an M going idle blocks in the poll instead of on its note if no other M is (Go: the
+//!    first M to find nothing), with the earliest timer
 //!    as its timeout; whoever hands it a P (or adds an earlier timer) interrupts the poll;
 //! 3. sysmon polls when nobody has for 10 ms.
 //!
@@ -162,7 +164,7 @@ impl Poller {
         self.blocked.load(Ordering::SeqCst)
     }
 
-    /// The last idle M: becomes the one M blocked in the poll, if nobody is; `false` if
+    /// An M going idle: becomes the one M blocked in the poll, if nobody is; `false` if
     /// another M already is.
     pub(crate) fn try_block(&self) -> bool {
         self.blocked

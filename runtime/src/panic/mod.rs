@@ -2,20 +2,29 @@
 //!
 //! - `value.rs`: what `recover` returns ([`Panic`], [`RuntimeError`]) and how values print.
 //! - `record.rs`: deferred calls as values and the defer list's records.
-//! - `frame.rs`: frames, the panic chain, the recover rule, Goexit, the panic hook.
+//! - `named.rs`: [`Named`], a frame's result while its deferred calls run.
+//! - `frame.rs`: frames: where deferred calls run and an unwind is caught.
+//! - `chain.rs`: each goroutine's defer list and panic chain, the recover rule, Goexit.
+//! - `report.rs`: the crash report, the panic hook, the abort report.
+//! - `backtrace_policy.rs`: when a panic captures a backtrace.
 //! - `unwind/`: the fast unwinder, a cache of unwind rules under Rust panics.
 //!
 //! `docs/defer-panic-recover.md` explains the design with diagrams.
 
+pub(crate) mod backtrace_policy;
+pub(crate) mod chain;
 pub(crate) mod frame;
+pub(crate) mod named;
 pub(crate) mod record;
+pub(crate) mod report;
 pub(crate) mod unwind;
 pub(crate) mod value;
 
 use std::io::Write;
 use std::sync::Once;
 
-pub use frame::{goexit, recover, Named};
+pub use chain::{goexit, recover};
+pub use named::Named;
 pub use value::{Panic, PanicLocation, RuntimeError};
 
 /// Installs gort's panic hook once per process, in front of the hook that was there.
@@ -29,7 +38,7 @@ pub(crate) fn install_hook() {
         unwind::init();
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !frame::on_panic(info) {
+            if !report::on_panic(info) {
                 prev(info)
             }
         }));

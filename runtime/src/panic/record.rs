@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::mem::{self, MaybeUninit};
 use std::ptr;
 
-use super::frame::Named;
+use super::named::Named;
 
 /// A deferred call of a frame whose result type is `R`.
 pub trait Deferred<R> {
@@ -63,7 +63,7 @@ impl<R, F: FnOnce(&mut Named<R>)> WithResult<F, R> {
     #[inline(always)]
     pub fn new<T>(f: F, direct: bool, _frame: &T) -> WithResult<F, R>
     where
-        T: super::frame::HasResult<R>,
+        T: super::named::HasResult<R>,
     {
         WithResult {
             f,
@@ -83,41 +83,6 @@ impl<R, F: FnOnce(&mut Named<R>)> Deferred<R> for WithResult<F, R> {
         (self.f)(result)
     }
 }
-
-/// `defer!(gort::recover())`: Go's `defer recover()`, which follows its own rule (Go 1.19's
-/// test/recover.go test2 and test4, test/recover1.go test5 - test7).
-///
-/// - Run by a panic (the frame it was deferred in is unwinding): a no-op. `recover` is then
-///   the deferred function itself, called by the panic machinery rather than by a deferred
-///   function, so it is "too early" to see the panic.
-/// - Run when its frame returns normally (also after a recover inside that frame): it acts as
-///   if the frame's body called `recover` there. If the frame is itself a deferred call
-///   running under a panic, that panic stops when the frame returns.
-///
-/// The function value is kept only to type-check it (`fn() -> Option<Panic>`): the rule is
-/// about the call's position, not about the function.
-#[doc(hidden)]
-pub struct DeferRecover(());
-
-impl DeferRecover {
-    /// `defer!(recover())`.
-    #[inline(always)]
-    pub fn new(_recover: fn() -> Option<super::Panic>) -> DeferRecover {
-        DeferRecover(())
-    }
-}
-
-impl<R> Deferred<R> for DeferRecover {
-    #[inline(always)]
-    fn direct(&self) -> bool {
-        false
-    }
-    #[inline]
-    fn call(self, _: &mut Named<R>) {
-        super::frame::deferred_recover()
-    }
-}
-
 /// Bytes of inline storage in a defer record: enough for a closure holding four words.
 const INLINE: usize = 32;
 type Buf = MaybeUninit<[u64; INLINE / 8]>;

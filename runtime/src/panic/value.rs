@@ -547,7 +547,7 @@ impl Panic {
     /// ```
     #[track_caller]
     pub fn repanic(self) -> ! {
-        super::frame::fresh_panic(self.into_raw(), std::panic::Location::caller())
+        super::chain::fresh_panic(self.into_raw(), std::panic::Location::caller())
     }
 
     /// The value as an unwind payload again (re-wrapping a `gort::panic` value).

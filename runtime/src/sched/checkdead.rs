@@ -137,11 +137,11 @@ const UNDECIDED_NOTICE_AFTER: Duration = Duration::from_secs(5);
 /// Deadlock detection could not decide because other threads exist: after
 /// `UNDECIDED_NOTICE_AFTER` of nothing running, say so once on stderr, so that a test (most
 /// often a plain `#[test]` around `gort::run`, whose harness threads are such threads) does
-/// not hang without a word. Only under `gort::run` (`Mode::Embedded`), where a test harness
+/// not hang without a word. Only under `gort::run` (`RunMode::Embedded`), where a test harness
 /// may be what holds those threads. The runtime keeps waiting: one of those threads may
 /// still wake a goroutine.
 fn undecided_notice(shared: &Shared, now: u64) {
-    if shared.config.mode == super::Mode::Process {
+    if shared.config.mode == super::RunMode::Process {
         // `#[gort::main]` is a program, not a test: a server whose goroutines all wait for a
         // signal a plain thread delivers (the `ctrlc` crate) is healthy, and the advice
         // (`#[gort::test]`) cannot help it.
@@ -185,7 +185,7 @@ mod tests {
         let shared = Shared::new(
             crate::Builder::new()
                 .procs(1)
-                .config(super::super::Mode::Embedded),
+                .config(super::super::RunMode::Embedded),
         );
         shared.ext_live.fetch_add(1, Ordering::SeqCst); // one goroutine, parked
         shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
@@ -205,7 +205,7 @@ mod tests {
         let shared = Shared::new(
             crate::Builder::new()
                 .procs(2)
-                .config(super::super::Mode::Embedded),
+                .config(super::super::RunMode::Embedded),
         );
         assert!(!shared.quiescent(), "a starting runtime read as quiescent");
         shared.starting.store(false, Ordering::SeqCst);

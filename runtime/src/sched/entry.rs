@@ -29,14 +29,14 @@ struct VTable {
 }
 
 /// A type-erased `FnOnce() + Send + 'static` kept in a [`Block`] it does not own.
-pub(crate) struct Entry {
+pub(crate) struct EntryFn {
     buf: NonNull<Block>,
     vtable: &'static VTable,
 }
 
-// SAFETY: `Entry::new_in` accepts only `Send` closures, and the block it points to is reserved
+// SAFETY: `EntryFn::new_in` accepts only `Send` closures, and the block it points to is reserved
 // for it (its contract) wherever the entry goes.
-unsafe impl Send for Entry {}
+unsafe impl Send for EntryFn {}
 
 /// # Safety (for all four)
 /// `p` points to an initialised `F` (or `Box<F>`) in a block, which the caller gives up.
@@ -53,7 +53,7 @@ unsafe fn drop_inline<F>(p: *mut u8) {
 }
 
 unsafe fn call_boxed<F: FnOnce()>(p: *mut u8) {
-    // SAFETY: the block holds a `Box<F>` written by `Entry::new_in`, given up by the caller.
+    // SAFETY: the block holds a `Box<F>` written by `EntryFn::new_in`, given up by the caller.
     let f = unsafe { ptr::read(p.cast::<Box<F>>()) };
     f()
 }
@@ -79,13 +79,16 @@ impl<F: FnOnce()> Table for F {
     };
 }
 
-impl Entry {
+impl EntryFn {
     /// Stores `f` in `buf` (or a box for it, if it does not fit).
     ///
     /// # Safety
     /// `buf` is valid, holds nothing that needs dropping, and nobody else uses it until the
     /// entry is called or dropped.
-    pub(crate) unsafe fn new_in<F: FnOnce() + Send + 'static>(f: F, buf: NonNull<Block>) -> Entry {
+    pub(crate) unsafe fn new_in<F: FnOnce() + Send + 'static>(
+        f: F,
+        buf: NonNull<Block>,
+    ) -> EntryFn {
         let p = buf.as_ptr().cast::<u8>();
         let fits = mem::size_of::<F>() <= BLOCK && mem::align_of::<F>() <= mem::align_of::<Block>();
         let vtable: &'static VTable = if fits {
@@ -98,7 +101,7 @@ impl Entry {
             unsafe { ptr::write(p.cast::<Box<F>>(), Box::new(f)) };
             &<F as Table>::BOXED
         };
-        Entry { buf, vtable }
+        EntryFn { buf, vtable }
     }
 
     /// Gives the function up without calling or dropping it (a discarded goroutine's: dropping
@@ -128,7 +131,7 @@ impl Entry {
     }
 }
 
-impl Drop for Entry {
+impl Drop for EntryFn {
     fn drop(&mut self) {
         // SAFETY: the block holds the value `new_in` wrote for this vtable, not yet consumed.
         unsafe { (self.vtable.drop)(self.buf.as_ptr().cast()) }
@@ -150,7 +153,7 @@ mod tests {
         // SAFETY: the block is ours, and each entry here is consumed before the next is
         // made.
         unsafe {
-            Entry::new_in(
+            EntryFn::new_in(
                 move || {
                     h.fetch_add(1, Ordering::Relaxed);
                 },
@@ -162,7 +165,7 @@ mod tests {
         let big = [7u64; 32]; // 256 bytes: boxed
                               // SAFETY: as above.
         unsafe {
-            Entry::new_in(
+            EntryFn::new_in(
                 move || {
                     h.fetch_add(big[3] as usize, Ordering::Relaxed);
                 },
@@ -174,16 +177,16 @@ mod tests {
         // Dropped without being called: captured values are dropped.
         let h = hits.clone();
         // SAFETY: as above.
-        drop(unsafe { Entry::new_in(move || drop(h), buf) });
+        drop(unsafe { EntryFn::new_in(move || drop(h), buf) });
         let h = hits.clone();
         // SAFETY: as above.
-        drop(unsafe { Entry::new_in(move || drop((h, big)), buf) });
+        drop(unsafe { EntryFn::new_in(move || drop((h, big)), buf) });
         assert_eq!(Arc::strong_count(&hits), 1);
         // A closure of exactly a block's size is stored inline.
         let h = hits.clone();
         let fill = [0x5a5a_5a5a_5a5a_5a5a_u64; 15];
         // SAFETY: as above.
-        let e = unsafe { Entry::new_in(move || drop((h, fill)), buf) };
+        let e = unsafe { EntryFn::new_in(move || drop((h, fill)), buf) };
         // SAFETY: the block holds the closure, all 16 words of it (a boxed one would leave
         // only a pointer there).
         let words = unsafe { buf.as_ptr().cast::<[u64; 16]>().read() };

@@ -25,10 +25,10 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, 
 use std::sync::Arc;
 
 use crate::coro::{Coro, Suspender};
-use crate::panic::frame::DeferState;
+use crate::panic::chain::DeferState;
 
 pub(crate) use super::entry::BLOCK;
-use super::entry::{Block, Entry};
+use super::entry::{Block, EntryFn};
 
 use super::Shared;
 
@@ -146,7 +146,7 @@ pub(crate) trait ExitNotify: Send + Sync {
 pub(crate) struct GInner {
     /// The function of a goroutine that has not run yet. Its stack is taken from a cache
     /// when it first runs, so goroutines waiting in run queues hold no stack.
-    pub(crate) entry: Option<Entry>,
+    pub(crate) entry: Option<EntryFn>,
     /// Usable stack size the goroutine will get.
     pub(crate) stack_size: usize,
     /// The coroutine, from the goroutine's first run until it ends.
@@ -192,7 +192,7 @@ pub(crate) struct Goroutine {
     /// Copy-out of the stack while parked (`sched::copyout`).
     pub(crate) out: super::copyout::StackOut,
     inner: UnsafeCell<GInner>,
-    /// The scratch block: the goroutine's function until it starts (`Entry`, owned by
+    /// The scratch block: the goroutine's function until it starts (`EntryFn`, owned by
     /// `inner.entry`), then its one blocked channel send or receive (`chan::OpBox`), so neither
     /// costs an allocation (at a million parked goroutines, a million `malloc`s grow an arena a
     /// page at a time, each `mprotect` stalling the other Ms). Once the goroutine runs, only
@@ -245,7 +245,7 @@ impl Goroutine {
         }
     }
 
-    /// The scratch block, for the `Entry` of a goroutine about to be started on this record.
+    /// The scratch block, for the `EntryFn` of a goroutine about to be started on this record.
     /// Only the record's owner may use it, and only while the record is dead or new (no
     /// entry, no operation in it).
     #[inline]

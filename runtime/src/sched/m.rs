@@ -17,8 +17,8 @@
 //!    goroutines respawning each other on the local queue cannot starve it.
 //! 2. `runnext`, then the local queue.
 //! 3. A batch from the global queue (its fair share: `len / nprocs + 1`, at most 128).
-//! 4. A non-blocking network poll, when goroutines or tasks wait on sockets and no M is
-//!    blocked in the poll (`netpoll/mod.rs`).
+//! 4. A non-blocking network poll, when goroutines or tasks wait on sockets, even while
+//!    another M is blocked in the poll (unlike Go: see `netpoll/mod.rs`).
 //! 5. Steal: if this M is spinning or may start spinning (`idle.rs`), four passes over the other
 //!    Ps in random order, taking half a queue; the last pass may take a `runnext`.
 //! 6. Nothing: under the sched lock, take from the global queue if anything arrived, else put
@@ -61,7 +61,7 @@ use crossbeam_deque::Steal;
 use parking_lot::{Condvar, Mutex};
 
 use super::p::{PCore, Processor, GFREE_CAP, STACK_CACHE_CAP};
-use super::pslot::{Entry, PSlot};
+use super::pslot::{Entered, PSlot};
 use super::timers;
 use super::{init_g, start_g, ExitNotify, GRef, Goroutine, Shared, Status, CTX};
 use crate::coro::signal::AltStack;
@@ -263,7 +263,7 @@ impl MContext {
             crate::panic::throw("with_p: the P is borrowed already");
         }
         let goroutine = !self.curg.get().is_null();
-        if goroutine && self.m.slot.enter() != Entry::Held {
+        if goroutine && self.m.slot.enter() != Entered::Held {
             // sysmon took the P while the goroutine ran user code.
             self.forget_p();
             self.m.slot.leave();
@@ -512,7 +512,7 @@ impl MContext {
         super::grow::slot::set_unless_poisoned(g.stackguard());
         let req = coro.resume();
         self.curg.set(std::ptr::null());
-        let held = self.m.slot.enter() == Entry::Held;
+        let held = self.m.slot.enter() == Entered::Held;
         if !held {
             self.forget_p();
         }
@@ -714,12 +714,13 @@ impl MContext {
             }
             if !self.has_p() && !self.acquire_idle_p() {
                 // Lost the P and none is idle: sleep until handed one (Go's `stopm`).
-                match self.stop()? {
-                    Some(spinning) => {
+                match self.stop() {
+                    Stopped::Shutdown => return None,
+                    Stopped::Handed { spinning } => {
                         self.spinning.set(spinning);
                         continue 'top;
                     }
-                    None => continue 'top,
+                    Stopped::LookAgain => continue 'top,
                 }
             }
             let pid = self.last_p.get();
@@ -825,21 +826,22 @@ impl MContext {
                     continue 'top;
                 }
             }
-            if let Some(spinning) = self.stop()? {
-                self.spinning.set(spinning);
+            match self.stop() {
+                Stopped::Shutdown => return None,
+                Stopped::Handed { spinning } => self.spinning.set(spinning),
+                Stopped::LookAgain => {}
             }
         }
     }
 
     /// Step 7: sleeps until handed a P, or until the earliest timer (or a deadlock re-check) is
-    /// due. `None`: shut down. `Some(Some(spinning))`: woken with a P (installed).
-    /// `Some(None)`: woke with an idle P of its own, or without one (the caller looks again).
-    fn stop(&self) -> Option<Option<bool>> {
+    /// due.
+    fn stop(&self) -> Stopped {
         let shared = &self.shared;
         let deadline = {
             let mut s = shared.sched.lock();
             if shared.is_shutdown() {
-                return None;
+                return Stopped::Shutdown;
             }
             let mut deadline = self.timer_deadline();
             if s.pidle.len() == shared.procs.len() {
@@ -870,7 +872,7 @@ impl MContext {
                     for g in polled {
                         super::ready(g);
                     }
-                    return None;
+                    return Stopped::Shutdown;
                 }
                 Woken::P(core, spinning) => {
                     // Work arrived: whatever was blocked is moving again.
@@ -879,7 +881,7 @@ impl MContext {
                     if !polled.is_empty() {
                         let _ = self.take_polled(polled, false);
                     }
-                    return Some(Some(spinning));
+                    return Stopped::Handed { spinning };
                 }
                 Woken::Timeout => {
                     let mut s = shared.sched.lock();
@@ -897,7 +899,7 @@ impl MContext {
                                     shared.dead_blocked_since.store(0, Ordering::Relaxed);
                                     let _ = self.take_polled(std::mem::take(&mut polled), false);
                                 }
-                                return Some(None);
+                                return Stopped::LookAgain;
                             }
                             // No idle P: what the poll readied waits in the global queue for
                             // the busy Ps.
@@ -985,6 +987,16 @@ impl MContext {
             self.execute(g);
         }
     }
+}
+
+/// How an M's sleep for a P (`MContext::stop`) ended.
+enum Stopped {
+    /// The runtime shuts down.
+    Shutdown,
+    /// Woken with a P, now installed; `spinning` as the waker asked.
+    Handed { spinning: bool },
+    /// Woke with an idle P of its own, or without one: look for work again.
+    LookAgain,
 }
 
 /// Go's `gfget`: a dead record from this P, the global cache (a batch), or a new one.

@@ -38,15 +38,13 @@
 //!
 //! # Shutdown (`gort::run` returning)
 //!
-//! 1. Set `shutdown`; wake every sleeping M. Running Ms leave at their next schedule point.
-//! 2. Join every M thread that leaves within 20 ms; one still running goroutine code (a
-//!    blocking call, a loop that never yields) loses its P and is left detached to finish on
-//!    its own (`Shared::shutdown`, step 2, is the procedure; this is its summary).
-//! 3. Discard every goroutine still alive (queued or parked): its coroutine is reset without
-//!    running anything on it and its stack returned. Values on discarded stacks are leaked,
-//!    not dropped: as in Go, where the process just ends, no user code runs after main returns.
-//! 4. Unmap the stack segments. A wait queue outside the runtime may still hold a record; a
-//!    later `ready` of it sees a dead record and drops it.
+//! The runtime stops its Ms (one still in goroutine code after 20 ms is left detached to
+//! finish on its own), discards every goroutine still alive without running any of its code
+//! (values on discarded stacks are leaked, not dropped: as in Go, no user code runs after main
+//! returns) and unmaps the stacks. A wait queue outside the runtime may still hold a record; a
+//! later `ready` of it sees a dead record and drops it. The procedure, step by step, is
+//! written once, at its code: `Shared::shutdown` (`shared.rs`). `#[gort::main]` skips it: the
+//! process exits.
 
 pub(crate) mod checkdead;
 pub(crate) mod copyout;
@@ -76,10 +74,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::coro::{Coro, GStack, Suspender, Switch};
-use crate::panic::frame::{self, TopEnd};
+use crate::panic::report::{self, TopEnd};
 
 pub(crate) use checkdead::{PROCESS_RUNTIME, RUNTIMES, RUNTIME_THREADS};
-use entry::Entry;
+use entry::EntryFn;
 pub(crate) use g::{ExitNotify, GRef, Goroutine, Status, WaitReason};
 use m::MContext;
 pub(crate) use shared::{leak, Shared};
@@ -95,7 +93,7 @@ pub(crate) type ParkFn = dyn FnMut(GRef) -> Option<GRef>;
 
 /// How the runtime ends.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Mode {
+pub(crate) enum RunMode {
     /// `gort::run`: return main's value to the caller, shut down, re-raise panics.
     Embedded,
     /// `#[gort::main]`: an unrecovered panic prints Go's report and exits the process with 2.
@@ -108,7 +106,7 @@ pub(crate) struct Config {
     pub(crate) procs: usize,
     pub(crate) stack_size: usize,
     pub(crate) thread_name: String,
-    pub(crate) mode: Mode,
+    pub(crate) mode: RunMode,
     /// Run by `#[gort::test]`: the test harness's main thread only waits for results, so
     /// deadlock detection does not count it as a thread that could wake a goroutine.
     pub(crate) test_harness: bool,
@@ -259,7 +257,7 @@ fn goroutine_end(gp: *const Goroutine, caught: Option<Box<dyn Any + Send>>) {
     // What no frame stopped: a Goexit, or a panic with its report. `defer_state` is the
     // running goroutine's own.
     // SAFETY: as above.
-    let top = |payload| frame::at_top(unsafe { &mut *g.defer_state() }, payload, g);
+    let top = |payload| report::at_top(unsafe { &mut *g.defer_state() }, payload, g);
     let mut end = caught.map(top);
     if !matches!(end, Some(TopEnd::Panic(..))) {
         // Goroutine-local values are dropped here, on the goroutine's stack, while it still
@@ -295,8 +293,8 @@ fn goroutine_end(gp: *const Goroutine, caught: Option<Box<dyn Any + Send>>) {
 /// caller re-raises it instead.
 fn fatal(shared: &Shared, payload: Box<dyn Any + Send>, report: String) {
     match shared.config.mode {
-        Mode::Process => crate::panic::die(&report),
-        Mode::Embedded => shared.finish(Some((payload, report))),
+        RunMode::Process => crate::panic::die(&report),
+        RunMode::Embedded => shared.finish(Some((payload, report))),
     }
 }
 
@@ -366,7 +364,7 @@ fn init_g<F>(
     // SAFETY: a dead or new record's scratch block holds nothing (no entry, and its last
     // goroutine's operations were dropped before it ended); it is the entry's until the
     // goroutine starts and consumes it (`run_entry`).
-    inner.entry = Some(unsafe { Entry::new_in(f, g.scratch()) });
+    inner.entry = Some(unsafe { EntryFn::new_in(f, g.scratch()) });
     inner.stack_size = size;
     inner.exit_notify = notify;
     if let Some((at, by)) = created {
@@ -601,7 +599,7 @@ where
         Some(o) => o.nested_waiting.fetch_sub(1, Ordering::SeqCst),
         None => RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst),
     };
-    if mode == Mode::Process {
+    if mode == RunMode::Process {
         // Go: when main returns the program exits; other goroutines are not awaited and the
         // runtime is not torn down (the process exit does it).
         #[cfg(feature = "sanitizer")]

@@ -1,6 +1,9 @@
-//! Waiting for an event: the one interface every blocking primitive uses.
+//! Waiting for an event: the interface the blocking primitives use (`sleep` and the poller's
+//! I/O wait park directly with `sched::park`: their wake-up is a timer entry or a poll
+//! descriptor word, not a queue).
 //!
-//! A primitive (WaitGroup, join, and later channels and locks) keeps a queue of [`Waiter`]s in
+//! A primitive (channels and `select`, the `sync` locks, `WaitGroup` and `Cond`, join,
+//! `block_on`) keeps a queue of [`Waiter`]s in
 //! its own heap memory, never on a goroutine's stack: a parked goroutine's stack may later be
 //! copied out to the heap, and wait-queue nodes must stay where wakers can reach them.
 //!

@@ -82,7 +82,7 @@ unsafe impl<T: Send> Send for PSlot<T> {}
 /// What an M's entry into runtime code found.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[must_use]
-pub(crate) enum Entry {
+pub(crate) enum Entered {
     /// The M holds its P until it leaves.
     Held,
     /// The M holds no P (it never had one, or sysmon took it: the loss is acknowledged).
@@ -102,7 +102,7 @@ impl<T> PSlot<T> {
     /// Must be paired with `leave` before user code runs again (or before the M sleeps: a
     /// slot without a P may stay busy).
     #[inline]
-    pub(crate) fn enter(&self) -> Entry {
+    pub(crate) fn enter(&self) -> Entered {
         // Only this M writes `busy`: a plain read of its own last store.
         let n = self.busy.load(Ordering::Relaxed);
         if n & 1 == 0 {
@@ -111,12 +111,12 @@ impl<T> PSlot<T> {
         light_fence();
         loop {
             match self.state.load(Ordering::Acquire) {
-                OWNED => return Entry::Held,
-                EMPTY => return Entry::NoP,
+                OWNED => return Entered::Held,
+                EMPTY => return Entered::NoP,
                 TAKEN => {
                     // Acknowledge: sysmon has the core; the slot is ours to refill.
                     self.state.store(EMPTY, Ordering::Relaxed);
-                    return Entry::NoP;
+                    return Entered::NoP;
                 }
                 _ => spin(), // CLAIMING: sysmon decides within microseconds
             }
@@ -315,7 +315,7 @@ mod loom_tests {
         loom::model(|| {
             init();
             let slot = Arc::new(PSlot::<Cell<u32>>::new());
-            assert_eq!(slot.enter(), Entry::NoP);
+            assert_eq!(slot.enter(), Entered::NoP);
             slot.install(Box::new(Cell::new(0)));
             slot.leave();
             let s = slot.clone();
@@ -330,7 +330,7 @@ mod loom_tests {
             // its P whenever it still holds it.
             let mut touched = 0;
             for _ in 0..2 {
-                if slot.enter() == Entry::Held {
+                if slot.enter() == Entered::Held {
                     // SAFETY: entered with the P held (the protocol under test).
                     unsafe { slot.core() }.with_mut(|v| unsafe { *v += 1 });
                     touched += 1;
@@ -341,10 +341,10 @@ mod loom_tests {
             if taken {
                 // Once taken, the M saw its loss at its next entry at the latest.
                 assert!(touched <= 2);
-                assert_eq!(slot.enter(), Entry::NoP);
+                assert_eq!(slot.enter(), Entered::NoP);
             } else {
                 assert_eq!(touched, 2);
-                assert_eq!(slot.enter(), Entry::Held);
+                assert_eq!(slot.enter(), Entered::Held);
             }
         });
     }
@@ -357,12 +357,12 @@ mod loom_tests {
         loom::model(|| {
             init();
             let slot = Arc::new(PSlot::<Cell<u32>>::new());
-            assert_eq!(slot.enter(), Entry::NoP);
+            assert_eq!(slot.enter(), Entered::NoP);
             slot.install(Box::new(Cell::new(0)));
             slot.leave();
             let s = slot.clone();
             let sysmon = loom::thread::spawn(move || s.try_take());
-            let mine = if slot.enter() == Entry::Held {
+            let mine = if slot.enter() == Entered::Held {
                 Some(slot.remove())
             } else {
                 None

@@ -77,7 +77,7 @@ pub(crate) struct Shared {
     /// The zero of the timers' clock (`timers.rs`).
     pub(crate) epoch: Instant,
     /// The earliest deadline a sleeping M will wake for (`u64::MAX`: none); a timer added
-    /// before it wakes an M (`kick`).
+    /// before it wakes an M (`timers::wake_for_timer`).
     pub(crate) timer_sleep_until: AtomicU64,
     /// Milliseconds before deadlock detection looks again after threads outside the runtime
     /// kept it from deciding (doubles up to a second).
@@ -269,7 +269,7 @@ impl Shared {
         g
     }
 
-    /// Ends a goroutine without running anything more of it; see the module docs (step 4).
+    /// Ends a goroutine without running anything more of it (`Shared::shutdown`, step 4).
     /// A goroutine that is running (on an M left to finish at shutdown) is not touched.
     pub(crate) fn discard(&self, g: GRef) {
         // Counted before the claim (SeqCst), uncounted after the stack is back: a shutdown
@@ -344,8 +344,31 @@ impl Shared {
         o.panic.take()
     }
 
-    /// Shutdown steps 1-5 (module docs).
+    /// Shuts the runtime down after main returned (`gort::run`; `#[gort::main]` exits the
+    /// process instead). This is the one description of the procedure: `sched/mod.rs`,
+    /// `gort::run` and docs/ summarise it and point here.
+    ///
+    /// 1. Set `shutdown` (SeqCst: pairs with `inject`'s re-check); stop sysmon; take the
+    ///    sleeping Ms off the idle list and wake them to exit (left on it, one could be handed
+    ///    a P by a plain thread's `start_with` after it saw `exit` and left).
+    /// 2. Wait for the Ms: each exits at its next schedule point and is joined. After `GRACE`
+    ///    (20 ms), an M still in goroutine code (a blocking call, a loop without a schedule
+    ///    point) loses its P, if it still holds one (`PSlot::try_take`), and is left detached
+    ///    to finish on its own: `run` does not wait for it. Then join sysmon, and hand the
+    ///    poll role to another runtime if tasks still wait on the poller.
+    /// 3. Collect every P: the idle list, those taken from detached Ms, and those a plain
+    ///    thread's `wakep` puts back (waited for, up to 5 s). Discard what is queued (local
+    ///    queues, the global queue, stray `runnext`s) and drain the timer heaps (a task's
+    ///    timer fires, so that a future on a plain thread does not wait for ever).
+    /// 4. Discard every goroutine in `allgs` (`discard`): its coroutine is reset without
+    ///    running any of its code, its stack and segments go back, its values are leaked
+    ///    (dropping runs user code). A running one (on a detached M) is left alone. Empty the
+    ///    dead-G and stack caches.
+    /// 5. Wait for discards that plain threads started (`inject` after the flag), then unmap
+    ///    every stack class with no stack out. A class a detached M's goroutine still uses
+    ///    stays mapped; the last detached M to exit unmaps it (`mstart`).
     pub(crate) fn shutdown(self: &Arc<Self>) {
+        // Step 1: the flag, sysmon, the sleeping Ms.
         self.shutdown.store(true, Ordering::SeqCst);
         self.sysmon.stop();
         {
@@ -467,8 +490,8 @@ impl Shared {
         }
         self.gfree.lock().clear();
         drop(all);
-        // Step 5: unmap the stacks, unless a detached M still runs on one (its goroutine's
-        // stack is left mapped until the last reference to the runtime goes). First wait for
+        // Step 5: unmap the stacks, unless a detached M still runs on one (that class stays
+        // mapped; the last detached M to exit unmaps it, `mstart`). First wait for
         // discards that plain threads started (`inject` after the shutdown flag): a few
         // instructions each. Every goroutine is Dead now, so no new one can claim anything.
         let backoff = crossbeam_utils::Backoff::new();

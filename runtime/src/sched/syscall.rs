@@ -15,7 +15,7 @@
 use std::sync::atomic::Ordering;
 
 use super::ctx_ptr;
-use super::pslot::Entry;
+use super::pslot::Entered;
 
 /// See `gort::blocking`.
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
@@ -43,7 +43,7 @@ fn section<R>(force: bool, f: impl FnOnce() -> R) -> R {
     // A racy look at the shared half (no entry into the runtime): a goroutine queued just
     // after it is sysmon's to notice.
     let waiting = force || shared.procs[ctx.timer_p()].runq_len() > 0 || !shared.global.is_empty();
-    if waiting && m.slot.enter() == Entry::Held {
+    if waiting && m.slot.enter() == Entered::Held {
         // Step 1's hand-off. Counted before the P leaves (see `sysmon::retake`).
         shared.lost_p_running.fetch_add(1, Ordering::SeqCst);
         let core = ctx.remove_p();

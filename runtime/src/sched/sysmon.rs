@@ -137,9 +137,8 @@ impl SysmonNote {
         }
     }
 
-    /// Sleeps `d` (or until woken, with `deep`); returns (told to stop, woken by a P that left
-    /// the idle list).
-    fn sleep(&self, d: Duration, deep: bool) -> (bool, bool) {
+    /// Sleeps `d` (or until woken, with `deep`).
+    fn sleep(&self, d: Duration, deep: bool) -> Woke {
         let mut st = self.state.lock();
         if deep {
             self.deep.store(true, Ordering::SeqCst);
@@ -149,8 +148,19 @@ impl SysmonNote {
         }
         let kicked = std::mem::take(&mut st.kicked);
         self.deep.store(false, Ordering::Relaxed);
-        (st.stop, kicked)
+        Woke {
+            stop: st.stop,
+            kicked,
+        }
     }
+}
+
+/// How sysmon's sleep ended.
+struct Woke {
+    /// Told to stop (shutdown).
+    stop: bool,
+    /// Woken by a P that left the idle list (sysmon was in its deep sleep).
+    kicked: bool,
 }
 
 /// Starts sysmon for `shared`.
@@ -272,7 +282,7 @@ fn sysmon(shared: Arc<Shared>) {
             // once sysmon has slowed down to its longest delay: under bursty load every P goes
             // idle for moments, and a wake-up each time a P then leaves the idle list would
             // cost more than the rounds it saves.
-            let (stop, kicked) = shared.sysmon.sleep(DEEP_SLEEP, true);
+            let Woke { stop, kicked } = shared.sysmon.sleep(DEEP_SLEEP, true);
             if kicked {
                 // Work arrived after a quiet spell: look again soon, then slow down again.
                 delay = KICKED_DELAY;
@@ -291,7 +301,7 @@ fn sysmon(shared: Arc<Shared>) {
             if let Some(at) = next_look {
                 d = d.min(at.saturating_duration_since(Instant::now()).max(MIN_DELAY));
             }
-            shared.sysmon.sleep(d, false).0
+            shared.sysmon.sleep(d, false).stop
         };
         if stop || shared.is_shutdown() {
             break;

@@ -11,7 +11,7 @@
 //!   goroutine (into the firing P's `runnext`) or sends the time on a timer's channel without
 //!   blocking (Go's `sendTime`), and re-arms a ticker.
 //! - Adding a timer earlier than what the sleeping Ms will wake for wakes one of them
-//!   (`kick`), which re-computes its deadline (Go's `wakeNetPoller`).
+//!   (`wake_for_timer`), which re-computes its deadline (Go's `wakeNetPoller`).
 //!
 //! Stopping or resetting a `Timer` bumps its generation and marks its heap entry stale: O(1),
 //! without searching the heap (Go 1.14's deleted timers). Stale entries are garbage that must
@@ -176,7 +176,7 @@ impl TimerFunc for TaskTimer {
     }
 }
 
-pub(crate) struct Entry {
+pub(crate) struct HeapEntry {
     /// Nanoseconds since the runtime's epoch.
     pub(crate) when: u64,
     pub(crate) fire: Fire,
@@ -184,25 +184,25 @@ pub(crate) struct Entry {
 
 // Ordered by deadline only: timers due at the same instant fire in no particular order, as in
 // Go (a tie-breaking sequence number would be one more shared counter on every push).
-impl PartialEq for Entry {
+impl PartialEq for HeapEntry {
     fn eq(&self, o: &Self) -> bool {
         self.when == o.when
     }
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
+impl Eq for HeapEntry {}
+impl PartialOrd for HeapEntry {
     fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for Entry {
+impl Ord for HeapEntry {
     /// Reversed: `BinaryHeap` is a max-heap and we want the earliest on top.
     fn cmp(&self, o: &Self) -> CmpOrdering {
         o.when.cmp(&self.when)
     }
 }
 
-impl Entry {
+impl HeapEntry {
     /// A `Timer`'s entry of a generation it has moved past (stopped or reset since).
     fn is_stale(&self) -> bool {
         match &self.fire {
@@ -214,7 +214,7 @@ impl Entry {
 
 /// A heap and its count of stale entries.
 struct Heap {
-    entries: BinaryHeap<Entry>,
+    entries: BinaryHeap<HeapEntry>,
     stale: usize,
 }
 
@@ -263,7 +263,7 @@ impl Timers {
 
     pub(crate) fn push(&self, when: u64, fire: Fire) {
         let mut h = self.heap.lock();
-        h.entries.push(Entry { when, fire });
+        h.entries.push(HeapEntry { when, fire });
         let top = h.clean_top();
         self.next.store(top, Ordering::Release);
     }
@@ -284,7 +284,7 @@ impl Timers {
 
     /// Takes the entries due at `now` (their actions run after the lock is released); stale
     /// ones are dropped.
-    pub(crate) fn take_due(&self, now: u64, out: &mut Vec<Entry>) {
+    pub(crate) fn take_due(&self, now: u64, out: &mut Vec<HeapEntry>) {
         let mut h = self.heap.lock();
         while h.entries.peek().is_some_and(|e| e.when <= now) {
             let e = h.entries.pop().expect("peeked");
@@ -305,7 +305,7 @@ impl Timers {
     }
 
     /// Everything left (shutdown): the caller discards it.
-    pub(crate) fn drain(&self) -> Vec<Entry> {
+    pub(crate) fn drain(&self) -> Vec<HeapEntry> {
         let mut h = self.heap.lock();
         self.next.store(u64::MAX, Ordering::Release);
         h.stale = 0;
@@ -323,7 +323,7 @@ pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: Fire) -> usize {
         return add_timer_here(when, fire);
     }
     shared.procs[0].timers.push(when, fire);
-    kick(shared, when);
+    wake_for_timer(shared, when);
     0
 }
 
@@ -338,7 +338,7 @@ pub(crate) fn add_timer_here(when: u64, fire: Fire) -> usize {
     let ctx = unsafe { &*ctx };
     let p = &ctx.shared.procs[ctx.timer_p()];
     p.timers.push(when, fire);
-    kick(&ctx.shared, when);
+    wake_for_timer(&ctx.shared, when);
     p.id
 }
 
@@ -369,7 +369,7 @@ fn run_due_timers_slow(shared: &Arc<Shared>, p: &Processor, now: &mut Option<u64
 }
 
 /// Wakes an M if a timer at `when` is earlier than any sleeping M will wake for.
-fn kick(shared: &Arc<Shared>, when: u64) {
+fn wake_for_timer(shared: &Arc<Shared>, when: u64) {
     if when < shared.timer_sleep_until.load(Ordering::Acquire) {
         super::idle::wakep(shared);
     }
