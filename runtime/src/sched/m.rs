@@ -60,13 +60,12 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::Steal;
 use parking_lot::{Condvar, Mutex};
 
-use super::p::{PCore, Processor, GFREE_CAP, STACK_CACHE_CAP};
+use super::p::{PCore, Processor};
 use super::pslot::{Entered, PSlot};
 use super::timers;
 use super::{init_g, start_g, ExitNotify, GRef, Goroutine, Shared, Status, CTX};
 use crate::coro::signal::AltStack;
-use crate::coro::stack::Refused;
-use crate::coro::{GStack, Switch};
+use crate::coro::Switch;
 
 /// Stealing passes over all Ps before giving up (Go's `stealTries`).
 const STEAL_TRIES: usize = 4;
@@ -74,8 +73,6 @@ const STEAL_TRIES: usize = 4;
 const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// Goroutine ids a P takes from the global counter at once (Go's `_GoidCacheBatch`).
 const GOID_BATCH: u64 = 16;
-/// Dirty stacks an M scrubs before it goes to sleep (bounded, so wake-up latency stays low).
-const SCRUB_PER_IDLE: usize = 16;
 
 /// An OS thread of the runtime.
 pub(crate) struct Machine {
@@ -342,7 +339,7 @@ impl MContext {
         let mut notify = Some(notify);
         let r = self.with_p(|core, p| {
             let size = shared.stacks.size_for(stack_size);
-            let g = gfget(shared, core);
+            let g = core.gfget(shared);
             init_g(
                 &g,
                 f.take().expect("taken once"),
@@ -461,7 +458,7 @@ impl MContext {
             // Before `curg` is set: a failure here (no address space for a stack) is the M's,
             // not the goroutine's, and must end the process (`mstart`). Without map budget
             // (old kernels) the goroutine stays unstarted, and `execute` turns it away.
-            if let Some(stack) = stack_get(&self.shared, core, inner.stack_size) {
+            if let Some(stack) = core.stack_get(&self.shared, inner.stack_size) {
                 start_g(g, stack);
             }
         }
@@ -617,9 +614,9 @@ impl MContext {
         let mut parts = Some((coro.into_stack(), g));
         let done = self.with_p(|core, p| {
             let (stack, g) = parts.take().expect("taken once");
-            stack_put(shared, core, stack);
+            core.stack_put(shared, stack);
             core.add_live(p, -1);
-            gfput(shared, core, g);
+            core.gfput(shared, g);
         });
         if done.is_none() {
             let (stack, g) = parts.take().expect("not taken");
@@ -792,7 +789,7 @@ impl MContext {
                 continue 'top;
             }
             // Idle: a little housekeeping while we still hold the P.
-            let _ = self.with_p(|core, _| scrub_stacks(shared, core));
+            let _ = self.with_p(|core, _| core.scrub_stacks(shared));
 
             // Step 6: give up the P.
             {
@@ -997,93 +994,6 @@ enum Stopped {
     Handed { spinning: bool },
     /// Woke with an idle P of its own, or without one: look for work again.
     LookAgain,
-}
-
-/// Go's `gfget`: a dead record from this P, the global cache (a batch), or a new one.
-fn gfget(shared: &Arc<Shared>, core: &mut PCore) -> GRef {
-    if let Some(g) = core.gfree.pop() {
-        return g;
-    }
-    {
-        let mut global = shared.gfree.lock();
-        let n = global.len().min(GFREE_CAP / 2);
-        let at = global.len() - n;
-        core.gfree.extend(global.drain(at..));
-    }
-    core.gfree.pop().unwrap_or_else(|| shared.new_g())
-}
-
-/// Go's `gfput`: keep the record (and its stack) on this P; past the cap, move half to the
-/// global cache.
-fn gfput(shared: &Shared, core: &mut PCore, g: GRef) {
-    core.gfree.push(g);
-    if core.gfree.len() >= GFREE_CAP {
-        let at = core.gfree.len() - GFREE_CAP / 2;
-        shared.gfree.lock().extend(core.gfree.drain(at..));
-    }
-}
-
-/// A stack for a goroutine about to start: this P's cache, else the pool (under map pressure
-/// on old kernels, after making room: `copyout::with_budget`); `None` if the map budget has
-/// no room and nothing could be released.
-fn stack_get(shared: &Shared, core: &mut PCore, size: usize) -> Option<GStack> {
-    let stacks = &shared.stacks;
-    // Default windows come in batches, with one acquisition of the pool's lock: Ms creating
-    // goroutines that stay (each needs a fresh window) would otherwise take it once per
-    // goroutine. Other sizes are not cached.
-    let max = if size == stacks.default_size() {
-        if let Some(s) = core.stacks.pop() {
-            // (A relaxed load of a word written only under map pressure.)
-            shared.copier.progress();
-            return Some(s);
-        }
-        STACK_CACHE_CAP / 2
-    } else {
-        1
-    };
-    let mut got = Vec::new();
-    let took = super::copyout::with_budget(shared, Duration::ZERO, || {
-        stacks.try_alloc_batch(size, max, &mut got)
-    });
-    match took {
-        Ok(()) => {}
-        Err(Refused::Budget) => return None,
-        // Go's "out of memory": not recoverable. This runs on an M (a goroutine's first run),
-        // whose failure ends the process with a `fatal error:` report.
-        Err(Refused::Os(e)) => {
-            panic!("cannot map a {size}-byte goroutine stack: {e}")
-        }
-    }
-    let s = got.pop().expect("alloc_batch gives at least one stack");
-    core.stacks.append(&mut got);
-    Some(s)
-}
-
-/// Keeps a dead goroutine's stack on this P; past the cap, half go back to the pool.
-fn stack_put(shared: &Shared, core: &mut PCore, s: GStack) {
-    let stacks = &shared.stacks;
-    if s.usable() != stacks.default_size() {
-        stacks.free(s);
-        return;
-    }
-    core.stacks.push(s);
-    if core.stacks.len() >= STACK_CACHE_CAP {
-        stacks.free_all(core.stacks.drain(STACK_CACHE_CAP / 2..));
-    }
-}
-
-/// Releases deep stack pages of stacks cached on a P and in the pool.
-fn scrub_stacks(shared: &Shared, core: &mut PCore) {
-    let mut budget = SCRUB_PER_IDLE;
-    for s in core.stacks.iter_mut().rev() {
-        if budget == 0 {
-            return;
-        }
-        if s.scrub() {
-            budget -= 1;
-        }
-    }
-    shared.stacks.scrub(budget);
 }
 
 /// Body of an M thread (Go's `mstart`).

@@ -28,6 +28,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_deque::{Steal, Stealer, Worker};
 use crossbeam_utils::CachePadded;
@@ -35,6 +36,8 @@ use crossbeam_utils::CachePadded;
 use super::g::{GRef, Goroutine};
 use super::runnext::RunNext;
 use super::timers::Timers;
+use super::Shared;
+use crate::coro::stack::Refused;
 use crate::coro::GStack;
 
 /// Go's local run queue length.
@@ -140,6 +143,103 @@ pub(crate) fn new_p(id: usize) -> (Processor, Box<PCore>) {
         slice,
     });
     (shared, core)
+}
+
+/// Dirty stacks an M scrubs before it goes to sleep (bounded, so wake-up latency stays low).
+const SCRUB_PER_IDLE: usize = 16;
+
+/// The P's caches: dead goroutine records (Go's `gfget`/`gfput`) and default-size stacks.
+impl PCore {
+    /// Go's `gfget`: a dead record from this P, the global cache (a batch), or a new one.
+    #[inline]
+    pub(super) fn gfget(&mut self, shared: &Arc<Shared>) -> GRef {
+        if let Some(g) = self.gfree.pop() {
+            return g;
+        }
+        {
+            let mut global = shared.gfree.lock();
+            let n = global.len().min(GFREE_CAP / 2);
+            let at = global.len() - n;
+            self.gfree.extend(global.drain(at..));
+        }
+        self.gfree.pop().unwrap_or_else(|| shared.new_g())
+    }
+
+    /// Go's `gfput`: keep the record (and its stack) on this P; past the cap, move half to the
+    /// global cache.
+    #[inline]
+    pub(super) fn gfput(&mut self, shared: &Shared, g: GRef) {
+        self.gfree.push(g);
+        if self.gfree.len() >= GFREE_CAP {
+            let at = self.gfree.len() - GFREE_CAP / 2;
+            shared.gfree.lock().extend(self.gfree.drain(at..));
+        }
+    }
+
+    /// A stack for a goroutine about to start: this P's cache, else the pool (under map pressure
+    /// on old kernels, after making room: `copyout::with_budget`); `None` if the map budget has
+    /// no room and nothing could be released.
+    #[inline]
+    pub(super) fn stack_get(&mut self, shared: &Shared, size: usize) -> Option<GStack> {
+        let stacks = &shared.stacks;
+        // Default windows come in batches, with one acquisition of the pool's lock: Ms creating
+        // goroutines that stay (each needs a fresh window) would otherwise take it once per
+        // goroutine. Other sizes are not cached.
+        let max = if size == stacks.default_size() {
+            if let Some(s) = self.stacks.pop() {
+                // (A relaxed load of a word written only under map pressure.)
+                shared.copier.progress();
+                return Some(s);
+            }
+            STACK_CACHE_CAP / 2
+        } else {
+            1
+        };
+        let mut got = Vec::new();
+        let took = super::copyout::with_budget(shared, Duration::ZERO, || {
+            stacks.try_alloc_batch(size, max, &mut got)
+        });
+        match took {
+            Ok(()) => {}
+            Err(Refused::Budget) => return None,
+            // Go's "out of memory": not recoverable. This runs on an M (a goroutine's first run),
+            // whose failure ends the process with a `fatal error:` report.
+            Err(Refused::Os(e)) => {
+                panic!("cannot map a {size}-byte goroutine stack: {e}")
+            }
+        }
+        let s = got.pop().expect("alloc_batch gives at least one stack");
+        self.stacks.append(&mut got);
+        Some(s)
+    }
+
+    /// Keeps a dead goroutine's stack on this P; past the cap, half go back to the pool.
+    #[inline]
+    pub(super) fn stack_put(&mut self, shared: &Shared, s: GStack) {
+        let stacks = &shared.stacks;
+        if s.usable() != stacks.default_size() {
+            stacks.free(s);
+            return;
+        }
+        self.stacks.push(s);
+        if self.stacks.len() >= STACK_CACHE_CAP {
+            stacks.free_all(self.stacks.drain(STACK_CACHE_CAP / 2..));
+        }
+    }
+
+    /// Releases deep stack pages of stacks cached on a P and in the pool.
+    pub(super) fn scrub_stacks(&mut self, shared: &Shared) {
+        let mut budget = SCRUB_PER_IDLE;
+        for s in self.stacks.iter_mut().rev() {
+            if budget == 0 {
+                return;
+            }
+            if s.scrub() {
+                budget -= 1;
+            }
+        }
+        shared.stacks.scrub(budget);
+    }
 }
 
 impl PCore {
