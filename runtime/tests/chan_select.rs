@@ -471,3 +471,32 @@ fn make_chan_refuses_sizes_that_cannot_exist() {
     z.send(());
     assert_eq!(z.recv(), Some(()));
 }
+
+/// A `recv_timeout` or `send_timeout` that completed leaves no live timer behind: its
+/// deadline is garbage at once (`chan/deadline.rs`). A live one would count as pending work,
+/// and the deadlock below would go unreported until the timeout fired (as it did when these
+/// operations used `time::after`). The timeouts are 20 s, so that a regression fails in 20 s
+/// rather than hanging (a watchdog thread would itself hold the deadlock check open).
+#[test]
+fn a_finished_timeout_leaves_no_timer_to_hide_a_deadlock() {
+    let long = Duration::from_secs(20);
+    let start = Instant::now();
+    support::expect_deadlock(1, move || {
+        let c = Chan::new(0);
+        let c2 = c.clone();
+        gort::go!(move || {
+            // Both operations below find nobody at first, so both arm their deadline.
+            gort::time::sleep(Duration::from_millis(10));
+            c2.send(1);
+            gort::time::sleep(Duration::from_millis(10));
+            assert_eq!(c2.recv(), Some(2));
+        });
+        assert_eq!(c.recv_timeout(long), Ok(1));
+        assert_eq!(c.send_timeout(2, long), Ok(()));
+        Chan::<u8>::new(0).recv(); // nobody sends: a deadlock, reported now
+    });
+    assert!(
+        start.elapsed() < long,
+        "the deadlock was reported only when a finished operation's timeout fired"
+    );
+}

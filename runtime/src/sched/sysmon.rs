@@ -155,6 +155,14 @@ impl SysmonNote {
     }
 }
 
+/// What a round's `retake` did and asks for.
+struct Retaken {
+    /// It handed off a P (sysmon stays at its shortest delay).
+    acted: bool,
+    /// When the next round should look again, if sooner than the delay.
+    look: Option<Instant>,
+}
+
 /// How sysmon's sleep ended.
 struct Woke {
     /// Told to stop (shutdown).
@@ -348,7 +356,7 @@ fn sysmon(shared: Arc<Shared>) {
             shared.lost_p_running.fetch_sub(1, Ordering::SeqCst);
         }
         // 2. Ps stuck in one goroutine run, or in one time slice.
-        let (acted, look) = retake(&shared, &mut watch, now);
+        let Retaken { acted, look } = retake(&shared, &mut watch, now);
         next_look = look;
         // 3. Copy-out of long-parked goroutines' stacks (`copyout`), a chunk a round.
         copying = super::copyout::round(&shared, &mut scanner, now);
@@ -386,7 +394,7 @@ fn sysmon(shared: Arc<Shared>) {
 /// look again (a slice that will have run `RUNNING_WAIT` with goroutines waiting, a request
 /// that will have been ignored for `PREEMPT_GRACE`, a due timer of a P whose M computes, the
 /// first look at the slice after a request).
-fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> (bool, Option<Instant>) {
+fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> Retaken {
     // Cheap looks under the sched lock; the expensive ones (the thread's state, the take)
     // after it.
     let mut stuck: Vec<(Arc<super::m::Machine>, usize, Duration)> = Vec::new();
@@ -525,7 +533,7 @@ fn retake(shared: &Arc<Shared>, watch: &mut Watch, now: Instant) -> (bool, Optio
             Some(asked) => look_at(asked + PREEMPT_GRACE),
         }
     }
-    (acted, look)
+    Retaken { acted, look }
 }
 
 /// Takes P `pid` from `m` and hands it to another M (an idle one, or a new thread; Go's
