@@ -28,22 +28,40 @@ use std::sync::Once;
 
 use super::stack;
 
-/// What the scheduler adds to an overflow report. Registered once, by the scheduler
-/// ([`set_overflow_hook`]), so that this module names nothing of it; both functions run in the
-/// signal handler and must be async-signal-safe (atomic loads, thread-locals, `write(2)`).
-pub(crate) struct OverflowHook {
+/// What the scheduler lends `coro`: its part of an overflow report, and its `throw`.
+/// Registered once, by the scheduler ([`set_sched_hooks`]), so that `coro` imports nothing of
+/// the crate. The report's two functions run in the signal handler and must be
+/// async-signal-safe (atomic loads, thread-locals, `write(2)`).
+pub(crate) struct SchedHooks {
     /// The runtime's maximum stack, if the running goroutine was refused growth by it (the
     /// limit it hit); `None` reports the size of the stack it ran off.
     pub(crate) refused_limit: fn() -> Option<usize>,
     /// Writes the running goroutine's lines (`goroutine N [running]:` and what its record
     /// names), if a goroutine runs on this thread.
     pub(crate) describe_goroutine: fn(),
+    /// The scheduler's `throw` (Go's fatal error: the report names the running goroutine), for
+    /// a stack operation that cannot fail safely (`stack::decommit`). Not called in a signal
+    /// handler.
+    pub(crate) throw: fn(&str) -> !,
 }
 
-static HOOK: std::sync::OnceLock<OverflowHook> = std::sync::OnceLock::new();
+/// A fatal error of a stack operation: the scheduler's `throw` once registered; before that
+/// (no runtime has started, so no goroutine runs), Go's `fatal error:` line and exit status 2.
+pub(crate) fn throw(msg: &str) -> ! {
+    if let Some(h) = HOOK.get() {
+        (h.throw)(msg)
+    }
+    write_stderr(b"fatal error: ");
+    write_stderr(msg.as_bytes());
+    write_stderr(b"\n");
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(2) }
+}
+
+static HOOK: std::sync::OnceLock<SchedHooks> = std::sync::OnceLock::new();
 
 /// Registers the scheduler's part of the report (the first registration stays).
-pub(crate) fn set_overflow_hook(hook: OverflowHook) {
+pub(crate) fn set_sched_hooks(hook: SchedHooks) {
     let _ = HOOK.set(hook);
 }
 

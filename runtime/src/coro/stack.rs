@@ -385,7 +385,7 @@ fn decommit(lo: usize, hi: usize) {
     if p == libc::MAP_FAILED {
         // The map budget would count windows that are still committed: fatal, like a failure
         // to map a stack.
-        crate::panic::throw(&format!(
+        super::signal::throw(&format!(
             "runtime: cannot release goroutine stack windows: {}",
             io::Error::last_os_error()
         ));

@@ -111,13 +111,19 @@ pub(crate) struct Sched {
     pub(crate) mcount: usize,
 }
 
+/// `coro`'s fatal errors go through the scheduler's `throw` (its report names the goroutine).
+fn throw_from_coro(msg: &str) -> ! {
+    crate::panic::throw(msg)
+}
+
 impl Shared {
     pub(crate) fn new(config: Config) -> Arc<Shared> {
         let n = config.procs;
         pslot::init();
-        crate::coro::signal::set_overflow_hook(crate::coro::signal::OverflowHook {
+        crate::coro::signal::set_sched_hooks(crate::coro::signal::SchedHooks {
             refused_limit: super::grow::refused_limit_for_signal,
             describe_goroutine: super::describe_for_signal,
+            throw: throw_from_coro,
         });
         let (procs, mut cores): (Vec<Processor>, Vec<Box<PCore>>) = (0..n).map(p::new_p).unzip();
         cores.reverse(); // P 0 is taken first
