@@ -500,3 +500,29 @@ fn a_finished_timeout_leaves_no_timer_to_hide_a_deadlock() {
         "the deadlock was reported only when a finished operation's timeout fired"
     );
 }
+
+/// A plain thread inside `Handle::enter`, waiting in `recv_timeout` when its runtime shuts
+/// down, times out then: no timer of that runtime will ever fire (`Timeout::at_shutdown` in
+/// `chan/deadline.rs`, as a `Sleep` ends early). Bounded by the standard channel's wait.
+#[test]
+fn a_plain_threads_timeout_ends_when_its_runtime_shuts_down() {
+    let (armed_tx, armed_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    gort::run(move || {
+        let h = gort::Handle::current();
+        std::thread::spawn(move || {
+            let _in = h.enter();
+            let ch: Chan<u8> = Chan::new(0);
+            armed_tx.send(()).unwrap();
+            let r = ch.recv_timeout(Duration::from_secs(3600));
+            done_tx.send(r).unwrap();
+        });
+        armed_rx.recv().unwrap();
+        // Let the thread reach its wait; main's return then shuts the runtime down.
+        gort::time::sleep(Duration::from_millis(20));
+    });
+    let r = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the thread still waits after its runtime shut down");
+    assert_eq!(r, Err(gort::RecvTimeoutError::Timeout));
+}

@@ -2,7 +2,8 @@
 //!
 //! The table is the one in `docs/hacking.md`, section "Rooms" (one truth: the test reads it
 //! there). This test reads every source file, collects the modules each one names through
-//! `crate::` paths (comments and `#[cfg(test)]` modules left out: a test may reach anywhere),
+//! paths from the crate root (`crate::`, `gort::`, and `super::` chains that climb to the
+//! root; comments, literals and `#[cfg(test)]` modules left out: a test may reach anywhere),
 //! and fails on:
 //!
 //! - an import the table does not allow, or of a module whose row is not above the
@@ -46,7 +47,13 @@ fn imports_follow_the_rooms_table() {
         let from = module_of(&rel);
         graph.entry(from.clone()).or_default();
         let text = code_only(&std::fs::read_to_string(&file).unwrap());
-        for (line, name) in crate_paths(&text) {
+        let depth = match rel.matches('/').count() {
+            0 if rel == "lib.rs" => 0,
+            0 => 1,
+            d if rel.ends_with("/mod.rs") => d,
+            d => d + 1,
+        };
+        for (line, name) in root_paths(&text, depth) {
             let to = if modules.contains(&name) {
                 name.clone()
             } else if let Some(m) = reexports.get(&name) {
@@ -108,6 +115,45 @@ fn imports_follow_the_rooms_table() {
          what it needs through coro::signal::SchedHooks)",
         graph["coro"]
     );
+}
+
+/// The reader behind the test: what it must see, and what it must not take for an import.
+#[test]
+fn the_reader_sees_paths_and_nothing_else() {
+    let src = r##"
+use crate::{alpha, beta::Inner, self};
+// crate::in_a_comment
+/* crate::in_a_block /* nested */ crate::still_in_it */
+fn f<'a>(x: &'a str) -> char {
+    let _ = "crate::in_a_string \" crate::after_an_escape";
+    let _ = r#"crate::in_a_raw_string"#;
+    let _ = gort::gamma::call();
+    let _ = super::super::Delta;
+    let _ = super::sibling::Thing;
+    let _ = gort_macros::not_ours;
+    let _ = $crate::not_ours_either;
+    '{'
+}
+#[cfg(any(test, feature = "x"))]
+mod compiled { use crate::epsilon; }
+#[cfg(test)]
+mod tests {
+    use crate::only_in_tests;
+    fn g() -> &'static str { "}" }
+}
+use crate::zeta;
+"##;
+    let code = code_only(src);
+    let mut names: Vec<String> = root_paths(&code, 2).into_iter().map(|(_, n)| n).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["Delta", "alpha", "beta", "epsilon", "gamma", "zeta"],
+        "{code}"
+    );
+    // Line numbers survive the blanking.
+    let lines: Vec<usize> = root_paths(&code, 2).into_iter().map(|(l, _)| l).collect();
+    assert!(lines.contains(&22), "zeta is on line 22: {lines:?}");
 }
 
 /// The rows of the "Rooms" table: module -> the modules it may import, and module -> its row
@@ -187,7 +233,10 @@ fn root_reexports(lib: &Path, modules: &BTreeSet<String>) -> BTreeMap<String, St
     while let Some(i) = rest.find("pub use ") {
         rest = &rest[i + 8..];
         let end = rest.find(';').unwrap();
-        let item = rest[..end].replace(char::is_whitespace, "");
+        // `a as b` re-exports as `b`: marked `a=>b`, then the name after the mark is kept.
+        let item = rest[..end]
+            .replace(" as ", "=>")
+            .replace(char::is_whitespace, "");
         let item = item.strip_prefix("crate::").unwrap_or(&item);
         let Some((module, names)) = item.split_once("::") else {
             continue;
@@ -201,7 +250,7 @@ fn root_reexports(lib: &Path, modules: &BTreeSet<String>) -> BTreeMap<String, St
         };
         let names = names.trim_start_matches('{').trim_end_matches('}');
         for n in names.split(',').filter(|n| !n.is_empty() && *n != "self") {
-            let n = n.rsplit("as").next().unwrap_or(n);
+            let n = n.rsplit("=>").next().unwrap_or(n);
             let n = n.rsplit("::").next().unwrap_or(n);
             out.entry(n.to_string()).or_insert_with(|| module.clone());
         }
@@ -209,15 +258,17 @@ fn root_reexports(lib: &Path, modules: &BTreeSet<String>) -> BTreeMap<String, St
     out
 }
 
-/// The text with comments blanked (line breaks kept, so line numbers hold) and
-/// `#[cfg(test)]` / `#[cfg(all(test, ..))]` modules removed.
+/// The code of a file: comments, string and character literals blanked (line breaks kept, so
+/// line numbers hold), and `#[cfg(test)]` / `#[cfg(all(test, ..))]` modules removed.
 fn code_only(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut lines = text.lines().peekable();
+    let blanked = blank(text);
+    let mut out = String::with_capacity(blanked.len());
+    let mut lines = blanked.lines().peekable();
     while let Some(line) = lines.next() {
         let t = line.trim_start();
-        if t.starts_with("#[cfg(") && t.contains("test") && !t.contains("not(test)") {
-            // Skip further attributes, then a `mod name {` block to its closing brace.
+        if t.starts_with("#[cfg(test)]") || t.starts_with("#[cfg(all(test") {
+            // Skip further attributes, then a `mod name {` block to its closing brace (braces
+            // in literals are blanked, so the count holds).
             let mut skipped = vec![line];
             while lines
                 .peek()
@@ -233,8 +284,7 @@ fn code_only(text: &str) -> String {
                 let mut depth = 0i64;
                 for l in lines.by_ref() {
                     out.push('\n');
-                    let code = strip_comment(l);
-                    depth += code.matches('{').count() as i64 - code.matches('}').count() as i64;
+                    depth += l.matches('{').count() as i64 - l.matches('}').count() as i64;
                     if depth <= 0 {
                         break;
                     }
@@ -245,72 +295,176 @@ fn code_only(text: &str) -> String {
                 continue;
             }
             for l in skipped {
-                out.push_str(strip_comment(l));
+                out.push_str(l);
                 out.push('\n');
             }
             continue;
         }
-        out.push_str(strip_comment(line));
+        out.push_str(line);
         out.push('\n');
     }
     out
 }
 
-/// A line without its `//` comment (doc comments included). A `//` inside a string literal
-/// (a URL) ends the line early; no `crate::` path follows one in this code base.
-fn strip_comment(line: &str) -> &str {
-    line.find("//").map_or(line, |i| &line[..i])
-}
-
-/// Every `crate::name` (and each name of `crate::{a, b::c}`) with its line number.
-fn crate_paths(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(i) = text[at..].find("crate::") {
-        let start = at + i;
-        at = start + 7;
-        // `$crate::` and `gort_crate::` are not this crate's paths from here.
-        let before = text[..start].chars().next_back();
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
-            continue;
+/// `text` with comments (line, block, nested), string literals (plain, byte, raw) and
+/// character literals replaced by spaces; line breaks are kept. Lifetimes stay.
+fn blank(text: &str) -> String {
+    let c: Vec<char> = text.chars().collect();
+    let mut out: Vec<char> = c.clone();
+    let wipe = |out: &mut Vec<char>, from: usize, to: usize| {
+        for ch in &mut out[from..to.min(c.len())] {
+            if *ch != '\n' {
+                *ch = ' ';
+            }
         }
-        let line = text[..start].matches('\n').count() + 1;
-        let rest = &text[at..];
-        if let Some(group) = rest.strip_prefix('{') {
-            // The group's items, split at its top-level commas; each names its first segment.
-            let mut depth = 0;
-            let mut items = vec![String::new()];
-            for c in group.chars() {
-                match c {
-                    '}' if depth == 0 => break,
-                    ',' if depth == 0 => items.push(String::new()),
-                    _ => {
-                        depth += i32::from(c == '{') - i32::from(c == '}');
-                        items.last_mut().unwrap().push(c);
+    };
+    let ident = |i: usize| i > 0 && (c[i - 1].is_alphanumeric() || c[i - 1] == '_');
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
+            '/' if c.get(i + 1) == Some(&'/') => {
+                let end = (i..c.len()).find(|&j| c[j] == '\n').unwrap_or(c.len());
+                wipe(&mut out, i, end);
+                i = end;
+            }
+            '/' if c.get(i + 1) == Some(&'*') => {
+                let (mut j, mut depth) = (i + 2, 1);
+                while j < c.len() && depth > 0 {
+                    if c[j] == '/' && c.get(j + 1) == Some(&'*') {
+                        depth += 1;
+                        j += 2;
+                    } else if c[j] == '*' && c.get(j + 1) == Some(&'/') {
+                        depth -= 1;
+                        j += 2;
+                    } else {
+                        j += 1;
                     }
                 }
+                wipe(&mut out, i, j);
+                i = j;
             }
-            for item in items {
-                let name: String = item
-                    .trim_start()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != "self" {
-                    out.push((line, name));
+            'r' if !ident(i) && matches!(c.get(i + 1), Some('"') | Some('#')) => {
+                // A raw string: r"..." or r#"..."# (also after `b`).
+                let mut j = i + 1;
+                let mut hashes = 0;
+                while c.get(j) == Some(&'#') {
+                    hashes += 1;
+                    j += 1;
+                }
+                if c.get(j) != Some(&'"') {
+                    i += 1;
+                    continue;
+                }
+                j += 1;
+                while j < c.len() {
+                    if c[j] == '"' && (1..=hashes).all(|k| c.get(j + k) == Some(&'#')) {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    j += 1;
+                }
+                wipe(&mut out, i, j);
+                i = j;
+            }
+            '"' => {
+                let mut j = i + 1;
+                while j < c.len() && c[j] != '"' {
+                    j += if c[j] == '\\' { 2 } else { 1 };
+                }
+                wipe(&mut out, i, j + 1);
+                i = j + 1;
+            }
+            '\'' => {
+                // A character literal ('x', '\n', '\u{..}'), or a lifetime ('a), which stays.
+                if c.get(i + 1) == Some(&'\\') {
+                    let end = (i + 2..c.len()).find(|&j| c[j] == '\'').unwrap_or(c.len());
+                    wipe(&mut out, i, end + 1);
+                    i = end + 1;
+                } else if c.get(i + 2) == Some(&'\'') {
+                    wipe(&mut out, i, i + 3);
+                    i += 3;
+                } else {
+                    i += 1;
                 }
             }
-        } else {
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                out.push((line, name));
+            _ => i += 1,
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Every name this file reaches at the crate root, with its line number: `crate::name` and
+/// `gort::name` (the crate names itself so, `extern crate self as gort`), each name of
+/// `crate::{a, b::c}`, and `super::name` where the `super`s climb to the root (`super::` in
+/// `x/mod.rs`, `super::super::` in `x/y.rs`). `module_depth` is the file's depth below the
+/// root (`lib.rs` 0, `x.rs` and `x/mod.rs` 1, `x/y.rs` 2).
+fn root_paths(text: &str, module_depth: usize) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for prefix in ["crate::", "gort::", "super::"] {
+        let mut at = 0;
+        while let Some(i) = text[at..].find(prefix) {
+            let start = at + i;
+            at = start + prefix.len();
+            // `$crate::`, `gort_crate::`, `super::` in the middle of a path (`a::super::`).
+            let before = text[..start].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+                continue;
             }
+            if prefix == "super::" {
+                if text[..start].ends_with("super::") {
+                    continue; // counted from the first `super::` of the chain
+                }
+                let mut ups = 1;
+                while text[at..].starts_with("super::") {
+                    ups += 1;
+                    at += "super::".len();
+                }
+                if ups < module_depth {
+                    continue; // stays inside the module
+                }
+            } else if prefix == "gort::" && text[..start].ends_with("gort_macros::") {
+                continue;
+            }
+            let line = text[..start].matches('\n').count() + 1;
+            out.extend(names_at(&text[at..]).into_iter().map(|n| (line, n)));
         }
     }
     out
+}
+
+/// The first segment of the path at the start of `rest`, or of each item of a `{a, b::c}`
+/// group there.
+fn names_at(rest: &str) -> Vec<String> {
+    let first = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![first(rest)]
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .collect();
+    };
+    // The group's items, split at its top-level commas.
+    let mut depth = 0;
+    let mut items = vec![String::new()];
+    for c in group.chars() {
+        match c {
+            '}' if depth == 0 => break,
+            ',' if depth == 0 => items.push(String::new()),
+            _ => {
+                depth += i32::from(c == '{') - i32::from(c == '}');
+                items.last_mut().unwrap().push(c);
+            }
+        }
+    }
+    items
+        .iter()
+        .map(|i| first(i))
+        .filter(|n| !n.is_empty() && n != "self")
+        .collect()
 }
 
 /// The graph's strongly connected components of more than one module (Tarjan).

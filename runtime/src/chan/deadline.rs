@@ -33,7 +33,18 @@ impl TimerFunc for Timeout {
     }
 
     fn fire(&self, _: &Arc<Shared>, _: u64, _: &Target) {
-        // Buffer 1, one send: never blocks.
+        // The entry has left the heap: the operation's `Drop` need not tell it. (Whichever of
+        // the two sets `done` first acts; a `Drop` that wins while this entry is being fired
+        // over-counts the heap's garbage by one, which `timers.rs` allows.)
+        if !self.done.swap(true, Ordering::AcqRel) {
+            // Buffer 1, one send: never blocks.
+            let _ = self.ch.try_send(());
+        }
+    }
+
+    /// The runtime shuts down: no timer of it will fire, and a plain thread in `Handle::enter`
+    /// waiting on this deadline would wait for ever. It times out now.
+    fn at_shutdown(&self) {
         let _ = self.ch.try_send(());
     }
 }
@@ -69,8 +80,7 @@ impl Deadline {
 impl Drop for Deadline {
     fn drop(&mut self) {
         if !self.timer.done.swap(true, Ordering::AcqRel) {
-            // Fired or not: a fired entry left the heap, and `note_stale` over-counting it is
-            // allowed (`timers.rs`: `stale` is at least the stale entries).
+            // Not fired: the entry is garbage now.
             self.shared.procs[self.p].timers.note_stale();
         }
     }

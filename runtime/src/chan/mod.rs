@@ -562,8 +562,9 @@ impl<T: Send> Chan<T> {
         }
     }
 
-    /// Sends, giving up after `d` (the value comes back). A select of this send and
-    /// `gort::time::after(d)`.
+    /// Sends, giving up after `d` (the value comes back): a select of this send and
+    /// `gort::time::after(d)`, except that the timer goes as soon as the send is done (a
+    /// finished send leaves nothing pending, `chan/deadline.rs`).
     ///
     /// # Panics
     /// `send on closed channel`, as [`Chan::send`].
@@ -602,7 +603,9 @@ impl<T: Send> Chan<T> {
         }
     }
 
-    /// Receives, giving up after `d`. A select of this receive and `gort::time::after(d)`.
+    /// Receives, giving up after `d`: a select of this receive and `gort::time::after(d)`,
+    /// except that the timer goes as soon as the receive is done (a finished receive leaves
+    /// nothing pending, `chan/deadline.rs`).
     ///
     /// ```
     /// use std::time::Duration;

@@ -42,14 +42,15 @@ pub(crate) struct SchedHooks {
     /// The scheduler's `throw` (Go's fatal error: the report names the running goroutine), for
     /// a stack operation that cannot fail safely (`stack::decommit`). Not called in a signal
     /// handler.
-    pub(crate) throw: fn(&str) -> !,
+    pub(crate) throw: fn(&str, &'static std::panic::Location<'static>) -> !,
 }
 
 /// A fatal error of a stack operation: the scheduler's `throw` once registered; before that
 /// (no runtime has started, so no goroutine runs), Go's `fatal error:` line and exit status 2.
+#[track_caller]
 pub(crate) fn throw(msg: &str) -> ! {
     if let Some(h) = HOOK.get() {
-        (h.throw)(msg)
+        (h.throw)(msg, std::panic::Location::caller())
     }
     write_stderr(b"fatal error: ");
     write_stderr(msg.as_bytes());

@@ -54,7 +54,13 @@ pub(crate) fn install_hook() {
 #[inline(never)]
 #[track_caller]
 pub(crate) fn throw(msg: &str) -> ! {
-    let at = std::panic::Location::caller();
+    throw_at(msg, std::panic::Location::caller())
+}
+
+/// `throw` naming `at` (a caller that reached it through a function pointer, `coro`'s).
+#[cold]
+#[inline(never)]
+pub(crate) fn throw_at(msg: &str, at: &std::panic::Location<'_>) -> ! {
     let at = format!("{}:{}:{}", at.file(), at.line(), at.column());
     let mut report = format!("fatal error: {msg}\n\n");
     match crate::sched::current_g() {

@@ -111,9 +111,10 @@ pub(crate) struct Sched {
     pub(crate) mcount: usize,
 }
 
-/// `coro`'s fatal errors go through the scheduler's `throw` (its report names the goroutine).
-fn throw_from_coro(msg: &str) -> ! {
-    crate::panic::throw(msg)
+/// `coro`'s fatal errors go through the scheduler's `throw` (its report names the goroutine
+/// and `at`, coro's call site).
+fn throw_from_coro(msg: &str, at: &'static std::panic::Location<'static>) -> ! {
+    crate::panic::throw_at(msg, at)
 }
 
 impl Shared {

@@ -322,8 +322,7 @@ pub(crate) fn add_timer(shared: &Arc<Shared>, when: u64, fire: Fire) -> usize {
     if !ctx.is_null() && unsafe { Arc::ptr_eq(&(*ctx).shared, shared) } {
         return add_timer_here(when, fire);
     }
-    shared.procs[0].timers.push(when, fire);
-    wake_for_timer(shared, when);
+    push(shared, &shared.procs[0], when, fire);
     0
 }
 
@@ -337,9 +336,24 @@ pub(crate) fn add_timer_here(when: u64, fire: Fire) -> usize {
     // SAFETY: see `current_g`.
     let ctx = unsafe { &*ctx };
     let p = &ctx.shared.procs[ctx.timer_p()];
-    p.timers.push(when, fire);
-    wake_for_timer(&ctx.shared, when);
+    push(&ctx.shared, p, when, fire);
     p.id
+}
+
+/// Pushes onto `p`'s heap and makes sure someone will look at it. After shutdown nobody will
+/// (its step 3 drained the heaps, `Shared::shutdown`): what was pushed is abandoned at once,
+/// as the drain would have (a task's timer fires, a channel's deadline times out). The flag
+/// is read after the push, under the heap's lock order: a push the drain missed sees it.
+#[inline]
+fn push(shared: &Arc<Shared>, p: &Processor, when: u64, fire: Fire) {
+    p.timers.push(when, fire);
+    if shared.is_shutdown() {
+        for e in p.timers.drain() {
+            e.fire.abandon();
+        }
+        return;
+    }
+    wake_for_timer(shared, when);
 }
 
 /// Runs `p`'s due timers; true if any fired. `now` is read from the clock at most once, and

@@ -180,12 +180,13 @@ pub(crate) fn schedtrace(shared: &Shared, start: Instant, out: &mut String) {
         if matches!(st, Status::Dead | Status::Idle) {
             continue;
         }
-        let _ = writeln!(
-            out,
-            "  G{}: status={:?}({})",
-            g.id(),
-            st,
+        // The reason only while waiting: a goroutine about to park has stored its reason
+        // before the switch (`sched::park`) but still runs.
+        let reason = if st == Status::Waiting {
             g.wait_reason().as_str()
-        );
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  G{}: status={:?}({})", g.id(), st, reason);
     }
 }
