@@ -1,5 +1,5 @@
 //! The deadline of `send_timeout` / `recv_timeout`: a channel that gets one value when the
-//! time is up, on a wake timer of the runtime's heaps. What `time::after` is, without the
+//! time is up, a timer client (`TimerFunc`) on the runtime's heaps. What `time::after` is, without the
 //! `time` module (which sits above `chan`: its timers send on channels), and with one thing
 //! more: an operation that ends first makes the heap entry garbage at once instead of leaving
 //! it to fire.

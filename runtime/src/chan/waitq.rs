@@ -6,10 +6,12 @@
 //! - A waiter enqueues its sudogs and registers itself (`Sel::waiter`) while holding the lock
 //!   of every channel it waits on; the registration happens after the goroutine switched out
 //!   (`sched::park`), and the locks are released only after it.
-//! - A waker dequeues a sudog under that channel's lock and *claims* the `Sel` (compare and
-//!   swap of `done` from 0 to case + 1). Only the first claim succeeds: a select waiting on
-//!   several channels is completed by exactly one of them; a later waker that dequeues one of
-//!   its stale sudogs fails the claim and moves on to the next waiter.
+//! - A waker dequeues a sudog under that channel's lock and *claims* it (`Sudog::claim`): a
+//!   plain send or receive waits in one queue only, whose lock the waker holds, so its claim
+//!   always wins without an atomic; a select's is a compare and swap of `done` from 0 to
+//!   case + 1. Only the first claim succeeds: a select waiting on several channels is
+//!   completed by exactly one of them; a later waker that dequeues one of its stale sudogs
+//!   fails the claim and moves on to the next waiter.
 //! - The successful claimer moves the value (into the receiver's sudog, or out of the sender's),
 //!   records `ok`, takes the registered waiter and wakes it after releasing the lock.
 //! - The woken owner locks its channels again and removes its other sudogs (select), then

@@ -88,7 +88,8 @@ pub(crate) struct Poller {
     /// as `mio::Waker` registers it, a non-blocking poll on another M could take the one edge
     /// and leave the blocked M asleep, as a test of shutdown found.)
     wakefd: OwnedFd,
-    /// Goroutines parked on a `PollDesc` (Go's `netpollWaiters`).
+    /// Goroutines and tasks parked on a `PollDesc` (Go's `netpollWaiters`): while any are,
+    /// deadlock detection stays away (`checkdead.rs`, rule 7) and the schedule loop polls.
     waiters: AtomicUsize,
     /// An M is blocked in the poll (it needs `interrupt` to wake up early).
     blocked: AtomicBool,

@@ -53,7 +53,9 @@ fn process_threads() -> usize {
 ///    back-off (10 ms doubling to 1 s), and the returned instant says when;
 /// 6. every other runtime of the process is quiescent (`Shared::quiescent`): a goroutine of
 ///    another runtime that runs, or a timer of it, could wake one of ours through a channel.
-///    A busy runtime postpones the decision the same way.
+///    A busy runtime postpones the decision the same way;
+/// 7. no goroutine or task waits on the network poller (it is not deadlocked: Go's
+///    `netpollWaiters`), and main has not finished (the runtime is ending anyway).
 pub(crate) fn check_dead(shared: &Shared, timers_pending: bool) -> Option<Instant> {
     let live = shared.num_goroutine();
     if live == 0 && shared.main_goexited.load(Ordering::SeqCst) {

@@ -40,11 +40,15 @@
 //! runs waits for it on the M that picks it up; batches are small (`BATCH`) so that wait is
 //! short. Only a copier moves RESIDENT -> BUSY -> OUT / RESIDENT (sysmon, or an M relieving
 //! map pressure: one at a time, under `Copier::lock`, and each claims only records it sees
-//! RESIDENT under that lock), only the resuming M moves OUT -> RESIDENT, and shutdown's
-//! discard waits out a BUSY before it frees the buffer.
+//! RESIDENT under that lock), only the record's owner moves OUT -> RESIDENT (the resuming M,
+//! or shutdown's discard, both through `StackOut::put_back`), and shutdown's discard waits out
+//! a BUSY before it frees the buffer.
 //!
 //! # Policy
 //!
+//! - On by default; `Builder::copy_out_parked(false)` turns it off (a program whose
+//!   goroutines wake several times a second keeps them resident anyway: they are never parked
+//!   across two passes).
 //! - Only while at least [`MIN_GOROUTINES`] goroutines are alive: a small program keeps every
 //!   stack resident and never pays a copy-in.
 //! - Copies only in rounds where no goroutine waits in a run queue: while the Ps are

@@ -133,7 +133,8 @@ pub(crate) struct GrowStats {
 /// that one instruction reads, whichever thread the code runs on. The check is then two
 /// instructions inlined into the frame, like Go's prologue. The M stores the goroutine's
 /// guard there right before it resumes it; `enter` and `leave` store the new guard while it
-/// runs. Nothing clears it when the goroutine switches out: a check that then runs on the
+/// runs. Nothing clears it when the goroutine switches out (that would be a store on every
+/// switch): a check that then runs on the
 /// thread (the M's own code, a plain thread that once ran goroutines) and finds the stale
 /// value above its stack pointer takes the slow path, which finds no goroutine running,
 /// clears the word and runs the call in place. A thread that never ran a goroutine has 0

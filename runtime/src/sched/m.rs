@@ -13,6 +13,9 @@
 //!
 //! # find_runnable (Go's `findRunnable`), in order
 //!
+//! This is the one full description of the loop; docs/architecture.md summarises it.
+//!
+//! 0. This P's due timers, at the top of every pass (what they ready lands in `runnext`).
 //! 1. Every 61st schedule tick, one goroutine from the global queue first, so that two
 //!    goroutines respawning each other on the local queue cannot starve it.
 //! 2. `runnext`, then the local queue.
@@ -20,11 +23,17 @@
 //! 4. A non-blocking network poll, when goroutines or tasks wait on sockets, even while
 //!    another M is blocked in the poll (unlike Go: see `netpoll/mod.rs`).
 //! 5. Steal: if this M is spinning or may start spinning (`idle.rs`), four passes over the other
-//!    Ps in random order, taking half a queue; the last pass may take a `runnext`.
+//!    Ps, each from a random one on in index order, taking half a queue; the last pass may
+//!    take a `runnext`. Then the other Ps' due timers (their Ms busy or asleep): if any fired,
+//!    start over. Then, while the P is still held, scrub a few cached stacks' deep pages.
 //! 6. Nothing: under the sched lock, take from the global queue if anything arrived, else put
 //!    the P on the idle list. A spinning M then stops spinning and re-checks every queue
 //!    (`idle.rs`); if work appeared it takes an idle P back and starts over.
-//! 7. Sleep on the M's note until a waker hands it a P (Go's `stopm`).
+//! 7. Sleep until a waker hands it a P (Go's `stopm`), at most until the earliest timer of
+//!    any P; the first M to sleep while goroutines wait on sockets blocks in the network poll
+//!    instead of on its note (`sleep_or_poll`). The last M to go idle (every P idle) runs
+//!    deadlock detection first (`checkdead.rs`). An M the poll woke with goroutines takes an
+//!    idle P and runs the first itself; with no idle P they go to the global queue.
 //!
 //! # Time slices (Go's `schedtick`, `sysmon`'s `preemptone`)
 //!
@@ -45,12 +54,14 @@
 //! goroutine that ignores the request (it computes without a checked call or a runtime call)
 //! loses its P to another thread a little later (sysmon's hand-off, as for a blocked one).
 //!
-//! # Waking (Go's `wakep` / `startm`)
+//! # Waking (Go's `wakep` / `startm` / `handoffp`)
 //!
-//! `wakep` runs after work became stealable; if no M spins and a P is idle, it takes the idle
-//! P and a sleeping M (or starts a new thread) and hands the P over, marking the M spinning.
-//! A spinning M that finds work stops spinning and, if it was the last spinner, calls `wakep`.
-//! sysmon hands a P it took from a blocked M to another M the same way (`start_with`).
+//! In `idle.rs`, beside the spinning protocol: `wakep` runs after work became stealable; if
+//! no M spins and a P is idle, it takes the idle P and a sleeping M (or starts a new thread,
+//! `start_with`) and hands the P over, marking the M spinning. A spinning M that finds work
+//! stops spinning and, if it was the last spinner, calls `wakep`. A P taken from a blocked or
+//! computing M (sysmon, `gort::blocking`) goes to another M through `handoff_p`: not
+//! spinning, and counted on the P.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -553,8 +564,8 @@ impl MContext {
                 // SAFETY: `park` passed a pointer to its park function's pointer; both live in
                 // the suspended goroutine's frame until the call below hands the record out.
                 let f = unsafe { *opaque.cast::<*mut super::ParkFn>() };
-                // The park function runs on the goroutine's stack: copy-out waits until it
-                // returned (`copyout`). The record outlives the call (`allgs` keeps it).
+                // The park function runs here, on the M's stack, but its closure lives on the
+                // goroutine's stack: copy-out waits until it returned (`copyout`). The record outlives the call (`allgs` keeps it).
                 let episode = g.out.episode();
                 let rec = GRef::as_ptr(&g);
                 // SAFETY: `f` points to the park closure on the goroutine's stack, which is

@@ -1,8 +1,8 @@
 //! Known blocking sections: `gort::blocking` (Go's `entersyscall` / `exitsyscall`, tokio's
 //! `block_in_place`).
 //!
-//! 1. Enter: the M marks itself blocking (sysmon then retakes its P after 20 µs instead of
-//!    10 ms). If goroutines already wait on its P, or in the global queue, the M hands its P
+//! 1. Enter: the M marks itself blocking (sysmon then retakes its P after 20 µs, without
+//!    reading `/proc`, where a computing M keeps it for its slice, about 12 ms). If goroutines already wait on its P, or in the global queue, the M hands its P
 //!    to another M at once (Go's `entersyscallblock`): they would otherwise wait for sysmon.
 //! 2. The section runs on the M, with or without the P.
 //! 3. Exit, fast path: the M still holds its P (nobody needed it): clear the mark, done. No

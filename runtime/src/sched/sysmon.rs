@@ -8,18 +8,20 @@
 //!    a goroutine waiting for the P, and brings the P's M to that point.
 //! 2. For every M that runs goroutine code with a P (`PSlot::in_user_code`), compares its
 //!    entry count (`PSlot::entries`) with the last round's. A P whose M has stayed in user code
-//!    (no switch, no runtime call) while goroutines wait for the P (its queue, the global
-//!    queue, a due timer of its own) and whose thread is blocked (asleep in the kernel
-//!    according to `/proc`, or inside `gort::blocking`) for 20 µs (Go's wait for a P in a
-//!    system call) is:
+//!    (no switch, no runtime call) for 20 µs (Go's wait for a P in a system call) while
+//!    goroutines wait for the P (its queue, the global queue, a due timer of its own) is:
 //!    - left to an idle P if there is one (woken with `wakep`: a spinning M steals the
-//!      waiting goroutines, `runnext` included on its last pass);
-//!    - otherwise **retaken**: taken from the M (`PSlot::try_take`) and handed to another M
-//!      (an idle one, or a new thread, Go's `handoffp`). The M that lost it carries on with its
-//!      goroutine and learns of the loss at its next entry into the runtime (`m.rs`).
+//!      waiting goroutines, `runnext` included on its last pass), whatever its M does;
+//!    - otherwise, if its M's thread is blocked (asleep in the kernel according to `/proc`,
+//!      or inside `gort::blocking`), **retaken**: taken from the M (`PSlot::try_take`) and
+//!      handed to another M (`idle::handoff_p`: an idle one, or a new thread, Go's
+//!      `handoffp`). The M that lost it carries on with its goroutine and learns of the loss
+//!      at its next entry into the runtime (`m.rs`). A computing M keeps it until its time
+//!      slice is over (below).
 //!
 //!    Then the **time slices** (`m.rs`, "Time slices"): a P whose schedule tick has not moved
-//!    for 10 ms (Go's `forcePreemptNS`) while goroutines wait for it is asked to end the slice
+//!    for 10 ms (Go's `forcePreemptNS`) while goroutines wait for it is left to an idle P if
+//!    there is one (`wakep`, as above); otherwise it is asked to end the slice
 //!    (the P's request, and a poisoned stack-guard word on its M's thread); one whose M is
 //!    still in the slice 2 ms later is handed off if the M is in user code (it computes
 //!    without a checked call), and asked again otherwise.

@@ -8,8 +8,9 @@
 //!   and an M about to go idle runs any P's due timers (the heap's lock makes that safe), then
 //!   sleeps no longer than the earliest deadline of all Ps.
 //! - Firing runs the timer's action after the heap's lock is released: it readies a sleeping
-//!   goroutine (into the firing P's `runnext`) or sends the time on a timer's channel without
-//!   blocking (Go's `sendTime`), and re-arms a ticker.
+//!   goroutine (into the firing P's `runnext`; into the global queue when sysmon fires it) or
+//!   calls the timer's client (`TimerFunc`: a `Timer` sends the time on its channel without
+//!   blocking, Go's `sendTime`, and a ticker re-arms; a socket deadline wakes its waiter).
 //! - Adding a timer earlier than what the sleeping Ms will wake for wakes one of them
 //!   (`wake_for_timer`), which re-computes its deadline (Go's `wakeNetPoller`).
 //!
