@@ -646,11 +646,12 @@ where
     sched::run_main(config, f)
 }
 
-/// What a process needs once, before its first runtime, from the modules above the scheduler
-/// and beside it (the scheduler itself knows none of them): the stack-overflow signal handler
-/// (`coro::signal`), the panic hook that keeps goroutines' panics Go-shaped (`panic`), and
-/// Go's `SIGQUIT` goroutine dump (`debug`). Each install is idempotent.
+/// What a process needs once, before its first runtime: the scheduler's hooks lent to `coro`
+/// (`sched::lend_to_coro`), the stack-overflow signal handler (`coro::signal`), the panic
+/// hook that keeps goroutines' panics Go-shaped (`panic`), and Go's `SIGQUIT` goroutine dump
+/// (`debug`). Each is idempotent.
 fn process_init() {
+    sched::lend_to_coro();
     coro::signal::install();
     panic::install_hook();
     debug::install_sigquit();

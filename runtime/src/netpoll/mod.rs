@@ -153,55 +153,6 @@ impl Poller {
         &self.registry
     }
 
-    /// Polls once without blocking (any M, any time, even while another M is blocked in the
-    /// poll: each edge goes to one caller). Returns the goroutines it unblocked, for the caller
-    /// to ready (Go's `netpoll(0)` returning a `gList`).
-    pub(crate) fn poll_now(&self) -> Vec<GRef> {
-        self.poll(0)
-    }
-
-    /// Whether an M is blocked in the poll (Go's `sched.lastpoll == 0`).
-    pub(crate) fn is_blocked(&self) -> bool {
-        self.blocked.load(Ordering::SeqCst)
-    }
-
-    /// An M going idle: becomes the one M blocked in the poll, if nobody is; `false` if
-    /// another M already is.
-    pub(crate) fn try_block(&self) -> bool {
-        self.blocked
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    }
-
-    /// Blocks in the poll until an event, the `timeout`, or `interrupt`; returns the goroutines it
-    /// unblocked. Call after `try_block` succeeded; ends the blocking role.
-    pub(crate) fn poll_blocking(&self, timeout: Option<Duration>) -> Vec<GRef> {
-        let ms = match timeout {
-            None => -1,
-            // Rounded up: waking before the timer is due would only make the M sleep again.
-            Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
-        };
-        let ready = self.poll(ms);
-        self.blocked.store(false, Ordering::SeqCst);
-        ready
-    }
-
-    /// Interrupts a blocked poll (Go's `netpollBreak`).
-    pub(crate) fn interrupt(&self) {
-        if self.blocked.load(Ordering::SeqCst) {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to the eventfd. EAGAIN (the counter is
-            // full) means it is signalled already.
-            unsafe { libc::write(self.wakefd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        }
-    }
-
-    /// Time since anyone last polled (sysmon polls after 10 ms).
-    pub(crate) fn since_last_poll(&self) -> Duration {
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        Duration::from_nanos(now.saturating_sub(self.last_poll.load(Ordering::Relaxed)))
-    }
-
     /// One `epoll_wait` with a buffer of its own (callers may poll at once), and Go's
     /// `netpollready` for each event.
     fn poll(&self, timeout_ms: i32) -> Vec<GRef> {
@@ -267,26 +218,60 @@ impl Poller {
     }
 }
 
+/// The scheduler's view of the poller (`sched::poller`): what the schedule loop, sysmon and
+/// deadlock detection call.
 impl crate::sched::poller::NetPoller for Poller {
+    /// Goroutines and tasks parked on a `PollDesc`.
     fn waiters(&self) -> usize {
         self.waiters.load(Ordering::SeqCst)
     }
+
+    /// Polls once without blocking (any M, any time, even while another M is blocked in the
+    /// poll: each edge goes to one caller). Returns the goroutines it unblocked, for the caller
+    /// to ready (Go's `netpoll(0)` returning a `gList`).
     fn poll_now(&self) -> Vec<GRef> {
-        Poller::poll_now(self)
+        self.poll(0)
     }
+
+    /// Whether an M is blocked in the poll (Go's `sched.lastpoll == 0`).
     fn is_blocked(&self) -> bool {
-        Poller::is_blocked(self)
+        self.blocked.load(Ordering::SeqCst)
     }
+
+    /// An M going idle: becomes the one M blocked in the poll, if nobody is; `false` if
+    /// another M already is.
     fn try_block(&self) -> bool {
-        Poller::try_block(self)
+        self.blocked
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
+
+    /// Blocks in the poll until an event, the `timeout`, or `interrupt`; returns the goroutines it
+    /// unblocked. Call after `try_block` succeeded; ends the blocking role.
     fn poll_blocking(&self, timeout: Option<Duration>) -> Vec<GRef> {
-        Poller::poll_blocking(self, timeout)
+        let ms = match timeout {
+            None => -1,
+            // Rounded up: waking before the timer is due would only make the M sleep again.
+            Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+        };
+        let ready = self.poll(ms);
+        self.blocked.store(false, Ordering::SeqCst);
+        ready
     }
+
+    /// Interrupts a blocked poll (Go's `netpollBreak`).
     fn interrupt(&self) {
-        Poller::interrupt(self);
+        if self.blocked.load(Ordering::SeqCst) {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to the eventfd. EAGAIN (the counter is
+            // full) means it is signalled already.
+            unsafe { libc::write(self.wakefd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
     }
+
+    /// Time since anyone last polled (sysmon polls after 10 ms).
     fn since_last_poll(&self) -> Duration {
-        Poller::since_last_poll(self)
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        Duration::from_nanos(now.saturating_sub(self.last_poll.load(Ordering::Relaxed)))
     }
 }

@@ -156,7 +156,7 @@ fn current_g_for_signal() -> Option<&'static Goroutine> {
     current_g().map(|g| unsafe { &*g })
 }
 
-/// The overflow report's goroutine lines (`coro::signal`'s hook, registered by `Shared::new`):
+/// The overflow report's goroutine lines (`coro::signal`'s hook, lent by `lend_to_coro`):
 /// Go's `goroutine N [running]:` header, the entry function and where it was started.
 /// Async-signal-safe: a thread-local read, the record's fields, `write(2)`.
 fn describe_for_signal() {
@@ -190,6 +190,22 @@ fn describe_for_signal() {
             write_stderr(b"\n");
         }
     }
+}
+
+/// Lends `coro` what it needs of the scheduler (its overflow report's lines, the
+/// refused-growth limit, `throw`): once per process, from `gort`'s `process_init`.
+pub(crate) fn lend_to_coro() {
+    crate::coro::signal::set_sched_hooks(crate::coro::signal::SchedHooks {
+        refused_limit: grow::refused_limit_for_signal,
+        describe_goroutine: describe_for_signal,
+        throw: throw_from_coro,
+    });
+}
+
+/// `coro`'s fatal errors go through the scheduler's `throw` (its report names the goroutine
+/// and `at`, coro's call site).
+fn throw_from_coro(msg: &str, at: &'static std::panic::Location<'static>) -> ! {
+    crate::panic::throw_at(msg, at)
 }
 
 /// The runtime of the calling goroutine or entered thread.

@@ -111,21 +111,10 @@ pub(crate) struct Sched {
     pub(crate) mcount: usize,
 }
 
-/// `coro`'s fatal errors go through the scheduler's `throw` (its report names the goroutine
-/// and `at`, coro's call site).
-fn throw_from_coro(msg: &str, at: &'static std::panic::Location<'static>) -> ! {
-    crate::panic::throw_at(msg, at)
-}
-
 impl Shared {
     pub(crate) fn new(config: Config) -> Arc<Shared> {
         let n = config.procs;
         pslot::init();
-        crate::coro::signal::set_sched_hooks(crate::coro::signal::SchedHooks {
-            refused_limit: super::grow::refused_limit_for_signal,
-            describe_goroutine: super::describe_for_signal,
-            throw: throw_from_coro,
-        });
         let (procs, mut cores): (Vec<Processor>, Vec<Box<PCore>>) = (0..n).map(p::new_p).unzip();
         cores.reverse(); // P 0 is taken first
         let shared = Arc::new(Shared {
