@@ -282,28 +282,23 @@ impl Client {
                 .parse()
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
-        let (resp, back) = match conn {
+        // The request on its way (hyper's future owns it, not the sender), and for HTTP/1 how
+        // the connection goes back to the pool once the response's body is done.
+        type Sent = std::pin::Pin<
+            Box<dyn Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>> + Send>,
+        >;
+        let (sent, back): (Sent, Option<Box<dyn FnOnce() + Send>>) = match conn {
             Conn::H1(mut sender) => {
-                let resp = crate::block_on(bounded(
-                    Box::pin(sender.send_request(req)),
-                    deadline,
-                    ctx.as_ref(),
-                ));
+                let sent = Box::pin(sender.send_request(req));
                 let pool = self.inner.clone();
                 let back: Box<dyn FnOnce() + Send> = Box::new(move || {
                     pool.idle.lock().entry(key).or_default().push(sender);
                 });
-                (resp, Some(back))
+                (sent, Some(back))
             }
-            Conn::H2(mut sender) => {
-                let resp = crate::block_on(bounded(
-                    Box::pin(sender.send_request(req)),
-                    deadline,
-                    ctx.as_ref(),
-                ));
-                (resp, None)
-            }
+            Conn::H2(mut sender) => (Box::pin(sender.send_request(req)), None),
         };
+        let resp = crate::block_on(bounded(sent, deadline, ctx.as_ref()));
         let resp = match resp {
             Some(Ok(r)) => r,
             Some(Err(e)) => return Err(io::Error::other(e)),

@@ -431,6 +431,15 @@ impl ServeMux {
         self.handle(pattern, f)
     }
 
+    /// Whether some pattern could match `path` + `/` exactly (a subtree or `{$}` pattern one
+    /// segment deeper than `path`): only then is the redirect worth a second routing.
+    fn may_match_slashed(&self, path: &str) -> bool {
+        let depth = path.matches('/').count() + 1;
+        self.routes.iter().any(|(p, _)| {
+            p.segs.len() == depth && matches!(p.segs.last(), Some(Seg::Multi(_) | Seg::End))
+        })
+    }
+
     /// The route for `method` and `path`.
     fn route(&self, method: &http::Method, path: &str) -> Route<'_> {
         let parts: Vec<Cow<'_, str>> = path
@@ -538,7 +547,7 @@ impl Handler for ServeMux {
         // Go's `matchOrRedirect`: a path without its trailing slash that a pattern matches
         // exactly with one goes there, even when a more general pattern (`/`) would serve it.
         let exact = matches!(&route, Route::Found(p, ..) if exact_match(p, &path));
-        if !exact && !path.ends_with('/') {
+        if !exact && !path.ends_with('/') && self.may_match_slashed(&path) {
             let slashed = format!("{path}/");
             if matches!(self.route(&method, &slashed), Route::Found(p, ..) if exact_match(p, &slashed))
             {

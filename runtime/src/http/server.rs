@@ -115,7 +115,10 @@ impl Server {
     }
 
     /// Closes a connection whose next request's head has not fully arrived within `d` (Go's
-    /// `ReadHeaderTimeout`): slow or idle clients do not hold connections for ever.
+    /// `ReadHeaderTimeout`): slow or idle clients do not hold connections for ever. Unlike Go,
+    /// [`read_timeout`](Server::read_timeout) does not stand in for it when it is not set
+    /// (nor for the idle timeout): only a TLS handshake is bounded by the smallest of the
+    /// three, as in Go.
     pub fn read_header_timeout(mut self, d: Duration) -> Server {
         self.read_header_timeout = Some(d);
         self
@@ -469,23 +472,20 @@ fn is_h2c(
     let r = loop {
         match stream.peek(&mut buf) {
             Ok(0) => break None,
-            // A prefix of the preface: wait for the rest (a peek returns what is there).
+            // A prefix of the preface: wait for the rest (a peek returns what is there at
+            // once, so the wait is a sleep).
             Ok(n) if n < H2_PREFACE.len() && buf[..n] == H2_PREFACE[..n] => {
-                // A client that stops part-way is bound by the header timeout and the
-                // shutdown like a silent one (it was not, and spun every millisecond).
-                if shutdown.is_triggered() || timeout.is_some_and(|t| start.elapsed() >= t) {
-                    break None;
-                }
                 crate::time::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_millis(50));
             }
             Ok(n) => break Some(buf[..n] == H2_PREFACE[..]),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                if shutdown.is_triggered() || timeout.is_some_and(|t| start.elapsed() >= t) {
-                    break None;
-                }
-            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
             Err(_) => break None,
+        }
+        // A silent client, and one that stops part-way through the preface, are bound by the
+        // header timeout and the shutdown.
+        if shutdown.is_triggered() || timeout.is_some_and(|t| start.elapsed() >= t) {
+            break None;
         }
     };
     let _ = stream.set_read_timeout(None);
@@ -704,6 +704,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
         let (ctx, cancel) = crate::context::with_cancel(&crate::context::background());
         parts.extensions.insert(ctx);
         let mut busy = Busy::new(self.activity.as_ref());
+        let bodiless = http_body::Body::is_end_stream(&incoming);
         if let Some(dl) = &self.deadlines {
             let now = std::time::Instant::now();
             if let Some(d) = dl.write {
@@ -711,14 +712,14 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
                 // response; the next request on the connection sets it anew.
                 let _ = dl.sock.set_write_deadline(Some(now + d));
             }
-            if let Some(d) = dl.read {
-                // Go's ReadTimeout, past the head: the body's reads. Lifted at the body's
-                // end (below), or when the handler is done (`Busy`) if it never read it all.
+            if let Some(d) = dl.read.filter(|_| !bodiless) {
+                // Go's ReadTimeout, past the head: the body's reads (a bodiless request has
+                // none). Lifted at the body's end (below), or when the handler is done
+                // (`Busy`) if it never read it all.
                 let _ = dl.sock.set_read_deadline(Some(now + d));
                 busy.read_deadline = Some(dl.sock.clone());
             }
         }
-        let bodiless = http_body::Body::is_end_stream(&incoming);
         // The read deadline is lifted as soon as the body has been read to its end: hyper then
         // reads on to notice a client that leaves, and a deadline that fired there would
         // end the connection and lose the handler's response (Go's background read only

@@ -243,11 +243,14 @@ impl PollDesc {
 
     /// Sets (or clears) a direction's deadline, and wakes its waiter so that it looks at the
     /// new one (Go's `poll_runtime_pollSetDeadline` wakes waiters of a past deadline; gort
-    /// wakes them on any change, and they re-arm).
+    /// wakes them on any change, and they re-arm). Setting the deadline it has already is
+    /// one atomic swap, no wake-up.
     pub(crate) fn set_deadline(&self, mode: Mode, d: Option<Instant>) {
         // Published by `unblock`'s update of the word (see `word_unblock`).
-        self.deadline_word(mode)
-            .store(d.map_or(0, to_nanos), Ordering::SeqCst);
+        let new = d.map_or(0, to_nanos);
+        if self.deadline_word(mode).swap(new, Ordering::SeqCst) == new {
+            return;
+        }
         if let Some(g) = self.unblock(mode, false) {
             crate::sched::ready(g);
         }
